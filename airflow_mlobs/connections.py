@@ -1,0 +1,62 @@
+"""Airflow connections to SQLAlchemy engines, with errors that name the connection."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from airflow_mlobs.core.errors import SourceError
+
+RESULTS_DB_FILENAME = "mlobs_results.db"
+
+
+def engine_for_connection(conn_id: str) -> Engine:
+    """A SQLAlchemy engine for an Airflow connection, through the connection type's SQL hook.
+
+    Raises ``SourceError`` naming the connection when it is not defined or is not a SQL connection.
+    Called at task run time only, never at DAG parse time.
+    """
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException as exc:
+        env = "AIRFLOW_CONN_" + conn_id.upper()
+        raise SourceError(
+            f"connection {conn_id!r} is not defined; add it in the Airflow UI, with "
+            f"`airflow connections add {conn_id} ...`, or as the {env} environment variable"
+        ) from exc
+    try:
+        hook: Any = connection.get_hook()
+    except Exception as exc:
+        raise SourceError(
+            f"connection {conn_id!r} (type {connection.conn_type!r}) has no usable hook: {exc}; "
+            "install the Airflow provider for that database"
+        ) from exc
+    if not hasattr(hook, "get_sqlalchemy_engine"):
+        raise SourceError(
+            f"connection {conn_id!r} is of type {connection.conn_type!r}, which is not a SQL database connection"
+        )
+    try:
+        return hook.get_sqlalchemy_engine()  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise SourceError(f"connection {conn_id!r}: cannot build a SQLAlchemy engine: {exc}") from exc
+
+
+def default_results_url() -> str:
+    """``sqlite:///$AIRFLOW_HOME/mlobs_results.db``: the results history when no connection is given."""
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / RESULTS_DB_FILENAME}"
+
+
+def results_engine(results_conn_id: str | None) -> Engine:
+    """The engine of the results history: the given connection, or the default SQLite file."""
+    if results_conn_id:
+        return engine_for_connection(results_conn_id)
+    return sa.create_engine(default_results_url())

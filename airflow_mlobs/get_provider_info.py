@@ -1,0 +1,40 @@
+"""Provider metadata read by Airflow's providers manager (``airflow providers list``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The ``apache_airflow_provider`` entry point."""
+    from airflow_mlobs import __version__
+
+    return {
+        "package-name": "airflow-mlobs",
+        "name": "ML observability (airflow-mlobs)",
+        "description": "Freshness, schema, data-quality, drift and delayed-label performance checks "
+        "for ML pipelines, run where the data lives.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "airflow-mlobs",
+                "external-doc-url": "https://github.com/airflow-mlobs/airflow-mlobs",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "airflow-mlobs",
+                "python-modules": [
+                    "airflow_mlobs.operators.freshness",
+                    "airflow_mlobs.operators.schema",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": "airflow-mlobs", "python-modules": ["airflow_mlobs.sensors.freshness"]}
+        ],
+        "triggers": [
+            {"integration-name": "airflow-mlobs", "python-modules": ["airflow_mlobs.triggers.freshness"]}
+        ],
+    }

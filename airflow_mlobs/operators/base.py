@@ -1,0 +1,177 @@
+"""What every check operator shares: the window, storing and pushing the result, the breach policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.sdk import BaseOperator
+
+from airflow_mlobs.connections import results_engine
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.result import CheckResult, Status, error_result
+from airflow_mlobs.exceptions import CheckBreachError
+from airflow_mlobs.store import ResultsStore, RunKey
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+OnBreach = Literal["fail", "continue"]
+ON_BREACH_VALUES = ("fail", "continue")
+
+
+def run_window(context: Context) -> tuple[datetime | None, datetime | None]:
+    """The run's data interval (aware, UTC); ``(None, None)`` for runs without one."""
+    start = context.get("data_interval_start")
+    end = context.get("data_interval_end")
+    return (_as_utc(start), _as_utc(end))
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def resolve_as_of(context: Context, override: datetime | str | None) -> datetime:
+    """The moment data is judged at: ``override`` (a datetime or ISO text) if given, else the run's
+    ``data_interval_end``, else its ``logical_date``, else the wall clock."""
+    if override not in (None, ""):
+        if isinstance(override, datetime):
+            value = override
+        else:
+            try:
+                value = datetime.fromisoformat(str(override).strip())
+            except ValueError as exc:
+                raise MlobsInputError(f"as_of: {override!r} is not an ISO 8601 timestamp") from exc
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    for key in ("data_interval_end", "logical_date"):
+        found = _as_utc(context.get(key))
+        if found is not None:
+            return found
+    return datetime.now(UTC)
+
+
+class CheckResultMixin:
+    """Store the result, push its compact form to XCom, log it, and apply the breach policy.
+
+    Shared by check operators and sensors. Expects ``results_conn_id`` and ``on_breach`` attributes.
+    """
+
+    results_conn_id: str | None
+    on_breach: OnBreach
+    log: Any
+    dag_id: str
+    task_id: str
+    do_xcom_push: bool
+
+    def publish(self, context: Context, result: CheckResult) -> dict[str, Any]:
+        """Log and store ``result`` (replacing this task's row for the same interval).
+
+        Returns the compact form. Storing happens before any notification or policy so nothing is
+        lost; a failure to store fails the task with a message naming the results connection.
+        """
+        self.log.info("%s", result.summary)
+        if result.findings:
+            self.log.info("Findings:\n%s", result.format_table())
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", None)
+        run = RunKey(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=-1 if map_index is None else int(map_index),
+        )
+        try:
+            ResultsStore(results_engine(self.results_conn_id)).save(result, run)
+        except MlobsInputError as exc:
+            raise CheckBreachError(
+                error_result(check=result.check, dataset=result.dataset, message=f"results store: {exc}")
+            ) from exc
+        return result.compact()
+
+    def finish(self, context: Context, result: CheckResult) -> dict[str, Any]:
+        """Publish ``result`` and apply the breach policy; returns the compact form for XCom.
+
+        On a breach the compact form is pushed before the task fails, so downstream readers (a gate
+        with ``trigger_rule="all_done"``, a failure callback) still see it.
+        """
+        compact = self.publish(context, result)
+        try:
+            self.apply_breach_policy(result)
+        except CheckBreachError:
+            if self.do_xcom_push:
+                context["ti"].xcom_push(key="return_value", value=compact)
+            raise
+        return compact
+
+    def apply_breach_policy(self, result: CheckResult) -> None:
+        """``error`` always fails the task (the check could not run); ``fail`` fails it when
+        ``on_breach="fail"``; ``warn`` and ``pass`` never do."""
+        if result.status is Status.ERROR:
+            raise CheckBreachError(result)
+        if result.status is Status.FAIL:
+            if self.on_breach == "fail":
+                raise CheckBreachError(result)
+            self.log.warning("Breach recorded; on_breach='continue' lets the task succeed: %s", result.summary)
+
+
+def guarded(
+    check: str, dataset: str, window: tuple[datetime | None, datetime | None], evaluate: Callable[[], CheckResult]
+) -> CheckResult:
+    """Run ``evaluate``; bad input (``MlobsInputError``) becomes an ``error`` result naming the problem."""
+    try:
+        result = evaluate()
+    except MlobsInputError as exc:
+        result = error_result(check=check, dataset=dataset, message=str(exc))
+    if result.window_start is None and result.window_end is None:
+        result = result.with_window(*window)
+    return result
+
+
+class BaseCheckOperator(CheckResultMixin, BaseOperator):
+    """Base class of the check operators. Subclasses implement :meth:`evaluate`.
+
+    :param results_conn_id: Airflow connection of the results history (any SQLAlchemy database);
+        default: a SQLite file ``mlobs_results.db`` under ``AIRFLOW_HOME``. Templated.
+    :param on_breach: ``"fail"`` (default) fails the task on a ``fail`` result with
+        :class:`~airflow_mlobs.exceptions.CheckBreachError`, so downstream tasks do not run and
+        ``on_failure_callback`` fires; ``"continue"`` lets the task succeed with the breach stored and
+        pushed, for a downstream gate to decide. ``warn`` never fails; ``error`` (the check could not
+        run) always does.
+    """
+
+    check_name = "check"
+    template_fields: tuple[str, ...] = ("results_conn_id", "dataset")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        dataset: str | None = None,
+        results_conn_id: str | None = None,
+        on_breach: OnBreach = "fail",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_breach not in ON_BREACH_VALUES:
+            raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
+        self.dataset = dataset
+        self.results_conn_id = results_conn_id
+        self.on_breach = on_breach
+
+    def dataset_name(self) -> str:
+        """How results name the checked data; subclasses derive a default from their source."""
+        return self.dataset or self.task_id
+
+    def evaluate(self, context: Context) -> CheckResult:
+        """Gather and judge. Raise ``MlobsInputError`` for bad input; it becomes an ``error`` result."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Evaluate, publish, then apply the breach policy; returns the compact result (XCom)."""
+        result = guarded(self.check_name, self.dataset_name(), run_window(context), lambda: self.evaluate(context))
+        return self.finish(context, result)

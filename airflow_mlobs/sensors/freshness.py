@@ -1,0 +1,141 @@
+"""``FreshnessSensor``: wait until data is fresh; at the timeout, a failed freshness result."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_mlobs.core.result import CheckResult, Finding, Status
+from airflow_mlobs.core.timeutil import format_duration
+from airflow_mlobs.operators.base import CheckResultMixin, OnBreach, guarded, resolve_as_of, run_window
+from airflow_mlobs.operators.freshness import FreshnessCheckOperator, FreshnessSpec
+from airflow_mlobs.triggers.freshness import FreshnessTrigger
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def timed_out(result: CheckResult, waited: timedelta) -> CheckResult:
+    """The last result, marked as the sensor's final failure after waiting ``waited``."""
+    note = Finding(
+        subject="sensor",
+        metric="timeout",
+        status=Status.FAIL,
+        value=format_duration(waited),
+        reason=f"data not fresh after waiting {format_duration(waited)}",
+    )
+    return replace(
+        result,
+        status=Status.FAIL,
+        summary=f"{result.summary} (gave up after waiting {format_duration(waited)})",
+        findings=(*result.findings, note),
+    )
+
+
+class FreshnessSensor(CheckResultMixin, BaseSensorOperator):
+    """Wait until the newest data is fresh, then store a passing freshness result.
+
+    Takes the same source and limit arguments as
+    :class:`~airflow_mlobs.operators.freshness.FreshnessCheckOperator` (templated the same way).
+    Works in ``poke`` and ``reschedule`` mode, and with ``deferrable=True`` waits in the triggerer
+    through :class:`~airflow_mlobs.triggers.freshness.FreshnessTrigger`. At ``timeout`` it stores a
+    ``fail`` result whose findings say how long it waited, then applies ``on_breach`` (default
+    ``"fail"``). Bad input (missing table or connection) ends the wait at once with an ``error``.
+    """
+
+    template_fields: tuple[str, ...] = FreshnessCheckOperator.template_fields
+    template_ext = FreshnessCheckOperator.template_ext
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str | None = None,
+        table: str | None = None,
+        sql: str | None = None,
+        timestamp_column: str | None = None,
+        max_age: timedelta | str | float | None = None,
+        warn_after: timedelta | str | float | None = None,
+        timestamp_timezone: str = "UTC",
+        path: str | None = None,
+        partition: str | None = None,
+        file_pattern: str = "*",
+        as_of: datetime | str | None = None,
+        dataset: str | None = None,
+        results_conn_id: str | None = None,
+        on_breach: OnBreach = "fail",
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        # One definition of the arguments: validate by building the operator's spec.
+        self.conn_id = conn_id
+        self.table = table
+        self.sql = sql
+        self.timestamp_column = timestamp_column
+        self.max_age = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
+        self.warn_after = warn_after.total_seconds() if isinstance(warn_after, timedelta) else warn_after
+        self.timestamp_timezone = timestamp_timezone
+        self.path = path
+        self.partition = partition
+        self.file_pattern = file_pattern
+        self.as_of = as_of
+        self.dataset = dataset
+        self.results_conn_id = results_conn_id
+        self.on_breach = on_breach
+        self.deferrable = deferrable
+        self.spec().validate(self.task_id)
+        self._last: CheckResult | None = None
+
+    spec = FreshnessCheckOperator.spec
+
+    def _evaluate(self, context: Context) -> CheckResult:
+        spec: FreshnessSpec = self.spec()
+        window = run_window(context)
+        as_of = resolve_as_of(context, self.as_of)
+        return guarded("freshness", spec.dataset_name(), window, lambda: spec.evaluate(as_of, window))
+
+    def poke(self, context: Context) -> bool:
+        """Fresh (pass or warn) ends the wait; an ``error`` result fails at once."""
+        result = self._evaluate(context)
+        self._last = result
+        if result.status is Status.ERROR:
+            self.finish(context, result)
+        self.log.info("%s", result.summary)
+        return result.status in (Status.PASS, Status.WARN)
+
+    def execute(self, context: Context) -> Any:
+        """Poke (or defer) until fresh; store the final result either way."""
+        if self.deferrable:
+            window = run_window(context)
+            deadline = datetime.now(UTC) + timedelta(seconds=float(self.timeout))
+            self.defer(
+                trigger=FreshnessTrigger(
+                    spec=self.spec().to_kwargs(),
+                    as_of=resolve_as_of(context, self.as_of).isoformat(),
+                    poke_interval=float(self.poke_interval),
+                    deadline=deadline.isoformat(),
+                    window_start=window[0].isoformat() if window[0] else None,
+                    window_end=window[1].isoformat() if window[1] else None,
+                ),
+                method_name="execute_complete",
+            )
+        try:
+            super().execute(context)
+        except AirflowSensorTimeout:
+            # Fails with CheckBreachError under on_breach="fail"; stored either way.
+            last = self._last or self._evaluate(context)
+            return self.finish(context, timed_out(last, timedelta(seconds=float(self.timeout))))
+        assert self._last is not None
+        return self.finish(context, self._last)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger: store its last result; a timed-out wait is a ``fail``."""
+        result = CheckResult.from_dict(event["result"])
+        if event.get("timed_out"):
+            result = timed_out(result, timedelta(seconds=float(self.timeout)))
+        return self.finish(context, result)

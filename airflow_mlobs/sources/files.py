@@ -1,0 +1,91 @@
+"""Gathering from files: modification times, partitions, and schemas read from file metadata."""
+
+from __future__ import annotations
+
+import fnmatch
+from datetime import UTC, datetime
+from pathlib import Path
+
+from airflow_mlobs.core.errors import SourceError
+from airflow_mlobs.core.freshness import FreshnessObservation
+from airflow_mlobs.core.schema import ColumnInfo, logical_type_from_name
+
+
+def _files(path: Path, pattern: str) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return [p for p in path.rglob("*") if p.is_file() and fnmatch.fnmatch(p.name, pattern)]
+
+
+def newest_modification(path: str | Path, *, as_of: datetime, pattern: str = "*") -> FreshnessObservation:
+    """The newest modification time of the files under ``path`` (recursive, names matching
+    ``pattern``) at or before ``as_of``. Hidden and temporary files (``.*``, ``_*``) are ignored, as
+    Spark and Hive writers leave markers such as ``_SUCCESS`` that are not data.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise SourceError(f"path {root} does not exist")
+    times: list[datetime] = []
+    for file in _files(root, pattern):
+        if file.name.startswith((".", "_")) and file != root:
+            continue
+        times.append(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
+    if not times:
+        return FreshnessObservation(newest=None, row_count=0, non_null_count=0)
+    eligible = [t for t in times if t <= as_of]
+    return FreshnessObservation(
+        newest=max(eligible) if eligible else None,
+        row_count=len(times),
+        non_null_count=len(times),
+        rows_after_as_of=len(times) - len(eligible),
+    )
+
+
+def partition_files(path: str | Path, pattern: str = "*") -> tuple[bool, int]:
+    """Whether the partition directory (or file) exists, and how many data files it holds."""
+    root = Path(path)
+    if not root.exists():
+        return False, 0
+    files = [f for f in _files(root, pattern) if not f.name.startswith((".", "_")) or f == root]
+    return True, len(files)
+
+
+def read_file_schema(path: str | Path) -> list[ColumnInfo]:
+    """Columns of a Parquet, Feather/Arrow or CSV file from its metadata (CSV: inferred from the
+    first block only). Raises ``SourceError`` naming the file when it is missing or unreadable."""
+    import pyarrow as pa
+
+    file = Path(path)
+    if not file.exists():
+        raise SourceError(f"file {file} does not exist")
+    suffix = file.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq") or file.is_dir():
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(file) if file.is_file() else pq.ParquetDataset(file).schema
+        elif suffix in (".feather", ".arrow", ".ipc"):
+            import pyarrow.feather as feather
+
+            schema = feather.read_table(file, memory_map=True).schema
+        elif suffix in (".csv", ".tsv"):
+            import pyarrow.csv as pacsv
+
+            options = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",")
+            with pacsv.open_csv(file, parse_options=options) as reader:
+                schema = reader.schema
+        else:
+            raise SourceError(f"file {file}: unsupported format {suffix!r}; use Parquet, Feather/Arrow or CSV")
+    except SourceError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"file {file} cannot be read: {exc}") from exc
+    return [
+        ColumnInfo(
+            name=field.name,
+            logical_type=logical_type_from_name(str(field.type)),
+            physical_type=str(field.type),
+            nullable=field.nullable,
+        )
+        for field in schema
+    ]

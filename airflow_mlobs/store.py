@@ -1,0 +1,164 @@
+"""The results history: every check result, one row per task and data interval (SQLAlchemy).
+
+Airflow-free: the store takes a SQLAlchemy ``Engine``; the operators build it from
+``results_conn_id`` (default: a SQLite file under ``AIRFLOW_HOME``). The table is created on first
+use. Re-running a task for the same data interval replaces its row rather than adding one, so the
+history holds the latest verdict per interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from airflow_mlobs.core.result import CheckResult
+
+RESULTS_TABLE = "mlobs_check_results"
+
+_metadata = sa.MetaData()
+results_table = sa.Table(
+    RESULTS_TABLE,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("result_key", sa.String(768), nullable=False, unique=True),
+    sa.Column("dag_id", sa.String(250), nullable=True),
+    sa.Column("task_id", sa.String(250), nullable=True),
+    sa.Column("map_index", sa.Integer, nullable=False, default=-1),
+    sa.Column("run_id", sa.String(250), nullable=True),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(512), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("result_json", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_mlobs_results_dataset_check", "dataset", "check_name", "window_end"),
+)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Identifies the task run a result belongs to; a result for the same key replaces the old one."""
+
+    dag_id: str | None = None
+    task_id: str | None = None
+    run_id: str | None = None
+    map_index: int = -1
+
+    def key_for(self, result: CheckResult) -> str:
+        """The unique key: task plus data interval (or the run id when there is no interval)."""
+        if result.window_start is None and result.window_end is None:
+            interval = f"run={self.run_id}"
+        else:
+            interval = f"{_iso(result.window_start)}/{_iso(result.window_end)}"
+        return f"{self.dag_id}|{self.task_id}|{self.map_index}|{result.dataset}|{interval}"
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """A row of the results history."""
+
+    id: int
+    run: RunKey
+    result: CheckResult
+    recorded_at: datetime
+
+
+def _iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value is not None else "-"
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ResultsStore:
+    """Append results to the history table, replacing a task's earlier result for the same interval."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._ready = False
+
+    def ensure_table(self) -> None:
+        """Create the history table if it does not exist yet."""
+        if not self._ready:
+            _metadata.create_all(self.engine, tables=[results_table], checkfirst=True)
+            self._ready = True
+
+    def save(self, result: CheckResult, run: RunKey | None = None) -> int:
+        """Store ``result``; returns the row id. Replaces the row with the same :class:`RunKey` and window."""
+        self.ensure_table()
+        run = run or RunKey()
+        key = run.key_for(result)
+        row: dict[str, Any] = {
+            "result_key": key,
+            "dag_id": run.dag_id,
+            "task_id": run.task_id,
+            "map_index": run.map_index,
+            "run_id": run.run_id,
+            "check_name": result.check,
+            "dataset": result.dataset,
+            "status": result.status.value,
+            "summary": result.summary,
+            "window_start": _utc(result.window_start),
+            "window_end": _utc(result.window_end),
+            "result_json": result.to_json(),
+            "recorded_at": datetime.now(UTC),
+        }
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.delete(results_table).where(results_table.c.result_key == key))
+                    inserted = conn.execute(sa.insert(results_table).values(**row))
+                    return int(inserted.inserted_primary_key[0])
+            except IntegrityError:
+                # Two writers raced on the same key; the next attempt deletes the other's row.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def history(
+        self,
+        *,
+        dataset: str | None = None,
+        check: str | None = None,
+        dag_id: str | None = None,
+        task_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[StoredResult]:
+        """Stored results, newest window first (then newest recorded)."""
+        self.ensure_table()
+        query = sa.select(results_table)
+        for column, value in (
+            (results_table.c.dataset, dataset),
+            (results_table.c.check_name, check),
+            (results_table.c.dag_id, dag_id),
+            (results_table.c.task_id, task_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        query = query.order_by(
+            results_table.c.window_end.desc(), results_table.c.recorded_at.desc(), results_table.c.id.desc()
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows: Sequence[sa.Row[Any]] = conn.execute(query).all()
+        return [
+            StoredResult(
+                id=int(r.id),
+                run=RunKey(dag_id=r.dag_id, task_id=r.task_id, run_id=r.run_id, map_index=int(r.map_index)),
+                result=CheckResult.from_json(r.result_json),
+                recorded_at=_utc(r.recorded_at) or datetime.now(UTC),
+            )
+            for r in rows
+        ]

@@ -1,0 +1,86 @@
+"""``FreshnessTrigger``: waits in the triggerer until data is fresh, for the deferrable sensor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_mlobs.core.result import CheckResult, Status
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class FreshnessTrigger(BaseTrigger):
+    """Re-evaluate a :class:`~airflow_mlobs.operators.freshness.FreshnessSpec` every
+    ``poke_interval`` seconds until it passes (or warns), errors, or ``deadline`` passes.
+
+    The event carries the last result (``{"result": <CheckResult dict>, "timed_out": bool}``). Each
+    evaluation runs the same gather-and-judge code as the operator, in a worker thread so the
+    triggerer's event loop is never blocked by a database query.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: dict[str, Any],
+        as_of: str,
+        poke_interval: float,
+        deadline: str | None = None,
+        window_start: str | None = None,
+        window_end: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.as_of = as_of
+        self.poke_interval = poke_interval
+        self.deadline = deadline
+        self.window_start = window_start
+        self.window_end = window_end
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and kwargs; everything is plain JSON."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "spec": self.spec,
+                "as_of": self.as_of,
+                "poke_interval": self.poke_interval,
+                "deadline": self.deadline,
+                "window_start": self.window_start,
+                "window_end": self.window_end,
+            },
+        )
+
+    def evaluate(self) -> CheckResult:
+        """One gather-and-judge pass (synchronous; run in a thread by :meth:`run`)."""
+        from airflow_mlobs.operators.base import guarded
+        from airflow_mlobs.operators.freshness import FreshnessSpec
+
+        spec = FreshnessSpec(**self.spec)
+        window = (_parse(self.window_start), _parse(self.window_end))
+        as_of = datetime.fromisoformat(self.as_of)
+        return guarded("freshness", spec.dataset_name(), window, lambda: spec.evaluate(as_of, window))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until fresh, error, or the deadline; then yield one event."""
+        deadline = _parse(self.deadline)
+        while True:
+            result = await asyncio.to_thread(self.evaluate)
+            if result.status in (Status.PASS, Status.WARN, Status.ERROR):
+                yield TriggerEvent({"result": result.to_dict(), "timed_out": False})
+                return
+            now = datetime.now(UTC)
+            if deadline is not None and now >= deadline:
+                yield TriggerEvent({"result": result.to_dict(), "timed_out": True})
+                return
+            self.log.info("Not fresh yet: %s", result.summary)
+            wait = self.poke_interval
+            if deadline is not None:
+                wait = min(wait, max((deadline - now).total_seconds(), 0.0))
+            await asyncio.sleep(wait)

@@ -1,0 +1,1 @@
+"""The demo scenario: an embedded SQLite warehouse and a script that runs the example DAG on it."""
