@@ -32,7 +32,7 @@ def engine_for_connection(conn_id: str) -> Engine:
             f"`airflow connections add {conn_id} ...`, or as the {env} environment variable"
         ) from exc
     try:
-        hook: Any = connection.get_hook()
+        hook: Any = connection.get_hook()  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise SourceError(
             f"connection {conn_id!r} (type {connection.conn_type!r}) has no usable hook: {exc}; "

@@ -119,7 +119,9 @@ class ResultsStore:
                 with self.engine.begin() as conn:
                     conn.execute(sa.delete(results_table).where(results_table.c.result_key == key))
                     inserted = conn.execute(sa.insert(results_table).values(**row))
-                    return int(inserted.inserted_primary_key[0])
+                    primary_key = inserted.inserted_primary_key
+                    assert primary_key is not None
+                    return int(primary_key[0])
             except IntegrityError:
                 # Two writers raced on the same key; the next attempt deletes the other's row.
                 if attempt == 2:

@@ -48,7 +48,9 @@ def airflow(env: dict[str, str], *args: str, log: Path) -> int:
     with log.open("a") as out:
         out.write(f"\n$ airflow {' '.join(args)}\n")
         out.flush()
-        return subprocess.run([str(cli), *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        return subprocess.run(
+            [str(cli), *args], env=env, stdout=out, stderr=subprocess.STDOUT, check=False
+        ).returncode
 
 
 def task_states(airflow_home: Path, logical_date: str) -> dict[str, str]:
@@ -83,7 +85,10 @@ def main() -> int:
 
     days = [
         (warehouse.HEALTHY_DAY, "a healthy day"),
-        (warehouse.BROKEN_DAY, "after the transactions feed stopped and customer_age was renamed to age upstream"),
+        (
+            warehouse.BROKEN_DAY,
+            "after the transactions feed stopped and customer_age was renamed to age upstream",
+        ),
     ]
     store = ResultsStore(sa.create_engine(f"sqlite:///{demo_dir / 'airflow' / 'mlobs_results.db'}"))
     for day, story in days:
@@ -93,8 +98,10 @@ def main() -> int:
         print(f"\n=== {DAG_ID} for {date}: {story}", flush=True)
         code = airflow(env, "dags", "test", DAG_ID, date, log=log)
         states = task_states(demo_dir / "airflow", date)
-        print(f"DAG run {'succeeded' if code == 0 else 'failed'}; task states: "
-              + ", ".join(f"{task}={state}" for task, state in states.items()))
+        print(
+            f"DAG run {'succeeded' if code == 0 else 'failed'}; task states: "
+            + ", ".join(f"{task}={state}" for task, state in states.items())
+        )
         for stored in sorted(store.history(dag_id=DAG_ID), key=lambda s: s.run.task_id or ""):
             result = stored.result
             if result.window_end is None or result.window_end.date() != day.date():
@@ -102,7 +109,9 @@ def main() -> int:
             print(f"\n[{result.status.value.upper()}] {stored.run.task_id}: {result.summary}")
             if result.findings:
                 print("    " + result.format_table().replace("\n", "\n    "))
-    print(f"\nAirflow's own output is in {log}; the results history is {demo_dir / 'airflow' / 'mlobs_results.db'}.")
+    print(
+        f"\nAirflow's own output is in {log}; the results history is {demo_dir / 'airflow' / 'mlobs_results.db'}."
+    )
     return 0
 
 

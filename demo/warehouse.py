@@ -66,7 +66,9 @@ def build(path: str | Path) -> str:
             "monthly_spend": round(float(rng.gamma(2.0, 30.0)), 2),
             "region": str(rng.choice(["north", "south", "east", "west"])),
             # Naive timestamps in UTC, as many warehouses store them.
-            "updated_at": (SCENARIO_START + timedelta(minutes=int(rng.integers(0, minutes)))).replace(tzinfo=None),
+            "updated_at": (SCENARIO_START + timedelta(minutes=int(rng.integers(0, minutes)))).replace(
+                tzinfo=None
+            ),
         }
         for i in range(1, N_CUSTOMERS + 1)
     ]

@@ -92,9 +92,7 @@ def judge_freshness(
             if observation.rows_after_as_of:
                 reason += f" ({observation.rows_after_as_of} rows are newer: they arrived after that time)"
         metrics["row_count"] = observation.row_count
-        finding = Finding(
-            subject="newest", metric="age", status=Status.FAIL, threshold=limit, reason=reason
-        )
+        finding = Finding(subject="newest", metric="age", status=Status.FAIL, threshold=limit, reason=reason)
         return result(Status.FAIL, f"{dataset} has no data to judge: {reason}", finding)
 
     age = as_of - observation.newest
@@ -142,5 +140,7 @@ def judge_partition(
         window_start=window_start,
         window_end=window_end,
         metrics={"partition": partition, "exists": exists, "file_count": file_count},
-        findings=(Finding(subject=partition, metric="partition", status=status, value=file_count, reason=reason),),
+        findings=(
+            Finding(subject=partition, metric="partition", status=status, value=file_count, reason=reason),
+        ),
     )

@@ -228,9 +228,7 @@ class CheckResult:
         rows = [("subject", "metric", "status", "value", "threshold", "reason")]
         shown = sorted(self.findings, key=lambda f: -f.status.severity)[:max_rows]
         for f in shown:
-            rows.append(
-                (f.subject, f.metric, f.status.value, _short(f.value), _short(f.threshold), f.reason)
-            )
+            rows.append((f.subject, f.metric, f.status.value, _short(f.value), _short(f.threshold), f.reason))
         widths = [max(len(r[i]) for r in rows) for i in range(5)]
         lines = []
         for r in rows:

@@ -46,7 +46,7 @@ def parse_duration(value: timedelta | str | int | float, *, name: str = "duratio
 
 def format_duration(delta: timedelta) -> str:
     """Short human form: ``2d 3h``, ``5h 12m``, ``42s``; negative deltas get a leading ``-``."""
-    total = int(round(delta.total_seconds()))
+    total = round(delta.total_seconds())
     sign = "-" if total < 0 else ""
     total = abs(total)
     days, rest = divmod(total, 86400)

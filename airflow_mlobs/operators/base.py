@@ -116,11 +116,16 @@ class CheckResultMixin:
         if result.status is Status.FAIL:
             if self.on_breach == "fail":
                 raise CheckBreachError(result)
-            self.log.warning("Breach recorded; on_breach='continue' lets the task succeed: %s", result.summary)
+            self.log.warning(
+                "Breach recorded; on_breach='continue' lets the task succeed: %s", result.summary
+            )
 
 
 def guarded(
-    check: str, dataset: str, window: tuple[datetime | None, datetime | None], evaluate: Callable[[], CheckResult]
+    check: str,
+    dataset: str,
+    window: tuple[datetime | None, datetime | None],
+    evaluate: Callable[[], CheckResult],
 ) -> CheckResult:
     """Run ``evaluate``; bad input (``MlobsInputError``) becomes an ``error`` result naming the problem."""
     try:
@@ -173,5 +178,7 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Evaluate, publish, then apply the breach policy; returns the compact result (XCom)."""
-        result = guarded(self.check_name, self.dataset_name(), run_window(context), lambda: self.evaluate(context))
+        result = guarded(
+            self.check_name, self.dataset_name(), run_window(context), lambda: self.evaluate(context)
+        )
         return self.finish(context, result)

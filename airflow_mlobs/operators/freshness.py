@@ -77,13 +77,19 @@ class FreshnessSpec:
         if self.partition:
             exists, count = file_source.partition_files(self.partition, self.file_pattern)
             return judge_partition(
-                dataset=dataset, partition=self.partition, exists=exists, file_count=count,
-                window_start=start, window_end=end,
+                dataset=dataset,
+                partition=self.partition,
+                exists=exists,
+                file_count=count,
+                window_start=start,
+                window_end=end,
             )
         try:
             max_age = parse_duration(self.max_age if self.max_age is not None else "", name="max_age")
             warn_after = (
-                parse_duration(self.warn_after, name="warn_after") if self.warn_after not in (None, "") else None
+                parse_duration(self.warn_after, name="warn_after")
+                if self.warn_after not in (None, "")
+                else None
             )
             zone = get_zone(self.timestamp_timezone)
         except ValueError as exc:
@@ -96,7 +102,12 @@ class FreshnessSpec:
             try:
                 engine = engine_for_connection(self.conn_id)
                 observation = sql_source.newest_timestamp(
-                    engine, column=self.timestamp_column, as_of=as_of, naive_zone=zone, table=table, sql=self.sql
+                    engine,
+                    column=self.timestamp_column,
+                    as_of=as_of,
+                    naive_zone=zone,
+                    table=table,
+                    sql=self.sql,
                 )
             except MlobsInputError as exc:
                 message = str(exc)
@@ -116,7 +127,76 @@ class FreshnessSpec:
         )
 
 
-class FreshnessCheckOperator(BaseCheckOperator):
+class FreshnessArgsMixin:
+    """The source and limit arguments shared by the freshness operator and sensor."""
+
+    task_id: str
+    dataset: str | None
+
+    freshness_template_fields: tuple[str, ...] = (
+        "conn_id",
+        "table",
+        "sql",
+        "timestamp_column",
+        "max_age",
+        "warn_after",
+        "timestamp_timezone",
+        "path",
+        "partition",
+        "as_of",
+    )
+
+    def set_freshness_args(
+        self,
+        *,
+        conn_id: str | None,
+        table: str | None,
+        sql: str | None,
+        timestamp_column: str | None,
+        max_age: timedelta | str | float | None,
+        warn_after: timedelta | str | float | None,
+        timestamp_timezone: str,
+        path: str | None,
+        partition: str | None,
+        file_pattern: str,
+        as_of: datetime | str | None,
+    ) -> None:
+        """Store the arguments (configuration only, no I/O) and validate what can be at parse time."""
+        self.conn_id = conn_id
+        self.table = table
+        self.sql = sql
+        self.timestamp_column = timestamp_column
+        self.max_age = _seconds_or_text(max_age)
+        self.warn_after = _seconds_or_text(warn_after)
+        self.timestamp_timezone = timestamp_timezone
+        self.path = path
+        self.partition = partition
+        self.file_pattern = file_pattern
+        self.as_of = as_of
+        self.spec().validate(self.task_id)
+        # Catch a typo in a literal duration when the DAG is parsed, not at 3 a.m.
+        for name, value in (("max_age", self.max_age), ("warn_after", self.warn_after)):
+            if isinstance(value, str) and "{{" not in value:
+                parse_duration(value, name=f"{self.task_id}: {name}")
+
+    def spec(self) -> FreshnessSpec:
+        """The rendered arguments as a :class:`FreshnessSpec`."""
+        return FreshnessSpec(
+            max_age=self.max_age,
+            warn_after=self.warn_after,
+            conn_id=self.conn_id,
+            table=self.table,
+            sql=self.sql,
+            timestamp_column=self.timestamp_column,
+            timestamp_timezone=self.timestamp_timezone,
+            path=self.path,
+            partition=self.partition,
+            file_pattern=self.file_pattern,
+            dataset=self.dataset,
+        )
+
+
+class FreshnessCheckOperator(FreshnessArgsMixin, BaseCheckOperator):
     """Fail (or warn) when the newest data is older than it should be.
 
     For a SQL table or query the newest timestamp is pushed down as one ``MAX()`` query; for files,
@@ -146,16 +226,7 @@ class FreshnessCheckOperator(BaseCheckOperator):
     check_name = CHECK
     template_fields: tuple[str, ...] = (
         *BaseCheckOperator.template_fields,
-        "conn_id",
-        "table",
-        "sql",
-        "timestamp_column",
-        "max_age",
-        "warn_after",
-        "timestamp_timezone",
-        "path",
-        "partition",
-        "as_of",
+        *FreshnessArgsMixin.freshness_template_fields,
     )
     template_ext = (".sql",)
     template_fields_renderers = {"sql": "sql"}
@@ -177,38 +248,18 @@ class FreshnessCheckOperator(BaseCheckOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.conn_id = conn_id
-        self.table = table
-        self.sql = sql
-        self.timestamp_column = timestamp_column
-        self.max_age = _seconds_or_text(max_age)
-        self.warn_after = _seconds_or_text(warn_after)
-        self.timestamp_timezone = timestamp_timezone
-        self.path = path
-        self.partition = partition
-        self.file_pattern = file_pattern
-        self.as_of = as_of
-        spec = self.spec()
-        spec.validate(self.task_id)
-        # Catch a typo in a literal duration when the DAG is parsed, not at 3 a.m.
-        for name, value in (("max_age", self.max_age), ("warn_after", self.warn_after)):
-            if isinstance(value, str) and "{{" not in value:
-                parse_duration(value, name=f"{self.task_id}: {name}")
-
-    def spec(self) -> FreshnessSpec:
-        """The rendered arguments as a :class:`FreshnessSpec`."""
-        return FreshnessSpec(
-            max_age=self.max_age,
-            warn_after=self.warn_after,
-            conn_id=self.conn_id,
-            table=self.table,
-            sql=self.sql,
-            timestamp_column=self.timestamp_column,
-            timestamp_timezone=self.timestamp_timezone,
-            path=self.path,
-            partition=self.partition,
-            file_pattern=self.file_pattern,
-            dataset=self.dataset,
+        self.set_freshness_args(
+            conn_id=conn_id,
+            table=table,
+            sql=sql,
+            timestamp_column=timestamp_column,
+            max_age=max_age,
+            warn_after=warn_after,
+            timestamp_timezone=timestamp_timezone,
+            path=path,
+            partition=partition,
+            file_pattern=file_pattern,
+            as_of=as_of,
         )
 
     def dataset_name(self) -> str:

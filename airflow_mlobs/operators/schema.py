@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,12 +154,12 @@ class SchemaCheckOperator(BaseCheckOperator):
         target = Path(self.write_observed_contract)
         if target.exists():
             return Finding(
-                subject=str(target), metric="observed_contract", status=Status.PASS,
+                subject=str(target),
+                metric="observed_contract",
+                status=Status.PASS,
                 reason=f"{target} already exists; not overwritten",
             )
-        suite = contract_from_columns(
-            target.stem, observed, forbidden=[*forbidden, *self.forbidden_columns]
-        )
+        suite = contract_from_columns(target.stem, observed, forbidden=[*forbidden, *self.forbidden_columns])
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(suite, indent=2) + "\n", encoding="utf-8")
@@ -167,6 +167,8 @@ class SchemaCheckOperator(BaseCheckOperator):
             raise MlobsInputError(f"cannot write observed contract {target}: {exc}") from exc
         self.log.info("Wrote the observed schema of %s to %s", dataset, target)
         return Finding(
-            subject=str(target), metric="observed_contract", status=Status.PASS,
+            subject=str(target),
+            metric="observed_contract",
+            status=Status.PASS,
             reason=f"wrote the observed schema ({len(observed)} columns) to {target}",
         )

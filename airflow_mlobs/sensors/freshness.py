@@ -11,8 +11,15 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.core.timeutil import format_duration
-from airflow_mlobs.operators.base import CheckResultMixin, OnBreach, guarded, resolve_as_of, run_window
-from airflow_mlobs.operators.freshness import FreshnessCheckOperator, FreshnessSpec
+from airflow_mlobs.operators.base import (
+    ON_BREACH_VALUES,
+    CheckResultMixin,
+    OnBreach,
+    guarded,
+    resolve_as_of,
+    run_window,
+)
+from airflow_mlobs.operators.freshness import FreshnessArgsMixin, FreshnessCheckOperator, FreshnessSpec
 from airflow_mlobs.triggers.freshness import FreshnessTrigger
 
 if TYPE_CHECKING:
@@ -36,7 +43,7 @@ def timed_out(result: CheckResult, waited: timedelta) -> CheckResult:
     )
 
 
-class FreshnessSensor(CheckResultMixin, BaseSensorOperator):
+class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
     """Wait until the newest data is fresh, then store a passing freshness result.
 
     Takes the same source and limit arguments as
@@ -72,26 +79,26 @@ class FreshnessSensor(CheckResultMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        # One definition of the arguments: validate by building the operator's spec.
-        self.conn_id = conn_id
-        self.table = table
-        self.sql = sql
-        self.timestamp_column = timestamp_column
-        self.max_age = max_age.total_seconds() if isinstance(max_age, timedelta) else max_age
-        self.warn_after = warn_after.total_seconds() if isinstance(warn_after, timedelta) else warn_after
-        self.timestamp_timezone = timestamp_timezone
-        self.path = path
-        self.partition = partition
-        self.file_pattern = file_pattern
-        self.as_of = as_of
         self.dataset = dataset
+        self.set_freshness_args(
+            conn_id=conn_id,
+            table=table,
+            sql=sql,
+            timestamp_column=timestamp_column,
+            max_age=max_age,
+            warn_after=warn_after,
+            timestamp_timezone=timestamp_timezone,
+            path=path,
+            partition=partition,
+            file_pattern=file_pattern,
+            as_of=as_of,
+        )
+        if on_breach not in ON_BREACH_VALUES:
+            raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
         self.results_conn_id = results_conn_id
         self.on_breach = on_breach
         self.deferrable = deferrable
-        self.spec().validate(self.task_id)
         self._last: CheckResult | None = None
-
-    spec = FreshnessCheckOperator.spec
 
     def _evaluate(self, context: Context) -> CheckResult:
         spec: FreshnessSpec = self.spec()

@@ -75,7 +75,9 @@ def read_file_schema(path: str | Path) -> list[ColumnInfo]:
             with pacsv.open_csv(file, parse_options=options) as reader:
                 schema = reader.schema
         else:
-            raise SourceError(f"file {file}: unsupported format {suffix!r}; use Parquet, Feather/Arrow or CSV")
+            raise SourceError(
+                f"file {file}: unsupported format {suffix!r}; use Parquet, Feather/Arrow or CSV"
+            )
     except SourceError:
         raise
     except (pa.ArrowException, OSError) as exc:

@@ -16,10 +16,10 @@ from sqlalchemy import types as sat
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
+from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.freshness import FreshnessObservation
 from airflow_mlobs.core.schema import ColumnInfo, LogicalType, logical_type_from_name
 from airflow_mlobs.core.timeutil import to_aware, to_naive_in
-from airflow_mlobs.core.errors import SourceError
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ def parse_table_name(text: str, schema: str | None = None) -> TableRef:
     while pos < len(text):
         match = _PART.match(text, pos)
         if not match or match.end() == pos:
-            raise SourceError(f"cannot read table name {text!r}; write table, schema.table or \"Quoted\".\"Name\"")
+            raise SourceError(
+                f'cannot read table name {text!r}; write table, schema.table or "Quoted"."Name"'
+            )
         parts.append(match.group(1).replace('""', '"') if match.group(1) is not None else match.group(2))
         pos = match.end()
         if pos < len(text):
@@ -58,7 +60,9 @@ def parse_table_name(text: str, schema: str | None = None) -> TableRef:
         return TableRef(name=parts[0], schema=schema)
     if len(parts) == 2:
         if schema is not None and schema != parts[0]:
-            raise SourceError(f"table {text!r} names schema {parts[0]!r} but schema={schema!r} was also given")
+            raise SourceError(
+                f"table {text!r} names schema {parts[0]!r} but schema={schema!r} was also given"
+            )
         return TableRef(name=parts[1], schema=parts[0])
     raise SourceError(f"cannot read table name {text!r}; write table or schema.table")
 
@@ -185,7 +189,9 @@ def newest_timestamp(
             rows_after: int | None = None
             if newest is not None and newest > as_of:
                 if naive is None:
-                    naive = raw is not None and not isinstance(raw, str) and getattr(raw, "tzinfo", None) is None
+                    naive = (
+                        raw is not None and not isinstance(raw, str) and getattr(raw, "tzinfo", None) is None
+                    )
                 bound = to_naive_in(as_of, naive_zone) if naive else as_of
                 param = sa.bindparam("as_of", bound, type_=col.type if table is not None else None)
                 row = conn.execute(
@@ -198,9 +204,7 @@ def newest_timestamp(
                 rows_after = int(row[1])
             if newest is not None:
                 return FreshnessObservation(newest=newest, rows_after_as_of=rows_after)
-            counts = conn.execute(
-                sa.select(sa.func.count(), sa.func.count(col)).select_from(source)
-            ).one()
+            counts = conn.execute(sa.select(sa.func.count(), sa.func.count(col)).select_from(source)).one()
             return FreshnessObservation(
                 newest=None,
                 row_count=int(counts[0]),
@@ -208,7 +212,9 @@ def newest_timestamp(
                 rows_after_as_of=rows_after,
             )
     except SQLAlchemyError as exc:
-        raise SourceError(f"freshness query on {where} (column {column!r}) failed: {_db_message(exc)}") from exc
+        raise SourceError(
+            f"freshness query on {where} (column {column!r}) failed: {_db_message(exc)}"
+        ) from exc
 
 
 def _as_timestamp(raw: Any, naive_zone: tzinfo, column: str, where: str) -> datetime | None:

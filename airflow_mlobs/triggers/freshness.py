@@ -35,7 +35,7 @@ class FreshnessTrigger(BaseTrigger):
         window_start: str | None = None,
         window_end: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.spec = spec
         self.as_of = as_of
         self.poke_interval = poke_interval
@@ -73,11 +73,11 @@ class FreshnessTrigger(BaseTrigger):
         while True:
             result = await asyncio.to_thread(self.evaluate)
             if result.status in (Status.PASS, Status.WARN, Status.ERROR):
-                yield TriggerEvent({"result": result.to_dict(), "timed_out": False})
+                yield TriggerEvent({"result": result.to_dict(), "timed_out": False})  # type: ignore[no-untyped-call]
                 return
             now = datetime.now(UTC)
             if deadline is not None and now >= deadline:
-                yield TriggerEvent({"result": result.to_dict(), "timed_out": True})
+                yield TriggerEvent({"result": result.to_dict(), "timed_out": True})  # type: ignore[no-untyped-call]
                 return
             self.log.info("Not fresh yet: %s", result.summary)
             wait = self.poke_interval
