@@ -58,11 +58,12 @@ def judge_freshness(
         raise ValueError(
             f"warn_after ({format_duration(warn_after)}) must not exceed max_age ({format_duration(max_age)})"
         )
+    # Timestamps as ISO text: metrics hold JSON values, so a stored result reads back equal.
     metrics: dict[str, object] = {
-        "as_of": as_of,
+        "as_of": as_of.isoformat(),
         "max_age_seconds": max_age.total_seconds(),
         "warn_after_seconds": warn_after.total_seconds() if warn_after is not None else None,
-        "newest": observation.newest,
+        "newest": observation.newest.isoformat() if observation.newest is not None else None,
         "age_seconds": None,
     }
     if observation.rows_after_as_of is not None:
