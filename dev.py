@@ -35,7 +35,7 @@ def run(*args: str | Path, env: dict[str, str] | None = None) -> None:
 
 def setup() -> None:
     """Create .venv and install the package with its test extras (pinned), if not already done."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         raise SystemExit(f"airflow-mlobs needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     constraints = ROOT / f"constraints-{sys.version_info.major}.{sys.version_info.minor}.txt"
     digest = hashlib.sha256()

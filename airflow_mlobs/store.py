@@ -81,6 +81,15 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _in_utc(result: CheckResult) -> CheckResult:
+    """``result`` with its aware window datetimes converted to UTC (naive ones are left as stored)."""
+
+    def convert(value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+
+    return result.with_window(convert(result.window_start), convert(result.window_end))
+
+
 class ResultsStore:
     """Append results to the history table, replacing a task's earlier result for the same interval."""
 
@@ -159,7 +168,7 @@ class ResultsStore:
             StoredResult(
                 id=int(r.id),
                 run=RunKey(dag_id=r.dag_id, task_id=r.task_id, run_id=r.run_id, map_index=int(r.map_index)),
-                result=CheckResult.from_json(r.result_json),
+                result=_in_utc(CheckResult.from_json(r.result_json)),
                 recorded_at=_utc(r.recorded_at) or datetime.now(UTC),
             )
             for r in rows

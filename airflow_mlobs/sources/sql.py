@@ -159,7 +159,9 @@ def _source(
         return reflected, col, f"table {table}", naive
     if sql is None:
         raise SourceError("give either a table or a sql query")
-    subquery = sa.text(sql.strip().rstrip(";")).columns(sa.column(column)).subquery("mlobs_src")
+    # End with a newline, so a final ``-- comment`` cannot swallow the subquery's closing parenthesis.
+    query = sql.strip().rstrip(";").rstrip() + "\n"
+    subquery = sa.text(query).columns(sa.column(column)).subquery("mlobs_src")
     return subquery, subquery.c[column], "query", None
 
 

@@ -54,10 +54,14 @@ def env_for(db: Path) -> dict[str, str]:
 
 def results(airflow_home: Path, dag_id: str) -> dict[str, tuple[str, str]]:
     store = ResultsStore(sa.create_engine(f"sqlite:///{airflow_home / 'mlobs_results.db'}"))
-    return {s.run.task_id or "": (s.result.status.value, s.result.summary) for s in store.history(dag_id=dag_id)}
+    return {
+        s.run.task_id or "": (s.result.status.value, s.result.summary) for s in store.history(dag_id=dag_id)
+    }
 
 
-def test_bad_input_gives_error_results_naming_the_problem(airflow_db: Path, tmp_path: Path, warehouse_db: Path) -> None:
+def test_bad_input_gives_error_results_naming_the_problem(
+    airflow_db: Path, tmp_path: Path, warehouse_db: Path
+) -> None:
     bad_contract = tmp_path / "broken.schema.json"
     bad_contract.write_text('{"name": "broken", "expectations": [')
     dags = tmp_path / "dags"
@@ -101,7 +105,9 @@ def test_bad_input_gives_error_results_naming_the_problem(airflow_db: Path, tmp_
         assert outcome.xcoms[task_id]["status"] == status
 
 
-def test_breach_policy_fail_versus_continue_and_callback(airflow_db: Path, tmp_path: Path, warehouse_db: Path) -> None:
+def test_breach_policy_fail_versus_continue_and_callback(
+    airflow_db: Path, tmp_path: Path, warehouse_db: Path
+) -> None:
     marker = tmp_path / "callback.txt"
     dags = tmp_path / "dags"
     write_dag(
@@ -195,3 +201,44 @@ def test_freshness_sensor_waits_then_fails_with_a_stored_result(
         status, summary = stored[task_id]
         assert status == "fail"
         assert "stale" in summary and "gave up after waiting 2s" in summary
+
+
+def test_file_sources_and_writing_the_observed_contract(
+    airflow_db: Path, tmp_path: Path, warehouse_db: Path
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_mlobs.core.schema import load_contract
+
+    present = tmp_path / "events" / "dt=2026-11-25"
+    present.mkdir(parents=True)
+    pq.write_table(pa.table({"id": [1, 2], "score": [0.1, 0.9]}), present / "part-0.parquet")
+    observed = tmp_path / "contracts" / "fresh_events.schema.json"
+    dags = tmp_path / "dags"
+    write_dag(
+        dags,
+        "files",
+        f"""
+        with DAG("mlobs_files", schedule=SCHEDULE, start_date=START, catchup=False) as dag:
+            FreshnessCheckOperator(task_id="partition_present", partition={str(tmp_path)!r} + "/events/dt={{{{ data_interval_start | ds }}}}")
+            FreshnessCheckOperator(task_id="partition_missing", partition={str(tmp_path)!r} + "/events/dt={{{{ data_interval_end | ds }}}}", on_breach="continue")
+            record = SchemaCheckOperator(task_id="record_schema", conn_id="wh", table="fresh_events", write_observed_contract={str(observed)!r})
+            record >> SchemaCheckOperator(task_id="parquet_schema", path={str(present / "part-0.parquet")!r}, contract={str(observed)!r})
+        """,
+    )
+    outcome = run_dag(airflow_db, dags, "mlobs_files", DAY, env_for(warehouse_db))
+    stored = results(airflow_db, "mlobs_files")
+    assert outcome.states["partition_present"] == "success", outcome.output[-3000:]
+    assert stored["partition_present"][0] == "pass"
+    assert (
+        stored["partition_missing"][0] == "fail"
+        and "dt=2026-11-26 is missing" in stored["partition_missing"][1]
+    )
+    assert stored["record_schema"][0] == "pass"
+    contract = load_contract(observed)
+    assert set(contract.columns) == {"id", "label", "ts"}
+    # The Parquet file has other columns than the recorded table: a contract breach.
+    assert outcome.states["parquet_schema"] == "failed"
+    assert stored["parquet_schema"][0] == "fail"
+    assert "`label` missing" in stored["parquet_schema"][1]

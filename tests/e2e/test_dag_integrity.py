@@ -48,6 +48,11 @@ def test_provider_info_names_importable_modules() -> None:
     from airflow_mlobs.get_provider_info import get_provider_info
 
     info = get_provider_info()
-    modules = [m for key in ("operators", "sensors", "triggers") for entry in info[key] for m in entry["python-modules"]]
+    modules = [
+        m
+        for key in ("operators", "sensors", "triggers")
+        for entry in info[key]
+        for m in entry["python-modules"]
+    ]
     for module in modules:
         importlib.import_module(module)

@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_model_monitoring_healthy_then_broken(airflow_db: Path, tmp_path: Path) -> None:
     url = warehouse.build(tmp_path / "warehouse.db")
     env = {
-        "AIRFLOW_CONN_MLOBS_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")})
+        "AIRFLOW_CONN_MLOBS_WAREHOUSE": json.dumps(
+            {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
+        )
     }
     store = ResultsStore(sa.create_engine(f"sqlite:///{airflow_db / 'mlobs_results.db'}"))
 
@@ -31,7 +33,9 @@ def test_model_monitoring_healthy_then_broken(airflow_db: Path, tmp_path: Path) 
     assert healthy.xcoms["schema_customer_features"]["status"] == "pass"
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == warehouse.N_CUSTOMERS
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == warehouse.N_CUSTOMERS
+        )
 
     warehouse.rename_customer_age(url)
     broken = run_dag(airflow_db, ROOT / "dags", "model_monitoring", "2026-11-26", env)
@@ -47,10 +51,15 @@ def test_model_monitoring_healthy_then_broken(airflow_db: Path, tmp_path: Path) 
     assert "stale" in broken.xcoms["freshness_transactions"]["summary"]
     schema_xcom = broken.xcoms["schema_customer_features"]
     assert schema_xcom["status"] == "fail"
-    assert schema_xcom["top_findings"][0]["reason"] == "`customer_age` missing; `age` appeared with the same type: renamed?"
+    assert (
+        schema_xcom["top_findings"][0]["reason"]
+        == "`customer_age` missing; `age` appeared with the same type: renamed?"
+    )
     assert "renamed?" in broken.output
     with engine.connect() as conn:  # scoring never ran on the broken features
-        assert conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == warehouse.N_CUSTOMERS
+        assert (
+            conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == warehouse.N_CUSTOMERS
+        )
 
     by_day = {
         (s.run.task_id, s.result.window_end.date().isoformat()): s.result.status.value  # type: ignore[union-attr]

@@ -30,11 +30,17 @@ def test_operator_init_does_no_io_for_an_unknown_connection() -> None:
     ("kwargs", "message"),
     [
         ({"conn_id": "c", "timestamp_column": "ts", "max_age": "6h"}, "exactly one of"),
-        ({"conn_id": "c", "table": "t", "sql": "select 1", "timestamp_column": "ts", "max_age": "6h"}, "exactly one"),
+        (
+            {"conn_id": "c", "table": "t", "sql": "select 1", "timestamp_column": "ts", "max_age": "6h"},
+            "exactly one",
+        ),
         ({"table": "t", "timestamp_column": "ts", "max_age": "6h"}, "needs conn_id"),
         ({"conn_id": "c", "table": "t", "timestamp_column": "ts"}, "max_age is required"),
         ({"conn_id": "c", "table": "t", "timestamp_column": "ts", "max_age": "6 hours"}, "max_age"),
-        ({"conn_id": "c", "table": "t", "timestamp_column": "ts", "max_age": "6h", "on_breach": "page"}, "on_breach"),
+        (
+            {"conn_id": "c", "table": "t", "timestamp_column": "ts", "max_age": "6h", "on_breach": "page"},
+            "on_breach",
+        ),
     ],
 )
 def test_operator_rejects_bad_arguments_at_parse_time(kwargs: dict[str, object], message: str) -> None:
