@@ -313,7 +313,9 @@ def test_format_table_has_subjects_and_reasons_worst_first() -> None:
     result = _result(
         findings=(
             Finding(subject="tenure_months", metric="type", status=Status.WARN, reason="is float"),
-            Finding(subject="customer_age", metric="missing", status=Status.FAIL, reason="`customer_age` missing"),
+            Finding(
+                subject="customer_age", metric="missing", status=Status.FAIL, reason="`customer_age` missing"
+            ),
             Finding(subject="region", metric="added", status=Status.PASS, value=0.123456789, reason=""),
         )
     )

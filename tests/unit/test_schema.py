@@ -297,7 +297,9 @@ def test_exact_match_passes() -> None:
     assert result.status is Status.PASS
     assert _not_passing(result) == []
     assert result.findings == ()
-    assert result.summary == "warehouse:customer_features matches contract customer_features.schema (6 columns)"
+    assert (
+        result.summary == "warehouse:customer_features matches contract customer_features.schema (6 columns)"
+    )
     assert result.metrics["missing"] == []
     assert result.metrics["added"] == []
 
@@ -370,7 +372,8 @@ def test_int32_satisfies_bigint() -> None:
 
 def test_float_where_integer_expected_is_a_type_finding() -> None:
     observed = [
-        _col("tenure_months", "DOUBLE PRECISION") if c.name == "tenure_months" else c for c in _customer_columns()
+        _col("tenure_months", "DOUBLE PRECISION") if c.name == "tenure_months" else c
+        for c in _customer_columns()
     ]
     result = _compare(observed)
     assert result.status is Status.FAIL
@@ -383,7 +386,10 @@ def test_float_where_integer_expected_is_a_type_finding() -> None:
 
 
 def test_nullable_column_where_not_null_expected_warns() -> None:
-    observed = [_col("customer_id", "BIGINT", nullable=True) if c.name == "customer_id" else c for c in _customer_columns()]
+    observed = [
+        _col("customer_id", "BIGINT", nullable=True) if c.name == "customer_id" else c
+        for c in _customer_columns()
+    ]
     result = _compare(observed)
     assert result.status is Status.WARN
     assert not result.is_breach
@@ -391,7 +397,10 @@ def test_nullable_column_where_not_null_expected_warns() -> None:
 
 
 def test_unknown_nullability_does_not_warn() -> None:
-    observed = [_col("customer_id", "BIGINT", nullable=None) if c.name == "customer_id" else c for c in _customer_columns()]
+    observed = [
+        _col("customer_id", "BIGINT", nullable=None) if c.name == "customer_id" else c
+        for c in _customer_columns()
+    ]
     assert _compare(observed).status is Status.PASS
 
 
@@ -459,7 +468,9 @@ def test_dropped_added_and_retyped_are_separate_findings() -> None:
 
 
 def test_case_folded_names_match() -> None:
-    observed = [ColumnInfo(c.name.upper(), c.logical_type, c.physical_type, c.nullable) for c in _customer_columns()]
+    observed = [
+        ColumnInfo(c.name.upper(), c.logical_type, c.physical_type, c.nullable) for c in _customer_columns()
+    ]
     result = _compare(observed)
     assert result.status is Status.PASS
     assert result.metrics["added"] == []
