@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from airflow_mlobs.core.errors import SourceError
+from airflow_mlobs.core.errors import MlobsInputError, SourceError
 
 RESULTS_DB_FILENAME = "mlobs_results.db"
 
@@ -60,3 +62,19 @@ def results_engine(results_conn_id: str | None) -> Engine:
     if results_conn_id:
         return engine_for_connection(results_conn_id)
     return sa.create_engine(default_results_url())
+
+
+@contextmanager
+def connected(conn_id: str) -> Iterator[Engine]:
+    """An engine for ``conn_id`` for the duration of one check, disposed afterwards (sensors and
+    triggers evaluate repeatedly). Bad-input errors raised inside name the connection."""
+    engine = engine_for_connection(conn_id)
+    try:
+        yield engine
+    except MlobsInputError as exc:
+        message = str(exc)
+        if repr(conn_id) not in message:
+            raise SourceError(f"connection {conn_id!r}: {message}") from exc
+        raise
+    finally:
+        engine.dispose()

@@ -158,7 +158,9 @@ class ResultsStore:
             if value is not None:
                 query = query.where(column == value)
         query = query.order_by(
-            results_table.c.window_end.desc(), results_table.c.recorded_at.desc(), results_table.c.id.desc()
+            results_table.c.window_end.desc().nulls_last(),
+            results_table.c.recorded_at.desc(),
+            results_table.c.id.desc(),
         )
         if limit is not None:
             query = query.limit(limit)

@@ -92,6 +92,7 @@ _TYPE_NAMES: dict[LogicalType, tuple[str, ...]] = {
         "FLOAT32",
         "FLOAT64",
         "HALF_FLOAT",
+        "HALFFLOAT",
         "DOUBLE_PRECISION",
     ),
     LogicalType.DECIMAL: ("DECIMAL", "NUMERIC", "NUMBER", "DECIMAL128", "DECIMAL256", "MONEY", "BIGNUMERIC"),
@@ -146,6 +147,9 @@ def logical_type_from_name(name: str) -> LogicalType:
     except ValueError:
         pass
     upper = text.upper()
+    dictionary = re.match(r"DICTIONARY<VALUES=([^,>]+)", upper)
+    if dictionary:  # Arrow dictionary (pandas categorical): the type of its values
+        return logical_type_from_name(dictionary.group(1))
     if upper in _NAME_TO_TYPE:
         return _NAME_TO_TYPE[upper]
     base = _PARAMS.sub("", upper).strip()
@@ -175,6 +179,7 @@ class ColumnRule:
     type_names: tuple[str, ...] = ()
     not_null: bool = False
     severity: Status = Status.FAIL
+    type_severity: Status = Status.FAIL
 
 
 @dataclass(frozen=True)
@@ -218,7 +223,9 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
     def rule(column: Any, where: str) -> dict[str, Any]:
         if not isinstance(column, str) or not column:
             raise ContractError(f"{where}: kwargs.column must be a column name")
-        return rules.setdefault(column, {"types": set(), "names": [], "not_null": False, "sev": []})
+        return rules.setdefault(
+            column, {"types": set(), "names": [], "not_null": False, "sev": [], "type_sev": []}
+        )
 
     for index, expectation in enumerate(suite["expectations"]):
         where = f"{source}: expectation #{index + 1}"
@@ -254,16 +261,24 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
                     )
                 entry["types"].add(logical)
                 entry["names"].append(type_name)
-            entry["sev"].append(severity)
+            entry["type_sev"].append(severity)
         elif kind == "expect_column_values_to_not_be_null":
             mostly = kwargs.get("mostly", 1.0)
             entry = rule(kwargs.get("column"), where)
+            if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, int | float)):
+                raise ContractError(
+                    f"{where}: kwargs.mostly must be a number between 0 and 1, got {mostly!r}"
+                )
             if mostly is None or float(mostly) >= 1.0:
                 entry["not_null"] = True
         else:
             ignored.append(kind)
 
-    mlobs_meta = (suite.get("meta") or {}).get("mlobs") or {}
+    suite_meta = suite.get("meta") or {}
+    mlobs_meta = suite_meta.get("mlobs") if isinstance(suite_meta, Mapping) else None
+    mlobs_meta = mlobs_meta or {}
+    if not isinstance(mlobs_meta, Mapping):
+        raise ContractError(f"{source}: meta.mlobs must be an object")
     forbidden = mlobs_meta.get("forbidden_columns", [])
     if not isinstance(forbidden, list) or not all(isinstance(p, str) for p in forbidden):
         raise ContractError(f"{source}: meta.mlobs.forbidden_columns must be a list of glob patterns")
@@ -273,7 +288,9 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
             types=frozenset(entry["types"]),
             type_names=tuple(entry["names"]),
             not_null=entry["not_null"],
-            severity=worst(entry["sev"], default=Status.FAIL),
+            # A column only named by type expectations is required with their severity.
+            severity=worst(entry["sev"] or entry["type_sev"], default=Status.FAIL),
+            type_severity=worst(entry["type_sev"], default=Status.FAIL),
         )
         for name, entry in rules.items()
     }
@@ -362,7 +379,7 @@ def compare_schema(
                 Finding(
                     subject=rule.name,
                     metric="type",
-                    status=rule.severity,
+                    status=rule.type_severity,
                     value=f"{column.logical_type.value} ({column.physical_type})",
                     threshold=expected,
                     reason=f"`{rule.name}` is {column.physical_type} ({column.logical_type.value}), "
@@ -394,7 +411,8 @@ def compare_schema(
         if candidates:
             _, best = max(candidates, key=lambda pair: pair[0])
             claimed.add(best.name)
-            hint = f"; `{best.name}` appeared with the same type: renamed?"
+            kind = "the same type" if rule.types else f"type {best.logical_type.value}"
+            hint = f"; `{best.name}` appeared with {kind}: renamed?"
         findings.append(
             Finding(
                 subject=rule.name,
@@ -406,7 +424,7 @@ def compare_schema(
             )
         )
 
-    for column in added:
+    for column in observed:
         forbidden_by = next(
             (p for p in contract.forbidden if fnmatch.fnmatchcase(column.name.lower(), p.lower())), None
         )
@@ -421,6 +439,7 @@ def compare_schema(
                     reason=f"`{column.name}` matches forbidden pattern {forbidden_by!r}",
                 )
             )
+    for column in added:
         renamed_note = " (possible rename, see missing column)" if column.name in claimed else ""
         findings.append(
             Finding(

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlobs.connections import engine_for_connection
+from airflow_mlobs.connections import connected
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.freshness import CHECK, judge_freshness, judge_partition
 from airflow_mlobs.core.result import CheckResult
@@ -99,8 +99,7 @@ class FreshnessSpec:
         else:
             assert self.conn_id is not None and self.timestamp_column is not None
             table = sql_source.parse_table_name(self.table) if self.table else None
-            try:
-                engine = engine_for_connection(self.conn_id)
+            with connected(self.conn_id) as engine:
                 observation = sql_source.newest_timestamp(
                     engine,
                     column=self.timestamp_column,
@@ -109,11 +108,6 @@ class FreshnessSpec:
                     table=table,
                     sql=self.sql,
                 )
-            except MlobsInputError as exc:
-                message = str(exc)
-                if self.conn_id not in message:
-                    message = f"connection {self.conn_id!r}: {message}"
-                raise MlobsInputError(message) from exc
         if warn_after is not None and warn_after > max_age:
             raise MlobsInputError(f"{dataset}: warn_after must not exceed max_age")
         return judge_freshness(

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlobs.connections import engine_for_connection
+from airflow_mlobs.connections import connected
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.core.schema import CHECK, ColumnInfo, compare_schema, contract_from_columns, load_contract
@@ -112,14 +112,8 @@ class SchemaCheckOperator(BaseCheckOperator):
         if self.path:
             return file_source.read_file_schema(self.path)
         assert self.table is not None and self.conn_id is not None
-        try:
-            engine = engine_for_connection(self.conn_id)
+        with connected(self.conn_id) as engine:
             return sql_source.read_columns(engine, sql_source.parse_table_name(self.table))
-        except MlobsInputError as exc:
-            message = str(exc)
-            if self.conn_id not in message:
-                message = f"connection {self.conn_id!r}: {message}"
-            raise MlobsInputError(message) from exc
 
     def evaluate(self, context: Context) -> CheckResult:
         """Read the schema, optionally write it out, and compare it with the contract."""

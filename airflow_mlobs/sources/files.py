@@ -11,10 +11,21 @@ from airflow_mlobs.core.freshness import FreshnessObservation
 from airflow_mlobs.core.schema import ColumnInfo, logical_type_from_name
 
 
+def _is_marker(relative: Path) -> bool:
+    """Hidden and temporary paths (``.x``, ``_SUCCESS``, ``_temporary/...``) are not data: Spark and
+    Hive writers leave them, and files under ``_temporary`` are still being written."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
+
+
 def _files(path: Path, pattern: str) -> list[Path]:
+    """Data files under ``path`` whose names match ``pattern`` (``path`` itself if it is a file)."""
     if path.is_file():
         return [path]
-    return [p for p in path.rglob("*") if p.is_file() and fnmatch.fnmatch(p.name, pattern)]
+    return [
+        p
+        for p in path.rglob("*")
+        if p.is_file() and fnmatch.fnmatch(p.name, pattern) and not _is_marker(p.relative_to(path))
+    ]
 
 
 def newest_modification(path: str | Path, *, as_of: datetime, pattern: str = "*") -> FreshnessObservation:
@@ -27,8 +38,6 @@ def newest_modification(path: str | Path, *, as_of: datetime, pattern: str = "*"
         raise SourceError(f"path {root} does not exist")
     times: list[datetime] = []
     for file in _files(root, pattern):
-        if file.name.startswith((".", "_")) and file != root:
-            continue
         times.append(datetime.fromtimestamp(file.stat().st_mtime, tz=UTC))
     if not times:
         return FreshnessObservation(newest=None, row_count=0, non_null_count=0)
@@ -46,8 +55,7 @@ def partition_files(path: str | Path, pattern: str = "*") -> tuple[bool, int]:
     root = Path(path)
     if not root.exists():
         return False, 0
-    files = [f for f in _files(root, pattern) if not f.name.startswith((".", "_")) or f == root]
-    return True, len(files)
+    return True, len(_files(root, pattern))
 
 
 def read_file_schema(path: str | Path) -> list[ColumnInfo]:

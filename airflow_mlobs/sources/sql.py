@@ -103,6 +103,11 @@ def read_columns(engine: Engine, table: TableRef) -> list[ColumnInfo]:
 
     Raises ``SourceError`` naming the table when it does not exist.
     """
+    return [info for info, _ in _catalog_columns(engine, table)]
+
+
+def _catalog_columns(engine: Engine, table: TableRef) -> list[tuple[ColumnInfo, sat.TypeEngine[Any]]]:
+    """One catalog read: each column's :class:`ColumnInfo` with its SQLAlchemy type."""
     try:
         inspector = sa.inspect(engine)
         columns = inspector.get_columns(table.name, schema=table.schema)
@@ -114,11 +119,14 @@ def read_columns(engine: Engine, table: TableRef) -> list[ColumnInfo]:
         # SQLite's inspector returns an empty list for a missing table instead of raising.
         raise SourceError(f"table {table} does not exist")
     return [
-        ColumnInfo(
-            name=str(col["name"]),
-            logical_type=logical_type_of(col["type"]),
-            physical_type=_type_name(col["type"], engine),
-            nullable=bool(col.get("nullable", True)),
+        (
+            ColumnInfo(
+                name=str(col["name"]),
+                logical_type=logical_type_of(col["type"]),
+                physical_type=_type_name(col["type"], engine),
+                nullable=bool(col.get("nullable", True)),
+            ),
+            col["type"],
         )
         for col in columns
     ]
@@ -138,25 +146,26 @@ def _source(
 ) -> tuple[sa.FromClause, sa.ColumnElement[Any], str, bool | None]:
     """The FROM clause, the timestamp column expression, a description, and whether it is naive."""
     if table is not None:
-        columns = {c.name: c for c in read_columns(engine, table)}
-        info = columns.get(column) or next(
-            (c for c in columns.values() if c.name.lower() == column.lower()), None
+        catalog = {info.name: (info, sql_type) for info, sql_type in _catalog_columns(engine, table)}
+        found = catalog.get(column) or next(
+            (entry for name, entry in catalog.items() if name.lower() == column.lower()), None
         )
-        if info is None:
+        if found is None:
             raise SourceError(
-                f"column {column!r} not found in table {table}; it has: {', '.join(sorted(columns))}"
+                f"column {column!r} not found in table {table}; it has: {', '.join(sorted(catalog))}"
             )
+        info, sql_type = found
         if info.logical_type not in _TIME_TYPES:
             raise SourceError(
                 f"column {info.name!r} of table {table} is {info.physical_type}, not a timestamp or date; "
                 "freshness needs a timestamp column"
             )
-        reflected = sa.Table(table.name, sa.MetaData(), schema=table.schema, autoload_with=engine)
-        col = reflected.c[info.name]
+        # Only the timestamp column is needed; its catalog type drives binding and result parsing.
+        source = sa.table(table.name, sa.column(info.name, sql_type), schema=table.schema)
         naive: bool | None = None
         if info.logical_type is LogicalType.TIMESTAMP:
-            naive = not bool(getattr(col.type, "timezone", False))
-        return reflected, col, f"table {table}", naive
+            naive = not bool(getattr(sql_type, "timezone", False))
+        return source, source.c[info.name], f"table {table}", naive
     if sql is None:
         raise SourceError("give either a table or a sql query")
     # End with a newline, so a final ``-- comment`` cannot swallow the subquery's closing parenthesis.

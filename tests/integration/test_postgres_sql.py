@@ -9,7 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -123,7 +123,9 @@ def test_newest_timestamptz_independent_of_session_timezone(pg_engine: sa.Engine
         assert obs.newest == utc(2024, 1, 10, 8, 0)
         assert obs.rows_after_as_of == 1
         # Naive column read in Berlin (UTC+1 in January), the session zone plays no part.
-        obs = newest_timestamp(engine, column="wall", as_of=utc(2024, 1, 10, 10, 0), naive_zone=BERLIN, table=ref)
+        obs = newest_timestamp(
+            engine, column="wall", as_of=utc(2024, 1, 10, 10, 0), naive_zone=BERLIN, table=ref
+        )
         assert obs.newest == utc(2024, 1, 10, 8, 0)
         assert obs.rows_after_as_of == 1
     finally:
@@ -141,7 +143,9 @@ def test_newest_naive_timestamp_read_in_zone(pg_engine: sa.Engine, pg_schema: st
     assert obs.newest is not None and obs.newest.tzinfo is not None
     assert obs.newest.utcoffset() == timedelta(0)
     # The same column read as UTC gives a different instant: the zone is really applied.
-    obs_utc = newest_timestamp(pg_engine, column="ts", as_of=utc(2024, 7, 1, 15, 0), naive_zone=UTC, table=ref)
+    obs_utc = newest_timestamp(
+        pg_engine, column="ts", as_of=utc(2024, 7, 1, 15, 0), naive_zone=UTC, table=ref
+    )
     assert obs_utc.newest == utc(2024, 7, 1, 14, 0)
 
     # Age 3h: passes a 4h limit, fails a 2h30m one (a naive reading as UTC would say 1h).
@@ -199,7 +203,9 @@ def test_naive_timestamp_around_dst(
     assert result.metrics["age_seconds"] == age_hours * 3600
     assert result.status is Status.PASS
     just_under = timedelta(hours=age_hours) - timedelta(minutes=1)
-    assert judge_freshness(dataset="d", observation=obs, as_of=as_of, max_age=just_under).status is Status.FAIL
+    assert (
+        judge_freshness(dataset="d", observation=obs, as_of=as_of, max_age=just_under).status is Status.FAIL
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,9 +239,7 @@ def test_backfill_timestamptz_ignores_newer_rows(pg_engine: sa.Engine, pg_schema
     assert obs.newest == as_of
     assert obs.rows_after_as_of == 13
 
-    verdict = judge_freshness(
-        dataset="d", observation=obs, as_of=as_of, max_age=timedelta(minutes=30)
-    )
+    verdict = judge_freshness(dataset="d", observation=obs, as_of=as_of, max_age=timedelta(minutes=30))
     assert verdict.status is Status.PASS
     assert verdict.metrics["rows_after_as_of"] == 13
 
@@ -441,7 +445,11 @@ def test_sql_query_not_a_timestamp(pg_engine: sa.Engine, pg_schema: str) -> None
         )
     with pytest.raises(SourceError, match=r"'n'.*not a timestamp"):
         newest_timestamp(
-            pg_engine, column="n", as_of=utc(2024, 1, 1), naive_zone=UTC, sql=f"SELECT n FROM {pg_schema}.events"
+            pg_engine,
+            column="n",
+            as_of=utc(2024, 1, 1),
+            naive_zone=UTC,
+            sql=f"SELECT n FROM {pg_schema}.events",
         )
 
 
@@ -460,7 +468,11 @@ def test_sql_query_with_missing_column(pg_engine: sa.Engine, pg_schema: str) -> 
     # The query lacks the timestamp column the check asks for.
     with pytest.raises(SourceError) as err:
         newest_timestamp(
-            pg_engine, column="ts", as_of=utc(2024, 1, 1), naive_zone=UTC, sql=f"SELECT id FROM {pg_schema}.events"
+            pg_engine,
+            column="ts",
+            as_of=utc(2024, 1, 1),
+            naive_zone=UTC,
+            sql=f"SELECT id FROM {pg_schema}.events",
         )
     assert "ts" in str(err.value)
     assert "does not exist" in str(err.value)
@@ -482,7 +494,11 @@ def test_schema_qualified_table_name(pg_engine: sa.Engine, pg_schema: str) -> No
         # Without the schema, the table is looked up on the search path and not found.
         with pytest.raises(SourceError, match="table events does not exist"):
             newest_timestamp(
-                pg_engine, column="ts", as_of=utc(2024, 3, 1), naive_zone=UTC, table=parse_table_name("events")
+                pg_engine,
+                column="ts",
+                as_of=utc(2024, 3, 1),
+                naive_zone=UTC,
+                table=parse_table_name("events"),
             )
     finally:
         run_sql(pg_engine, f"DROP TABLE public.{pg_schema}_decoy")
@@ -501,7 +517,9 @@ def test_mixed_case_quoted_identifiers(pg_engine: sa.Engine, pg_schema: str) -> 
     try:
         ref = parse_table_name(f'"{schema}"."Features"')
         assert ref == TableRef("Features", schema)
-        obs = newest_timestamp(pg_engine, column="EventTime", as_of=utc(2024, 2, 2), naive_zone=UTC, table=ref)
+        obs = newest_timestamp(
+            pg_engine, column="EventTime", as_of=utc(2024, 2, 2), naive_zone=UTC, table=ref
+        )
         assert obs.newest == utc(2024, 2, 1, 11, 0)
         obs = newest_timestamp(
             pg_engine, column="EventTime", as_of=utc(2024, 2, 1, 10, 30), naive_zone=UTC, table=ref
@@ -667,7 +685,9 @@ def _assert_pushed_down(log: StatementLog, table: str, max_data_statements: int)
     assert sum(n for _, n in log.catalog()) < 1_000
 
 
-def test_pushdown_latest(counted_engine: tuple[sa.Engine, StatementLog], big_table: str, pg_schema: str) -> None:
+def test_pushdown_latest(
+    counted_engine: tuple[sa.Engine, StatementLog], big_table: str, pg_schema: str
+) -> None:
     engine, log = counted_engine
     last = utc(2024, 1, 1) + timedelta(minutes=BIG_ROWS - 1)
     obs = newest_timestamp(
@@ -677,7 +697,9 @@ def test_pushdown_latest(counted_engine: tuple[sa.Engine, StatementLog], big_tab
     _assert_pushed_down(log, big_table, max_data_statements=1)
 
 
-def test_pushdown_backfill(counted_engine: tuple[sa.Engine, StatementLog], big_table: str, pg_schema: str) -> None:
+def test_pushdown_backfill(
+    counted_engine: tuple[sa.Engine, StatementLog], big_table: str, pg_schema: str
+) -> None:
     engine, log = counted_engine
     ref = TableRef("big", pg_schema)
     as_of = utc(2024, 1, 1) + timedelta(minutes=1000)
@@ -701,7 +723,11 @@ def test_pushdown_sql_query(counted_engine: tuple[sa.Engine, StatementLog], big_
     engine, log = counted_engine
     as_of = utc(2024, 1, 1) + timedelta(minutes=500)
     obs = newest_timestamp(
-        engine, column="ts", as_of=as_of, naive_zone=UTC, sql=f"SELECT ts, payload FROM {big_table} WHERE id % 2 = 0"
+        engine,
+        column="ts",
+        as_of=as_of,
+        naive_zone=UTC,
+        sql=f"SELECT ts, payload FROM {big_table} WHERE id % 2 = 0",
     )
     assert obs.newest == as_of
     assert obs.rows_after_as_of == sum(1 for g in range(501, BIG_ROWS) if g % 2 == 0)
@@ -804,7 +830,9 @@ def test_schema_operator_through_connection(
     table = f"{pg_schema}.features"
     contract_path = tmp_path / "features.json"
     catalog = read_columns(pg_engine, parse_table_name(table))
-    contract_path.write_text(json.dumps(contract_from_columns("features", catalog, exact=True)), encoding="utf-8")
+    contract_path.write_text(
+        json.dumps(contract_from_columns("features", catalog, exact=True)), encoding="utf-8"
+    )
 
     op = SchemaCheckOperator(task_id="s", conn_id=pg_wh, table=table, contract=str(contract_path))
     observed = op.observed_columns()
@@ -814,7 +842,9 @@ def test_schema_operator_through_connection(
     ]
     assert {c.name: c.logical_type for c in observed}["updated_at"] is LogicalType.TIMESTAMP
 
-    result = compare_schema(dataset=op.dataset_name(), observed=observed, contract=load_contract(contract_path))
+    result = compare_schema(
+        dataset=op.dataset_name(), observed=observed, contract=load_contract(contract_path)
+    )
     assert result.status is Status.PASS, result.summary
     assert result.dataset == f"pg_wh:{table}"
 
@@ -829,7 +859,9 @@ def test_schema_operator_through_connection(
 
 def test_observed_columns_only_from_catalog(pg_engine: sa.Engine, pg_schema: str, pg_wh: str) -> None:
     """Columns of a quoted mixed-case table through the connection."""
-    run_sql(pg_engine, f'CREATE TABLE {pg_schema}."Features" ("EventTime" timestamptz NOT NULL, "Value" real)')
+    run_sql(
+        pg_engine, f'CREATE TABLE {pg_schema}."Features" ("EventTime" timestamptz NOT NULL, "Value" real)'
+    )
     op = SchemaCheckOperator(task_id="s", conn_id=pg_wh, table=f'{pg_schema}."Features"', contract="c.json")
     assert op.observed_columns() == [
         ColumnInfo("EventTime", LogicalType.TIMESTAMP, "TIMESTAMP WITH TIME ZONE", False),
@@ -863,16 +895,22 @@ def _result(summary: str, status: Status, start: datetime | None, end: datetime 
     )
 
 
-def test_results_store_save_replace_history(pg_engine: sa.Engine, pg_schema: str, store_engine: sa.Engine) -> None:
+def test_results_store_save_replace_history(
+    pg_engine: sa.Engine, pg_schema: str, store_engine: sa.Engine
+) -> None:
     store = ResultsStore(store_engine)
     run = RunKey(dag_id="dag", task_id="fresh", run_id="r1")
     day1 = (utc(2024, 1, 1), utc(2024, 1, 2))
     day2 = (berlin(2024, 1, 2, 1, 0), berlin(2024, 1, 3, 1, 0))  # same instants as 00:00 UTC
 
     first = store.save(_result("first", Status.FAIL, *day1), run)
-    second = store.save(_result("day 2", Status.PASS, *day2), RunKey(dag_id="dag", task_id="fresh", run_id="r2"))
+    second = store.save(
+        _result("day 2", Status.PASS, *day2), RunKey(dag_id="dag", task_id="fresh", run_id="r2")
+    )
     # A re-run of the first interval (another run id, same window) replaces its row.
-    replaced = store.save(_result("rerun", Status.PASS, *day1), RunKey(dag_id="dag", task_id="fresh", run_id="r3"))
+    replaced = store.save(
+        _result("rerun", Status.PASS, *day1), RunKey(dag_id="dag", task_id="fresh", run_id="r3")
+    )
     assert len({first, second, replaced}) == 3
 
     # The table lives in the per-test schema, not in public.
@@ -906,7 +944,9 @@ def test_results_store_save_replace_history(pg_engine: sa.Engine, pg_schema: str
 
     # Columns come back aware from PostgreSQL too.
     with store_engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT window_start, window_end, recorded_at FROM mlobs_check_results")).first()
+        row = conn.execute(
+            sa.text("SELECT window_start, window_end, recorded_at FROM mlobs_check_results")
+        ).first()
     assert row is not None and all(v.tzinfo is not None for v in row)
 
     # Filters and limit; a fresh store on the same database sees the same history.
@@ -954,3 +994,126 @@ def test_results_store_two_writers_racing_on_one_key(store_engine: sa.Engine) ->
     history = store.history()
     assert len(history) == 1
     assert history[0].result.summary in {f"a-{rounds - 1}", f"b-{rounds - 1}"}
+
+
+# --------------------------------------------------------------------------------------------------
+# More relation kinds and awkward names
+# --------------------------------------------------------------------------------------------------
+
+
+def test_views_and_partitioned_tables(pg_engine: sa.Engine, pg_schema: str) -> None:
+    s = pg_schema
+    run_sql(
+        pg_engine,
+        f"CREATE TABLE {s}.events (ts timestamptz, kind text) PARTITION BY RANGE (ts)",
+        f"CREATE TABLE {s}.events_2024_01 PARTITION OF {s}.events"
+        " FOR VALUES FROM ('2024-01-01 00:00+00') TO ('2024-02-01 00:00+00')",
+        f"CREATE TABLE {s}.events_2024_02 PARTITION OF {s}.events"
+        " FOR VALUES FROM ('2024-02-01 00:00+00') TO ('2024-03-01 00:00+00')",
+        f"INSERT INTO {s}.events VALUES ('2024-01-20 00:00+00', 'a'), ('2024-02-10 00:00+00', 'b')",
+        f"CREATE VIEW {s}.events_a AS SELECT ts AS seen_at FROM {s}.events WHERE kind = 'a'",
+        f"CREATE MATERIALIZED VIEW {s}.events_daily AS SELECT ts::date AS day, count(*) AS n"
+        f" FROM {s}.events GROUP BY 1",
+    )
+    as_of = utc(2024, 3, 1)
+    cases = [("events", "ts", utc(2024, 2, 10)), ("events_a", "seen_at", utc(2024, 1, 20))]
+    cases.append(("events_daily", "day", utc(2024, 2, 10)))
+    for name, column, newest in cases:
+        ref = parse_table_name(f"{s}.{name}")
+        obs = newest_timestamp(pg_engine, column=column, as_of=as_of, naive_zone=UTC, table=ref)
+        assert obs.newest == newest, name
+    # Backfill on the partitioned parent.
+    obs = newest_timestamp(
+        pg_engine, column="ts", as_of=utc(2024, 2, 1), naive_zone=UTC, table=parse_table_name(f"{s}.events")
+    )
+    assert obs.newest == utc(2024, 1, 20)
+    assert obs.rows_after_as_of == 1
+    daily = {c.name: c.logical_type for c in read_columns(pg_engine, parse_table_name(f"{s}.events_daily"))}
+    assert daily == {"day": LogicalType.DATE, "n": LogicalType.INTEGER}
+
+
+def test_reserved_word_names(pg_engine: sa.Engine, pg_schema: str) -> None:
+    s = pg_schema
+    run_sql(
+        pg_engine,
+        f'CREATE TABLE {s}."order" ("timestamp" timestamp, "date" date, "user" text, "Event Time" timestamptz)',
+        f"""INSERT INTO {s}."order" VALUES ('2024-05-01 10:00', '2024-05-01', 'x', '2024-05-01 07:00+00')""",
+    )
+    ref = parse_table_name(f'{s}."order"')
+    assert ref == TableRef("order", s)
+    as_of = utc(2024, 5, 2)
+    assert newest_timestamp(
+        pg_engine, column="timestamp", as_of=as_of, naive_zone=BERLIN, table=ref
+    ).newest == (utc(2024, 5, 1, 8, 0))
+    assert newest_timestamp(pg_engine, column="date", as_of=as_of, naive_zone=UTC, table=ref).newest == (
+        utc(2024, 5, 1)
+    )
+    obs = newest_timestamp(
+        pg_engine, column="Event Time", as_of=utc(2024, 5, 1, 6), naive_zone=UTC, table=ref
+    )
+    assert obs.newest is None and obs.rows_after_as_of == 1
+    obs = newest_timestamp(
+        pg_engine,
+        column="timestamp",
+        as_of=utc(2024, 5, 1, 7, 0),
+        naive_zone=BERLIN,
+        sql=f'SELECT "timestamp" FROM {s}."order"',
+    )
+    assert obs.newest is None and obs.rows_after_as_of == 1 and obs.row_count == 1
+
+
+def test_date_and_query_sources_through_connection(pg_engine: sa.Engine, pg_schema: str, pg_wh: str) -> None:
+    """The Airflow Postgres hook builds a psycopg 3 engine: the backfill binds must work there too."""
+    s = pg_schema
+    run_sql(
+        pg_engine,
+        f"CREATE TABLE {s}.daily (d date, wall timestamp, kind text)",
+        f"INSERT INTO {s}.daily SELECT DATE '2024-01-01' + g, TIMESTAMP '2024-01-01 12:00' + g * interval '1 day',"
+        " CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END FROM generate_series(0, 9) g",
+    )
+    as_of = berlin(2024, 1, 5, 0, 0)
+    spec = FreshnessSpec(
+        conn_id=pg_wh,
+        table=f"{s}.daily",
+        timestamp_column="d",
+        timestamp_timezone="Europe/Berlin",
+        max_age="1d",
+    )
+    result = spec.evaluate(as_of)
+    assert result.status is Status.PASS
+    assert as_datetime(result.metrics["newest"]) == as_of
+    assert result.metrics["rows_after_as_of"] == 5
+
+    spec = FreshnessSpec(
+        conn_id=pg_wh,
+        sql=f"SELECT wall FROM {s}.daily WHERE kind LIKE 'ev%' AND wall::date > DATE '2023-12-31'",
+        timestamp_column="wall",
+        timestamp_timezone="Europe/Berlin",
+        max_age="12h",
+    )
+    result = spec.evaluate(berlin(2024, 1, 5, 12, 0))  # the 01-05 12:00 row is exactly at as_of
+    assert result.dataset == "pg_wh:query"
+    assert result.status is Status.PASS
+    assert as_datetime(result.metrics["newest"]) == berlin(2024, 1, 5, 12, 0)
+    assert result.metrics["rows_after_as_of"] == 2  # 01-07 and 01-09
+    result = spec.evaluate(berlin(2024, 1, 6, 12, 0))
+    assert result.status is Status.FAIL  # the 01-06 row is odd; newest even row is 24h old
+
+
+@pytest.mark.parametrize(
+    "tail",
+    ["", ";", ";\n\n", "\n-- newest events only\n", " -- trailing comment", "\n/* block */"],
+)
+def test_sql_query_with_trailing_semicolon_or_comment(
+    pg_engine: sa.Engine, pg_schema: str, tail: str
+) -> None:
+    """Queries read from ``.sql`` files often end with ``;`` or a comment line."""
+    run_sql(
+        pg_engine,
+        f"CREATE TABLE {pg_schema}.events (ts timestamptz)",
+        f"INSERT INTO {pg_schema}.events VALUES ('2024-01-01 00:00+00'), ('2024-01-02 00:00+00')",
+    )
+    query = f"-- events\nSELECT ts\nFROM {pg_schema}.events{tail}"
+    obs = newest_timestamp(pg_engine, column="ts", as_of=utc(2024, 1, 1, 12), naive_zone=UTC, sql=query)
+    assert obs.newest == utc(2024, 1, 1)
+    assert obs.rows_after_as_of == 1

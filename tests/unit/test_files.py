@@ -274,3 +274,18 @@ def test_read_schema_empty_csv(tmp_path: Path) -> None:
     with pytest.raises(SourceError) as info:
         read_file_schema(path)
     assert str(path) in str(info.value)
+
+
+def test_files_under_temporary_folders_are_not_data(tmp_path: Path) -> None:
+    # Regression: Spark's in-progress output under _temporary/ made a partition look complete.
+    done = tmp_path / "part-0.parquet"
+    done.write_bytes(b"x")
+    os.utime(done, (AS_OF.timestamp() - 7200, AS_OF.timestamp() - 7200))
+    pending = tmp_path / "_temporary" / "0" / "part-1.parquet"
+    pending.parent.mkdir(parents=True)
+    pending.write_bytes(b"x")
+    os.utime(pending, (AS_OF.timestamp() - 60, AS_OF.timestamp() - 60))
+    observation = newest_modification(tmp_path, as_of=AS_OF)
+    assert observation.newest == AS_OF - timedelta(hours=2)
+    assert partition_files(tmp_path) == (True, 1)
+    assert partition_files(tmp_path / "_temporary") == (True, 1)  # the root itself is not judged

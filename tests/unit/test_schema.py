@@ -545,3 +545,50 @@ def test_great_expectations_accepts_the_repo_suites(path: Path) -> None:
 
 def test_repo_suites_exist() -> None:
     assert REPO_CONTRACT in REPO_SUITES
+
+
+# Regression tests for review findings (each failed before its fix).
+
+
+def test_type_severity_is_separate_from_existence_severity() -> None:
+    contract = _suite(_match_set(["a", "b"], exact=False), _of_type("b", "INTEGER", severity="warn"))
+    result = _compare([_col("b", "TEXT")], contract)
+    assert ("b", "type", Status.WARN) in _not_passing(result)
+    assert ("a", "missing", Status.FAIL) in _not_passing(result)
+
+
+def test_forbidden_column_is_caught_even_when_the_contract_names_it() -> None:
+    contract = _suite(_match_set(["id", "pii_email"]), meta={"mlobs": {"forbidden_columns": ["pii_*"]}})
+    result = _compare([_col("id", "INTEGER"), _col("pii_email", "TEXT")], contract)
+    assert ("pii_email", "forbidden", Status.FAIL) in _not_passing(result)
+
+
+def test_rename_hint_names_the_type_when_the_contract_gives_none() -> None:
+    contract = _suite(_match_set(["customer_age"]))
+    result = _compare([_col("age", "INTEGER")], contract)
+    missing = next(f for f in result.findings if f.metric == "missing")
+    assert missing.reason == "`customer_age` missing; `age` appeared with type integer: renamed?"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("halffloat", LogicalType.FLOAT),
+        ("dictionary<values=string, indices=int8, ordered=0>", LogicalType.STRING),
+        ("dictionary<values=int64, indices=int32, ordered=1>", LogicalType.INTEGER),
+    ],
+)
+def test_arrow_halffloat_and_dictionary_types(name: str, expected: LogicalType) -> None:
+    assert logical_type_from_name(name) is expected
+
+
+@pytest.mark.parametrize(
+    ("suite", "fragment"),
+    [
+        (_suite(_not_null("a", mostly="most")), "mostly must be a number"),
+        (_suite(_match_set(["a"]), meta={"mlobs": ["pii_*"]}), "meta.mlobs must be an object"),
+    ],
+)
+def test_malformed_contract_values_are_contract_errors(suite: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ContractError, match=fragment):
+        parse_contract(suite, source="contract.json")
