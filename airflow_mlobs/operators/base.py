@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
+from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.errors import MlobsInputError
@@ -86,10 +87,22 @@ class CheckResultMixin:
             map_index=-1 if map_index is None else int(map_index),
         )
         try:
-            ResultsStore(results_engine(self.results_conn_id)).save(result, run)
-        except MlobsInputError as exc:
+            engine = results_engine(self.results_conn_id)
+            try:
+                ResultsStore(engine).save(result, run)
+            finally:
+                engine.dispose()
+        except (MlobsInputError, SQLAlchemyError) as exc:
+            # The result itself is in the log above; say plainly that it was not stored.
+            where = repr(self.results_conn_id) if self.results_conn_id else "the default SQLite file"
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             raise CheckBreachError(
-                error_result(check=result.check, dataset=result.dataset, message=f"results store: {exc}")
+                error_result(
+                    check=result.check,
+                    dataset=result.dataset,
+                    message=f"could not store the {result.status.value} result in the results history "
+                    f"({where}): {detail}",
+                )
             ) from exc
         return result.compact()
 

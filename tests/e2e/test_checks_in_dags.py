@@ -79,9 +79,14 @@ def test_bad_input_gives_error_results_naming_the_problem(
             FreshnessCheckOperator(task_id="unknown_connection", conn_id="no_such_conn", table="fresh_events", **common)
             SchemaCheckOperator(task_id="bad_contract", conn_id="wh", table="fresh_events", contract={str(bad_contract)!r})
             SchemaCheckOperator(task_id="missing_contract", conn_id="wh", table="fresh_events", contract="nowhere.schema.json")
+            FreshnessCheckOperator(task_id="unreachable_results", conn_id="wh", table="fresh_events", results_conn_id="bad_results", **common)
         """,
     )
-    outcome = run_dag(airflow_db, dags, "mlobs_bad_input", DAY, env_for(warehouse_db))
+    env = env_for(warehouse_db)
+    env["AIRFLOW_CONN_BAD_RESULTS"] = json.dumps(
+        {"conn_type": "sqlite", "host": str(tmp_path / "no" / "dir" / "r.db")}
+    )
+    outcome = run_dag(airflow_db, dags, "mlobs_bad_input", DAY, env)
     assert outcome.returncode != 0
     assert set(outcome.states.values()) == {"failed"}, outcome.states
     stored = results(airflow_db, "mlobs_bad_input")
@@ -95,6 +100,9 @@ def test_bad_input_gives_error_results_naming_the_problem(
         "bad_contract": ("error", [str(bad_contract), "not valid JSON", "line 1"]),
         "missing_contract": ("error", ["nowhere.schema.json", "does not exist"]),
     }
+    # A results history that cannot be written fails the task with a message saying so.
+    assert "unreachable_results" not in stored
+    assert "could not store the pass result in the results history ('bad_results')" in outcome.output
     for task_id, (status, words) in expected.items():
         got_status, summary = stored[task_id]
         assert got_status == status, (task_id, summary)
