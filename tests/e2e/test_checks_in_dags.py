@@ -186,6 +186,10 @@ def test_freshness_sensor_waits_then_fails_with_a_stored_result(
                 poke_interval=1, timeout=2,
             )
             FreshnessSensor(
+                task_id="rescheduled_stale", conn_id="wh", table="stale_events", timestamp_column="ts",
+                max_age="6h", poke_interval=1, timeout=2, mode="reschedule",
+            )
+            FreshnessSensor(
                 task_id="deferred_fresh", conn_id="wh", table="fresh_events", timestamp_column="ts",
                 max_age="6h", poke_interval=1, timeout=30, deferrable=True,
             )
@@ -199,13 +203,14 @@ def test_freshness_sensor_waits_then_fails_with_a_stored_result(
     assert outcome.states == {
         "fresh_now": "success",
         "never_fresh": "failed",
+        "rescheduled_stale": "failed",
         "deferred_fresh": "success",
         "deferred_stale": "failed",
     }, outcome.output[-4000:]
     stored = results(airflow_db, "mlobs_sensors")
     assert stored["fresh_now"][0] == "pass"
     assert stored["deferred_fresh"][0] == "pass"
-    for task_id in ("never_fresh", "deferred_stale"):
+    for task_id in ("never_fresh", "rescheduled_stale", "deferred_stale"):
         status, summary = stored[task_id]
         assert status == "fail"
         assert "stale" in summary and "gave up after waiting 2s" in summary
