@@ -1,0 +1,463 @@
+"""Profiles: small, mergeable summaries of columns over a window, and the baseline they compare to.
+
+Definitions
+-----------
+Bins
+    A numeric column's baseline has strictly increasing edges ``e[0] < ... < e[m-1]``. Its profile
+    counts finite values in ``m + 1`` bins: bin ``0`` is ``x < e[0]``, bin ``i`` (``1 <= i < m``)
+    is ``e[i-1] <= x < e[i]``, and bin ``m`` is ``x >= e[m-1]``. This is
+    ``numpy.searchsorted(edges, x, side="right")`` and PostgreSQL's ``width_bucket(x, edges)``.
+Nulls, non-finite and invalid values
+    ``nulls`` counts SQL NULL (and NaN in pandas, where NaN is missing); ``non_finite`` counts
+    ``+inf``/``-inf`` (and NaN where a database keeps it apart from NULL); ``invalid`` counts values
+    that are not numbers at all (text in a numeric column). None of them is binned; ``count`` is the
+    number of finite, binned values, so ``count + nulls + non_finite + invalid == row_count``.
+Categories
+    Values are compared as text. A profile keeps at most ``max_categories`` distinct values (the most
+    frequent); the rest are counted in ``other``. ``overflow`` records that values were folded, which
+    makes the category comparison approximate (reported, not hidden).
+Merging
+    Two profiles of the same columns over the same edges merge by adding counts (min of mins, max of
+    maxes). Daily profiles roll up into weeks; partitions profiled by separate tasks combine. Merging
+    categorical profiles that both overflowed is approximate for the folded tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from airflow_mlobs.core.errors import MlobsInputError
+
+PROFILE_VERSION = 1
+BASELINE_VERSION = 1
+DEFAULT_MAX_CATEGORIES = 1000
+
+ColumnKind = Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """Counts and moments of one numeric column. See the module docstring for the definitions."""
+
+    count: int = 0
+    nulls: int = 0
+    non_finite: int = 0
+    invalid: int = 0
+    min: float | None = None
+    max: float | None = None
+    total: float = 0.0
+    total_sq: float = 0.0
+    bins: tuple[int, ...] = ()
+
+    kind: ColumnKind = field(default="numeric", init=False)
+
+    @property
+    def rows(self) -> int:
+        """All rows seen, whatever their value."""
+        return self.count + self.nulls + self.non_finite + self.invalid
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the finite values; ``None`` when there are none."""
+        return self.total / self.count if self.count else None
+
+    @property
+    def std(self) -> float | None:
+        """Population standard deviation of the finite values (never negative from rounding)."""
+        if not self.count:
+            return None
+        mean = self.total / self.count
+        return math.sqrt(max(self.total_sq / self.count - mean * mean, 0.0))
+
+    def merge(self, other: NumericProfile) -> NumericProfile:
+        """Add ``other``'s counts; both must use the same bins."""
+        if len(self.bins) != len(other.bins):
+            raise MlobsInputError("cannot merge numeric profiles over different bin edges")
+        return NumericProfile(
+            count=self.count + other.count,
+            nulls=self.nulls + other.nulls,
+            non_finite=self.non_finite + other.non_finite,
+            invalid=self.invalid + other.invalid,
+            min=_opt(min, self.min, other.min),
+            max=_opt(max, self.max, other.max),
+            total=self.total + other.total,
+            total_sq=self.total_sq + other.total_sq,
+            bins=tuple(a + b for a, b in zip(self.bins, other.bins, strict=True)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-safe form."""
+        return {
+            "kind": "numeric",
+            "count": self.count,
+            "nulls": self.nulls,
+            "non_finite": self.non_finite,
+            "invalid": self.invalid,
+            "min": self.min,
+            "max": self.max,
+            "sum": self.total,
+            "sum_sq": self.total_sq,
+            "bins": list(self.bins),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NumericProfile:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            count=int(data["count"]),
+            nulls=int(data["nulls"]),
+            non_finite=int(data.get("non_finite", 0)),
+            invalid=int(data.get("invalid", 0)),
+            min=None if data.get("min") is None else float(data["min"]),
+            max=None if data.get("max") is None else float(data["max"]),
+            total=float(data["sum"]),
+            total_sq=float(data["sum_sq"]),
+            bins=tuple(int(c) for c in data["bins"]),
+        )
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """Counts per category (as text) of one column, the most frequent ``max_categories`` kept."""
+
+    nulls: int = 0
+    counts: Mapping[str, int] = field(default_factory=dict)
+    other: int = 0
+    overflow: bool = False
+
+    kind: ColumnKind = field(default="categorical", init=False)
+
+    @property
+    def count(self) -> int:
+        """Non-null values."""
+        return sum(self.counts.values()) + self.other
+
+    @property
+    def rows(self) -> int:
+        """All rows seen."""
+        return self.count + self.nulls
+
+    def merge(
+        self, other: CategoricalProfile, max_categories: int = DEFAULT_MAX_CATEGORIES
+    ) -> CategoricalProfile:
+        """Add counts; folds the least frequent categories into ``other`` beyond ``max_categories``."""
+        merged = dict(self.counts)
+        for key, value in other.counts.items():
+            merged[key] = merged.get(key, 0) + value
+        return capped(
+            merged,
+            nulls=self.nulls + other.nulls,
+            other=self.other + other.other,
+            overflow=self.overflow or other.overflow,
+            max_categories=max_categories,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-safe form (categories sorted by count, then name)."""
+        ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return {
+            "kind": "categorical",
+            "nulls": self.nulls,
+            "counts": dict(ordered),
+            "other": self.other,
+            "overflow": self.overflow,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoricalProfile:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            nulls=int(data["nulls"]),
+            counts={str(k): int(v) for k, v in data["counts"].items()},
+            other=int(data.get("other", 0)),
+            overflow=bool(data.get("overflow", False)),
+        )
+
+
+def capped(
+    counts: Mapping[str, int], *, nulls: int, other: int = 0, overflow: bool = False, max_categories: int
+) -> CategoricalProfile:
+    """A categorical profile keeping the ``max_categories`` most frequent values (ties by name)."""
+    if len(counts) <= max_categories:
+        return CategoricalProfile(nulls=nulls, counts=dict(counts), other=other, overflow=overflow)
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    kept = dict(ordered[:max_categories])
+    folded = sum(v for _, v in ordered[max_categories:])
+    return CategoricalProfile(nulls=nulls, counts=kept, other=other + folded, overflow=True)
+
+
+ColumnProfile = NumericProfile | CategoricalProfile
+
+
+def _opt(func: Any, a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return float(func(a, b))
+
+
+def column_profile_from_dict(data: Mapping[str, Any]) -> ColumnProfile:
+    """Read either kind of column profile."""
+    if data.get("kind") == "numeric":
+        return NumericProfile.from_dict(data)
+    if data.get("kind") == "categorical":
+        return CategoricalProfile.from_dict(data)
+    raise MlobsInputError(f"unknown column profile kind {data.get('kind')!r}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A summary of several columns over one window; see the module docstring.
+
+    ``missing_columns`` are columns the baseline expects but the source did not have;
+    ``errors`` maps a column to why it could not be profiled (a type that changed, say).
+    ``segment`` is the value of the segment column this profile covers, if any.
+    """
+
+    row_count: int
+    columns: Mapping[str, ColumnProfile]
+    edges_key: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    missing_columns: tuple[str, ...] = ()
+    errors: Mapping[str, str] = field(default_factory=dict)
+    segment: str | None = None
+
+    def merge(self, other: Profile, max_categories: int = DEFAULT_MAX_CATEGORIES) -> Profile:
+        """Add two profiles over the same baseline edges (``edges_key`` must match)."""
+        if self.edges_key != other.edges_key:
+            raise MlobsInputError(
+                "cannot merge profiles built against different baselines (bin edges differ); "
+                "re-profile both windows against the same baseline version"
+            )
+        columns: dict[str, ColumnProfile] = {}
+        for name in sorted(set(self.columns) | set(other.columns)):
+            a, b = self.columns.get(name), other.columns.get(name)
+            if a is None or b is None:
+                columns[name] = a or b  # type: ignore[assignment]
+            elif isinstance(a, NumericProfile) and isinstance(b, NumericProfile):
+                columns[name] = a.merge(b)
+            elif isinstance(a, CategoricalProfile) and isinstance(b, CategoricalProfile):
+                columns[name] = a.merge(b, max_categories)
+            else:
+                raise MlobsInputError(
+                    f"cannot merge column {name!r}: numeric in one profile, categorical in the other"
+                )
+        starts = [w for w in (self.window_start, other.window_start) if w is not None]
+        ends = [w for w in (self.window_end, other.window_end) if w is not None]
+        return Profile(
+            row_count=self.row_count + other.row_count,
+            columns=columns,
+            edges_key=self.edges_key,
+            window_start=min(starts) if starts else None,
+            window_end=max(ends) if ends else None,
+            missing_columns=tuple(sorted(set(self.missing_columns) | set(other.missing_columns))),
+            errors={**other.errors, **self.errors},
+            segment=self.segment if self.segment == other.segment else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-safe form."""
+        return {
+            "profile_version": PROFILE_VERSION,
+            "row_count": self.row_count,
+            "edges_key": self.edges_key,
+            "window": {
+                "start": self.window_start.isoformat() if self.window_start else None,
+                "end": self.window_end.isoformat() if self.window_end else None,
+            },
+            "segment": self.segment,
+            "missing_columns": list(self.missing_columns),
+            "errors": dict(self.errors),
+            "columns": {name: col.to_dict() for name, col in self.columns.items()},
+        }
+
+    def to_json(self) -> str:
+        """Strict JSON (no NaN)."""
+        return json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Profile:
+        """Inverse of :meth:`to_dict`."""
+        window = data.get("window") or {}
+        return cls(
+            row_count=int(data["row_count"]),
+            columns={name: column_profile_from_dict(col) for name, col in data["columns"].items()},
+            edges_key=str(data.get("edges_key", "")),
+            window_start=datetime.fromisoformat(window["start"]) if window.get("start") else None,
+            window_end=datetime.fromisoformat(window["end"]) if window.get("end") else None,
+            missing_columns=tuple(data.get("missing_columns", ())),
+            errors=dict(data.get("errors", {})),
+            segment=data.get("segment"),
+        )
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """The baseline's definition of one column: its kind, bin edges or category set."""
+
+    name: str
+    kind: ColumnKind
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    source_type: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "source_type": self.source_type}
+        if self.kind == "numeric":
+            out["edges"] = list(self.edges)
+        else:
+            out["categories"] = list(self.categories)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnSpec:
+        """Inverse of :meth:`to_dict`."""
+        kind = data["kind"]
+        if kind not in ("numeric", "categorical"):
+            raise MlobsInputError(f"baseline column {data.get('name')!r} has unknown kind {kind!r}")
+        return cls(
+            name=str(data["name"]),
+            kind=kind,
+            edges=tuple(float(e) for e in data.get("edges", ())),
+            categories=tuple(str(c) for c in data.get("categories", ())),
+            source_type=str(data.get("source_type", "")),
+        )
+
+
+def edges_key(columns: Sequence[ColumnSpec]) -> str:
+    """A fingerprint of the bin edges, so only profiles over the same edges merge."""
+    payload = json.dumps([(c.name, c.kind, list(c.edges)) for c in sorted(columns, key=lambda c: c.name)])
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The reference side of drift checks, computed once and stored as a versioned JSON artifact.
+
+    ``thresholds`` optionally holds data-driven thresholds per column (see
+    :func:`airflow_mlobs.core.drift.calibrate_thresholds`) with ``calibration`` recording how they
+    were computed.
+    """
+
+    name: str
+    version: str
+    columns: Mapping[str, ColumnSpec]
+    reference: Profile
+    created_at: datetime | None = None
+    source: str = ""
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    calibration: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The edges fingerprint current profiles must carry to be compared or merged."""
+        return edges_key(list(self.columns.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "baseline_version": BASELINE_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "source": self.source,
+            "columns": [spec.to_dict() for spec in self.columns.values()],
+            "reference": self.reference.to_dict(),
+            "thresholds": dict(self.thresholds),
+            "calibration": dict(self.calibration),
+        }
+
+    def to_json(self) -> str:
+        """Strict JSON, indented for review in version control."""
+        return json.dumps(self.to_dict(), allow_nan=False, indent=1)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<baseline>") -> Baseline:
+        """Inverse of :meth:`to_dict`; raises ``MlobsInputError`` naming ``source`` when malformed."""
+        try:
+            version = int(data.get("baseline_version", BASELINE_VERSION))
+            if version > BASELINE_VERSION:
+                raise MlobsInputError(
+                    f"{source}: baseline format {version} is newer than this airflow-mlobs reads ({BASELINE_VERSION})"
+                )
+            columns = [ColumnSpec.from_dict(c) for c in data["columns"]]
+            created = data.get("created_at")
+            return cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                columns={c.name: c for c in columns},
+                reference=Profile.from_dict(data["reference"]),
+                created_at=datetime.fromisoformat(created) if created else None,
+                source=str(data.get("source", "")),
+                thresholds={str(k): float(v) for k, v in (data.get("thresholds") or {}).items()},
+                calibration=dict(data.get("calibration") or {}),
+            )
+        except MlobsInputError:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MlobsInputError(f"{source}: not a valid baseline ({type(exc).__name__}: {exc})") from exc
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``<directory>/<name>/<version>.json``; returns the path."""
+        path = baseline_path(directory, self.name, self.version)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        return path
+
+    def with_thresholds(self, thresholds: Mapping[str, float], calibration: Mapping[str, Any]) -> Baseline:
+        """A copy with data-driven thresholds."""
+        return replace(self, thresholds=dict(thresholds), calibration=dict(calibration))
+
+
+def baseline_path(directory: str | Path, name: str, version: str) -> Path:
+    """Where a baseline version is stored under ``directory``."""
+    for part, label in ((name, "name"), (version, "version")):
+        if not part or "/" in part or "\\" in part or part.startswith("."):
+            raise MlobsInputError(f"baseline {label} {part!r} must be a plain name (no slashes, not hidden)")
+    return Path(directory) / name / f"{version}.json"
+
+
+def load_baseline(directory: str | Path, name: str, version: str | None = None) -> Baseline:
+    """Load a baseline by name and version (default: the newest version by file name order)."""
+    folder = Path(directory) / name
+    if version is None:
+        versions = (
+            sorted(folder.glob("*.json"), key=lambda p: _version_sort_key(p.stem)) if folder.is_dir() else []
+        )
+        if not versions:
+            raise MlobsInputError(
+                f"no baseline named {name!r} under {directory}; build it with BaselineOperator first"
+            )
+        path = versions[-1]
+    else:
+        path = baseline_path(directory, name, version)
+        if not path.is_file():
+            known = sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+            raise MlobsInputError(
+                f"baseline {name!r} version {version!r} not found under {directory}"
+                + (f"; known versions: {', '.join(known)}" if known else "")
+            )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise MlobsInputError(
+            f"baseline file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"
+        ) from exc
+    return Baseline.from_dict(data, source=str(path))
+
+
+def _version_sort_key(version: str) -> tuple[Any, ...]:
+    """Natural order: ``v2`` < ``v10``; date-like versions sort as text."""
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", version))

@@ -1,0 +1,236 @@
+"""In-memory gathering from pandas (or pyarrow) data: baselines and profiles, vectorised numpy.
+
+The SQL gatherer (:mod:`airflow_mlobs.sources.sql`) produces the same :class:`Profile` for the same
+rows; the definitions live in :mod:`airflow_mlobs.core.profile`. No per-row Python: numeric columns
+are binned with ``numpy.searchsorted`` + ``numpy.bincount``; categories are counted with
+``value_counts`` and only the distinct values are converted to text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.profile import (
+    DEFAULT_MAX_CATEGORIES,
+    Baseline,
+    CategoricalProfile,
+    ColumnKind,
+    ColumnProfile,
+    ColumnSpec,
+    NumericProfile,
+    Profile,
+    capped,
+    edges_key,
+)
+
+DEFAULT_BINS = 20
+#: A numeric column with at most this many distinct values is treated as categorical (flags, codes).
+DEFAULT_CATEGORICAL_MAX_DISTINCT = 10
+
+
+def category_text(value: Any) -> str:
+    """The canonical text of a category value, shared by every gatherer.
+
+    Booleans are ``"true"``/``"false"``; integral numbers print without a decimal point (``1.0`` and
+    ``1`` are the same category ``"1"``); other floats use Python's shortest round-trip form;
+    everything else is ``str(value)``.
+    """
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating | Decimal):
+        number = float(value)
+        if math.isfinite(number) and number == int(number):
+            return str(int(number))
+        return repr(number)
+    return str(value)
+
+
+def _as_frame(data: Any) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    try:  # pyarrow Table / RecordBatch
+        frame = data.to_pandas()
+    except AttributeError as exc:
+        raise MlobsInputError(
+            f"expected a pandas DataFrame or pyarrow Table, got {type(data).__name__}"
+        ) from exc
+    if not isinstance(frame, pd.DataFrame):
+        raise MlobsInputError(f"expected a DataFrame, got {type(frame).__name__}")
+    return frame
+
+
+def infer_kind(
+    series: pd.Series, categorical_max_distinct: int = DEFAULT_CATEGORICAL_MAX_DISTINCT
+) -> ColumnKind | None:
+    """``numeric``, ``categorical``, or ``None`` for columns drift does not cover (datetimes)."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return "categorical"
+    if pd.api.types.is_datetime64_any_dtype(series.dtype) or pd.api.types.is_timedelta64_dtype(series.dtype):
+        return None
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        distinct = series.nunique(dropna=True)
+        return "categorical" if distinct <= categorical_max_distinct else "numeric"
+    return "categorical"
+
+
+def quantile_edges(values: np.ndarray[Any, Any], bins: int = DEFAULT_BINS) -> tuple[float, ...]:
+    """Bin edges at the reference quantiles ``0, 1/bins, ..., 1`` (the "lower" order statistic, so
+    every edge is an observed value), tied edges removed. Empty input gives no edges."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return ()
+    edges = np.quantile(finite, np.linspace(0.0, 1.0, bins + 1), method="lower")
+    return tuple(float(e) for e in np.unique(edges))
+
+
+def _numeric_values(series: pd.Series) -> tuple[np.ndarray[Any, Any], int, int]:
+    """Float values (NaN for missing), the null count, and the count of non-numeric values."""
+    nulls = int(series.isna().sum())
+    if pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
+        numbers = series.astype("float64")
+    else:
+        numbers = pd.to_numeric(series, errors="coerce").astype("float64")
+    values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+    invalid = int(np.isnan(values).sum()) - nulls
+    return values, nulls, max(invalid, 0)
+
+
+def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile:
+    """Profile a numeric column over ``edges`` (see :mod:`airflow_mlobs.core.profile`)."""
+    values, nulls, invalid = _numeric_values(series)
+    finite_mask = np.isfinite(values)
+    non_finite = int((~finite_mask).sum()) - nulls - invalid
+    finite = values[finite_mask]
+    edge_array = np.asarray(edges, dtype=np.float64)
+    bins = np.bincount(np.searchsorted(edge_array, finite, side="right"), minlength=len(edge_array) + 1)
+    return NumericProfile(
+        count=int(finite.size),
+        nulls=nulls,
+        non_finite=non_finite,
+        invalid=invalid,
+        min=float(finite.min()) if finite.size else None,
+        max=float(finite.max()) if finite.size else None,
+        total=float(finite.sum()),
+        total_sq=float(np.dot(finite, finite)),
+        bins=tuple(int(c) for c in bins),
+    )
+
+
+def categorical_profile(
+    series: pd.Series, max_categories: int = DEFAULT_MAX_CATEGORIES
+) -> CategoricalProfile:
+    """Count categories by their canonical text (:func:`category_text`)."""
+    nulls = int(series.isna().sum())
+    counts: dict[str, int] = {}
+    for value, count in series.value_counts(dropna=True, sort=False).items():
+        key = category_text(value)
+        counts[key] = counts.get(key, 0) + int(count)
+    return capped(counts, nulls=nulls, max_categories=max_categories)
+
+
+def build_baseline(
+    data: Any,
+    *,
+    name: str,
+    version: str,
+    columns: Iterable[str] | None = None,
+    kinds: Mapping[str, ColumnKind] | None = None,
+    bins: int = DEFAULT_BINS,
+    categorical_max_distinct: int = DEFAULT_CATEGORICAL_MAX_DISTINCT,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    source: str = "",
+) -> Baseline:
+    """Build a baseline from reference data: kinds, quantile edges, category sets, reference profile.
+
+    ``columns`` defaults to every column drift can cover (datetimes are left out); ``kinds``
+    overrides the inferred kind per column. Raises ``MlobsInputError`` naming unknown columns.
+    """
+    frame = _as_frame(data)
+    names = list(columns) if columns is not None else list(frame.columns)
+    unknown = [c for c in names if c not in frame.columns]
+    if unknown:
+        raise MlobsInputError(
+            f"baseline {name!r}: columns not in the reference data: {', '.join(map(str, unknown))}"
+        )
+    if bins < 1:
+        raise MlobsInputError(f"baseline {name!r}: bins must be at least 1, got {bins}")
+    specs: dict[str, ColumnSpec] = {}
+    for column in names:
+        series = frame[column]
+        kind = (kinds or {}).get(column) or infer_kind(series, categorical_max_distinct)
+        if kind is None:
+            if columns is not None:
+                raise MlobsInputError(
+                    f"baseline {name!r}: column {column!r} ({series.dtype}) is not numeric or categorical"
+                )
+            continue
+        if kind == "numeric":
+            values, _, invalid = _numeric_values(series)
+            if invalid and invalid == series.notna().sum():
+                raise MlobsInputError(
+                    f"baseline {name!r}: column {column!r} has no numeric values; declare it categorical"
+                )
+            specs[str(column)] = ColumnSpec(
+                str(column), "numeric", edges=quantile_edges(values, bins), source_type=str(series.dtype)
+            )
+        else:
+            profile = categorical_profile(series, max_categories)
+            specs[str(column)] = ColumnSpec(
+                str(column), "categorical", categories=tuple(profile.counts), source_type=str(series.dtype)
+            )
+    reference = profile_frame(frame, specs.values())
+    return Baseline(
+        name=name,
+        version=version,
+        columns=specs,
+        reference=reference,
+        created_at=datetime.now(UTC),
+        source=source,
+    )
+
+
+def profile_frame(
+    data: Any,
+    specs: Iterable[ColumnSpec],
+    *,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> Profile:
+    """Profile in-memory rows against baseline column specs (missing columns are recorded, not raised)."""
+    frame = _as_frame(data)
+    spec_list = list(specs)
+    columns: dict[str, ColumnProfile] = {}
+    missing: list[str] = []
+    errors: dict[str, str] = {}
+    for spec in spec_list:
+        if spec.name not in frame.columns:
+            missing.append(spec.name)
+            continue
+        series = frame[spec.name]
+        if spec.kind == "numeric":
+            if pd.api.types.is_datetime64_any_dtype(series.dtype):
+                errors[spec.name] = f"type changed: baseline numeric, now {series.dtype}"
+                continue
+            columns[spec.name] = numeric_profile(series, spec.edges)
+        else:
+            columns[spec.name] = categorical_profile(series, max_categories)
+    return Profile(
+        row_count=len(frame),
+        columns=columns,
+        edges_key=edges_key(spec_list),
+        window_start=window_start,
+        window_end=window_end,
+        missing_columns=tuple(missing),
+        errors=errors,
+    )
