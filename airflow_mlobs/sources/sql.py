@@ -7,8 +7,9 @@ Airflow connection). Every function returns a small summary; no table rows cross
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,16 @@ from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.freshness import FreshnessObservation
+from airflow_mlobs.core.profile import (
+    DEFAULT_MAX_CATEGORIES,
+    CategoricalProfile,
+    ColumnProfile,
+    ColumnSpec,
+    NumericProfile,
+    Profile,
+    capped,
+    edges_key,
+)
 from airflow_mlobs.core.schema import ColumnInfo, LogicalType, logical_type_from_name
 from airflow_mlobs.core.timeutil import to_aware, to_naive_in
 
@@ -238,3 +249,294 @@ def _as_timestamp(raw: Any, naive_zone: tzinfo, column: str, where: str) -> date
             f"column {column!r} of {where} holds {raw!r}, which is not a timestamp; "
             "freshness needs a timestamp or date column"
         ) from exc
+
+
+# --- Drift profiles, pushed down ---------------------------------------------------------------
+
+_MAX_FLOAT = 1.7976931348623157e308
+_NUMERIC_TYPES = (LogicalType.INTEGER, LogicalType.FLOAT, LogicalType.DECIMAL, LogicalType.BOOLEAN)
+
+
+@dataclass(frozen=True)
+class QueryStats:
+    """What crossed the wire for one profile: statements issued and rows fetched."""
+
+    statements: int
+    rows_fetched: int
+
+
+def _window_conditions(
+    ts: sa.ColumnElement[Any],
+    naive: bool | None,
+    zone: tzinfo,
+    start: datetime | None,
+    end: datetime | None,
+) -> list[sa.ColumnElement[bool]]:
+    """``start <= ts < end`` with the bounds bound in the column's own convention."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    for bound, op in ((start, "ge"), (end, "lt")):
+        if bound is None:
+            continue
+        value = to_naive_in(bound, zone) if naive else bound
+        param = sa.bindparam(f"window_{op}", value, type_=ts.type if naive is not None else None)
+        conditions.append(ts >= param if op == "ge" else ts < param)
+    return conditions
+
+
+def _canonical_category(text: Any, logical: LogicalType | None) -> str:
+    """Category text from the database, made equal to :func:`airflow_mlobs.sources.frame.category_text`."""
+    from airflow_mlobs.sources.frame import category_text
+
+    if logical is LogicalType.BOOLEAN and str(text) in ("0", "1", "true", "false", "t", "f"):
+        return "true" if str(text) in ("1", "true", "t") else "false"
+    if logical in (LogicalType.INTEGER, LogicalType.FLOAT, LogicalType.DECIMAL):
+        try:
+            return category_text(float(text))
+        except (TypeError, ValueError):
+            return str(text)
+    return category_text(text)
+
+
+def profile_sql(
+    engine: Engine,
+    specs: Sequence[ColumnSpec],
+    *,
+    table: TableRef | None = None,
+    sql: str | None = None,
+    timestamp_column: str | None = None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    naive_zone: tzinfo = UTC,
+    where: str | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+) -> tuple[Profile, QueryStats]:
+    """Profile a table or query over a window in the database: only aggregates cross the wire.
+
+    Two statements: one aggregate row (row count; per numeric column the null, finite and
+    non-finite counts, min, max, sum, sum of squares, and the count below each bin edge, from which
+    bin counts follow; per categorical column the non-null count), and one grouped statement with
+    the ``max_categories + 1`` most frequent values of each categorical column (ranked in the
+    database; PostgreSQL groups all columns in one scan with GROUPING SETS). The result equals
+    :func:`airflow_mlobs.sources.frame.profile_frame` on the same rows.
+
+    Columns missing from the source are recorded in ``missing_columns``; a column whose type no
+    longer fits the baseline (text where numbers were) is recorded in ``errors``. Raises
+    ``SourceError`` naming the table, column or query for anything else.
+    """
+    spec_list = list(specs)
+    where_label = f"table {table}" if table is not None else "query"
+    catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]] = {}
+    if table is not None:
+        catalog = {info.name: (info, sql_type) for info, sql_type in _catalog_columns(engine, table)}
+    missing: list[str] = []
+    errors: dict[str, str] = {}
+    present: list[ColumnSpec] = []
+    for spec in spec_list:
+        if table is not None and spec.name not in catalog:
+            missing.append(spec.name)
+            continue
+        if spec.kind == "numeric" and spec.name in catalog:
+            info = catalog[spec.name][0]
+            if info.logical_type not in _NUMERIC_TYPES:
+                errors[spec.name] = (
+                    f"type changed: baseline numeric, now {info.physical_type} ({info.logical_type.value})"
+                )
+                continue
+        present.append(spec)
+
+    ts_name = timestamp_column
+    if table is not None:
+        if ts_name is not None and ts_name not in catalog:
+            raise SourceError(
+                f"timestamp column {ts_name!r} not found in table {table}; it has: {', '.join(sorted(catalog))}"
+            )
+        wanted = {s.name for s in present} | ({ts_name} if ts_name else set())
+        source: sa.FromClause = sa.table(
+            table.name, *(sa.column(n, catalog[n][1]) for n in sorted(wanted)), schema=table.schema
+        )
+    else:
+        if sql is None:
+            raise SourceError("give either a table or a sql query")
+        names = [s.name for s in present] + (
+            [ts_name] if ts_name and ts_name not in {s.name for s in present} else []
+        )
+        query = sql.strip().rstrip(";").rstrip() + "\n"
+        source = sa.text(query).columns(*(sa.column(n) for n in names)).subquery("mlobs_src")
+
+    conditions: list[sa.ColumnElement[bool]] = []
+    if ts_name:
+        ts = source.c[ts_name]
+        naive: bool | None = None
+        if table is not None:
+            ts_info, ts_type = catalog[ts_name]
+            if ts_info.logical_type not in _TIME_TYPES:
+                raise SourceError(
+                    f"column {ts_name!r} of table {table} is {ts_info.physical_type}, not a timestamp or date"
+                )
+            naive = ts_info.logical_type is LogicalType.DATE or not bool(getattr(ts_type, "timezone", False))
+        conditions += _window_conditions(ts, naive, naive_zone, window_start, window_end)
+    if where:
+        conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
+
+    is_sqlite = engine.dialect.name == "sqlite"
+    aggregates: list[sa.ColumnElement[Any]] = [sa.func.count().label("rows")]
+    layout: list[tuple[ColumnSpec, int]] = []
+    for index, spec in enumerate(present):
+        col = source.c[spec.name]
+        prefix = f"c{index}"
+        aggregates.append(sa.func.count(col).label(f"{prefix}_nonnull"))
+        if spec.kind != "numeric":
+            continue
+        x = sa.cast(col, sa.Float)
+        if is_sqlite:
+            # SQLite casts text to 0.0; only stored numbers are numbers.
+            numeric_value = sa.func.typeof(col).in_(["integer", "real"])
+            finite = sa.and_(numeric_value, x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+            aggregates.append(
+                sa.func.count()
+                .filter(sa.and_(col.is_not(None), sa.not_(numeric_value)))
+                .label(f"{prefix}_invalid")
+            )
+        else:
+            finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+            aggregates.append(sa.literal(0).label(f"{prefix}_invalid"))
+        aggregates += [
+            sa.func.count().filter(finite).label(f"{prefix}_count"),
+            sa.func.min(x).filter(finite).label(f"{prefix}_min"),
+            sa.func.max(x).filter(finite).label(f"{prefix}_max"),
+            sa.func.sum(x).filter(finite).label(f"{prefix}_sum"),
+            sa.func.sum(x * x).filter(finite).label(f"{prefix}_sumsq"),
+        ]
+        for edge_index, edge in enumerate(spec.edges):
+            aggregates.append(
+                sa.func.count()
+                .filter(sa.and_(finite, x < sa.literal(edge, sa.Float)))
+                .label(f"{prefix}_lt{edge_index}")
+            )
+        layout.append((spec, index))
+
+    statements = 0
+    rows_fetched = 0
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.select(*aggregates).select_from(source).where(*conditions)).one()._mapping
+            statements += 1
+            rows_fetched += 1
+            categorical = [(i, s) for i, s in enumerate(present) if s.kind == "categorical"]
+            top: dict[str, list[tuple[Any, int]]] = {s.name: [] for _, s in categorical}
+            if categorical:
+                grouped = _top_categories(engine, source, conditions, categorical, max_categories)
+                result = conn.execute(grouped)
+                statements += 1
+                for label, value, count in result:
+                    rows_fetched += 1
+                    top[present[int(label)].name].append((value, int(count)))
+    except SQLAlchemyError as exc:
+        raise SourceError(f"profile query on {where_label} failed: {_db_message(exc)}") from exc
+
+    columns: dict[str, ColumnProfile] = {}
+    total_rows = int(row["rows"])
+    for index, spec in enumerate(present):
+        prefix = f"c{index}"
+        nonnull = int(row[f"{prefix}_nonnull"] or 0)
+        if spec.kind == "numeric":
+            count = int(row[f"{prefix}_count"] or 0)
+            invalid = int(row[f"{prefix}_invalid"] or 0)
+            below = [int(row[f"{prefix}_lt{i}"] or 0) for i in range(len(spec.edges))]
+            bins = [below[0]] if below else []
+            bins += [below[i] - below[i - 1] for i in range(1, len(below))]
+            bins.append(count - (below[-1] if below else 0))
+            columns[spec.name] = NumericProfile(
+                count=count,
+                nulls=total_rows - nonnull,
+                non_finite=nonnull - count - invalid,
+                invalid=invalid,
+                min=None if row[f"{prefix}_min"] is None else float(row[f"{prefix}_min"]),
+                max=None if row[f"{prefix}_max"] is None else float(row[f"{prefix}_max"]),
+                total=float(row[f"{prefix}_sum"] or 0.0),
+                total_sq=float(row[f"{prefix}_sumsq"] or 0.0),
+                bins=tuple(bins),
+            )
+        else:
+            logical = catalog[spec.name][0].logical_type if spec.name in catalog else None
+            counts: dict[str, int] = {}
+            for value, count in top[spec.name]:
+                key = _canonical_category(value, logical)
+                counts[key] = counts.get(key, 0) + count
+            kept = capped(counts, nulls=total_rows - nonnull, max_categories=max_categories)
+            folded = nonnull - kept.count
+            columns[spec.name] = CategoricalProfile(
+                nulls=kept.nulls,
+                counts=kept.counts,
+                other=kept.other + folded,
+                overflow=kept.overflow or folded > 0,
+            )
+    profile = Profile(
+        row_count=total_rows,
+        columns=columns,
+        edges_key=edges_key(spec_list),
+        window_start=window_start,
+        window_end=window_end,
+        missing_columns=tuple(missing),
+        errors=errors,
+    )
+    return profile, QueryStats(statements=statements, rows_fetched=rows_fetched)
+
+
+def _top_categories(
+    engine: Engine,
+    source: sa.FromClause,
+    conditions: list[sa.ColumnElement[bool]],
+    categorical: list[tuple[int, ColumnSpec]],
+    max_categories: int,
+) -> sa.Select[Any]:
+    """The ``max_categories + 1`` most frequent values per categorical column, ranked in the database."""
+    if engine.dialect.name == "postgresql":
+        # One scan: GROUPING SETS over all categorical columns at once.
+        cols = [source.c[spec.name] for _, spec in categorical]
+        grouping = sa.func.grouping(*cols).label("g")
+        value = sa.case(
+            *((sa.func.grouping(col) == 0, sa.cast(col, sa.Text)) for col in cols), else_=sa.null()
+        ).label("value")
+        label = sa.case(
+            *(
+                (sa.func.grouping(col) == 0, sa.literal(index))
+                for (index, _), col in zip(categorical, cols, strict=True)
+            ),
+            else_=sa.literal(-1),
+        ).label("label")
+        nonnull = sa.or_(*(col.is_not(None) for col in cols))
+        grouped = (
+            sa.select(label, value, sa.func.count().label("n"), grouping)
+            .select_from(source)
+            .where(*conditions, nonnull)
+            .group_by(sa.func.grouping_sets(*(sa.tuple_(col) for col in cols)))
+        ).subquery("grouped")
+        grouped_rows = sa.select(grouped.c.label, grouped.c.value, grouped.c.n).where(
+            grouped.c.value.is_not(None)
+        )
+    else:
+        parts = []
+        for index, spec in categorical:
+            col = source.c[spec.name]
+            parts.append(
+                sa.select(
+                    sa.literal(index).label("label"),
+                    sa.cast(col, sa.Text).label("value"),
+                    sa.func.count().label("n"),
+                )
+                .select_from(source)
+                .where(*conditions, col.is_not(None))
+                .group_by(col)
+            )
+        grouped_rows = sa.union_all(*parts).subquery("grouped").select()  # type: ignore[assignment]
+    ranked_source = grouped_rows.subquery("per_value")
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=ranked_source.c.label, order_by=(ranked_source.c.n.desc(), ranked_source.c.value))
+        .label("rank")
+    )
+    ranked = sa.select(ranked_source.c.label, ranked_source.c.value, ranked_source.c.n, rank).subquery(
+        "ranked"
+    )
+    return sa.select(ranked.c.label, ranked.c.value, ranked.c.n).where(ranked.c.rank <= max_categories + 1)
