@@ -31,7 +31,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from airflow_mlobs.core import stats
-from airflow_mlobs.core.profile import Baseline, CategoricalProfile, ColumnSpec, NumericProfile, Profile
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.profile import (
+    Baseline,
+    CategoricalProfile,
+    ColumnProfile,
+    ColumnSpec,
+    NumericProfile,
+    Profile,
+)
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 CHECK = "drift"
@@ -99,7 +107,7 @@ class DriftSettings:
         if (
             self.use_calibrated_thresholds
             and column in baseline.thresholds
-            and baseline.calibration.get("method") == method
+            and (baseline.calibration.get("methods") or {}).get(column) == method
         ):
             level = float(baseline.thresholds[column])
             return Threshold(warn=level, fail=level)
@@ -549,3 +557,74 @@ def _error(name: str, method: str, reason: str) -> _ColumnOutcome:
         Status.ERROR,
         reason,
     )
+
+
+def column_effect(
+    spec: ColumnSpec, reference: ColumnProfile, current: ColumnProfile, method: str
+) -> float | None:
+    """The effect size ``method`` gives for one column, as :func:`compare` computes it (``None``
+    where undefined: an empty side, a constant reference for ``wasserstein``)."""
+    if isinstance(reference, NumericProfile) and isinstance(current, NumericProfile):
+        if not reference.count or not current.count or len(reference.bins) != len(current.bins):
+            return None
+        metrics, _ = _numeric_metrics(spec, reference, current)
+    elif isinstance(reference, CategoricalProfile) and isinstance(current, CategoricalProfile):
+        if not reference.count or not current.count:
+            return None
+        metrics, _ = _categorical_metrics(reference, current)
+    else:
+        return None
+    value = metrics.get(method)
+    return value if isinstance(value, float) and math.isfinite(value) else None
+
+
+def calibrate_thresholds(
+    baseline: Baseline,
+    chunks: Sequence[Profile],
+    *,
+    k_sigma: float = 3.0,
+    settings: DriftSettings | None = None,
+    chunk_size: int | None = None,
+) -> Baseline:
+    """Data-driven thresholds: each column's statistic on ``chunks`` (reference data cut into pieces
+    the size of a production window) against the full reference; the threshold is
+    ``mean + k_sigma * std`` (sample std) of those values, and never below a tenth of the method's
+    default warn level (so a perfectly stable reference cannot make every wobble an alarm).
+
+    Returns a copy of ``baseline`` recording the thresholds, the method per column, the number of
+    chunks, their size and ``k_sigma``. Needs at least 5 chunks.
+    """
+    settings = settings or DriftSettings()
+    if len(chunks) < 5:
+        raise MlobsInputError(f"calibration needs at least 5 reference chunks, got {len(chunks)}")
+    thresholds: dict[str, float] = {}
+    methods: dict[str, str] = {}
+    for spec in baseline.columns.values():
+        method = settings.method_for(spec)
+        if spec.kind == "categorical" and method in ("wasserstein", "ks"):
+            method = "js"
+        reference = baseline.reference.columns.get(spec.name)
+        if reference is None:
+            continue
+        values = [
+            v
+            for chunk in chunks
+            if spec.name in chunk.columns
+            and (v := column_effect(spec, reference, chunk.columns[spec.name], method)) is not None
+        ]
+        if len(values) < 5:
+            continue
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        floor = DEFAULT_THRESHOLDS[method].warn / 10
+        thresholds[spec.name] = round(max(mean + k_sigma * std, floor), 6)
+        methods[spec.name] = method
+    sizes = [c.row_count for c in chunks]
+    calibration = {
+        "methods": methods,
+        "chunks": len(chunks),
+        "chunk_size": chunk_size if chunk_size is not None else round(sum(sizes) / len(sizes)),
+        "k_sigma": k_sigma,
+        "rule": "mean + k_sigma * std of the statistic over reference chunks",
+    }
+    return baseline.with_thresholds(thresholds, calibration)

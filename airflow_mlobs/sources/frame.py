@@ -234,3 +234,32 @@ def profile_frame(
         missing_columns=tuple(missing),
         errors=errors,
     )
+
+
+def calibrate_baseline(
+    data: Any,
+    baseline: Baseline,
+    *,
+    chunk_size: int,
+    chunks: int = 20,
+    k_sigma: float = 3.0,
+    seed: int = 0,
+) -> Baseline:
+    """Add data-driven thresholds to ``baseline``: profile ``chunks`` random samples of
+    ``chunk_size`` reference rows (the size of a production window) and set each column's threshold
+    at ``mean + k_sigma * std`` of its statistic (:func:`airflow_mlobs.core.drift.calibrate_thresholds`).
+    """
+    from airflow_mlobs.core.drift import calibrate_thresholds
+
+    frame = _as_frame(data)
+    if chunk_size < 1 or chunk_size > len(frame):
+        raise MlobsInputError(
+            f"calibration chunk_size must be between 1 and the reference size ({len(frame)} rows), got {chunk_size}"
+        )
+    rng = np.random.default_rng(seed)
+    specs = list(baseline.columns.values())
+    profiles = [
+        profile_frame(frame.iloc[rng.choice(len(frame), size=chunk_size, replace=False)], specs)
+        for _ in range(chunks)
+    ]
+    return calibrate_thresholds(baseline, profiles, k_sigma=k_sigma, chunk_size=chunk_size)
