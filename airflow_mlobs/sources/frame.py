@@ -186,7 +186,10 @@ def build_baseline(
         else:
             profile = categorical_profile(series, max_categories)
             specs[str(column)] = ColumnSpec(
-                str(column), "categorical", categories=tuple(profile.counts), source_type=str(series.dtype)
+                str(column),
+                "categorical",
+                categories=tuple(profile.to_dict()["counts"]),
+                source_type=str(series.dtype),
             )
     reference = profile_frame(frame, specs.values())
     return Baseline(

@@ -1,0 +1,217 @@
+"""Drift baselines built from a SQL table or query, in the database.
+
+The reference data never leave the database: kinds come from the catalog (and a distinct-count
+aggregate), bin edges from the same "lower" quantile definition as the in-memory builder
+(``numpy.quantile(method="lower")``: the value at 1-based position ``floor(q * (n - 1)) + 1`` of
+the sorted finite values), picked by ``ROW_NUMBER()`` so only the edge values cross the wire, and
+the reference profile from :func:`airflow_mlobs.sources.sql.profile_sql`. A baseline built here
+equals :func:`airflow_mlobs.sources.frame.build_baseline` on the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from airflow_mlobs.core.errors import SourceError
+from airflow_mlobs.core.profile import (
+    DEFAULT_MAX_CATEGORIES,
+    Baseline,
+    CategoricalProfile,
+    ColumnKind,
+    ColumnSpec,
+)
+from airflow_mlobs.core.schema import LogicalType
+from airflow_mlobs.sources.frame import DEFAULT_BINS, DEFAULT_CATEGORICAL_MAX_DISTINCT
+from airflow_mlobs.sources.sql import (
+    _MAX_FLOAT,
+    _NUMERIC_TYPES,
+    TableRef,
+    _catalog_columns,
+    _db_message,
+    _window_conditions,
+    profile_sql,
+)
+
+
+def quantile_positions(n: int, bins: int) -> list[int]:
+    """1-based positions of the ``0, 1/bins, ..., 1`` "lower" quantiles among ``n`` sorted values."""
+    return sorted({math.floor(i / bins * (n - 1)) + 1 for i in range(bins + 1)}) if n > 0 else []
+
+
+def build_baseline_sql(
+    engine: Engine,
+    *,
+    name: str,
+    version: str,
+    table: TableRef | None = None,
+    sql: str | None = None,
+    columns: Iterable[str] | None = None,
+    kinds: Mapping[str, ColumnKind] | None = None,
+    timestamp_column: str | None = None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    naive_zone: tzinfo = UTC,
+    where: str | None = None,
+    bins: int = DEFAULT_BINS,
+    categorical_max_distinct: int = DEFAULT_CATEGORICAL_MAX_DISTINCT,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    source: str = "",
+) -> Baseline:
+    """Build a baseline from a table (kinds from the catalog) or a query (``kinds`` required).
+
+    ``columns`` defaults to the table's numeric, boolean and text columns (timestamps, dates and
+    binary columns are left out). Raises ``SourceError`` naming the table or columns on bad input.
+    """
+    explicit = set(kinds or {})
+    kinds = dict(kinds or {})
+    logical: dict[str, LogicalType] = {}
+    if table is not None:
+        catalog = {info.name: info for info, _ in _catalog_columns(engine, table)}
+        names = (
+            list(columns)
+            if columns is not None
+            else [
+                n
+                for n, info in catalog.items()
+                if n != timestamp_column and info.logical_type in (*_NUMERIC_TYPES, LogicalType.STRING)
+            ]
+        )
+        unknown = [n for n in names if n not in catalog]
+        if unknown:
+            raise SourceError(f"baseline {name!r}: columns not in table {table}: {', '.join(unknown)}")
+        logical = {n: catalog[n].logical_type for n in names}
+        from_clause: sa.FromClause = sa.table(
+            table.name,
+            *(
+                sa.column(n, t)
+                for info, t in _catalog_columns(engine, table)
+                if (n := info.name) in set(names) | {timestamp_column}
+            ),
+            schema=table.schema,
+        )
+        where_label = f"table {table}"
+    else:
+        if sql is None or columns is None:
+            raise SourceError(f"baseline {name!r}: a sql source needs `columns` and `kinds` for them")
+        names = list(columns)
+        missing_kinds = [n for n in names if n not in kinds]
+        if missing_kinds:
+            raise SourceError(
+                f"baseline {name!r}: a sql source needs `kinds` for: {', '.join(missing_kinds)}"
+            )
+        query = sql.strip().rstrip(";").rstrip() + "\n"
+        declared = [
+            *names,
+            *([timestamp_column] if timestamp_column and timestamp_column not in names else []),
+        ]
+        from_clause = sa.text(query).columns(*(sa.column(n) for n in declared)).subquery("mlobs_src")
+        where_label = "query"
+
+    conditions: list[sa.ColumnElement[bool]] = []
+    if timestamp_column:
+        ts = from_clause.c[timestamp_column]
+        naive = None
+        if table is not None:
+            ts_type = ts.type
+            naive = not bool(getattr(ts_type, "timezone", False))
+        conditions += _window_conditions(ts, naive, naive_zone, window_start, window_end)
+    if where:
+        conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
+
+    for n in names:
+        if n in kinds:
+            continue
+        kind = logical.get(n)
+        if kind in (LogicalType.BOOLEAN, LogicalType.STRING):
+            kinds[n] = "categorical"
+        elif kind in _NUMERIC_TYPES:
+            kinds[n] = "numeric"  # may become categorical below (few distinct values)
+        else:
+            raise SourceError(
+                f"baseline {name!r}: column {n!r} of {where_label} is {kind}; give its kind in `kinds`"
+            )
+
+    numeric = [n for n in names if kinds[n] == "numeric"]
+    specs: dict[str, ColumnSpec] = {}
+    try:
+        with engine.connect() as conn:
+            if numeric:
+                aggregates: list[sa.ColumnElement[Any]] = []
+                for n in numeric:
+                    x = sa.cast(from_clause.c[n], sa.Float)
+                    finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+                    if engine.dialect.name == "sqlite":
+                        finite = sa.and_(finite, sa.func.typeof(from_clause.c[n]).in_(["integer", "real"]))
+                    aggregates += [
+                        sa.func.count().filter(finite).label(f"{n}__n"),
+                        sa.func.count(sa.distinct(sa.case((finite, x)))).label(f"{n}__distinct"),
+                    ]
+                stats = (
+                    conn.execute(sa.select(*aggregates).select_from(from_clause).where(*conditions))
+                    .one()
+                    ._mapping
+                )
+                for n in numeric:
+                    finite_n, distinct = int(stats[f"{n}__n"] or 0), int(stats[f"{n}__distinct"] or 0)
+                    if n not in explicit and distinct <= categorical_max_distinct:
+                        kinds[n] = "categorical"
+                        continue
+                    x = sa.cast(from_clause.c[n], sa.Float)
+                    finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+                    if engine.dialect.name == "sqlite":
+                        finite = sa.and_(finite, sa.func.typeof(from_clause.c[n]).in_(["integer", "real"]))
+                    ordered = (
+                        sa.select(x.label("v"), sa.func.row_number().over(order_by=x).label("rn"))
+                        .select_from(from_clause)
+                        .where(*conditions, finite)
+                        .subquery("ordered")
+                    )
+                    positions = quantile_positions(finite_n, bins)
+                    values = (
+                        conn.execute(
+                            sa.select(ordered.c.v).where(ordered.c.rn.in_(positions)).order_by(ordered.c.rn)
+                        )
+                        .scalars()
+                        .all()
+                        if positions
+                        else []
+                    )
+                    edges = tuple(sorted({float(v) for v in values}))
+                    specs[n] = ColumnSpec(n, "numeric", edges=edges, source_type=str(logical.get(n, "")))
+    except SQLAlchemyError as exc:
+        raise SourceError(f"baseline {name!r}: query on {where_label} failed: {_db_message(exc)}") from exc
+
+    categorical = [n for n in names if kinds[n] == "categorical"]
+    provisional = [*specs.values(), *(ColumnSpec(n, "categorical") for n in categorical)]
+    reference, _ = profile_sql(
+        engine,
+        provisional,
+        table=table,
+        sql=sql,
+        timestamp_column=timestamp_column,
+        window_start=window_start,
+        window_end=window_end,
+        naive_zone=naive_zone,
+        where=where,
+        max_categories=max_categories,
+    )
+    for n in categorical:
+        profile = reference.columns.get(n)
+        categories = tuple(profile.to_dict()["counts"]) if isinstance(profile, CategoricalProfile) else ()
+        specs[n] = ColumnSpec(n, "categorical", categories=categories, source_type=str(logical.get(n, "")))
+    ordered_specs = {n: specs[n] for n in names if n in specs}
+    return Baseline(
+        name=name,
+        version=version,
+        columns=ordered_specs,
+        reference=reference,
+        created_at=datetime.now(UTC),
+        source=source or where_label,
+    )
