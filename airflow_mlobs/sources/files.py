@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.freshness import FreshnessObservation
@@ -99,3 +100,61 @@ def read_file_schema(path: str | Path) -> list[ColumnInfo]:
         )
         for field in schema
     ]
+
+
+def read_window(
+    path: str | Path,
+    columns: list[str] | None = None,
+    *,
+    timestamp_column: str | None = None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+) -> Any:
+    """Read the rows of a Parquet/Feather/CSV file or dataset directory in ``[start, end)`` of
+    ``timestamp_column``, only the requested columns, as a pandas DataFrame. The window filter is
+    pushed into the Arrow scan (row groups outside it are skipped for Parquet). Columns missing from
+    the file are left out of the frame (the profile records them as missing)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    location = Path(path)
+    if not location.exists():
+        raise SourceError(f"path {location} does not exist")
+    suffix = location.suffix.lower() if location.is_file() else ".parquet"
+    file_format = {
+        ".parquet": "parquet",
+        ".pq": "parquet",
+        ".feather": "feather",
+        ".arrow": "feather",
+        ".ipc": "feather",
+        ".csv": "csv",
+    }.get(suffix)
+    if file_format is None:
+        raise SourceError(
+            f"file {location}: unsupported format {suffix!r}; use Parquet, Feather/Arrow or CSV"
+        )
+    try:
+        dataset = ds.dataset(location, format=file_format)
+        names = set(dataset.schema.names)
+        wanted = [c for c in (columns or dataset.schema.names) if c in names]
+        expression = None
+        if timestamp_column is not None:
+            if timestamp_column not in names:
+                raise SourceError(
+                    f"timestamp column {timestamp_column!r} not found in {location}; it has: {', '.join(sorted(names))}"
+                )
+            field_type = dataset.schema.field(timestamp_column).type
+            for bound, compare in ((window_start, pc.greater_equal), (window_end, pc.less)):
+                if bound is None:
+                    continue
+                value = (
+                    bound if getattr(field_type, "tz", None) else bound.astimezone(UTC).replace(tzinfo=None)
+                )
+                condition = compare(ds.field(timestamp_column), pa.scalar(value, type=field_type))
+                expression = condition if expression is None else expression & condition
+        return dataset.to_table(columns=wanted, filter=expression).to_pandas()
+    except SourceError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise SourceError(f"cannot read {location}: {exc}") from exc
