@@ -28,6 +28,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_mlobs.operators.freshness",
                     "airflow_mlobs.operators.schema",
+                    "airflow_mlobs.operators.drift",
+                    "airflow_mlobs.operators.gate",
                 ],
             }
         ],

@@ -8,6 +8,7 @@ history holds the latest verdict per interval.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from airflow_mlobs.core.profile import Profile
 from airflow_mlobs.core.result import CheckResult
 
 RESULTS_TABLE = "mlobs_check_results"
@@ -40,6 +42,24 @@ results_table = sa.Table(
     sa.Column("result_json", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_mlobs_results_dataset_check", "dataset", "check_name", "window_end"),
+)
+
+PROFILES_TABLE = "mlobs_profiles"
+profiles_table = sa.Table(
+    PROFILES_TABLE,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("profile_key", sa.String(768), nullable=False, unique=True),
+    sa.Column("dataset", sa.String(512), nullable=False),
+    sa.Column("baseline", sa.String(512), nullable=False),
+    sa.Column("edges_key", sa.String(64), nullable=False),
+    sa.Column("segment", sa.String(256), nullable=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("window_end", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("profile_json", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_mlobs_profiles_dataset", "dataset", "edges_key", "window_end"),
 )
 
 
@@ -100,7 +120,7 @@ class ResultsStore:
     def ensure_table(self) -> None:
         """Create the history table if it does not exist yet."""
         if not self._ready:
-            _metadata.create_all(self.engine, tables=[results_table], checkfirst=True)
+            _metadata.create_all(self.engine, tables=[results_table, profiles_table], checkfirst=True)
             self._ready = True
 
     def save(self, result: CheckResult, run: RunKey | None = None) -> int:
@@ -175,3 +195,53 @@ class ResultsStore:
             )
             for r in rows
         ]
+
+    def save_profile(self, dataset: str, baseline: str, profile: Profile) -> None:
+        """Store a window's profile (replacing the same dataset, baseline, segment and window), so
+        later windows and reports reuse it instead of reading the data again."""
+        self.ensure_table()
+        key = (
+            f"{dataset}|{baseline}|{profile.edges_key}|{profile.segment or ''}|"
+            f"{_iso(profile.window_start)}/{_iso(profile.window_end)}"
+        )
+        row = {
+            "profile_key": key,
+            "dataset": dataset,
+            "baseline": baseline,
+            "edges_key": profile.edges_key,
+            "segment": profile.segment,
+            "window_start": _utc(profile.window_start),
+            "window_end": _utc(profile.window_end),
+            "row_count": profile.row_count,
+            "profile_json": profile.to_json(),
+            "recorded_at": datetime.now(UTC),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(profiles_table).where(profiles_table.c.profile_key == key))
+            conn.execute(sa.insert(profiles_table).values(**row))
+
+    def profiles(
+        self,
+        dataset: str,
+        *,
+        edges_key: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        segment: str | None = None,
+    ) -> list[Profile]:
+        """Stored profiles of ``dataset`` over the same edges whose windows lie within ``[start, end]``,
+        oldest first; merge them with :meth:`Profile.merge` to roll windows up."""
+        self.ensure_table()
+        query = sa.select(profiles_table.c.profile_json).where(
+            profiles_table.c.dataset == dataset, profiles_table.c.edges_key == edges_key
+        )
+        query = query.where(
+            profiles_table.c.segment.is_(None) if segment is None else profiles_table.c.segment == segment
+        )
+        if start is not None:
+            query = query.where(profiles_table.c.window_start >= _utc(start))
+        if end is not None:
+            query = query.where(profiles_table.c.window_end <= _utc(end))
+        with self.engine.connect() as conn:
+            texts = conn.execute(query.order_by(profiles_table.c.window_start)).scalars().all()
+        return [Profile.from_dict(json.loads(text)) for text in texts]

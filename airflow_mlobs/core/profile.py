@@ -73,6 +73,8 @@ class NumericProfile:
         """Population standard deviation of the finite values (never negative from rounding)."""
         if not self.count:
             return None
+        if self.min is not None and self.min == self.max:
+            return 0.0  # a constant column: E[x^2] - E[x]^2 would leave rounding noise
         mean = self.total / self.count
         return math.sqrt(max(self.total_sq / self.count - mean * mean, 0.0))
 
@@ -404,7 +406,7 @@ class Baseline:
             )
         except MlobsInputError:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # AttributeError: not an object
             raise MlobsInputError(f"{source}: not a valid baseline ({type(exc).__name__}: {exc})") from exc
 
     def save(self, directory: str | Path) -> Path:
@@ -424,12 +426,19 @@ def baseline_path(directory: str | Path, name: str, version: str) -> Path:
     for part, label in ((name, "name"), (version, "version")):
         if not part or "/" in part or "\\" in part or part.startswith("."):
             raise MlobsInputError(f"baseline {label} {part!r} must be a plain name (no slashes, not hidden)")
-    return Path(directory) / name / f"{version}.json"
+    path: Path = _as_path(directory) / name / f"{version}.json"
+    return path
+
+
+def _as_path(directory: Any) -> Any:
+    """A local ``Path`` for text; path objects (``pathlib.Path``, Airflow's ``ObjectStoragePath``)
+    as they are, so baselines can live in object storage."""
+    return Path(directory) if isinstance(directory, str) else directory
 
 
 def load_baseline(directory: str | Path, name: str, version: str | None = None) -> Baseline:
     """Load a baseline by name and version (default: the newest version by file name order)."""
-    folder = Path(directory) / name
+    folder = baseline_path(directory, name, "latest").parent  # rejects names with slashes
     if version is None:
         versions = (
             sorted(folder.glob("*.json"), key=lambda p: _version_sort_key(p.stem)) if folder.is_dir() else []

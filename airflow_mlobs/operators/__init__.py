@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from airflow_mlobs.operators.base import BaseCheckOperator
+from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
+from airflow_mlobs.operators.gate import RetrainGateOperator
 from airflow_mlobs.operators.schema import SchemaCheckOperator
 
-__all__ = ["BaseCheckOperator", "FreshnessCheckOperator", "SchemaCheckOperator"]
+__all__ = [
+    "BaseCheckOperator",
+    "BaselineOperator",
+    "DriftCheckOperator",
+    "FreshnessCheckOperator",
+    "RetrainGateOperator",
+    "SchemaCheckOperator",
+]

@@ -1,0 +1,184 @@
+"""The retraining gate's policy: should this window's check results start a retraining?
+
+Conditions (each optional; ``require="any"`` opens the gate when one holds, ``"all"`` when all the
+configured ones hold):
+
+- ``drift_share``: a drift result's share of drifted columns reached this level;
+- ``critical_features``: one of these columns drifted;
+- ``performance_drop``: a performance result reports ``metrics["drop"]`` (the metric's fall from
+  its baseline, in the metric's units) of at least this much.
+
+A condition counts only if it also held in each of the ``consecutive_windows - 1`` previous windows
+of the same dataset (from the results history), so one noisy day does not retrain. Then the
+``cooldown``: no retraining within that time after the last one this gate triggered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from airflow_mlobs.core.result import CheckResult, Finding, Status
+from airflow_mlobs.core.timeutil import format_duration
+
+CHECK = "retrain_gate"
+RETRAIN = "retrain"
+HOLD = "hold"
+NO_RETRAIN = "no_retrain"
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """When to retrain; see the module docstring."""
+
+    drift_share: float | None = 0.3
+    critical_features: tuple[str, ...] = ()
+    performance_drop: float | None = None
+    consecutive_windows: int = 1
+    cooldown: timedelta | None = None
+    require: Literal["any", "all"] = "any"
+
+    def __post_init__(self) -> None:
+        if self.consecutive_windows < 1:
+            raise ValueError(f"consecutive_windows must be at least 1, got {self.consecutive_windows}")
+        if self.require not in ("any", "all"):
+            raise ValueError(f"require must be 'any' or 'all', got {self.require!r}")
+        if self.drift_share is None and not self.critical_features and self.performance_drop is None:
+            raise ValueError(
+                "the gate needs at least one condition: drift_share, critical_features or performance_drop"
+            )
+
+
+def conditions_met(policy: GatePolicy, result: CheckResult) -> dict[str, str]:
+    """The policy's conditions ``result`` meets, each with a sentence saying why."""
+    met: dict[str, str] = {}
+    if result.check == "drift":
+        share = result.metrics.get("drift_share")
+        if policy.drift_share is not None and isinstance(share, int | float) and share >= policy.drift_share:
+            met["drift_share"] = f"{result.dataset}: drift share {share:.0%} >= {policy.drift_share:.0%}"
+        drifted = [
+            d.get("column") for d in result.metrics.get("drifted_columns", []) if isinstance(d, Mapping)
+        ]
+        critical = [c for c in policy.critical_features if c in drifted]
+        if critical:
+            met["critical_features"] = f"{result.dataset}: critical feature(s) drifted: {', '.join(critical)}"
+    if result.check == "performance" and policy.performance_drop is not None:
+        drop = result.metrics.get("drop")
+        if isinstance(drop, int | float) and drop >= policy.performance_drop:
+            metric = result.metrics.get("metric", "metric")
+            met["performance_drop"] = (
+                f"{result.dataset}: {metric} dropped by {drop:.3g} (>= {policy.performance_drop:g})"
+            )
+    return met
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """The decision, its reasons, and the result to store."""
+
+    decision: str
+    reasons: tuple[str, ...]
+    result: CheckResult
+
+    @property
+    def retrain(self) -> bool:
+        """Whether to start the retraining."""
+        return self.decision == RETRAIN
+
+
+def decide(
+    policy: GatePolicy,
+    results: Sequence[CheckResult],
+    *,
+    gate: str,
+    now: datetime,
+    previous: Mapping[str, Sequence[CheckResult]] | None = None,
+    last_retrain: datetime | None = None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+) -> GateDecision:
+    """Apply ``policy`` to this window's ``results``.
+
+    ``previous`` maps a dataset to its earlier results of the same check, newest first (from the
+    results history), for ``consecutive_windows``; ``last_retrain`` is when this gate last decided
+    to retrain, for ``cooldown``.
+    """
+    previous = previous or {}
+    configured = [
+        name
+        for name, on in (
+            ("drift_share", policy.drift_share is not None),
+            ("critical_features", bool(policy.critical_features)),
+            ("performance_drop", policy.performance_drop is not None),
+        )
+        if on
+    ]
+    held: dict[str, list[str]] = {}
+    findings: list[Finding] = []
+    for result in results:
+        for condition, reason in conditions_met(policy, result).items():
+            streak = 1
+            for earlier in previous.get(result.dataset, [])[: policy.consecutive_windows - 1]:
+                if condition not in conditions_met(policy, earlier):
+                    break
+                streak += 1
+            if streak >= policy.consecutive_windows:
+                held.setdefault(condition, []).append(reason)
+                findings.append(Finding(result.dataset, condition, Status.WARN, value=streak, reason=reason))
+            else:
+                findings.append(
+                    Finding(
+                        result.dataset,
+                        condition,
+                        Status.PASS,
+                        value=streak,
+                        threshold=policy.consecutive_windows,
+                        reason=f"{reason}, but only {streak} of {policy.consecutive_windows} consecutive windows",
+                    )
+                )
+    open_gate = bool(held) and (policy.require == "any" or all(c in held for c in configured))
+    reasons = tuple(r for rs in held.values() for r in rs)
+    decision = RETRAIN if open_gate else NO_RETRAIN
+    summary = (
+        f"{gate}: no retraining needed"
+        if not reasons
+        else f"{gate}: conditions met but not all required ({policy.require})"
+    )
+    if open_gate:
+        summary = f"{gate}: retraining triggered: " + "; ".join(reasons)
+        if policy.cooldown is not None and last_retrain is not None and now - last_retrain < policy.cooldown:
+            decision = HOLD
+            wait = format_duration(policy.cooldown - (now - last_retrain))
+            summary = (
+                f"{gate}: retraining held by cooldown (last retrain {format_duration(now - last_retrain)} ago, "
+                f"cooldown {format_duration(policy.cooldown)}, {wait} left): " + "; ".join(reasons)
+            )
+            findings.append(
+                Finding(
+                    gate,
+                    "cooldown",
+                    Status.WARN,
+                    value=format_duration(now - last_retrain),
+                    threshold=format_duration(policy.cooldown),
+                    reason="retrained too recently",
+                )
+            )
+    status = Status.WARN if decision in (RETRAIN, HOLD) else Status.PASS
+    result = CheckResult(
+        check=CHECK,
+        dataset=gate,
+        status=status,
+        summary=summary,
+        window_start=window_start,
+        window_end=window_end,
+        metrics={
+            "decision": decision,
+            "reasons": list(reasons),
+            "inputs": [f"{r.check}:{r.dataset}:{r.status.value}" for r in results],
+            "last_retrain": last_retrain.isoformat() if last_retrain else None,
+        },
+        findings=tuple(findings),
+    )
+    return GateDecision(decision=decision, reasons=reasons, result=result)
