@@ -1,9 +1,13 @@
-"""Daily checks on the churn model's inputs before it scores customers.
+"""Daily checks on the churn model's inputs, before it scores customers and to decide on retraining.
 
-Freshness of the feature table and the transactions feed, and the feature table's schema against
-its contract in ``expectations/``. Every check fails its task on a breach (``on_breach="fail"``), so
-``score_customers`` never scores on stale or broken features. Each check stores its result in the
-results history and pushes a compact form to XCom.
+- Freshness of the feature table and the transactions feed, and the feature table's schema against
+  its contract in ``expectations/``: each fails its task on a breach (``on_breach="fail"``), so
+  ``score_customers`` never scores on stale or broken features.
+- Drift of the day's customer activity against the newest ``churn_features`` baseline (built once,
+  as v1, from the reference period of the training data). A breach does not fail the task
+  (``on_breach="continue"``): the retraining gate decides. When half the features drift, the gate
+  emits an event on the ``mlobs://churn/retrain`` asset, which schedules ``model_retraining``
+  (at most once every two days).
 
 The warehouse is the Airflow connection ``mlobs_warehouse`` (the demo points it at an embedded
 SQLite file). Nothing here touches data at parse time.
@@ -13,11 +17,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 
-from airflow_mlobs.operators import FreshnessCheckOperator, SchemaCheckOperator
+from airflow_mlobs.operators import (
+    BaselineOperator,
+    DriftCheckOperator,
+    FreshnessCheckOperator,
+    RetrainGateOperator,
+    SchemaCheckOperator,
+)
 
 WAREHOUSE = "mlobs_warehouse"
+RETRAIN = Asset("mlobs://churn/retrain")
+FEATURES = ["customer_age", "tenure_months", "monthly_spend", "region"]
 
 with DAG(
     dag_id="model_monitoring",
@@ -83,3 +95,32 @@ with DAG(
         return len(scores)
 
     [features_fresh, transactions_fresh, features_schema] >> score_customers()
+
+    reference_baseline = BaselineOperator(
+        task_id="baseline_v1",
+        baseline="churn_features",
+        version="v1",  # idempotent: built on the first run, kept afterwards
+        conn_id=WAREHOUSE,
+        table="churn_training",
+        timestamp_column="event_time",
+        reference_start="2026-11-10T00:00:00+00:00",
+        reference_end="2026-11-20T00:00:00+00:00",
+        columns=FEATURES,
+    )
+    feature_drift = DriftCheckOperator(
+        task_id="drift_customer_activity",
+        conn_id=WAREHOUSE,
+        table="customer_activity",
+        timestamp_column="event_time",
+        baseline="churn_features",  # the newest version: v1, then what retraining writes
+        columns=FEATURES,
+        on_breach="continue",
+    )
+    gate = RetrainGateOperator(
+        task_id="retrain_gate",
+        drift_share=0.5,
+        critical_features=["tenure_months"],
+        cooldown="2d",
+        outlets=[RETRAIN],
+    )
+    reference_baseline >> feature_drift >> gate

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,6 +24,8 @@ from airflow_mlobs.store import ResultsStore  # noqa: E402
 from demo import warehouse  # noqa: E402
 
 DAG_ID = "model_monitoring"
+RETRAIN_DAG_ID = "model_retraining"
+RETRAIN_ASSET = "mlobs://churn/retrain"
 
 
 def airflow_env(demo_dir: Path, warehouse_path: Path) -> dict[str, str]:
@@ -53,7 +56,7 @@ def airflow(env: dict[str, str], *args: str, log: Path) -> int:
         ).returncode
 
 
-def task_states(airflow_home: Path, logical_date: str) -> dict[str, str]:
+def task_states(airflow_home: Path, dag_id: str, logical_date: str) -> dict[str, str]:
     """Task states of the DAG run for ``logical_date``, read from the metadata database."""
     engine = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
     with engine.connect() as conn:
@@ -63,10 +66,98 @@ def task_states(airflow_home: Path, logical_date: str) -> dict[str, str]:
                 "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
                 "WHERE ti.dag_id = :dag AND date(dr.logical_date) = :day ORDER BY ti.task_id"
             ),
-            {"dag": DAG_ID, "day": logical_date},
+            {"dag": dag_id, "day": logical_date},
         ).all()
     engine.dispose()
     return {str(task): str(state) for task, state in rows}
+
+
+def _metadata(airflow_home: Path) -> sa.Engine:
+    return sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+
+
+def retrain_events(airflow_home: Path) -> int:
+    """How many events the retraining asset has received (from the metadata database)."""
+    engine = _metadata(airflow_home)
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = :uri"
+            ),
+            {"uri": RETRAIN_ASSET},
+        ).scalar()
+    engine.dispose()
+    return int(count or 0)
+
+
+def handled_events(demo_dir: Path) -> int:
+    marker = demo_dir / "retrain_events_handled"
+    return int(marker.read_text()) if marker.exists() else 0
+
+
+def mark_handled(demo_dir: Path, events: int) -> None:
+    (demo_dir / "retrain_events_handled").write_text(str(events))
+
+
+def xcom(airflow_home: Path, dag_id: str, logical_date: str, task_id: str) -> str | None:
+    """The return value a task pushed in the run for ``logical_date``."""
+    engine = _metadata(airflow_home)
+    with engine.connect() as conn:
+        value = conn.execute(
+            sa.text(
+                "SELECT x.value FROM xcom x JOIN dag_run r ON r.dag_id = x.dag_id AND r.run_id = x.run_id "
+                "WHERE x.dag_id = :dag AND date(r.logical_date) = :day AND x.task_id = :task "
+                "AND x.key = 'return_value' ORDER BY r.id DESC LIMIT 1"
+            ),
+            {"dag": dag_id, "day": logical_date, "task": task_id},
+        ).scalar()
+    engine.dispose()
+    return None if value is None else str(value)
+
+
+def show_run(demo_dir: Path, store: ResultsStore, dag_id: str, date: str, code: int) -> None:
+    """Print the run's task states and the results its checks stored."""
+    states = task_states(demo_dir / "airflow", dag_id, date)
+    print(
+        f"{dag_id} {'succeeded' if code == 0 else 'failed'}; task states: "
+        + ", ".join(f"{task}={state}" for task, state in states.items())
+    )
+    for stored in sorted(store.history(dag_id=dag_id), key=lambda s: s.run.task_id or ""):
+        result = stored.result
+        if stored.run.run_id is None or result.window_end is None:
+            continue
+        if result.window_end.date().isoformat() != date and result.check != "baseline":
+            continue
+        if result.check == "baseline" and stored.run.run_id not in run_ids(
+            demo_dir / "airflow", dag_id, date
+        ):
+            continue
+        print(f"\n[{result.status.value.upper()}] {stored.run.task_id}: {result.summary}")
+        shown = (
+            [f for f in result.findings if f.status.value != "pass"]
+            if result.check == "drift"
+            else result.findings
+        )
+        if shown:
+            print(
+                "    "
+                + replace(result, findings=tuple(shown)).format_table(max_rows=8).replace("\n", "\n    ")
+            )
+
+
+def run_ids(airflow_home: Path, dag_id: str, logical_date: str) -> set[str]:
+    engine = _metadata(airflow_home)
+    with engine.connect() as conn:
+        ids = (
+            conn.execute(
+                sa.text("SELECT run_id FROM dag_run WHERE dag_id = :dag AND date(logical_date) = :day"),
+                {"dag": dag_id, "day": logical_date},
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    return set(ids)
 
 
 def main() -> int:
@@ -83,32 +174,37 @@ def main() -> int:
         print(f"airflow db migrate failed; see {log}")
         return 1
 
+    results_db = demo_dir / "airflow" / "mlobs_results.db"
+    store = ResultsStore(sa.create_engine(f"sqlite:///{results_db}"))
     days = [
         (warehouse.HEALTHY_DAY, "a healthy day"),
-        (
-            warehouse.BROKEN_DAY,
-            "after the transactions feed stopped and customer_age was renamed to age upstream",
-        ),
+        (warehouse.DRIFT_DAY, "the customer mix shifted (younger, shorter tenure, churn rate 10% -> 40%)"),
+        (warehouse.RETRAINED_DAY, "the day after retraining: judged against the new baseline"),
+        (warehouse.BROKEN_DAY, "the transactions feed stopped and customer_age was renamed to age upstream"),
     ]
-    store = ResultsStore(sa.create_engine(f"sqlite:///{demo_dir / 'airflow' / 'mlobs_results.db'}"))
     for day, story in days:
         if day == warehouse.BROKEN_DAY:
             warehouse.rename_customer_age(url)
         date = day.date().isoformat()
-        print(f"\n=== {DAG_ID} for {date}: {story}", flush=True)
+        print(f"\n=== {DAG_ID} for the day ending {date}: {story}", flush=True)
         code = airflow(env, "dags", "test", DAG_ID, date, log=log)
-        states = task_states(demo_dir / "airflow", date)
-        print(
-            f"DAG run {'succeeded' if code == 0 else 'failed'}; task states: "
-            + ", ".join(f"{task}={state}" for task, state in states.items())
-        )
-        for stored in sorted(store.history(dag_id=DAG_ID), key=lambda s: s.run.task_id or ""):
-            result = stored.result
-            if result.window_end is None or result.window_end.date() != day.date():
-                continue
-            print(f"\n[{result.status.value.upper()}] {stored.run.task_id}: {result.summary}")
-            if result.findings:
-                print("    " + result.format_table().replace("\n", "\n    "))
+        show_run(demo_dir, store, DAG_ID, date, code)
+        events = retrain_events(demo_dir / "airflow")
+        if events > handled_events(demo_dir):
+            mark_handled(demo_dir, events)
+            print(
+                f"\n--- The gate emitted an event on {RETRAIN_ASSET}. With a scheduler running, that starts "
+                f"{RETRAIN_DAG_ID} by itself (the end-to-end test proves it); the demo runs it now:",
+                flush=True,
+            )
+            code = airflow(env, "dags", "test", RETRAIN_DAG_ID, date, log=log)
+            show_run(demo_dir, store, RETRAIN_DAG_ID, date, code)
+            model = json.loads(xcom(demo_dir / "airflow", RETRAIN_DAG_ID, date, "train_model") or "{}")
+            if model:
+                print(
+                    f"    trained churn model {model['version']} on {model['rows']} labelled rows "
+                    f"(churn rate {model['positive_rate']:.0%}, training accuracy {model['training_accuracy']:.0%})"
+                )
     print(
         f"\nAirflow's own output is in {log}; the results history is {demo_dir / 'airflow' / 'mlobs_results.db'}."
     )

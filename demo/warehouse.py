@@ -1,31 +1,45 @@
-"""Builds the demo's embedded SQLite "warehouse" for a churn model, and the upstream changes that
-break it: the transactions feed stops, and ``customer_age`` is renamed to ``age`` upstream.
-
-Deterministic (fixed seed and fixed dates), so the demo and the tests see the same story:
+"""Builds the demo's embedded SQLite "warehouse" for a churn model, and the upstream change that
+breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see the same story:
 
 - ``customer_features``: one row per customer, refreshed through the scenario (naive UTC timestamps).
-- ``transactions``: events every 10 minutes until ``FEED_STOPS_AT``, then nothing.
-- ``churn_predictions``: written by the example DAG's scoring task.
+- ``transactions``: events every 10 minutes until ``FEED_STOPS_AT``, then nothing (a stale feed).
+- ``customer_activity``: the model's daily inputs (400 customers a day). From ``DRIFT_STARTS`` the
+  customer mix shifts (younger, shorter tenure, higher spend, many more in the west region) and the
+  churn rate jumps from about 10% to about 40%.
+- ``churn_training``: labelled examples (features and ``churned``) from the same population, which
+  the retraining DAG trains on.
+- ``churn_predictions``: written by the monitoring DAG's scoring task.
+
+Then :func:`rename_customer_age` is the upstream team's migration: ``customer_age`` becomes ``age``.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
-SCENARIO_START = datetime(2026, 11, 20, tzinfo=UTC)
+SCENARIO_START = datetime(2026, 11, 10, tzinfo=UTC)
 SCENARIO_END = datetime(2026, 11, 26, tzinfo=UTC)
+#: The reference period the first baseline (v1) is built from.
+REFERENCE_START = datetime(2026, 11, 10, tzinfo=UTC)
+REFERENCE_END = datetime(2026, 11, 20, tzinfo=UTC)
+#: The customer mix shifts from here on.
+DRIFT_STARTS = datetime(2026, 11, 23, tzinfo=UTC)
 #: The transactions feed's last event.
 FEED_STOPS_AT = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)
-#: Logical dates of the demo's two runs. An Airflow 3 run's data interval ends at its logical date:
-#: the healthy run judges the interval ending 2026-11-25 00:00 (newest transaction 1h30m old), the
-#: broken run the interval ending 2026-11-26 00:00 (newest transaction 25h30m old).
-HEALTHY_DAY = datetime(2026, 11, 25, tzinfo=UTC)
-BROKEN_DAY = datetime(2026, 11, 26, tzinfo=UTC)
+#: Logical dates of the demo's runs. An Airflow 3 run's data interval ends at its logical date.
+HEALTHY_DAY = datetime(2026, 11, 23, tzinfo=UTC)  # window 22 -> 23: all checks pass
+DRIFT_DAY = datetime(2026, 11, 24, tzinfo=UTC)  # window 23 -> 24: drift, the gate starts retraining
+RETRAINED_DAY = datetime(2026, 11, 25, tzinfo=UTC)  # window 24 -> 25: passes against the new baseline
+BROKEN_DAY = datetime(2026, 11, 26, tzinfo=UTC)  # window 25 -> 26: stale transactions, renamed column
 N_CUSTOMERS = 2_000
+ROWS_PER_DAY = 400
+FEATURES = ("customer_age", "tenure_months", "monthly_spend", "region")
+REGIONS = ("north", "south", "east", "west")
 
 metadata = sa.MetaData()
 customer_features = sa.Table(
@@ -48,6 +62,64 @@ transactions = sa.Table(
 )
 
 
+def _daily_table(name: str, *, labelled: bool) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("customer_id", sa.Integer, nullable=False),
+        sa.Column("event_time", sa.DateTime, nullable=False),
+        sa.Column("customer_age", sa.Integer, nullable=False),
+        sa.Column("tenure_months", sa.Integer, nullable=False),
+        sa.Column("monthly_spend", sa.Float, nullable=False),
+        sa.Column("region", sa.String(16), nullable=False),
+        *([sa.Column("churned", sa.Integer, nullable=False)] if labelled else []),
+    )
+
+
+customer_activity = _daily_table("customer_activity", labelled=False)
+churn_training = _daily_table("churn_training", labelled=True)
+
+
+def churn_probability(age: Any, tenure: Any, spend: Any, west: Any) -> Any:
+    """The true churn probability the scenario draws labels from."""
+    z = -0.65 - 0.03 * (age - 45) - 0.04 * tenure + 0.01 * (spend - 60) + 0.8 * west
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _population(rng: np.random.Generator, day: datetime, n: int) -> dict[str, Any]:
+    """``n`` customers active on ``day``: the old mix before ``DRIFT_STARTS``, the new one after."""
+    if day >= DRIFT_STARTS:
+        age = rng.integers(18, 46, n)
+        tenure = rng.integers(1, 31, n)
+        spend = rng.gamma(2.0, 40.0, n)
+        region = rng.choice(len(REGIONS), n, p=[0.15, 0.15, 0.2, 0.5])
+    else:
+        age = rng.integers(18, 81, n)
+        tenure = rng.integers(1, 121, n)
+        spend = rng.gamma(2.0, 30.0, n)
+        region = rng.choice(len(REGIONS), n, p=[0.3, 0.3, 0.2, 0.2])
+    seconds = np.sort(rng.integers(0, 86_400, n))
+    return {
+        "customer_id": rng.integers(1, N_CUSTOMERS + 1, n),
+        "event_time": [(day + timedelta(seconds=int(s))).replace(tzinfo=None) for s in seconds],
+        "customer_age": age,
+        "tenure_months": tenure,
+        "monthly_spend": np.round(spend, 2),
+        "region": np.asarray(REGIONS)[region],
+    }
+
+
+def _rows(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    names = list(columns)
+    return [
+        {
+            name: (value.item() if hasattr(value, "item") else value)
+            for name, value in zip(names, values, strict=True)
+        }
+        for values in zip(*columns.values(), strict=True)
+    ]
+
+
 def build(path: str | Path) -> str:
     """Create the warehouse file afresh; returns its SQLAlchemy URL."""
     path = Path(path)
@@ -64,8 +136,7 @@ def build(path: str | Path) -> str:
             "customer_age": int(rng.integers(18, 80)),
             "tenure_months": int(rng.integers(1, 120)),
             "monthly_spend": round(float(rng.gamma(2.0, 30.0)), 2),
-            "region": str(rng.choice(["north", "south", "east", "west"])),
-            # Naive timestamps in UTC, as many warehouses store them.
+            "region": str(rng.choice(REGIONS)),
             "updated_at": (SCENARIO_START + timedelta(minutes=int(rng.integers(0, minutes)))).replace(
                 tzinfo=None
             ),
@@ -82,9 +153,26 @@ def build(path: str | Path) -> str:
         }
         for i in range(steps)
     ]
+    activity: list[dict[str, Any]] = []
+    training: list[dict[str, Any]] = []
+    day = SCENARIO_START
+    while day < SCENARIO_END:
+        activity += _rows(_population(rng, day, ROWS_PER_DAY))
+        labelled = _population(rng, day, ROWS_PER_DAY)
+        p = churn_probability(
+            labelled["customer_age"],
+            labelled["tenure_months"],
+            labelled["monthly_spend"],
+            labelled["region"] == "west",
+        )
+        labelled["churned"] = (rng.random(ROWS_PER_DAY) < p).astype(int)
+        training += _rows(labelled)
+        day += timedelta(days=1)
     with engine.begin() as conn:
         conn.execute(customer_features.insert(), customers)
         conn.execute(transactions.insert(), events)
+        conn.execute(customer_activity.insert(), activity)
+        conn.execute(churn_training.insert(), training)
     engine.dispose()
     return url
 
