@@ -132,13 +132,11 @@ def show_run(demo_dir: Path, store: ResultsStore, dag_id: str, date: str, code: 
             demo_dir / "airflow", dag_id, date
         ):
             continue
+        if result.check == "baseline" and not result.metrics.get("created"):
+            continue
         print(f"\n[{result.status.value.upper()}] {stored.run.task_id}: {result.summary}")
-        shown = (
-            [f for f in result.findings if f.status.value != "pass"]
-            if result.check == "drift"
-            else result.findings
-        )
-        if shown:
+        shown = [f for f in result.findings if f.status.value != "pass" or f.metric in ("missing", "added")]
+        if shown and result.status.value != "pass":
             print(
                 "    "
                 + replace(result, findings=tuple(shown)).format_table(max_rows=8).replace("\n", "\n    ")
