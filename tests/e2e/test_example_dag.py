@@ -1,4 +1,6 @@
-"""The example DAG in real Airflow: a healthy day, then a stale feed and a renamed column."""
+"""The example DAGs in real Airflow, through the demo's story: drift starts, the gate emits the
+retraining asset event, retraining trains and writes a new baseline, the next window passes against
+it, then a stale feed and a renamed column stop the scoring."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from airflow_mlobs.core.profile import load_baseline
 from airflow_mlobs.store import ResultsStore
 from demo import warehouse
 from tests.e2e.airflow_runner import run_dag
@@ -16,36 +19,70 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_model_monitoring_healthy_then_broken(airflow_db: Path, tmp_path: Path) -> None:
+def asset_events(airflow_home: Path, uri: str) -> int:
+    engine = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    with engine.connect() as conn:
+        count = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM asset_event e JOIN asset a ON a.id = e.asset_id WHERE a.uri = :uri"
+            ),
+            {"uri": uri},
+        ).scalar()
+    engine.dispose()
+    return int(count or 0)
+
+
+def test_example_dags_through_the_demo_story(airflow_db: Path, tmp_path: Path) -> None:
     url = warehouse.build(tmp_path / "warehouse.db")
+    baselines, models = tmp_path / "baselines", tmp_path / "models"
     env = {
         "AIRFLOW_CONN_MLOBS_WAREHOUSE": json.dumps(
             {"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}
-        )
+        ),
+        "MLOBS_BASELINE_DIR": str(baselines),
+        "MLOBS_MODEL_DIR": str(models),
     }
     store = ResultsStore(sa.create_engine(f"sqlite:///{airflow_db / 'mlobs_results.db'}"))
+    events_before = asset_events(airflow_db, "mlobs://churn/retrain")
 
-    healthy = run_dag(airflow_db, ROOT / "dags", "model_monitoring", "2026-11-25", env)
-    assert healthy.returncode == 0, healthy.output[-3000:]
-    assert set(healthy.states.values()) == {"success"}, healthy.states
-    assert healthy.xcoms["freshness_transactions"]["status"] == "pass"
-    assert healthy.xcoms["freshness_transactions"]["metrics"]["age_seconds"] == 90 * 60
-    assert healthy.xcoms["schema_customer_features"]["status"] == "pass"
+    drift_day = run_dag(airflow_db, ROOT / "dags", "model_monitoring", "2026-11-24", env)
+    assert drift_day.returncode == 0, drift_day.output[-3000:]
+    assert set(drift_day.states.values()) == {"success"}, drift_day.states
+    drift = drift_day.xcoms["drift_customer_activity"]
+    assert drift["status"] == "fail"
+    assert {d["column"] for d in drift["metrics"]["drifted_columns"]} == set(warehouse.FEATURES)
+    assert drift_day.xcoms["retrain_gate"]["metrics"]["decision"] == "retrain"
+    assert asset_events(airflow_db, "mlobs://churn/retrain") == events_before + 1
+    assert load_baseline(baselines, "churn_features").version == "v1"
+
+    retraining = run_dag(airflow_db, ROOT / "dags", "model_retraining", "2026-11-24", env)
+    assert retraining.returncode == 0, retraining.output[-3000:]
+    assert set(retraining.states.values()) == {"success"}, retraining.states
+    model = retraining.xcoms["train_model"]
+    assert model["version"] == "v20261124" and model["rows"] == warehouse.ROWS_PER_DAY
+    assert 0.3 < model["positive_rate"] < 0.55  # the new regime's churn rate
+    assert (models / "churn" / "v20261124.json").exists()
+    assert load_baseline(baselines, "churn_features").version == "v20261124"
+
+    retrained = run_dag(airflow_db, ROOT / "dags", "model_monitoring", "2026-11-25", env)
+    assert retrained.returncode == 0, retrained.output[-3000:]
+    assert retrained.xcoms["drift_customer_activity"]["status"] == "pass"
+    assert retrained.xcoms["drift_customer_activity"]["metrics"]["baseline"] == "churn_features/v20261124"
+    assert retrained.states["retrain_gate"] == "skipped"
+    assert retrained.xcoms["freshness_transactions"]["metrics"]["age_seconds"] == 90 * 60
+    assert asset_events(airflow_db, "mlobs://churn/retrain") == events_before + 1
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        assert (
-            conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == warehouse.N_CUSTOMERS
-        )
+        scored = conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar()
+    assert scored == 2 * warehouse.N_CUSTOMERS
 
     warehouse.rename_customer_age(url)
     broken = run_dag(airflow_db, ROOT / "dags", "model_monitoring", "2026-11-26", env)
     assert broken.returncode != 0
-    assert broken.states == {
-        "freshness_customer_features": "success",
-        "freshness_transactions": "failed",
-        "schema_customer_features": "failed",
-        "score_customers": "upstream_failed",
-    }
+    assert broken.states["freshness_customer_features"] == "success"
+    assert broken.states["freshness_transactions"] == "failed"
+    assert broken.states["schema_customer_features"] == "failed"
+    assert broken.states["score_customers"] == "upstream_failed"
     # The breach's compact result is pushed before the task fails.
     assert broken.xcoms["freshness_transactions"]["status"] == "fail"
     assert "stale" in broken.xcoms["freshness_transactions"]["summary"]
@@ -57,17 +94,22 @@ def test_model_monitoring_healthy_then_broken(airflow_db: Path, tmp_path: Path) 
     )
     assert "renamed?" in broken.output
     with engine.connect() as conn:  # scoring never ran on the broken features
-        assert (
-            conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == warehouse.N_CUSTOMERS
-        )
+        assert conn.execute(sa.text("SELECT count(*) FROM churn_predictions")).scalar() == scored
 
     by_day = {
         (s.run.task_id, s.result.window_end.date().isoformat()): s.result.status.value  # type: ignore[union-attr]
         for s in store.history(dag_id="model_monitoring")
+        if s.result.window_end is not None
     }
-    assert by_day[("freshness_transactions", "2026-11-25")] == "pass"
+    assert by_day[("drift_customer_activity", "2026-11-24")] == "fail"
+    assert by_day[("drift_customer_activity", "2026-11-25")] == "pass"
     assert by_day[("freshness_transactions", "2026-11-26")] == "fail"
     assert by_day[("schema_customer_features", "2026-11-26")] == "fail"
+    # The drift check stored each window's profile for later roll-ups.
+    stored_profiles = store.profiles(
+        "mlobs_warehouse:customer_activity", edges_key=load_baseline(baselines, "churn_features", "v1").key
+    )
+    assert [p.row_count for p in stored_profiles] == [warehouse.ROWS_PER_DAY]
 
     # Re-running the same interval replaces each task's row instead of adding one.
     before = len(store.history(dag_id="model_monitoring"))
