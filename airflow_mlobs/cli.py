@@ -1,0 +1,136 @@
+"""Command line: build a drift baseline outside Airflow (``python -m airflow_mlobs baseline ...``).
+
+Uses the same builders as ``BaselineOperator``: a table or query is profiled in the database
+through a SQLAlchemy URL, a file is read in memory. Does not import Airflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.profile import ColumnKind, baseline_path
+from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.sources import files as file_source
+from airflow_mlobs.sources import frame as frame_source
+from airflow_mlobs.sources.sql import parse_table_name
+from airflow_mlobs.sources.sql_baseline import build_baseline_sql
+
+
+def _kinds(values: Sequence[str]) -> dict[str, ColumnKind]:
+    kinds: dict[str, ColumnKind] = {}
+    for item in values:
+        name, _, kind = item.partition("=")
+        if kind not in ("numeric", "categorical"):
+            raise MlobsInputError(f"--kind {item!r}: write column=numeric or column=categorical")
+        kinds[name] = kind  # type: ignore[assignment]
+    return kinds
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def build_baseline_command(args: argparse.Namespace) -> str:
+    """Build and save a baseline; returns what was done, in one line."""
+    columns = args.columns.split(",") if args.columns else None
+    kinds = _kinds(args.kind or [])
+    target = baseline_path(args.dir, args.name, args.version)
+    if target.exists() and not args.overwrite:
+        return f"baseline {args.name} {args.version} already exists at {target}; kept (use --overwrite to rebuild)"
+    start, end = _when(args.start), _when(args.end)
+    if args.path:
+        frame = file_source.read_window(
+            args.path,
+            [*columns, *([args.timestamp_column] if args.timestamp_column else [])] if columns else None,
+            timestamp_column=args.timestamp_column,
+            window_start=start,
+            window_end=end,
+        )
+        if args.timestamp_column and not columns:
+            frame = frame.drop(columns=[args.timestamp_column])
+        baseline = frame_source.build_baseline(
+            frame,
+            name=args.name,
+            version=args.version,
+            columns=columns,
+            kinds=kinds,
+            bins=args.bins,
+            source=args.path,
+        )
+    else:
+        engine = sa.create_engine(args.url)
+        try:
+            baseline = build_baseline_sql(
+                engine,
+                name=args.name,
+                version=args.version,
+                table=parse_table_name(args.table) if args.table else None,
+                sql=args.sql,
+                columns=columns,
+                kinds=kinds,
+                timestamp_column=args.timestamp_column,
+                window_start=start,
+                window_end=end,
+                naive_zone=get_zone(args.timezone),
+                where=args.where,
+                bins=args.bins,
+                source=args.table or "query",
+            )
+        finally:
+            engine.dispose()
+    path = baseline.save(args.dir)
+    kinds_found = {c.name: c.kind for c in baseline.columns.values()}
+    return (
+        f"built baseline {args.name} {args.version} from {baseline.reference.row_count} rows at {path}: "
+        + ", ".join(f"{n} ({k})" for n, k in kinds_found.items())
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (``python -m airflow_mlobs --help``)."""
+    root = argparse.ArgumentParser(prog="python -m airflow_mlobs", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("baseline", help="build and store a drift baseline")
+    build.add_argument("--name", required=True, help="baseline name")
+    build.add_argument("--version", required=True, help="baseline version, e.g. v1")
+    build.add_argument(
+        "--dir", required=True, type=Path, help="baseline directory (<dir>/<name>/<version>.json)"
+    )
+    source = build.add_mutually_exclusive_group(required=True)
+    source.add_argument("--path", help="a Parquet, Feather/Arrow or CSV file or dataset directory")
+    source.add_argument("--table", help="a table (with --url), schema.table allowed")
+    source.add_argument("--sql", help="a query (with --url); needs --columns and --kind for each")
+    build.add_argument("--url", help="SQLAlchemy database URL for --table / --sql")
+    build.add_argument("--columns", help="comma-separated columns (default: all numeric and text columns)")
+    build.add_argument("--kind", action="append", help="column=numeric|categorical (repeatable)")
+    build.add_argument("--timestamp-column", help="timestamp column bounding the reference window")
+    build.add_argument("--start", help="reference window start (ISO 8601)")
+    build.add_argument("--end", help="reference window end (ISO 8601, exclusive)")
+    build.add_argument("--where", help="SQL condition on the reference rows")
+    build.add_argument("--timezone", default="UTC", help="zone of naive timestamps (default UTC)")
+    build.add_argument(
+        "--bins", type=int, default=frame_source.DEFAULT_BINS, help="quantile bins (default 20)"
+    )
+    build.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, with the reason on stderr)."""
+    args = parser().parse_args(argv)
+    if args.command == "baseline" and not args.path and not args.url:
+        print("error: --table and --sql need --url", file=sys.stderr)
+        return 2
+    try:
+        print(build_baseline_command(args))
+    except (MlobsInputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,120 @@
+"""The baseline command line, run as users run it (``python -m airflow_mlobs``)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from airflow_mlobs.core.profile import load_baseline
+from airflow_mlobs.sources.frame import build_baseline
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_mlobs", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def reference_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return pd.DataFrame(
+        {
+            "amount": rng.gamma(2.0, 10.0, 5000),
+            "region": rng.choice(["n", "s", "e"], 5000),
+            "flag": rng.integers(0, 2, 5000),
+        }
+    )
+
+
+def test_baseline_from_a_table_equals_the_in_memory_baseline(tmp_path: Path) -> None:
+    frame = reference_frame()
+    url = f"sqlite:///{tmp_path / 'ref.db'}"
+    engine = sa.create_engine(url)
+    frame.to_sql("reference", engine, index=False)
+    engine.dispose()
+    done = run_cli(
+        "baseline",
+        "--name",
+        "ref",
+        "--version",
+        "v1",
+        "--dir",
+        str(tmp_path / "b"),
+        "--url",
+        url,
+        "--table",
+        "reference",
+    )
+    assert done.returncode == 0, done.stderr
+    assert "built baseline ref v1 from 5000 rows" in done.stdout
+    stored = load_baseline(tmp_path / "b", "ref", "v1")
+    expected = build_baseline(frame, name="ref", version="v1")
+    assert {c.name: (c.kind, c.edges, c.categories) for c in stored.columns.values()} == {
+        c.name: (c.kind, c.edges, c.categories) for c in expected.columns.values()
+    }
+    again = run_cli(
+        "baseline",
+        "--name",
+        "ref",
+        "--version",
+        "v1",
+        "--dir",
+        str(tmp_path / "b"),
+        "--url",
+        url,
+        "--table",
+        "reference",
+    )
+    assert again.returncode == 0 and "already exists" in again.stdout
+
+
+def test_baseline_from_a_parquet_file(tmp_path: Path) -> None:
+    path = tmp_path / "ref.parquet"
+    reference_frame().to_parquet(path)
+    done = run_cli(
+        "baseline",
+        "--name",
+        "ref",
+        "--version",
+        "v2",
+        "--dir",
+        str(tmp_path / "b"),
+        "--path",
+        str(path),
+        "--columns",
+        "amount,region",
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(load_baseline(tmp_path / "b", "ref", "v2").columns) == {"amount", "region"}
+
+
+def test_bad_input_is_a_clear_error_and_exit_code_2(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    missing_table = run_cli(
+        "baseline", "--name", "x", "--version", "v1", "--dir", str(tmp_path), "--url", url, "--table", "nope"
+    )
+    assert missing_table.returncode == 2
+    assert "table nope does not exist" in missing_table.stderr
+    no_url = run_cli("baseline", "--name", "x", "--version", "v1", "--dir", str(tmp_path), "--table", "nope")
+    assert no_url.returncode == 2 and "--url" in no_url.stderr
+    missing_file = run_cli(
+        "baseline",
+        "--name",
+        "x",
+        "--version",
+        "v1",
+        "--dir",
+        str(tmp_path),
+        "--path",
+        str(tmp_path / "no.parquet"),
+    )
+    assert missing_file.returncode == 2 and "does not exist" in missing_file.stderr
