@@ -72,7 +72,9 @@ DEFAULT_THRESHOLDS: Mapping[str, Threshold] = {
     "ks": Threshold(warn=0.05, fail=0.1),
 }
 MISSING_RATE_THRESHOLD = Threshold(warn=0.02, fail=0.05)
-UNSEEN_SHARE_THRESHOLD = Threshold(warn=0.005, fail=0.01)
+#: A new category holding 0.5% of the window fails on its own (measured: at a fail level of 1%, a
+#: new category with a true 1% share failed this check in only 46% of 10k-row windows).
+UNSEEN_SHARE_THRESHOLD = Threshold(warn=0.002, fail=0.005)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ equals :func:`airflow_mlobs.sources.frame.build_baseline` on the same rows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -28,7 +28,7 @@ from airflow_mlobs.core.profile import (
     ColumnSpec,
 )
 from airflow_mlobs.core.schema import LogicalType
-from airflow_mlobs.sources.frame import DEFAULT_BINS, DEFAULT_CATEGORICAL_MAX_DISTINCT
+from airflow_mlobs.sources.frame import DEFAULT_BINS, DEFAULT_CATEGORICAL_MAX_DISTINCT, quantile_levels
 from airflow_mlobs.sources.sql import (
     _MAX_FLOAT,
     _NUMERIC_TYPES,
@@ -41,8 +41,12 @@ from airflow_mlobs.sources.sql import (
 
 
 def quantile_positions(n: int, bins: int) -> list[int]:
-    """1-based positions of the ``0, 1/bins, ..., 1`` "lower" quantiles among ``n`` sorted values."""
-    return sorted({math.floor(i / bins * (n - 1)) + 1 for i in range(bins + 1)}) if n > 0 else []
+    """1-based positions of the "lower" quantiles at :func:`~airflow_mlobs.sources.frame.quantile_levels`
+    among ``n`` sorted values, computed exactly as ``numpy.quantile(method="lower")`` does
+    (``floor((n - 1) * q)``), so both builders pick the same values."""
+    if n <= 0:
+        return []
+    return sorted({int(p) + 1 for p in np.floor((n - 1) * quantile_levels(bins))})
 
 
 def build_baseline_sql(

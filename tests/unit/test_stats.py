@@ -283,11 +283,6 @@ def test_wasserstein_normal_within_one_interior_bin_width(seed: int, shift: floa
     assert abs(got - expected) <= interior
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: the open-ended tail bins (reference min..5% quantile, 95%..max) are "
-    "treated as uniform, which overstates a 0.5-sigma shift by about 15% (0.575 vs 0.501)",
-)
 def test_wasserstein_normal_shift_within_ten_percent() -> None:
     rng = np.random.default_rng(2)
     a = rng.normal(size=50_000)

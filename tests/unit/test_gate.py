@@ -1,0 +1,325 @@
+"""The retraining gate's policy (pure, no Airflow): conditions, streaks, cooldown, the stored result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_mlobs.core.gate import (
+    CHECK,
+    HOLD,
+    NO_RETRAIN,
+    RETRAIN,
+    GatePolicy,
+    conditions_met,
+    decide,
+)
+from airflow_mlobs.core.result import CheckResult, Status
+
+NOW = datetime(2026, 11, 10, tzinfo=UTC)
+DATASET = "wh:events"
+GATE = "monitoring.retrain_gate"
+
+
+def drift(
+    share: float,
+    drifted: Sequence[str] = (),
+    *,
+    dataset: str = DATASET,
+    days_ago: int = 0,
+) -> CheckResult:
+    """A drift result as DriftCheckOperator stores it (only the metrics the gate reads)."""
+    end = NOW - timedelta(days=days_ago)
+    return CheckResult(
+        check="drift",
+        dataset=dataset,
+        status=Status.FAIL if share >= 0.5 else (Status.WARN if drifted else Status.PASS),
+        summary=f"{dataset}: {len(drifted)} columns drifted",
+        window_start=end - timedelta(days=1),
+        window_end=end,
+        metrics={
+            "drift_share": share,
+            "drifted_columns": [{"column": c, "method": "wasserstein", "value": 0.4} for c in drifted],
+        },
+    )
+
+
+def performance(drop: float, *, metric: str = "auc", dataset: str = "model:churn") -> CheckResult:
+    return CheckResult(
+        check="performance",
+        dataset=dataset,
+        status=Status.WARN,
+        summary=f"{dataset}: {metric} fell by {drop}",
+        window_start=NOW - timedelta(days=1),
+        window_end=NOW,
+        metrics={"drop": drop, "metric": metric},
+    )
+
+
+def run(policy: GatePolicy, results: Sequence[CheckResult], **kwargs: object):  # type: ignore[no-untyped-def]
+    return decide(policy, results, gate=GATE, now=NOW, **kwargs)  # type: ignore[arg-type]
+
+
+# --- single conditions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("share", "expected"),
+    [(0.5, RETRAIN), (0.75, RETRAIN), (1.0, RETRAIN), (0.4999, NO_RETRAIN), (0.0, NO_RETRAIN)],
+)
+def test_drift_share_at_above_and_below_the_level(share: float, expected: str) -> None:
+    decision = run(GatePolicy(drift_share=0.5), [drift(share, ["a"])])
+    assert decision.decision == expected
+    assert decision.retrain is (expected == RETRAIN)
+    assert decision.result.metrics["decision"] == expected
+    if expected == RETRAIN:
+        assert decision.reasons == (f"{DATASET}: drift share {share:.0%} >= 50%",)
+        assert "retraining triggered" in decision.result.summary
+        assert decision.reasons[0] in decision.result.summary
+    else:
+        assert decision.reasons == ()
+        assert decision.result.summary == f"{GATE}: no retraining needed"
+
+
+def test_conditions_met_names_each_condition() -> None:
+    policy = GatePolicy(drift_share=0.5, critical_features=("income", "age"), performance_drop=0.05)
+    met = conditions_met(policy, drift(0.6, ["age", "zip"]))
+    assert set(met) == {"drift_share", "critical_features"}
+    assert met["critical_features"] == f"{DATASET}: critical feature(s) drifted: age"
+    assert conditions_met(policy, drift(0.1, ["zip"])) == {}
+    perf = conditions_met(policy, performance(0.08))
+    assert perf == {"performance_drop": "model:churn: auc dropped by 0.08 (>= 0.05)"}
+    # A check of another kind never meets a condition, whatever its metrics.
+    other = CheckResult("freshness", DATASET, Status.FAIL, "stale", metrics={"drift_share": 1.0, "drop": 9})
+    assert conditions_met(policy, other) == {}
+
+
+def test_critical_feature_drifted_opens_the_gate_below_the_share() -> None:
+    policy = GatePolicy(drift_share=0.5, critical_features=("income",))
+    decision = run(policy, [drift(0.2, ["income"])])
+    assert decision.decision == RETRAIN
+    assert decision.reasons == (f"{DATASET}: critical feature(s) drifted: income",)
+    assert run(policy, [drift(0.2, ["zip"])]).decision == NO_RETRAIN
+
+
+def test_critical_features_alone_without_drift_share() -> None:
+    policy = GatePolicy(drift_share=None, critical_features=("income",))
+    assert run(policy, [drift(1.0, ["zip", "age"])]).decision == NO_RETRAIN
+    assert run(policy, [drift(0.1, ["income"])]).decision == RETRAIN
+
+
+@pytest.mark.parametrize(("drop", "expected"), [(0.05, RETRAIN), (0.2, RETRAIN), (0.049, NO_RETRAIN)])
+def test_performance_drop(drop: float, expected: str) -> None:
+    policy = GatePolicy(drift_share=None, performance_drop=0.05)
+    decision = run(policy, [performance(drop)])
+    assert decision.decision == expected
+    if expected == RETRAIN:
+        assert decision.reasons == (f"model:churn: auc dropped by {drop:.3g} (>= 0.05)",)
+
+
+def test_performance_drop_ignored_when_not_configured() -> None:
+    decision = run(GatePolicy(drift_share=0.5), [performance(0.9)])
+    assert decision.decision == NO_RETRAIN
+    assert decision.result.findings == ()
+
+
+# --- require="all" ---------------------------------------------------------------------------------
+
+
+def test_require_all_needs_every_configured_condition() -> None:
+    policy = GatePolicy(drift_share=0.5, critical_features=("income",), performance_drop=0.05, require="all")
+    # Two of three conditions: not enough.
+    partial = run(policy, [drift(0.8, ["income"])])
+    assert partial.decision == NO_RETRAIN
+    assert partial.result.summary == f"{GATE}: conditions met but not all required (all)"
+    assert partial.result.status is Status.PASS
+    # Only the performance drop: not enough either.
+    assert run(policy, [performance(0.1)]).decision == NO_RETRAIN
+    # All three, from two results.
+    full = run(policy, [drift(0.8, ["income"]), performance(0.1)])
+    assert full.decision == RETRAIN
+    assert len(full.reasons) == 3
+    assert {f.metric for f in full.result.findings} == {
+        "drift_share",
+        "critical_features",
+        "performance_drop",
+    }
+
+
+def test_require_any_opens_on_one_condition() -> None:
+    policy = GatePolicy(drift_share=0.5, performance_drop=0.05, require="any")
+    assert run(policy, [performance(0.1)]).decision == RETRAIN
+    assert run(policy, [drift(0.9, ["a"])]).decision == RETRAIN
+
+
+# --- consecutive windows ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("history", "streak"),
+    [
+        ([], 1),  # no history at all
+        ([0.1, 0.9, 0.9], 1),  # broken right before this window
+        ([0.9, 0.1, 0.9], 2),  # broken one window further back
+        ([0.9], 2),  # history too short
+        ([0.9, 0.9], 3),  # a full streak
+        ([0.9, 0.9, 0.1], 3),  # older windows beyond the streak do not matter
+    ],
+)
+def test_consecutive_windows_streak(history: list[float], streak: int) -> None:
+    policy = GatePolicy(drift_share=0.5, consecutive_windows=3)
+    previous = {DATASET: [drift(s, ["a"], days_ago=i + 1) for i, s in enumerate(history)]}
+    decision = run(policy, [drift(0.9, ["a"])], previous=previous)
+    (finding,) = decision.result.findings
+    assert finding.metric == "drift_share" and finding.value == streak
+    if streak >= 3:
+        assert decision.decision == RETRAIN
+        assert finding.status is Status.WARN
+    else:
+        assert decision.decision == NO_RETRAIN
+        assert finding.status is Status.PASS
+        assert finding.threshold == 3
+        assert f"only {streak} of 3 consecutive windows" in finding.reason
+        assert decision.result.summary == f"{GATE}: no retraining needed"
+
+
+def test_consecutive_windows_are_per_dataset_and_per_condition() -> None:
+    policy = GatePolicy(drift_share=0.5, critical_features=("income",), consecutive_windows=2)
+    # The other dataset's history does not count for this one.
+    other = {"wh:other": [drift(0.9, ["income"], dataset="wh:other", days_ago=1)]}
+    assert run(policy, [drift(0.9, ["income"])], previous=other).decision == NO_RETRAIN
+    # The previous window met drift_share only; critical_features has a streak of 1.
+    previous = {DATASET: [drift(0.9, ["zip"], days_ago=1)]}
+    decision = run(policy, [drift(0.9, ["income"])], previous=previous)
+    assert decision.decision == RETRAIN
+    assert decision.reasons == (f"{DATASET}: drift share 90% >= 50%",)
+    by_metric = {f.metric: f for f in decision.result.findings}
+    assert by_metric["drift_share"].status is Status.WARN
+    assert by_metric["critical_features"].status is Status.PASS
+    assert "only 1 of 2 consecutive windows" in by_metric["critical_features"].reason
+
+
+# --- cooldown --------------------------------------------------------------------------------------
+
+
+def test_cooldown_holds_a_retraining_inside_it() -> None:
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=3))
+    decision = run(policy, [drift(0.9, ["a"])], last_retrain=NOW - timedelta(days=1))
+    assert decision.decision == HOLD
+    assert not decision.retrain
+    summary = decision.result.summary
+    assert summary.startswith(f"{GATE}: retraining held by cooldown")
+    assert "last retrain 1d ago" in summary and "cooldown 3d" in summary and "2d left" in summary
+    assert f"{DATASET}: drift share 90% >= 50%" in summary
+    cooldown = [f for f in decision.result.findings if f.metric == "cooldown"]
+    assert cooldown and cooldown[0].status is Status.WARN
+    assert decision.result.metrics["last_retrain"] == (NOW - timedelta(days=1)).isoformat()
+
+
+def test_cooldown_time_left_in_hours() -> None:
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=2))
+    decision = run(policy, [drift(0.9, ["a"])], last_retrain=NOW - timedelta(hours=30))
+    assert decision.decision == HOLD
+    assert "18h left" in decision.result.summary
+
+
+def test_cooldown_over_lets_the_retraining_through() -> None:
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=3))
+    for ago in (timedelta(days=3), timedelta(days=10)):
+        decision = run(policy, [drift(0.9, ["a"])], last_retrain=NOW - ago)
+        assert decision.decision == RETRAIN, ago
+        assert "retraining triggered" in decision.result.summary
+        assert not [f for f in decision.result.findings if f.metric == "cooldown"]
+
+
+def test_cooldown_does_not_matter_when_nothing_calls_for_retraining() -> None:
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=3))
+    decision = run(policy, [drift(0.1)], last_retrain=NOW - timedelta(hours=1))
+    assert decision.decision == NO_RETRAIN
+    assert decision.result.summary == f"{GATE}: no retraining needed"
+
+
+def test_no_cooldown_configured_ignores_last_retrain() -> None:
+    decision = run(GatePolicy(drift_share=0.5), [drift(0.9, ["a"])], last_retrain=NOW - timedelta(seconds=1))
+    assert decision.decision == RETRAIN
+
+
+# --- no results ------------------------------------------------------------------------------------
+
+
+def test_no_results_means_no_retraining() -> None:
+    decision = run(GatePolicy(drift_share=0.5, performance_drop=0.1), [])
+    assert decision.decision == NO_RETRAIN
+    assert decision.reasons == ()
+    assert decision.result.status is Status.PASS
+    assert decision.result.metrics["inputs"] == []
+    assert decision.result.findings == ()
+
+
+# --- policy validation -----------------------------------------------------------------------------
+
+
+def test_policy_needs_a_condition() -> None:
+    with pytest.raises(ValueError, match="at least one condition"):
+        GatePolicy(drift_share=None)
+    with pytest.raises(ValueError, match="at least one condition"):
+        GatePolicy(drift_share=None, critical_features=(), performance_drop=None)
+
+
+@pytest.mark.parametrize("windows", [0, -1])
+def test_policy_rejects_fewer_than_one_window(windows: int) -> None:
+    with pytest.raises(ValueError, match=f"consecutive_windows must be at least 1, got {windows}"):
+        GatePolicy(consecutive_windows=windows)
+
+
+def test_policy_rejects_a_bad_require() -> None:
+    with pytest.raises(ValueError, match="require must be 'any' or 'all', got 'most'"):
+        GatePolicy(require="most")  # type: ignore[arg-type]
+
+
+def test_policy_defaults_are_valid() -> None:
+    policy = GatePolicy()
+    assert policy.drift_share == 0.3 and policy.consecutive_windows == 1 and policy.require == "any"
+
+
+# --- the stored result -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("share", "last_retrain", "decision", "status"),
+    [
+        (0.9, None, RETRAIN, Status.WARN),
+        (0.9, NOW - timedelta(hours=5), HOLD, Status.WARN),
+        (0.1, None, NO_RETRAIN, Status.PASS),
+    ],
+)
+def test_stored_result_status_and_json_round_trip(
+    share: float, last_retrain: datetime | None, decision: str, status: Status
+) -> None:
+    start, end = NOW - timedelta(days=1), NOW
+    inputs = [drift(share, ["a"]), performance(0.01)]
+    outcome = run(
+        GatePolicy(drift_share=0.5, cooldown=timedelta(days=1)),
+        inputs,
+        last_retrain=last_retrain,
+        window_start=start,
+        window_end=end,
+    )
+    result = outcome.result
+    assert outcome.decision == decision
+    assert result.check == CHECK == "retrain_gate"
+    assert result.dataset == GATE
+    assert result.status is status
+    assert (result.window_start, result.window_end) == (start, end)
+    assert result.metrics["decision"] == decision
+    assert result.metrics["inputs"] == [
+        f"drift:{DATASET}:{inputs[0].status.value}",
+        f"performance:model:churn:{inputs[1].status.value}",
+    ]
+    text = result.to_json()
+    back = CheckResult.from_json(text)
+    assert back == result
+    assert back.to_json() == text
+    assert CheckResult.from_dict(result.compact()).metrics == result.metrics
