@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,14 +44,17 @@ def default_baseline_dir() -> Path:
 
 
 def _parse_window_bound(value: datetime | str | None, name: str) -> datetime | None:
+    """An aware bound; one without a zone (e.g. ``"{{ ds }}"``) is UTC, like the run's data interval."""
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value).strip())
-    except ValueError as exc:
-        raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 class _SourceArgs:

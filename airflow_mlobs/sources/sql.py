@@ -319,6 +319,11 @@ def profile_sql(
     database; PostgreSQL groups all columns in one scan with GROUPING SETS). The result equals
     :func:`airflow_mlobs.sources.frame.profile_frame` on the same rows.
 
+    A ``sql`` query has no catalog: with a window, one more statement reads one non-NULL timestamp
+    to learn whether the column carries a zone (naive values are wall-clock time in
+    ``naive_zone``, as for tables), and categorical values are canonicalised by the baseline's
+    ``source_type`` (so a boolean stored as 0/1 is still ``true``/``false``).
+
     Columns missing from the source are recorded in ``missing_columns``; a column whose type no
     longer fits the baseline (text where numbers were) is recorded in ``errors``. Raises
     ``SourceError`` naming the table, column or query for anything else.
@@ -363,6 +368,8 @@ def profile_sql(
         query = sql.strip().rstrip(";").rstrip() + "\n"
         source = sa.text(query).columns(*(sa.column(n) for n in names)).subquery("mlobs_src")
 
+    statements = 0
+    rows_fetched = 0
     conditions: list[sa.ColumnElement[bool]] = []
     if ts_name:
         ts = source.c[ts_name]
@@ -374,6 +381,35 @@ def profile_sql(
                     f"column {ts_name!r} of table {table} is {ts_info.physical_type}, not a timestamp or date"
                 )
             naive = ts_info.logical_type is LogicalType.DATE or not bool(getattr(ts_type, "timezone", False))
+        elif window_start is not None or window_end is not None:
+            # A query has no catalog: one non-NULL value tells whether the timestamps carry a zone, so
+            # the bounds are bound in the column's own convention (naive ones in naive_zone).
+            from datetime import date
+
+            probe = sa.text(query).columns(sa.column(ts_name)).subquery("mlobs_probe")
+            try:
+                with engine.connect() as conn:
+                    sample = conn.execute(
+                        sa.select(probe.c[ts_name]).where(probe.c[ts_name].is_not(None)).limit(1)
+                    ).scalar()
+            except SQLAlchemyError as exc:
+                raise SourceError(f"profile query on {where_label} failed: {_db_message(exc)}") from exc
+            statements += 1
+            rows_fetched += sample is not None
+            if isinstance(sample, str):  # SQLite keeps timestamps as text
+                try:
+                    sample = date.fromisoformat(sample.strip())
+                except ValueError:
+                    try:
+                        sample = datetime.fromisoformat(sample.strip())
+                    except ValueError:
+                        pass
+            if isinstance(sample, date) and not isinstance(sample, datetime):
+                naive, bound_type = True, sa.Date()
+            else:
+                naive = not (isinstance(sample, datetime) and sample.tzinfo is not None)
+                bound_type = sa.DateTime(timezone=not naive)
+            ts = sa.type_coerce(ts, bound_type)
         conditions += _window_conditions(ts, naive, naive_zone, window_start, window_end)
     if where:
         conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
@@ -415,8 +451,6 @@ def profile_sql(
             )
         layout.append((spec, index))
 
-    statements = 0
-    rows_fetched = 0
     try:
         with engine.connect() as conn:
             row = conn.execute(sa.select(*aggregates).select_from(source).where(*conditions)).one()._mapping
@@ -458,7 +492,10 @@ def profile_sql(
                 bins=tuple(bins),
             )
         else:
-            logical = catalog[spec.name][0].logical_type if spec.name in catalog else None
+            if spec.name in catalog:
+                logical: LogicalType | None = catalog[spec.name][0].logical_type
+            else:  # a query source: the baseline's type (SQLite returns booleans as 0/1)
+                logical = logical_type_from_name(spec.source_type) if spec.source_type else None
             counts: dict[str, int] = {}
             for value, count in top[spec.name]:
                 key = _canonical_category(value, logical)
