@@ -62,6 +62,42 @@ profiles_table = sa.Table(
     sa.Index("ix_mlobs_profiles_dataset", "dataset", "edges_key", "window_end"),
 )
 
+ALERT_STATE_TABLE = "mlobs_alert_state"
+alert_state_table = sa.Table(
+    ALERT_STATE_TABLE,
+    _metadata,
+    sa.Column("state_key", sa.String(768), primary_key=True),
+    sa.Column("channel", sa.String(256), nullable=False),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(512), nullable=False),
+    sa.Column("state_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+DELIVERIES_TABLE = "mlobs_deliveries"
+deliveries_table = sa.Table(
+    DELIVERIES_TABLE,
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("result_key", sa.String(768), nullable=False, index=True),
+    sa.Column("channel", sa.String(256), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("delivered", sa.Boolean, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification sent (or not) for a stored result. ``error`` never holds a secret."""
+
+    channel: str
+    kind: str
+    delivered: bool
+    attempts: int
+    error: str | None = None
+
 
 @dataclass(frozen=True)
 class RunKey:
@@ -120,7 +156,11 @@ class ResultsStore:
     def ensure_table(self) -> None:
         """Create the history table if it does not exist yet."""
         if not self._ready:
-            _metadata.create_all(self.engine, tables=[results_table, profiles_table], checkfirst=True)
+            _metadata.create_all(
+                self.engine,
+                tables=[results_table, profiles_table, alert_state_table, deliveries_table],
+                checkfirst=True,
+            )
             self._ready = True
 
     def save(self, result: CheckResult, run: RunKey | None = None) -> int:
@@ -245,3 +285,56 @@ class ResultsStore:
         with self.engine.connect() as conn:
             texts = conn.execute(query.order_by(profiles_table.c.window_start)).scalars().all()
         return [Profile.from_dict(json.loads(text)) for text in texts]
+
+    def alert_state(self, channel: str, check: str, dataset: str) -> dict[str, Any] | None:
+        """The stored alert state of a channel for one check and dataset (a JSON dict), if any."""
+        self.ensure_table()
+        key = f"{channel}|{check}|{dataset}"
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                sa.select(alert_state_table.c.state_json).where(alert_state_table.c.state_key == key)
+            ).scalar()
+        return None if text is None else dict(json.loads(text))
+
+    def save_alert_state(self, channel: str, check: str, dataset: str, state: dict[str, Any]) -> None:
+        """Replace the alert state of a channel for one check and dataset."""
+        self.ensure_table()
+        key = f"{channel}|{check}|{dataset}"
+        row = {
+            "state_key": key,
+            "channel": channel,
+            "check_name": check,
+            "dataset": dataset,
+            "state_json": json.dumps(state, sort_keys=True),
+            "updated_at": datetime.now(UTC),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(alert_state_table).where(alert_state_table.c.state_key == key))
+            conn.execute(sa.insert(alert_state_table).values(**row))
+
+    def record_delivery(self, result: CheckResult, run: RunKey, delivery: Delivery) -> None:
+        """Record on the stored result that a notification was delivered or failed."""
+        self.ensure_table()
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(deliveries_table).values(
+                    result_key=run.key_for(result),
+                    channel=delivery.channel,
+                    kind=delivery.kind,
+                    delivered=delivery.delivered,
+                    attempts=delivery.attempts,
+                    error=delivery.error,
+                    recorded_at=datetime.now(UTC),
+                )
+            )
+
+    def deliveries(self, result: CheckResult, run: RunKey) -> list[Delivery]:
+        """Notifications recorded for a stored result, oldest first."""
+        self.ensure_table()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries_table)
+                .where(deliveries_table.c.result_key == run.key_for(result))
+                .order_by(deliveries_table.c.id)
+            ).all()
+        return [Delivery(r.channel, r.kind, bool(r.delivered), int(r.attempts), r.error) for r in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,6 +17,8 @@ from airflow_mlobs.store import ResultsStore, RunKey
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlobs.notifiers.base import CheckNotifier
 
 OnBreach = Literal["fail", "continue"]
 ON_BREACH_VALUES = ("fail", "continue")
@@ -64,6 +66,7 @@ class CheckResultMixin:
 
     results_conn_id: str | None
     on_breach: OnBreach
+    notify: Sequence[CheckNotifier] = ()
     log: Any
     dag_id: str
     task_id: str
@@ -89,7 +92,9 @@ class CheckResultMixin:
         try:
             engine = results_engine(self.results_conn_id)
             try:
-                ResultsStore(engine).save(result, run)
+                store = ResultsStore(engine)
+                store.save(result, run)
+                self.send_notifications(context, result, store, run)
             finally:
                 engine.dispose()
         except (MlobsInputError, SQLAlchemyError) as exc:
@@ -105,6 +110,18 @@ class CheckResultMixin:
                 )
             ) from exc
         return result.compact()
+
+    def send_notifications(
+        self, context: Context, result: CheckResult, store: ResultsStore, run: RunKey
+    ) -> None:
+        """Let each notifier decide and send; a notifier's failure never changes the check's outcome
+        (it is logged and recorded on the stored result by the notifier)."""
+        for notifier in self.notify:
+            try:
+                notifier.render_template_fields(context)
+                notifier.send_result(result, context, store, run)
+            except Exception as exc:  # a bug in one notifier must not lose the result or fail the check
+                self.log.warning("Notifier %s failed: %s", type(notifier).__name__, type(exc).__name__)
 
     def finish(self, context: Context, result: CheckResult) -> dict[str, Any]:
         """Publish ``result`` and apply the breach policy; returns the compact form for XCom.
@@ -160,6 +177,8 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         ``on_failure_callback`` fires; ``"continue"`` lets the task succeed with the breach stored and
         pushed, for a downstream gate to decide. ``warn`` never fails; ``error`` (the check could not
         run) always does.
+    :param notify: notifiers (:mod:`airflow_mlobs.notifiers`) given the stored result; each decides
+        from its severity, de-duplication and escalation rules whether to send.
     """
 
     check_name = "check"
@@ -172,9 +191,11 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         dataset: str | None = None,
         results_conn_id: str | None = None,
         on_breach: OnBreach = "fail",
+        notify: Sequence[CheckNotifier] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.notify = list(notify)
         if on_breach not in ON_BREACH_VALUES:
             raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
         self.dataset = dataset

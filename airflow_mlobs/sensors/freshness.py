@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from airflow_mlobs.triggers.freshness import FreshnessTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlobs.notifiers.base import CheckNotifier
 
 
 def timed_out(result: CheckResult, waited: timedelta) -> CheckResult:
@@ -76,9 +79,11 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         results_conn_id: str | None = None,
         on_breach: OnBreach = "fail",
         deferrable: bool = False,
+        notify: Sequence[CheckNotifier] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.notify = list(notify)
         self.dataset = dataset
         self.set_freshness_args(
             conn_id=conn_id,

@@ -1,0 +1,267 @@
+"""What every check notifier shares: severity routing, alert state, retries, recorded deliveries.
+
+A notifier is used two ways:
+
+- passed to a check operator (``notify=[SlackWebhookNotifier(...)]``): the operator calls
+  :meth:`CheckNotifier.send_result` with the stored :class:`CheckResult`; the notifier decides from
+  the stored alert state whether to send (:func:`airflow_mlobs.core.notify.decide_notification`);
+- as a plain Airflow notifier (``on_failure_callback=EmailNotifier(...)``) on any task: it sends the
+  task's check result when the failure carries one (``CheckBreachError``), else a message about
+  the failed task.
+
+Delivery retries timeouts, 5xx and 429 with exponential backoff, honouring ``Retry-After``. A
+delivery that still fails never changes the check's outcome: it is logged (without secrets) and
+recorded on the stored result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseNotifier
+
+from airflow_mlobs.core.notify import AlertState, Kind, Links, MinSeverity, decide_notification, redact
+from airflow_mlobs.core.result import CheckResult, Status, error_result
+from airflow_mlobs.core.timeutil import parse_duration
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_mlobs.store import ResultsStore, RunKey
+
+
+class DeliveryError(Exception):
+    """A delivery attempt failed. ``retry_after`` (seconds) when the server said when to retry;
+    ``retryable`` False for errors that retrying cannot fix (a 4xx other than 429)."""
+
+    def __init__(self, message: str, *, retryable: bool = True, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Up to ``attempts`` tries; waits ``base_delay * 2**n`` (at most ``max_delay``) between them,
+    or what ``Retry-After`` asks for (also capped at ``max_delay``)."""
+
+    attempts: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    timeout: float = 10.0
+
+
+def deliver_with_retries(
+    send_once: Callable[[], None], policy: RetryPolicy, sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """Call ``send_once`` until it succeeds; returns the attempts used. Re-raises the last error."""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            send_once()
+            return attempt
+        except DeliveryError as exc:
+            if not exc.retryable or attempt == policy.attempts:
+                raise
+            wait = exc.retry_after if exc.retry_after is not None else policy.base_delay * 2 ** (attempt - 1)
+            sleep(min(max(wait, 0.0), policy.max_delay))
+    raise AssertionError("unreachable")
+
+
+def _state_from(data: Mapping[str, Any] | None) -> AlertState:
+    if not data:
+        return AlertState()
+    return AlertState(
+        open=bool(data["open"]),
+        fingerprint=str(data["fingerprint"]),
+        status=Status(data["status"]),
+        consecutive=int(data["consecutive"]),
+        escalated=bool(data.get("escalated", False)),
+        first_sent=datetime.fromisoformat(data["first_sent"]) if data.get("first_sent") else None,
+        last_sent=datetime.fromisoformat(data["last_sent"]) if data.get("last_sent") else None,
+    )
+
+
+def _state_to(state: AlertState) -> dict[str, Any]:
+    data = asdict(state)
+    data["status"] = state.status.value
+    data["first_sent"] = state.first_sent.isoformat() if state.first_sent else None
+    data["last_sent"] = state.last_sent.isoformat() if state.last_sent else None
+    return data
+
+
+class CheckNotifier(BaseNotifier):
+    """Base class: subclasses implement :meth:`deliver` (one attempt) and :meth:`secrets`.
+
+    :param min_severity: ``"warn"`` or ``"fail"``: results below it are not sent (but close an open
+        alert with a recovery message).
+    :param renotify_after: send the same breach again after this long (default ``"24h"``; ``None``
+        never repeats it).
+    :param escalate_after: when the same breach persists this many consecutive windows, send one
+        escalation message (to this channel: route escalations to on-call with a notifier of its
+        own that sets ``only_escalations=True``).
+    :param only_escalations: send only escalation messages (and the recovery that closes them).
+    :param send_recovery: send a message when a breached check passes again (default True).
+    :param report_url: a link to an HTML report, added to messages. Templated.
+    :param retry: attempts, backoff and timeout of each delivery.
+    """
+
+    template_fields: tuple[str, ...] = ("report_url",)
+    channel_kind = "notifier"
+
+    def __init__(
+        self,
+        *,
+        min_severity: MinSeverity = "warn",
+        renotify_after: timedelta | str | None = "24h",
+        escalate_after: int | None = None,
+        only_escalations: bool = False,
+        send_recovery: bool = True,
+        report_url: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        if min_severity not in ("warn", "fail"):
+            raise ValueError(f"min_severity must be 'warn' or 'fail', got {min_severity!r}")
+        if only_escalations and escalate_after is None:
+            raise ValueError("only_escalations needs escalate_after")
+        self.min_severity: MinSeverity = min_severity
+        self.renotify_after = (
+            parse_duration(renotify_after, name="renotify_after") if renotify_after is not None else None
+        )
+        self.escalate_after = escalate_after
+        self.only_escalations = only_escalations
+        self.send_recovery = send_recovery
+        self.report_url = report_url
+        self.retry = retry or RetryPolicy()
+        self.sleep: Callable[[float], None] = time.sleep
+
+    # --- to implement -------------------------------------------------------------------------
+
+    @property
+    def channel(self) -> str:
+        """A stable name of where messages go (keys the alert state); never a secret."""
+        raise NotImplementedError
+
+    def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
+        """Send one message (one attempt); raise :class:`DeliveryError` on failure."""
+        raise NotImplementedError
+
+    def secrets(self) -> list[str]:
+        """Secrets to scrub from any error text (tokens, passwords, webhook paths)."""
+        return []
+
+    # --- shared -------------------------------------------------------------------------------
+
+    def send_result(
+        self, result: CheckResult, context: Context, store: ResultsStore, run: RunKey
+    ) -> str | None:
+        """Decide from the stored alert state, deliver with retries, record the delivery.
+
+        Returns the kind sent (``None`` when nothing was due). Never raises for a delivery failure.
+        """
+        previous = _state_from(store.alert_state(self.channel, result.check, result.dataset))
+        decision = decide_notification(
+            previous,
+            result,
+            now=result.window_end or datetime.now(UTC),
+            min_severity=self.min_severity,
+            renotify_after=self.renotify_after,
+            escalate_after=self.escalate_after,
+        )
+        kind = decision.kind
+        if kind == "recovery" and not self.send_recovery:
+            kind = None
+        if self.only_escalations and kind not in ("escalation", "recovery"):
+            kind = None
+        if self.only_escalations and kind == "recovery" and not previous.escalated:
+            kind = None
+        store.save_alert_state(self.channel, result.check, result.dataset, _state_to(decision.state))
+        if kind is None:
+            self.log.info(
+                "%s: nothing to send for %s on %s (%s)",
+                self.channel,
+                result.check,
+                result.dataset,
+                decision.reason,
+            )
+            return None
+        self._deliver_and_record(result, kind, decision.state.consecutive, self.links(context), store, run)
+        return kind
+
+    def links(self, context: Context | None) -> Links:
+        """The task's log in the Airflow UI (from the run's context) and the report link."""
+        log_url = None
+        ti = (context or {}).get("ti")
+        if ti is not None:
+            try:
+                log_url = str(ti.log_url)
+            except Exception:  # a task instance without a log URL (tests, callbacks outside a run)
+                log_url = None
+        return Links(log_url=log_url, report_url=self.report_url)
+
+    def _deliver_and_record(
+        self,
+        result: CheckResult,
+        kind: Kind,
+        consecutive: int,
+        links: Links,
+        store: ResultsStore | None,
+        run: RunKey | None,
+    ) -> bool:
+        from airflow_mlobs.store import Delivery
+
+        attempts = 0
+
+        def once() -> None:
+            nonlocal attempts
+            attempts += 1
+            self.deliver(result, kind=kind, consecutive=consecutive, links=links)
+
+        error: str | None = None
+        try:
+            deliver_with_retries(once, self.retry, self.sleep)
+        except Exception as exc:  # any failure to deliver is recorded, never raised
+            error = redact(f"{type(exc).__name__}: {exc}", self.secrets())
+        if error is None:
+            self.log.info(
+                "%s: sent %s for %s on %s (%d attempt(s))",
+                self.channel,
+                kind,
+                result.check,
+                result.dataset,
+                attempts,
+            )
+        else:
+            self.log.warning(
+                "%s: could not send %s for %s on %s after %d attempt(s): %s",
+                self.channel,
+                kind,
+                result.check,
+                result.dataset,
+                attempts,
+                error,
+            )
+        if store is not None and run is not None:
+            store.record_delivery(result, run, Delivery(self.channel, kind, error is None, attempts, error))
+        return error is None
+
+    def notify(self, context: Context) -> None:
+        """As an ``on_failure_callback``: send the failure's check result, or a task-failure message."""
+        from airflow_mlobs.exceptions import CheckBreachError
+
+        exception = context.get("exception")
+        if isinstance(exception, CheckBreachError):
+            result = exception.result
+        else:
+            ti = context.get("ti")
+            task = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
+            message = f"task {task} failed: {type(exception).__name__ if exception else 'unknown error'}"
+            if exception is not None:
+                message += f": {exception}"
+            result = error_result(check="task", dataset=task, message=redact(message, self.secrets()))
+        if not self.only_escalations:
+            self._deliver_and_record(result, "alert", 1, self.links(context), None, None)

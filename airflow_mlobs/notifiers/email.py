@@ -1,0 +1,77 @@
+"""Email notifier on the SMTP provider's hook: HTML with a plain-text alternative."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Sequence
+from email.message import EmailMessage
+from typing import Any, cast
+
+from airflow_mlobs.core.notify import Kind, Links, email_message
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
+
+
+class EmailNotifier(CheckNotifier):
+    """Email check results through an SMTP connection (the SMTP provider's ``SmtpHook``: host,
+    port, TLS and login come from the connection).
+
+    :param to: recipients. Templated.
+    :param from_email: sender (default: the connection's ``from_email`` extra or its login).
+    :param smtp_conn_id: the SMTP connection (default ``smtp_default``).
+    """
+
+    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "to", "from_email")
+
+    def __init__(
+        self,
+        *,
+        to: str | Sequence[str],
+        from_email: str | None = None,
+        smtp_conn_id: str = "smtp_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.to = [to] if isinstance(to, str) else list(to)
+        self.from_email = from_email
+        self.smtp_conn_id = smtp_conn_id
+
+    @property
+    def channel(self) -> str:
+        """``email:<recipients>``."""
+        return "email:" + ",".join(sorted(self.to))
+
+    def secrets(self) -> list[str]:
+        """The SMTP password."""
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(self.smtp_conn_id)
+        except Exception:
+            return []
+        return [conn.password] if conn.password else []
+
+    def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
+        """One SMTP session: connect through the hook and send a multipart/alternative message."""
+        from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+        subject, text, html = email_message(result, kind=kind, consecutive=consecutive, links=links)
+        try:
+            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as hook:
+                sender = self.from_email or hook.from_email or hook.smtp_user or "airflow-mlobs@localhost"
+                message = EmailMessage()
+                message["Subject"] = subject
+                message["From"] = sender
+                message["To"] = ", ".join(self.to)
+                message.set_content(text)
+                message.add_alternative(html, subtype="html")
+                # The hook's own send_email_smtp sends HTML only; a plain-text part needs our own
+                # message, sent on the client the hook connected and authenticated.
+                client = cast("smtplib.SMTP | None", hook._smtp_client)
+                if client is None:
+                    raise DeliveryError("the SMTP hook did not connect")
+                client.send_message(message, from_addr=sender, to_addrs=self.to)
+        except DeliveryError:
+            raise
+        except Exception as exc:  # refused, timed out, rejected recipients: retried, then recorded
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,141 @@
+"""Slack notifiers on the Slack provider's hooks: incoming webhook, and Web API (bot token)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from airflow_mlobs.core.notify import Kind, Links, slack_message
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
+
+
+def _retry_after(headers: Any) -> float | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if str(key).lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) else value
+            try:
+                return float(raw)
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def _check_status(status: int, body: str, headers: Any) -> None:
+    if 200 <= status < 300:
+        return
+    if status == 429:
+        raise DeliveryError(f"rate limited (HTTP 429): {body[:200]}", retry_after=_retry_after(headers))
+    if status >= 500:
+        raise DeliveryError(f"server error (HTTP {status}): {body[:200]}")
+    raise DeliveryError(f"rejected (HTTP {status}): {body[:200]}", retryable=False)
+
+
+class SlackWebhookNotifier(CheckNotifier):
+    """Post check results to a Slack incoming webhook (connection type ``slackwebhook``).
+
+    :param slack_webhook_conn_id: the webhook connection (the webhook URL or token is its password).
+    :param channel_name: a label for logs and the alert state (default: the connection id); the
+        webhook decides the real channel.
+
+    Plus the routing options of :class:`~airflow_mlobs.notifiers.base.CheckNotifier`.
+    """
+
+    def __init__(self, *, slack_webhook_conn_id: str, channel_name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slack_webhook_conn_id = slack_webhook_conn_id
+        self.channel_name = channel_name
+
+    @property
+    def channel(self) -> str:
+        """``slack-webhook:<label>``."""
+        return f"slack-webhook:{self.channel_name or self.slack_webhook_conn_id}"
+
+    @cached_property
+    def hook(self) -> Any:
+        """The provider's ``SlackWebhookHook`` (built at send time, never at DAG parse time)."""
+        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+
+        return SlackWebhookHook(
+            slack_webhook_conn_id=self.slack_webhook_conn_id, timeout=int(self.retry.timeout)
+        )
+
+    def secrets(self) -> list[str]:
+        """The webhook URL and token from the connection."""
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(self.slack_webhook_conn_id)
+        except Exception:
+            return []
+        return [s for s in (conn.password, conn.host) if s]
+
+    def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
+        """One POST of the Block Kit message through the hook's webhook client."""
+        message = slack_message(result, kind=kind, consecutive=consecutive, links=links)
+        try:
+            response = self.hook.client.send_dict(message)
+        except Exception as exc:  # timeouts, refused connections: worth retrying
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        _check_status(int(response.status_code), str(response.body), response.headers)
+
+
+class SlackApiNotifier(CheckNotifier):
+    """Post check results with the Slack Web API (``chat.postMessage``; connection type ``slack``
+    with the bot token as password).
+
+    :param slack_conn_id: the Slack API connection.
+    :param channel: the channel name or id to post to. Templated.
+    """
+
+    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "slack_channel")
+
+    def __init__(self, *, slack_conn_id: str, channel: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slack_conn_id = slack_conn_id
+        self.slack_channel = channel
+
+    @property
+    def channel(self) -> str:
+        """``slack:<channel>``."""
+        return f"slack:{self.slack_channel}"
+
+    @cached_property
+    def hook(self) -> Any:
+        """The provider's ``SlackHook``."""
+        from airflow.providers.slack.hooks.slack import SlackHook
+
+        return SlackHook(slack_conn_id=self.slack_conn_id, timeout=int(self.retry.timeout))
+
+    def secrets(self) -> list[str]:
+        """The bot token."""
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(self.slack_conn_id)
+        except Exception:
+            return []
+        return [conn.password] if conn.password else []
+
+    def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
+        """One ``chat.postMessage`` call."""
+        from slack_sdk.errors import SlackApiError
+
+        message = slack_message(result, kind=kind, consecutive=consecutive, links=links)
+        try:
+            self.hook.client.chat_postMessage(
+                channel=self.slack_channel, text=message["text"], blocks=message["blocks"]
+            )
+        except SlackApiError as exc:
+            response = exc.response
+            _check_status(int(response.status_code), str(response.data), response.headers)
+            raise DeliveryError(
+                f"Slack API error: {response.data.get('error') if hasattr(response.data, 'get') else response.data}",
+                retryable=False,
+            ) from exc
+        except DeliveryError:
+            raise
+        except Exception as exc:  # timeouts, refused connections
+            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
