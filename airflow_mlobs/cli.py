@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import ColumnKind, baseline_path
 from airflow_mlobs.core.timeutil import get_zone
@@ -119,12 +120,15 @@ def parser() -> argparse.ArgumentParser:
         "--bins", type=int, default=frame_source.DEFAULT_BINS, help="quantile bins (default 20)"
     )
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
+    add_suite_command(commands)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with the reason on stderr)."""
     args = parser().parse_args(argv)
+    if args.command == "suite":
+        return suite_command(args)
     if args.command == "baseline" and not args.path and not args.url:
         print("error: --table and --sql need --url", file=sys.stderr)
         return 2

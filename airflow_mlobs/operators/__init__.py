@@ -6,12 +6,14 @@ from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
+from airflow_mlobs.operators.quality import ExpectationSuiteOperator
 from airflow_mlobs.operators.schema import SchemaCheckOperator
 
 __all__ = [
     "BaseCheckOperator",
     "BaselineOperator",
     "DriftCheckOperator",
+    "ExpectationSuiteOperator",
     "FreshnessCheckOperator",
     "RetrainGateOperator",
     "SchemaCheckOperator",
