@@ -1,8 +1,10 @@
 """Daily checks on the churn model's inputs, before it scores customers and to decide on retraining.
 
-- Freshness of the feature table and the transactions feed, and the feature table's schema against
-  its contract in ``expectations/``: each fails its task on a breach (``on_breach="fail"``), so
-  ``score_customers`` never scores on stale or broken features.
+- Freshness of the feature table and the transactions feed, the feature table's schema against
+  its contract, and the day's customer activity against its Great Expectations suite (ages 18 to
+  100, known regions, row count...), all from ``expectations/``: each fails its task on a breach
+  (``on_breach="fail"``), so ``score_customers`` never scores on stale or broken data, and the
+  drift check and retraining gate never act on it.
 - Drift of the day's customer activity against the newest ``churn_features`` baseline (built once,
   as v1, from the reference period of the training data). A breach does not fail the task
   (``on_breach="continue"``): the retraining gate decides. When half the features drift, the gate
@@ -22,6 +24,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, task
 from airflow_mlobs.operators import (
     BaselineOperator,
     DriftCheckOperator,
+    ExpectationSuiteOperator,
     FreshnessCheckOperator,
     RetrainGateOperator,
     SchemaCheckOperator,
@@ -94,7 +97,15 @@ with DAG(
         scores.to_sql("churn_predictions", engine, if_exists="append", index=False)
         return len(scores)
 
-    [features_fresh, transactions_fresh, features_schema] >> score_customers()
+    activity_quality = ExpectationSuiteOperator(
+        task_id="quality_customer_activity",
+        conn_id=WAREHOUSE,
+        table="customer_activity",
+        timestamp_column="event_time",  # the run's data interval, validated in the database
+        suite="customer_activity.quality.json",
+    )
+
+    [features_fresh, transactions_fresh, features_schema, activity_quality] >> score_customers()
 
     reference_baseline = BaselineOperator(
         task_id="baseline_v1",
@@ -123,4 +134,4 @@ with DAG(
         cooldown="2d",
         outlets=[RETRAIN],
     )
-    reference_baseline >> feature_drift >> gate
+    [reference_baseline, activity_quality] >> feature_drift >> gate

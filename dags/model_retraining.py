@@ -1,8 +1,8 @@
 """Retrain the churn model when the monitoring DAG's gate says so, never on broken data.
 
 Scheduled on the ``mlobs://churn/retrain`` asset (the monitoring DAG's retraining gate). It checks
-the training data first, with ``on_breach="fail"``: stale or malformed data stops the run before
-anything is trained. Then it fits a logistic regression (numpy, Newton's method) on the last day of
+the training data first, with ``on_breach="fail"``: stale, malformed or implausible data (its
+freshness, schema contract and quality suite) stops the run before anything is trained. Then it fits a logistic regression (numpy, Newton's method) on the last day of
 labelled data, writes the model as a new version, and builds a new drift baseline from the same
 window, so monitoring compares the next windows with the data the new model learned from.
 """
@@ -14,7 +14,12 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, task
 
-from airflow_mlobs.operators import BaselineOperator, FreshnessCheckOperator, SchemaCheckOperator
+from airflow_mlobs.operators import (
+    BaselineOperator,
+    ExpectationSuiteOperator,
+    FreshnessCheckOperator,
+    SchemaCheckOperator,
+)
 
 WAREHOUSE = "mlobs_warehouse"
 RETRAIN = Asset("mlobs://churn/retrain")
@@ -43,6 +48,18 @@ with DAG(
         conn_id=WAREHOUSE,
         table="churn_training",
         contract="churn_training.schema.json",
+        on_breach="fail",
+    )
+
+    training_quality = ExpectationSuiteOperator(
+        task_id="quality_churn_training",
+        conn_id=WAREHOUSE,
+        table="churn_training",
+        timestamp_column="event_time",
+        # The day train_model learns from.
+        window_start="{{ data_interval_end - macros.timedelta(days=1) }}",
+        window_end="{{ data_interval_end }}",
+        suite="churn_training.quality.json",
         on_breach="fail",
     )
 
@@ -121,4 +138,4 @@ with DAG(
         reference_end="{{ ti.xcom_pull(task_ids='train_model')['trained_on'][1] }}",
         columns=FEATURES,
     )
-    [training_fresh, training_schema] >> trained >> new_baseline
+    [training_fresh, training_schema, training_quality] >> trained >> new_baseline

@@ -178,7 +178,10 @@ def main() -> int:
         (warehouse.HEALTHY_DAY, "a healthy day"),
         (warehouse.DRIFT_DAY, "the customer mix shifted (younger, shorter tenure, churn rate 10% -> 40%)"),
         (warehouse.RETRAINED_DAY, "the day after retraining: judged against the new baseline"),
-        (warehouse.BROKEN_DAY, "the transactions feed stopped and customer_age was renamed to age upstream"),
+        (
+            warehouse.BROKEN_DAY,
+            "the transactions feed stopped, an upstream bug wrote ages of 150, and customer_age was renamed to age",
+        ),
     ]
     for day, story in days:
         if day == warehouse.BROKEN_DAY:

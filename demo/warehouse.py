@@ -10,7 +10,9 @@ breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see 
   the retraining DAG trains on.
 - ``churn_predictions``: written by the monitoring DAG's scoring task.
 
-Then :func:`rename_customer_age` is the upstream team's migration: ``customer_age`` becomes ``age``.
+On 2026-11-25 an upstream bug writes ``customer_age`` = 150 for a few customers (the quality suite
+catches it in the broken day's window). Then :func:`rename_customer_age` is the upstream team's
+migration: ``customer_age`` becomes ``age``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ HEALTHY_DAY = datetime(2026, 11, 23, tzinfo=UTC)  # window 22 -> 23: all checks 
 DRIFT_DAY = datetime(2026, 11, 24, tzinfo=UTC)  # window 23 -> 24: drift, the gate starts retraining
 RETRAINED_DAY = datetime(2026, 11, 25, tzinfo=UTC)  # window 24 -> 25: passes against the new baseline
 BROKEN_DAY = datetime(2026, 11, 26, tzinfo=UTC)  # window 25 -> 26: stale transactions, renamed column
+#: An upstream bug on this day writes an age of 150 for a few customers.
+BAD_AGES_DAY = datetime(2026, 11, 25, tzinfo=UTC)
+BAD_AGES = 4
 N_CUSTOMERS = 2_000
 ROWS_PER_DAY = 400
 FEATURES = ("customer_age", "tenure_months", "monthly_spend", "region")
@@ -157,7 +162,11 @@ def build(path: str | Path) -> str:
     training: list[dict[str, Any]] = []
     day = SCENARIO_START
     while day < SCENARIO_END:
-        activity += _rows(_population(rng, day, ROWS_PER_DAY))
+        rows = _rows(_population(rng, day, ROWS_PER_DAY))
+        if day == BAD_AGES_DAY:
+            for row in rows[:BAD_AGES]:
+                row["customer_age"] = 150
+        activity += rows
         labelled = _population(rng, day, ROWS_PER_DAY)
         p = churn_probability(
             labelled["customer_age"],

@@ -82,7 +82,14 @@ def test_example_dags_through_the_demo_story(airflow_db: Path, tmp_path: Path) -
     assert broken.states["freshness_customer_features"] == "success"
     assert broken.states["freshness_transactions"] == "failed"
     assert broken.states["schema_customer_features"] == "failed"
+    assert broken.states["quality_customer_activity"] == "failed"  # the ages of 150
     assert broken.states["score_customers"] == "upstream_failed"
+    # Drift is not judged, and nothing retrains, on data that failed its quality suite.
+    assert broken.states["drift_customer_activity"] == "upstream_failed"
+    assert broken.states["retrain_gate"] == "upstream_failed"
+    quality = broken.xcoms["quality_customer_activity"]
+    assert quality["status"] == "fail"
+    assert any("150" in f["reason"] and f["subject"] == "customer_age" for f in quality["top_findings"])
     # The breach's compact result is pushed before the task fails.
     assert broken.xcoms["freshness_transactions"]["status"] == "fail"
     assert "stale" in broken.xcoms["freshness_transactions"]["summary"]
@@ -105,6 +112,8 @@ def test_example_dags_through_the_demo_story(airflow_db: Path, tmp_path: Path) -
     assert by_day[("drift_customer_activity", "2026-11-25")] == "pass"
     assert by_day[("freshness_transactions", "2026-11-26")] == "fail"
     assert by_day[("schema_customer_features", "2026-11-26")] == "fail"
+    assert by_day[("quality_customer_activity", "2026-11-25")] == "pass"
+    assert by_day[("quality_customer_activity", "2026-11-26")] == "fail"
     # The drift check stored each window's profile for later roll-ups.
     stored_profiles = store.profiles(
         "mlobs_warehouse:customer_activity", edges_key=load_baseline(baselines, "churn_features", "v1").key
