@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -179,8 +179,8 @@ class CheckNotifier(BaseNotifier):
             kind = None
         if self.only_escalations and kind == "recovery" and not previous.escalated:
             kind = None
-        store.save_alert_state(self.channel, result.check, result.dataset, _state_to(decision.state))
         if kind is None:
+            store.save_alert_state(self.channel, result.check, result.dataset, _state_to(decision.state))
             self.log.info(
                 "%s: nothing to send for %s on %s (%s)",
                 self.channel,
@@ -189,7 +189,13 @@ class CheckNotifier(BaseNotifier):
                 decision.reason,
             )
             return None
-        self._deliver_and_record(result, kind, decision.state.consecutive, self.links(context), store, run)
+        delivered = self._deliver_and_record(
+            result, kind, decision.state.consecutive, self.links(context), store, run
+        )
+        # A failed delivery said nothing: keep what the channel last heard (counting the window), so
+        # the next window sends the alert, escalation or recovery again instead of de-duplicating it.
+        state = decision.state if delivered else replace(previous, consecutive=decision.state.consecutive)
+        store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state))
         return kind
 
     def links(self, context: Context | None) -> Links:

@@ -56,8 +56,16 @@ class EmailNotifier(CheckNotifier):
         from airflow.providers.smtp.hooks.smtp import SmtpHook
 
         subject, text, html = email_message(result, kind=kind, consecutive=consecutive, links=links)
+        policy_timeout = self.retry.timeout
+
+        class _Hook(SmtpHook):  # type: ignore[misc]
+            @property
+            def timeout(self) -> Any:
+                """The retry policy's timeout per attempt (the hook reads only the connection's)."""
+                return policy_timeout
+
         try:
-            with SmtpHook(smtp_conn_id=self.smtp_conn_id) as hook:
+            with _Hook(smtp_conn_id=self.smtp_conn_id) as hook:
                 sender = self.from_email or hook.from_email or hook.smtp_user or "airflow-mlobs@localhost"
                 message = EmailMessage()
                 message["Subject"] = subject

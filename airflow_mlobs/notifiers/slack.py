@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import Any
 
-from airflow_mlobs.core.notify import Kind, Links, slack_message
+from airflow_mlobs.core.notify import Kind, Links, redact, slack_message
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
 
@@ -21,6 +22,25 @@ def _retry_after(headers: Any) -> float | None:
             except (TypeError, ValueError):
                 return None
     return None
+
+
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The Slack clients' logger: the webhook client logs the request URL, which holds the webhook
+    token, at DEBUG; every message is logged with the connection's secrets replaced."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__(logging.getLogger(__name__), {})
+        self.secrets = secrets
+
+    @property
+    def level(self) -> int:
+        """Read by the Slack clients before building debug messages."""
+        return int(self.logger.getEffectiveLevel())
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            self.logger.log(level, redact(text, self.secrets), **kwargs)
 
 
 def _check_status(status: int, body: str, headers: Any) -> None:
@@ -59,7 +79,9 @@ class SlackWebhookNotifier(CheckNotifier):
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
         return SlackWebhookHook(
-            slack_webhook_conn_id=self.slack_webhook_conn_id, timeout=int(self.retry.timeout)
+            slack_webhook_conn_id=self.slack_webhook_conn_id,
+            timeout=int(self.retry.timeout),
+            logger=_RedactingLogger(self.secrets()),
         )
 
     def secrets(self) -> list[str]:
@@ -107,7 +129,11 @@ class SlackApiNotifier(CheckNotifier):
         """The provider's ``SlackHook``."""
         from airflow.providers.slack.hooks.slack import SlackHook
 
-        return SlackHook(slack_conn_id=self.slack_conn_id, timeout=int(self.retry.timeout))
+        return SlackHook(
+            slack_conn_id=self.slack_conn_id,
+            timeout=int(self.retry.timeout),
+            logger=_RedactingLogger(self.secrets()),
+        )
 
     def secrets(self) -> list[str]:
         """The bot token."""

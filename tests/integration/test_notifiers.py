@@ -1,0 +1,555 @@
+"""The Slack and email notifiers against real servers on 127.0.0.1 (HTTP for Slack's webhook and Web
+API, aiosmtpd for SMTP), through the Slack and SMTP providers' hooks, with a real results store."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from airflow_mlobs.core.result import CheckResult, Finding, Status
+from airflow_mlobs.exceptions import CheckBreachError
+from airflow_mlobs.notifiers import EmailNotifier, RetryPolicy, SlackApiNotifier, SlackWebhookNotifier
+from airflow_mlobs.notifiers.base import CheckNotifier
+from airflow_mlobs.store import Delivery, ResultsStore, RunKey
+from tests.servers import Reply, SlackServer, SmtpServer, free_port
+
+WEBHOOK_TOKEN = "T0MLOBS00/B0MLOBS00/whSecretToken1234567890"
+BOT_TOKEN = "xoxb-1111-2222-botSecretToken0987654321"
+SMTP_LOGIN = "alerts"
+SMTP_PASSWORD = "smtpSecretPassw0rd-5678"
+WRONG_PASSWORD = "smtpWrongPassw0rd-9999"
+SECRETS = (WEBHOOK_TOKEN, BOT_TOKEN, SMTP_PASSWORD)
+LOG_URL = "http://airflow.example.com/dags/ml/runs/r1/tasks/drift?try_number=1"
+DAY = datetime(2026, 11, 5, tzinfo=UTC)
+RUN = RunKey(dag_id="ml", task_id="drift", run_id="scheduled__2026-11-05")
+FAST = RetryPolicy(attempts=3, base_delay=0.05, max_delay=5.0, timeout=5)
+
+# The drifted features (method, effect, threshold); all fail, so the table orders them by size.
+DRIFTED = [
+    ("age", "wasserstein", 0.31, 0.1),
+    ("income", "psi", 0.87, 0.25),
+    ("tenure", "wasserstein", 0.12, 0.1),
+    ("region", "chi2_cramers_v", 0.45, 0.2),
+    ("clicks", "psi", 1.234567, 0.25),
+    ("device", "jensenshannon", 0.29, 0.2),
+    ("spend", "wasserstein", 0.62, 0.1),
+]
+TOP_FIVE = ["clicks", "income", "spend", "region", "age"]
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(login=SMTP_LOGIN, password=SMTP_PASSWORD).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ResultsStore]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    results = ResultsStore(engine)
+    results.ensure_table()
+    yield results
+    engine.dispose()
+
+
+@pytest.fixture
+def webhook_conn(slack: SlackServer, airflow_connection: Any) -> str:
+    return str(
+        airflow_connection(
+            "mlobs_hook",
+            conn_type="slackwebhook",
+            host=f"{slack.url}/services",
+            password=WEBHOOK_TOKEN,
+        )
+    )
+
+
+@pytest.fixture
+def api_conn(slack: SlackServer, airflow_connection: Any) -> str:
+    return str(
+        airflow_connection(
+            "mlobs_slack_api",
+            conn_type="slack",
+            password=BOT_TOKEN,
+            extra={"base_url": f"{slack.url}/api/"},
+        )
+    )
+
+
+@pytest.fixture
+def smtp_conn(smtp: SmtpServer, airflow_connection: Any) -> str:
+    return str(airflow_connection("mlobs_smtp", **smtp.connection_fields()))
+
+
+@dataclass
+class FakeTi:
+    """The little of a task instance the notifiers read: its log URL and ids."""
+
+    log_url: str = LOG_URL
+    dag_id: str = "ml"
+    task_id: str = "drift"
+
+
+def ctx(**extra: Any) -> Any:
+    return {"ti": FakeTi(), **extra}
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+def drift_result(status: Status = Status.FAIL, day: int = 0, drifted: int = len(DRIFTED)) -> CheckResult:
+    findings = [
+        Finding(c, m, Status.FAIL if status is not Status.PASS else Status.PASS, value=v, threshold=t)
+        for c, m, v, t in DRIFTED[:drifted]
+    ]
+    if status is not Status.PASS:
+        findings.append(Finding("zip", "psi", Status.WARN, value=0.2, threshold=0.1, reason="warn"))
+    findings += [Finding("score", "wasserstein", Status.PASS, value=0.01, threshold=0.1)]
+    judged = len(findings)
+    breached = sum(f.status is not Status.PASS for f in findings)
+    return CheckResult(
+        check="drift",
+        dataset="wh:activity",
+        status=status,
+        summary=f"wh:activity: {breached} of {judged} columns drifted",
+        window_start=DAY + timedelta(days=day - 1),
+        window_end=DAY + timedelta(days=day),
+        metrics={
+            "drift_share": breached / judged,
+            "columns_drifted": breached,
+            "columns_judged": judged,
+            "baseline": "activity/v3",
+            "rows": 1200,
+        },
+        findings=tuple(findings),
+    )
+
+
+def schema_result() -> CheckResult:
+    return CheckResult(
+        check="schema",
+        dataset="wh:customers",
+        status=Status.FAIL,
+        summary="wh:customers breaks contract customers v2: `email` missing",
+        window_start=DAY - timedelta(days=1),
+        window_end=DAY,
+        findings=(
+            Finding("email", "missing", Status.FAIL, value="absent", threshold="required", reason="missing"),
+            Finding("id", "type", Status.PASS, value="INTEGER", threshold="INTEGER"),
+        ),
+    )
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The rows of the monospaced findings table (split on runs of 2+ spaces)."""
+    return [re.split(r"\s{2,}", line.strip()) for line in text.strip("`").strip().splitlines()]
+
+
+def send(
+    notifier: CheckNotifier, result: CheckResult, store: ResultsStore, context: Any = None
+) -> str | None:
+    store.save(result, RUN)
+    return notifier.send_result(result, context if context is not None else ctx(), store, RUN)
+
+
+# --- message content ---------------------------------------------------------------------------
+
+
+def test_webhook_posts_block_kit_with_the_top_five_drifted_features(
+    slack: SlackServer, webhook_conn: str, store: ResultsStore
+) -> None:
+    notifier = SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST)
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+
+    (request,) = slack.received()
+    assert request.path == f"/services/{WEBHOOK_TOKEN}"
+    assert request.headers["content-type"].startswith("application/json")
+    body = request.json
+    title = "FAIL: drift on wh:activity (2026-11-04 00:00 to 2026-11-05 00:00 UTC)"
+    assert body["text"] == f"{title}: {result.summary}"
+    blocks = body["blocks"]
+    assert [b["type"] for b in blocks] == ["header", "section", "context", "section", "actions"]
+    assert blocks[0]["text"] == {"type": "plain_text", "text": title, "emoji": True}
+    assert blocks[1]["text"]["text"] == f":red_circle: {result.summary}"
+    assert blocks[2]["elements"][0]["text"] == (
+        "Drift share 89% (8 of 9 columns), baseline activity/v3, 1200 rows"
+    )
+    table = blocks[3]["text"]["text"]
+    assert table.startswith("```") and table.endswith("```")
+    rows = table_rows(table)
+    assert rows[0] == ["subject", "metric", "value", "threshold", "status"]
+    expected = {c: (m, v, t) for c, m, v, t in DRIFTED}
+    assert [r[0] for r in rows[1:]] == TOP_FIVE
+    for subject, method, value, threshold, status in rows[1:]:
+        m, v, t = expected[subject]
+        assert (method, value, threshold, status) == (m, f"{v:.4g}", f"{t:.4g}", "fail")
+    assert "zip" not in table and "score" not in table
+    assert blocks[4]["elements"] == [
+        {"type": "button", "text": {"type": "plain_text", "text": "Task log"}, "url": LOG_URL}
+    ]
+    assert store.deliveries(result, RUN) == [Delivery("slack-webhook:mlobs_hook", "alert", True, 1, None)]
+
+
+def test_webhook_without_a_task_instance_has_no_link_button(
+    slack: SlackServer, webhook_conn: str, store: ResultsStore
+) -> None:
+    notifier = SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST)
+    assert send(notifier, schema_result(), store, context={}) == "alert"
+    body = slack.received()[0].json
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "section"]
+    assert body["blocks"][0]["text"]["text"] == (
+        "FAIL: schema on wh:customers (2026-11-04 00:00 to 2026-11-05 00:00 UTC)"
+    )
+    rows = table_rows(body["blocks"][2]["text"]["text"])
+    assert rows[1:] == [["email", "missing", "absent", "required", "fail"]]
+
+
+def test_web_api_calls_chat_post_message_with_the_bot_token(
+    slack: SlackServer, api_conn: str, store: ResultsStore
+) -> None:
+    notifier = SlackApiNotifier(slack_conn_id=api_conn, channel="#ml-alerts", retry=FAST)
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+    (request,) = slack.received()
+    assert request.path == "/api/chat.postMessage"
+    assert request.headers["authorization"] == f"Bearer {BOT_TOKEN}"
+    body = request.json
+    assert body["channel"] == "#ml-alerts"
+    assert body["text"].startswith("FAIL: drift on wh:activity")
+    blocks = body["blocks"]
+    if isinstance(blocks, str):  # form-encoded clients send blocks as JSON text
+        import json
+
+        blocks = json.loads(blocks)
+    assert blocks[0]["type"] == "header"
+    assert [r[0] for r in table_rows(blocks[3]["text"]["text"])[1:]] == TOP_FIVE
+    assert store.deliveries(result, RUN) == [Delivery("slack:#ml-alerts", "alert", True, 1, None)]
+
+
+def test_web_api_error_answer_is_recorded_and_not_retried(
+    slack: SlackServer, api_conn: str, store: ResultsStore
+) -> None:
+    slack.script(Reply(200, {"ok": False, "error": "channel_not_found"}))
+    notifier = SlackApiNotifier(slack_conn_id=api_conn, channel="#nowhere", retry=FAST)
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+    assert len(slack.received()) == 1
+    (delivery,) = store.deliveries(result, RUN)
+    assert not delivery.delivered and delivery.attempts == 1
+    assert delivery.error is not None and "channel_not_found" in delivery.error
+
+
+def test_email_is_multipart_alternative_with_text_and_html(
+    smtp: SmtpServer, smtp_conn: str, store: ResultsStore
+) -> None:
+    notifier = EmailNotifier(
+        to=["oncall@example.com", "ml@example.com"], from_email="mlobs@example.com", smtp_conn_id=smtp_conn
+    )
+    notifier.retry = FAST
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+
+    assert smtp.auth_attempts == [SMTP_LOGIN]
+    (envelope,) = smtp.envelopes
+    assert envelope.mail_from == "mlobs@example.com"
+    assert sorted(envelope.rcpt_tos) == ["ml@example.com", "oncall@example.com"]
+    message = envelope.message
+    assert message["Subject"] == "FAIL: drift on wh:activity (2026-11-04 00:00 to 2026-11-05 00:00 UTC)"
+    assert message["To"] == "oncall@example.com, ml@example.com"
+    assert message.get_content_type() == "multipart/alternative"
+    parts = {part.get_content_type(): part.get_content() for part in message.iter_parts()}
+    assert set(parts) == {"text/plain", "text/html"}
+    text, html = parts["text/plain"], parts["text/html"]
+    for body in (text, html):
+        assert result.summary in body
+        assert "Drift share 89% (8 of 9 columns)" in body
+        assert LOG_URL.replace("&", "&amp;") in body
+    table_lines = [line for line in text.splitlines() if line.split(" ", 1)[0] in {"subject", *TOP_FIVE}]
+    rows = table_rows("\n".join(table_lines))
+    assert rows[0] == ["subject", "metric", "value", "threshold", "status"]
+    assert [r[0] for r in rows[1:]] == TOP_FIVE
+    assert "<table" in html
+    for subject, method, value, threshold in DRIFTED:
+        cells = f"<td>{subject}</td><td>{method}</td><td>{value:.4g}</td><td>{threshold:.4g}</td>"
+        assert (cells in html) == (subject in TOP_FIVE), subject
+    assert store.deliveries(result, RUN) == [
+        Delivery("email:ml@example.com,oncall@example.com", "alert", True, 1, None)
+    ]
+
+
+# --- de-duplication, escalation, recovery through the store ------------------------------------
+
+
+def test_same_breach_is_sent_once_then_escalated_then_recovered(
+    slack: SlackServer, webhook_conn: str, store: ResultsStore
+) -> None:
+    notifier = SlackWebhookNotifier(
+        slack_webhook_conn_id=webhook_conn, renotify_after=None, escalate_after=3, retry=FAST
+    )
+    kinds = [send(notifier, drift_result(day=d), store) for d in range(3)]
+    kinds.append(send(notifier, drift_result(Status.PASS, day=3), store))
+    assert kinds == ["alert", None, "escalation", "recovery"]
+    titles = [r.json["blocks"][0]["text"]["text"] for r in slack.received()]
+    assert titles[1].startswith("Escalation (3 windows in a row): FAIL: drift on wh:activity")
+    assert titles[2].startswith("Recovered: drift on wh:activity")
+    recovery = slack.received()[2].json
+    assert not any("```" in b.get("text", {}).get("text", "") for b in recovery["blocks"])
+
+
+# --- retries -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["webhook", "api"])
+def slack_notifier(request: pytest.FixtureRequest, slack: SlackServer, airflow_connection: Any) -> Any:
+    def make(retry: RetryPolicy = FAST, **options: Any) -> CheckNotifier:
+        if request.param == "webhook":
+            conn = airflow_connection(
+                "mlobs_hook", conn_type="slackwebhook", host=f"{slack.url}/services", password=WEBHOOK_TOKEN
+            )
+            return SlackWebhookNotifier(slack_webhook_conn_id=conn, retry=retry, **options)
+        conn = airflow_connection(
+            "mlobs_slack_api", conn_type="slack", password=BOT_TOKEN, extra={"base_url": f"{slack.url}/api/"}
+        )
+        return SlackApiNotifier(slack_conn_id=conn, channel="#ml", retry=retry, **options)
+
+    return make
+
+
+def _error_body(status: int) -> str | dict[str, Any]:
+    return {"ok": False, "error": f"http_{status}"}
+
+
+def test_server_error_then_success_is_delivered_on_the_second_attempt(
+    slack: SlackServer, slack_notifier: Any, store: ResultsStore
+) -> None:
+    slack.script(Reply(500, _error_body(500)))
+    result = drift_result()
+    notifier = slack_notifier()
+    assert send(notifier, result, store) == "alert"
+    assert len(slack.received()) == 2
+    assert slack.received()[0].json == slack.received()[1].json
+    assert store.deliveries(result, RUN) == [Delivery(notifier.channel, "alert", True, 2, None)]
+
+
+def test_rate_limit_honours_retry_after(slack: SlackServer, slack_notifier: Any, store: ResultsStore) -> None:
+    slack.script(Reply(429, _error_body(429), headers={"Retry-After": "1"}))
+    result = drift_result()
+    notifier = slack_notifier(RetryPolicy(attempts=3, base_delay=0.01, timeout=5))
+    assert send(notifier, result, store) == "alert"
+    first, second = slack.received()
+    assert second.at - first.at >= 1.0
+    assert store.deliveries(result, RUN) == [Delivery(notifier.channel, "alert", True, 2, None)]
+
+
+def test_timeouts_exhaust_the_attempts_and_are_recorded_without_changing_the_result(
+    slack: SlackServer, slack_notifier: Any, store: ResultsStore
+) -> None:
+    slack.script(Reply(200, "ok", delay=4), Reply(200, "ok", delay=4))
+    result = drift_result()
+    notifier = slack_notifier(RetryPolicy(attempts=2, base_delay=0.05, timeout=1), renotify_after=None)
+    started = time.monotonic()
+    assert send(notifier, result, store) == "alert"
+    elapsed = time.monotonic() - started
+    assert len(slack.received()) == 2
+    assert elapsed < 3.5, f"the 1 s timeout was not applied ({elapsed:.1f} s)"
+    (delivery,) = store.deliveries(result, RUN)
+    assert (delivery.delivered, delivery.attempts) == (False, 2)
+    assert delivery.error and "timed out" in delivery.error.lower()
+    (stored,) = store.history(dataset=result.dataset)
+    assert stored.result == result
+
+    # Nothing reached the channel, so the next window's same breach is still news.
+    later = drift_result(day=1)
+    assert send(notifier, later, store) == "alert"
+    assert len(slack.received()) == 3
+    assert store.deliveries(later, RUN) == [Delivery(notifier.channel, "alert", True, 1, None)]
+
+
+def test_client_error_is_not_retried(slack: SlackServer, slack_notifier: Any, store: ResultsStore) -> None:
+    slack.script(Reply(404, _error_body(404)))
+    result = drift_result()
+    notifier = slack_notifier()
+    assert send(notifier, result, store) == "alert"
+    assert len(slack.received()) == 1
+    (delivery,) = store.deliveries(result, RUN)
+    assert (delivery.delivered, delivery.attempts) == (False, 1)
+    assert delivery.error and "404" in delivery.error
+
+
+def test_email_timeout_uses_the_retry_policy(smtp: SmtpServer, smtp_conn: str, store: ResultsStore) -> None:
+    smtp.delay_next(4, 4)
+    notifier = EmailNotifier(
+        to="oncall@example.com",
+        smtp_conn_id=smtp_conn,
+        retry=RetryPolicy(attempts=2, base_delay=0.05, timeout=1),
+    )
+    result = drift_result()
+    started = time.monotonic()
+    assert send(notifier, result, store) == "alert"
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.5, f"the 1 s timeout was not applied ({elapsed:.1f} s)"
+    (delivery,) = store.deliveries(result, RUN)
+    assert (delivery.delivered, delivery.attempts) == (False, 2)
+    assert delivery.error and "timed out" in delivery.error.lower()
+
+
+def test_unreachable_smtp_server_is_recorded(airflow_connection: Any, store: ResultsStore) -> None:
+    conn = airflow_connection(
+        "mlobs_smtp_down",
+        conn_type="smtp",
+        host="127.0.0.1",
+        port=free_port(),
+        extra={"disable_tls": True, "disable_ssl": True, "retry_limit": 0, "timeout": 2},
+    )
+    notifier = EmailNotifier(to="oncall@example.com", smtp_conn_id=conn, retry=FAST)
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+    (delivery,) = store.deliveries(result, RUN)
+    assert (delivery.delivered, delivery.attempts) == (False, 3)
+    assert delivery.error
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def debug_logs(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], monkeypatch: Any) -> Any:
+    """Everything logged at DEBUG: stdlib records (caplog) and Airflow's structlog output, which
+    goes to stdout at the level of its per-logger table (raised to DEBUG here)."""
+    import airflow._shared.logging.structlog as core_logging
+    import airflow.sdk._shared.logging.structlog as sdk_logging
+
+    for module in (core_logging, sdk_logging):
+        monkeypatch.setitem(module.PER_LOGGER_LEVELS, "", logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+
+    def read() -> str:
+        out, err = capfd.readouterr()
+        records = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+        return "\n".join([caplog.text, records, out, err])
+
+    return read
+
+
+def test_secrets_never_reach_logs_deliveries_or_stored_results(
+    slack: SlackServer,
+    smtp: SmtpServer,
+    webhook_conn: str,
+    api_conn: str,
+    smtp_conn: str,
+    store: ResultsStore,
+    tmp_path: Path,
+    debug_logs: Any,
+    airflow_connection: Any,
+) -> None:
+    webhook = SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST, renotify_after=None)
+    api = SlackApiNotifier(slack_conn_id=api_conn, channel="#ml", retry=FAST, renotify_after=None)
+    email = EmailNotifier(to="oncall@example.com", smtp_conn_id=smtp_conn, retry=FAST, renotify_after=None)
+
+    # Day 0: everything delivered. Day 1: a new breach, every channel fails, and the servers' error
+    # answers echo the secrets back (as a misbehaving proxy might).
+    day0 = drift_result(day=0)
+    for notifier in (webhook, api, email):
+        assert send(notifier, day0, store) == "alert"
+    day1 = drift_result(day=1, drifted=3)
+    slack.script(
+        Reply(404, f"no such hook: /services/{WEBHOOK_TOKEN}"),
+        Reply(403, {"ok": False, "error": "invalid_auth", "token": BOT_TOKEN}),
+    )
+    # The email channel now logs in with a wrong password.
+    bad = airflow_connection("mlobs_smtp_bad", **{**smtp.connection_fields(), "password": WRONG_PASSWORD})
+    email.smtp_conn_id = bad
+    for notifier in (webhook, api, email):
+        assert send(notifier, day1, store) == "alert"
+    # The on_failure_callback path, with an exception whose message holds the webhook URL.
+    webhook.notify(ctx(exception=RuntimeError(f"could not post to {slack.url}/services/{WEBHOOK_TOKEN}")))
+
+    deliveries = store.deliveries(day0, RUN) + store.deliveries(day1, RUN)
+    assert [d.delivered for d in deliveries] == [True, True, True, False, False, False]
+    assert all(d.error for d in deliveries[3:])
+    logged = debug_logs()
+    # The notifiers' and the Slack clients' log lines were captured (so the check below means
+    # something), including the webhook client's request lines at DEBUG.
+    assert "sent alert for drift on wh:activity" in logged
+    assert "could not send alert" in logged
+    assert "Sending a request - url: ***/***, body:" in logged
+    texts = {
+        "log": logged,
+        "deliveries": repr(deliveries),
+        "results db": (tmp_path / "results.db").read_bytes().decode("utf-8", "replace"),
+        "callback message": repr(slack.received()[-1].json),
+    }
+    for where, text in texts.items():
+        for secret in (*SECRETS, WRONG_PASSWORD):
+            assert secret not in text, f"{secret!r} found in the {where}"
+
+
+# --- on_failure_callback -----------------------------------------------------------------------
+
+
+def test_failure_callback_sends_the_breached_check_result(
+    slack: SlackServer, smtp: SmtpServer, webhook_conn: str, smtp_conn: str
+) -> None:
+    result = drift_result()
+    context = ctx(exception=CheckBreachError(result))
+    SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST).notify(context)
+    EmailNotifier(to="oncall@example.com", smtp_conn_id=smtp_conn, retry=FAST).notify(context)
+
+    (request,) = slack.received()
+    blocks = request.json["blocks"]
+    assert (
+        blocks[0]["text"]["text"] == "FAIL: drift on wh:activity (2026-11-04 00:00 to 2026-11-05 00:00 UTC)"
+    )
+    assert [r[0] for r in table_rows(blocks[3]["text"]["text"])[1:]] == TOP_FIVE
+    assert blocks[-1]["elements"][0]["url"] == LOG_URL
+    (envelope,) = smtp.envelopes
+    assert envelope.message["Subject"] == blocks[0]["text"]["text"]
+
+
+def test_failure_callback_for_a_plain_exception_names_the_task(
+    slack: SlackServer, smtp: SmtpServer, webhook_conn: str, smtp_conn: str
+) -> None:
+    context = ctx(exception=ValueError("the feature store is down"))
+    SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST).notify(context)
+    EmailNotifier(to="oncall@example.com", smtp_conn_id=smtp_conn, retry=FAST).notify(context)
+
+    (request,) = slack.received()
+    body = request.json
+    assert body["blocks"][0]["text"]["text"] == "ERROR: task on ml.drift"
+    assert (
+        body["blocks"][1]["text"]["text"] == ":x: task ml.drift failed: ValueError: the feature store is down"
+    )
+    assert body["blocks"][-1]["elements"][0]["url"] == LOG_URL
+    (envelope,) = smtp.envelopes
+    assert envelope.message["Subject"] == "ERROR: task on ml.drift"
+    text = envelope.message.get_body(preferencelist=("plain",))
+    assert text is not None and "ValueError: the feature store is down" in text.get_content()
+
+
+def test_failure_callback_with_only_escalations_sends_nothing(slack: SlackServer, webhook_conn: str) -> None:
+    notifier = SlackWebhookNotifier(
+        slack_webhook_conn_id=webhook_conn, escalate_after=2, only_escalations=True, retry=FAST
+    )
+    notifier.notify(ctx(exception=CheckBreachError(drift_result())))
+    assert slack.received() == []

@@ -1,0 +1,233 @@
+"""Real servers on 127.0.0.1 standing in for Slack (webhooks and the Web API) and an SMTP relay.
+
+Used by the notifier tests (in-process) and the e2e DAG tests (reached from the ``airflow dags
+test`` subprocess). Nothing is mocked: the notifiers talk HTTP and SMTP to these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+# --- HTTP (Slack) ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: status, headers (e.g. ``Retry-After``), body, and a delay before it."""
+
+    status: int = 200
+    body: str | dict[str, Any] = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request the server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() on arrival
+
+    @property
+    def json(self) -> Any:
+        """The body as JSON (Slack's Web API client may also send form data; both are handled)."""
+        text = self.body.decode()
+        if self.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            from urllib.parse import parse_qs
+
+            return {k: v[0] for k, v in parse_qs(text).items()}
+        return json.loads(text)
+
+
+class SlackServer:
+    """A threaded HTTP server recording every request and answering from a scripted queue.
+
+    Unscripted requests get Slack's normal answers: ``200 ok`` for webhooks and
+    ``{"ok": true, "ts": "1"}`` for ``/api/chat.postMessage``.
+    """
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    method="POST",
+                    path=self.path,
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                    at=time.monotonic(),
+                )
+                reply = server._record(request)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                payload = (
+                    json.dumps(reply.body).encode() if isinstance(reply.body, dict) else reply.body.encode()
+                )
+                content_type = "application/json" if isinstance(reply.body, dict) else "text/plain"
+                try:
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(payload)))
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
+                    pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def _record(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._replies:
+                return self._replies.popleft()
+        if request.path.startswith("/api/"):
+            return Reply(200, {"ok": True, "ts": "1"})
+        return Reply(200, "ok")
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def script(self, *replies: Reply) -> None:
+        """Answer the next requests with ``replies``, in order."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def received(self, path_prefix: str = "") -> list[Request]:
+        """The requests received so far (on paths starting with ``path_prefix``)."""
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    def start(self) -> SlackServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+# --- SMTP --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One message the SMTP server accepted."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    message: EmailMessage
+    raw: bytes
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, smtp: Any, session: Any, envelope: Any) -> str:
+        delay = self.server.pop_delay()
+        if delay:
+            await asyncio.sleep(delay)
+        raw = bytes(envelope.original_content or envelope.content)
+        message = message_from_bytes(raw, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.server.envelopes.append(
+            Envelope(str(envelope.mail_from), [str(r) for r in envelope.rcpt_tos], message, raw)
+        )
+        return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SmtpServer:
+    """An aiosmtpd server collecting envelopes. With ``login``/``password`` it offers AUTH (without
+    TLS, as a local relay would) and accepts only those credentials."""
+
+    def __init__(self, login: str | None = None, password: str | None = None) -> None:
+        self.envelopes: list[Envelope] = []
+        self.auth_attempts: list[str] = []
+        self._delays: deque[float] = deque()
+        self.login = login
+        self.password = password
+        kwargs: dict[str, Any] = {}
+        if login is not None:
+            kwargs = {"authenticator": self._authenticate, "auth_require_tls": False}
+        self.port = free_port()
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword):
+            user, secret = data.login.decode(), data.password.decode()
+            self.auth_attempts.append(user)
+            if user == self.login and secret == self.password:
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    def delay_next(self, *seconds: float) -> None:
+        """Wait this long before answering the next DATA commands (to provoke client timeouts)."""
+        self._delays.extend(seconds)
+
+    def pop_delay(self) -> float:
+        return self._delays.popleft() if self._delays else 0.0
+
+    def start(self) -> SmtpServer:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def connection_fields(self, **extra: Any) -> dict[str, Any]:
+        """Airflow connection fields (type ``smtp``) for this server, without TLS or SSL."""
+        fields: dict[str, Any] = {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0, **extra},
+        }
+        if self.login is not None:
+            fields["login"] = self.login
+            fields["password"] = self.password
+        return fields
