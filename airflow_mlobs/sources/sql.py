@@ -444,12 +444,16 @@ def profile_sql(
             sa.func.sum(x).filter(finite).label(f"{prefix}_sum"),
             sa.func.sum(x * x).filter(finite).label(f"{prefix}_sumsq"),
         ]
-        for edge_index, edge in enumerate(spec.edges):
-            aggregates.append(
-                sa.func.count()
-                .filter(sa.and_(finite, x < sa.literal(edge, sa.Float)))
-                .label(f"{prefix}_lt{edge_index}")
-            )
+        if is_sqlite:
+            below_edge = [sa.and_(finite, x < sa.literal(edge, sa.Float)) for edge in spec.edges]
+            aggregates.append(sa.literal(0).label(f"{prefix}_neginf"))
+        else:
+            # `x < edge` is false for NULL, NaN and +inf and true for -inf, so one -inf count per
+            # column replaces a finiteness test per edge (measured: half the statement's time).
+            below_edge = [x < sa.literal(edge, sa.Float) for edge in spec.edges]
+            aggregates.append(sa.func.count().filter(x < -_MAX_FLOAT).label(f"{prefix}_neginf"))
+        for edge_index, condition in enumerate(below_edge):
+            aggregates.append(sa.func.count().filter(condition).label(f"{prefix}_lt{edge_index}"))
         layout.append((spec, index))
 
     categorical = [(i, s) for i, s in enumerate(present) if s.kind == "categorical"]
@@ -457,32 +461,29 @@ def profile_sql(
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
-                # One statement, one scan (see _profile_cells_postgres); JIT compiling hundreds of
-                # expressions costs more than it saves here (measured: 70% of the time).
+                # Hundreds of simple aggregates: compiling them with JIT costs more than it saves
+                # (measured: 70% of the statement's time at 1M rows).
                 conn.execute(sa.text("SET LOCAL jit = off"))
-                row, fetched = _profile_cells_postgres(conn, source, conditions, present, top, max_categories)
+            mapping = (
+                conn.execute(sa.select(*aggregates).select_from(source).where(*conditions)).one()._mapping
+            )
+            statements += 1
+            rows_fetched += 1
+            row = dict(mapping)
+            for spec, index in layout:
+                neginf = int(row[f"c{index}_neginf"] or 0)
+                below = [int(row[f"c{index}_lt{i}"] or 0) - neginf for i in range(len(spec.edges))]
+                bins = [below[0]] if below else []
+                bins += [below[i] - below[i - 1] for i in range(1, len(below))]
+                bins.append(int(row[f"c{index}_count"] or 0) - (below[-1] if below else 0))
+                row[f"c{index}_bins"] = bins
+            if categorical:
+                grouped = _top_categories(engine, source, conditions, categorical, max_categories)
+                result = conn.execute(grouped)
                 statements += 1
-                rows_fetched += fetched
-            else:
-                mapping = (
-                    conn.execute(sa.select(*aggregates).select_from(source).where(*conditions)).one()._mapping
-                )
-                statements += 1
-                rows_fetched += 1
-                row = dict(mapping)
-                for spec, index in layout:
-                    below = [int(row[f"c{index}_lt{i}"] or 0) for i in range(len(spec.edges))]
-                    bins = [below[0]] if below else []
-                    bins += [below[i] - below[i - 1] for i in range(1, len(below))]
-                    bins.append(int(row[f"c{index}_count"] or 0) - (below[-1] if below else 0))
-                    row[f"c{index}_bins"] = bins
-                if categorical:
-                    grouped = _top_categories(engine, source, conditions, categorical, max_categories)
-                    result = conn.execute(grouped)
-                    statements += 1
-                    for label, value, count in result:
-                        rows_fetched += 1
-                        top[present[int(label)].name].append((value, int(count)))
+                for label, value, count in result:
+                    rows_fetched += 1
+                    top[present[int(label)].name].append((value, int(count)))
     except SQLAlchemyError as exc:
         raise SourceError(f"profile query on {where_label} failed: {_db_message(exc)}") from exc
 
@@ -535,133 +536,6 @@ def profile_sql(
     return profile, QueryStats(statements=statements, rows_fetched=rows_fetched)
 
 
-def _profile_cells_postgres(
-    conn: sa.Connection,
-    source: sa.FromClause,
-    conditions: list[sa.ColumnElement[bool]],
-    present: list[ColumnSpec],
-    top: dict[str, list[tuple[Any, int]]],
-    max_categories: int,
-) -> tuple[dict[str, Any], int]:
-    """PostgreSQL fast path: every column's summary from one scan and one GROUP BY.
-
-    Each row is unnested into one cell per column, ``(column, bucket, category, value)``: the
-    bucket of a finite number is ``width_bucket(x, edges)`` (the same bins as
-    ``numpy.searchsorted(edges, x, side="right")``), ``-1`` for NULL and ``-2`` for non-finite;
-    a categorical cell carries its value as text. Grouping the cells gives bin counts, per-bin
-    min/max/sum/sum of squares (added up here) and category counts, ranked in the database so at
-    most ``max_categories + 1`` per column cross the wire. Returns the same per-column figures as
-    the portable aggregate row, and the number of rows fetched.
-    """
-    from sqlalchemy.dialects import postgresql as pg
-
-    col_ids: list[sa.ColumnElement[Any]] = [sa.literal(-1)]
-    buckets: list[sa.ColumnElement[Any]] = [sa.literal(0)]
-    values: list[sa.ColumnElement[Any]] = [sa.null()]
-    texts: list[sa.ColumnElement[Any]] = [sa.null()]
-    for index, spec in enumerate(present):
-        col = source.c[spec.name]
-        col_ids.append(sa.literal(index))
-        if spec.kind == "numeric":
-            x = sa.cast(col, sa.Float)
-            finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
-            bucket = (
-                sa.func.width_bucket(
-                    x, pg.array([sa.literal(e, sa.Float) for e in spec.edges], type_=sa.Float)
-                )
-                if spec.edges
-                else sa.literal(0)
-            )
-            buckets.append(sa.case((finite, bucket), (col.is_(None), -1), else_=-2))
-            values.append(sa.case((finite, x)))
-            texts.append(sa.null())
-        else:
-            buckets.append(sa.literal(-3))
-            values.append(sa.null())
-            texts.append(sa.cast(col, sa.Text))
-    cells_source = (
-        sa.select(
-            sa.func.unnest(pg.array(col_ids, type_=sa.Integer)).label("col"),  # type: ignore[misc]
-            sa.func.unnest(pg.array(buckets, type_=sa.Integer)).label("bucket"),  # type: ignore[misc]
-            sa.func.unnest(pg.array(values, type_=sa.Float)).label("num"),  # type: ignore[misc]
-            sa.func.unnest(pg.array(texts, type_=sa.Text)).label("cat"),  # type: ignore[misc]
-        )
-        .select_from(source)
-        .where(*conditions)
-        .subquery("cells_source")
-    )
-    c = cells_source.c
-    cells = (
-        sa.select(
-            c.col,
-            c.bucket,
-            c.cat,
-            sa.func.count().label("n"),
-            sa.func.min(c.num).label("lo"),
-            sa.func.max(c.num).label("hi"),
-            sa.func.sum(c.num).label("total"),
-            sa.func.sum(c.num * c.num).label("total_sq"),
-        )
-        .group_by(c.col, c.bucket, c.cat)
-        .subquery("cells")
-    )
-    ranked = sa.select(
-        cells,
-        sa.func.row_number()
-        .over(partition_by=cells.c.col, order_by=(cells.c.n.desc(), cells.c.cat.collate("C")))
-        .label("rank"),
-    ).subquery("ranked")
-    query = sa.select(ranked).where(
-        sa.or_(ranked.c.bucket != -3, ranked.c.cat.is_(None), ranked.c.rank <= max_categories + 1)
-    )
-    row: dict[str, Any] = {"rows": 0}
-    for index, spec in enumerate(present):
-        prefix = f"c{index}"
-        row.update({f"{prefix}_nonnull": 0, f"{prefix}_invalid": 0})
-        if spec.kind == "numeric":
-            row.update(
-                {
-                    f"{prefix}_count": 0,
-                    f"{prefix}_min": None,
-                    f"{prefix}_max": None,
-                    f"{prefix}_sum": 0.0,
-                    f"{prefix}_sumsq": 0.0,
-                    f"{prefix}_bins": [0] * (len(spec.edges) + 1),
-                }
-            )
-    fetched = 0
-    category_nulls: dict[int, int] = {}
-    for cell in conn.execute(query):
-        fetched += 1
-        index, cell_bucket, n = int(cell.col), int(cell.bucket), int(cell.n)
-        if index == -1:
-            row["rows"] = n
-            continue
-        prefix = f"c{index}"
-        spec = present[index]
-        if spec.kind == "numeric":
-            if cell_bucket == -1:
-                continue  # NULLs: rows minus non-null below
-            row[f"{prefix}_nonnull"] += n
-            if cell_bucket == -2:
-                continue
-            row[f"{prefix}_count"] += n
-            row[f"{prefix}_bins"][cell_bucket] += n
-            row[f"{prefix}_sum"] += float(cell.total or 0.0)
-            row[f"{prefix}_sumsq"] += float(cell.total_sq or 0.0)
-            for key, pick, value in ((f"{prefix}_min", min, cell.lo), (f"{prefix}_max", max, cell.hi)):
-                if value is not None:
-                    row[key] = float(value) if row[key] is None else pick(row[key], float(value))
-        elif cell.cat is None:
-            category_nulls[index] = n
-        else:
-            top[spec.name].append((cell.cat, n))
-    for index, spec in enumerate(present):
-        if spec.kind == "categorical":
-            row[f"c{index}_nonnull"] = row["rows"] - category_nulls.get(index, 0)
-    return row, fetched
-
-
 def _top_categories(
     engine: Engine,
     source: sa.FromClause,
@@ -673,7 +547,6 @@ def _top_categories(
     if engine.dialect.name == "postgresql":
         # One scan: GROUPING SETS over all categorical columns at once.
         cols = [source.c[spec.name] for _, spec in categorical]
-        grouping = sa.func.grouping(*cols).label("g")
         value = sa.case(
             *((sa.func.grouping(col) == 0, sa.cast(col, sa.Text)) for col in cols), else_=sa.null()
         ).label("value")
@@ -686,7 +559,7 @@ def _top_categories(
         ).label("label")
         nonnull = sa.or_(*(col.is_not(None) for col in cols))
         grouped = (
-            sa.select(label, value, sa.func.count().label("n"), grouping)
+            sa.select(label, value, sa.func.count().label("n"))
             .select_from(source)
             .where(*conditions, nonnull)
             .group_by(sa.func.grouping_sets(*(sa.tuple_(col) for col in cols)))
