@@ -98,7 +98,8 @@ class CheckNotifier(BaseNotifier):
 
     :param min_severity: ``"warn"`` or ``"fail"``: results below it are not sent (but close an open
         alert with a recovery message).
-    :param renotify_after: send the same breach again after this long (default ``"24h"``; ``None``
+    :param renotify_after: send the same breach again after this long (default ``"3d"``: a daily check
+        that stays breached is reminded of every third day, not every day; ``None``
         never repeats it).
     :param escalate_after: when the same breach persists this many consecutive windows, send one
         escalation message (to this channel: route escalations to on-call with a notifier of its
@@ -116,7 +117,7 @@ class CheckNotifier(BaseNotifier):
         self,
         *,
         min_severity: MinSeverity = "warn",
-        renotify_after: timedelta | str | None = "24h",
+        renotify_after: timedelta | str | None = "3d",
         escalate_after: int | None = None,
         only_escalations: bool = False,
         send_recovery: bool = True,
