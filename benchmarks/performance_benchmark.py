@@ -1,0 +1,273 @@
+"""Delayed-label performance benchmark: the pushed-down join against a bare join on PostgreSQL.
+
+    .venv/bin/python benchmarks/performance_benchmark.py [--sizes 1000000 10000000] [--runs 3]
+
+For each size N: a prediction log of N rows (``prediction_id`` primary key, one day of prediction
+times, a uniform score, 4 segments) and a label table with a label for 90% of them (label
+probability ``0.1 + 0.8 * score``, arriving 3 days later) plus 1% duplicate corrections and 1,000
+labels for unknown ids; tables ``mlobs_bench.perf_predictions_<N>`` / ``perf_labels_<N>``, made
+with ``generate_series`` and reused when their row count is right. PostgreSQL comes from
+``MLOBS_TEST_DATABASE_URL`` (default the local test server).
+
+Measured, each the median of ``--runs`` runs after one warm-up:
+
+* ``performance_summary_sql`` (classification, 1000 score bins, per segment, orphan labels
+  counted): wall time and rows fetched;
+* the bare join ``SELECT count(*) FROM predictions p JOIN labels l USING (prediction_id) WHERE
+  <prediction window>``: wall time. Target: the pushed-down summary at most 1.5x the bare join;
+* the worker's RSS: peak (``ru_maxrss``) and growth during the call (a thread samples
+  ``/proc/self/statm``). Target: flat, under 300 MB.
+
+Results go to ``benchmarks/results/performance-<date>.json``; a summary table is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from airflow_mlobs.core.performance import (  # noqa: E402
+    PerformanceSettings,
+    classification_metrics,
+    evaluation_window,
+    judge_performance,
+)
+from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql  # noqa: E402
+from airflow_mlobs.sources.sql import TableRef  # noqa: E402
+
+DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+SCHEMA = "mlobs_bench"
+INTERVAL = (datetime(2024, 1, 8, tzinfo=UTC), datetime(2024, 1, 9, tzinfo=UTC))
+DELAY = timedelta(days=7)
+RATIO_TARGET = 1.5
+RSS_TARGET_MB = 300.0
+
+
+def rss_mb() -> float:
+    """Current resident set size (Linux)."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
+    """Peak resident set size of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RssSampler:
+    """Samples RSS every 10 ms in a thread; ``growth_mb`` is the peak over the starting RSS."""
+
+    def __enter__(self) -> RssSampler:
+        self.start = rss_mb()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+    @property
+    def growth_mb(self) -> float:
+        return self.peak - self.start
+
+
+def ensure_tables(engine: sa.Engine, rows: int) -> tuple[str, str, float]:
+    """Create (or reuse) the prediction and label tables of ``rows`` predictions; returns their
+    names and the load time (0 when reused)."""
+    preds, labels = f"perf_predictions_{rows}", f"perf_labels_{rows}"
+    window = evaluation_window(*INTERVAL, DELAY)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
+        exists = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = :s AND table_name = :t"
+            ),
+            {"s": SCHEMA, "t": labels},
+        ).scalar()
+        if exists:
+            count = conn.execute(sa.text(f"SELECT count(*) FROM {SCHEMA}.{preds}")).scalar()
+            if count == rows:
+                return preds, labels, 0.0
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {SCHEMA}.{preds}, {SCHEMA}.{labels}"))
+        conn.execute(sa.text("SELECT setseed(0.5)"))
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {SCHEMA}.{preds} AS SELECT g::bigint AS prediction_id, "
+                "CAST(:start AS timestamptz) + (g::float8 / :n) * INTERVAL '1 day' AS predicted_at, "
+                "random() AS score, (g % 4)::text AS segment FROM generate_series(1, :n) g"
+            ),
+            {"start": window.prediction_start, "n": rows},
+        )
+        conn.execute(sa.text(f"ALTER TABLE {SCHEMA}.{preds} ADD PRIMARY KEY (prediction_id)"))
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {SCHEMA}.{labels} AS SELECT prediction_id, "
+                "CASE WHEN random() < 0.1 + 0.8 * score THEN 1 ELSE 0 END AS label, "
+                "predicted_at + INTERVAL '3 days' AS labelled_at "
+                f"FROM {SCHEMA}.{preds} WHERE prediction_id % 10 <> 0"
+            )
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {SCHEMA}.{labels} SELECT prediction_id, 1 - label, labelled_at + INTERVAL '1 hour' "
+                f"FROM {SCHEMA}.{labels} WHERE prediction_id % 100 = 1"
+            )
+        )
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {SCHEMA}.{labels} SELECT :n + g, 1, CAST(:at AS timestamptz) + g * INTERVAL '1 second' "
+                "FROM generate_series(1, 1000) g"
+            ),
+            {"n": rows, "at": INTERVAL[0]},
+        )
+        conn.execute(sa.text(f"CREATE INDEX ON {SCHEMA}.{labels} (prediction_id)"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"VACUUM ANALYZE {SCHEMA}.{preds}"))
+        conn.execute(sa.text(f"VACUUM ANALYZE {SCHEMA}.{labels}"))
+    return preds, labels, time.perf_counter() - started
+
+
+def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
+    """Time the pushed-down summary and the bare join at one size."""
+    preds, labels, load_s = ensure_tables(engine, rows)
+    window = evaluation_window(*INTERVAL, DELAY)
+    source = PerformanceSource(
+        predictions=TableRef(preds, SCHEMA),
+        labels=TableRef(labels, SCHEMA),
+        id_column="prediction_id",
+        prediction_time_column="predicted_at",
+        label_column="label",
+        label_time_column="labelled_at",
+        score_column="score",
+        segment_column="segment",
+    )
+    bare = sa.text(
+        f"SELECT count(*) FROM {SCHEMA}.{preds} p JOIN {SCHEMA}.{labels} l USING (prediction_id) "
+        "WHERE p.predicted_at >= :s AND p.predicted_at < :e"
+    )
+
+    def run_bare() -> float:
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            conn.execute(bare, {"s": window.prediction_start, "e": window.prediction_end}).scalar()
+        return time.perf_counter() - started
+
+    run_bare()  # warm the cache
+    bare_times = [run_bare() for _ in range(runs)]
+    summary_times, growths = [], []
+    result: Any = None
+    for attempt in range(runs + 1):
+        with RssSampler() as sampler:
+            started = time.perf_counter()
+            result = performance_summary_sql(engine, source, window)
+            elapsed = time.perf_counter() - started
+        if attempt:  # the first is the warm-up
+            summary_times.append(elapsed)
+            growths.append(sampler.growth_mb)
+    overall, segments, stats = result
+    metrics = classification_metrics(overall)
+    judged = judge_performance(
+        overall,
+        PerformanceSettings(metric="roc_auc", baseline={"roc_auc": 0.76}),
+        dataset=preds,
+        window=window,
+    )
+    with engine.connect() as conn:
+        plan = [
+            r[0]
+            for r in conn.execute(
+                sa.text("EXPLAIN " + bare.text), {"s": window.prediction_start, "e": window.prediction_end}
+            )
+        ]
+    summary_s, bare_s = statistics.median(summary_times), statistics.median(bare_times)
+    return {
+        "rows": rows,
+        "labels": overall.coverage.labelled + overall.coverage.duplicate,
+        "load_seconds": round(load_s, 1),
+        "summary_seconds": round(summary_s, 3),
+        "summary_runs": [round(t, 3) for t in summary_times],
+        "bare_join_seconds": round(bare_s, 3),
+        "bare_join_runs": [round(t, 3) for t in bare_times],
+        "ratio": round(summary_s / bare_s, 2),
+        "ratio_target": RATIO_TARGET,
+        "rows_fetched": stats.rows_fetched,
+        "statements": stats.statements,
+        "rss_growth_mb": round(max(growths), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
+        "rss_target_mb": RSS_TARGET_MB,
+        "coverage": overall.coverage.to_dict(),
+        "segments": len(segments),
+        "roc_auc": metrics["roc_auc"].value,
+        "accuracy": metrics["accuracy"].value,
+        "status": judged.status.value,
+        "bare_join_plan": plan,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    engine = sa.create_engine(os.environ.get("MLOBS_TEST_DATABASE_URL", DEFAULT_PG_URL))
+    with engine.connect() as conn:
+        server = conn.execute(sa.text("SELECT version()")).scalar()
+        settings = {
+            name: conn.execute(sa.text(f"SHOW {name}")).scalar()
+            for name in ("work_mem", "shared_buffers", "max_parallel_workers_per_gather", "jit")
+        }
+    results = []
+    for rows in args.sizes:
+        print(f"measuring {rows:,} predictions ...", flush=True)
+        results.append(measure(engine, rows, args.runs))
+        r = results[-1]
+        print(
+            f"  summary {r['summary_seconds']:.2f}s  bare join {r['bare_join_seconds']:.2f}s  ratio {r['ratio']}x "
+            f"(target <= {RATIO_TARGET}x)  rows fetched {r['rows_fetched']}  RSS growth {r['rss_growth_mb']} MB  "
+            f"peak {r['peak_rss_mb']} MB",
+            flush=True,
+        )
+    out = {
+        "benchmark": "performance",
+        "date": datetime.now(UTC).isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "postgres": {"version": server, **settings},
+        "command": "python benchmarks/performance_benchmark.py " + " ".join(sys.argv[1:]),
+        "results": results,
+    }
+    target = ROOT / "benchmarks" / "results" / f"performance-{datetime.now(UTC):%Y-%m-%d}.json"
+    target.write_text(json.dumps(out, indent=2, default=str) + "\n")
+    print(f"written {target}")
+
+
+if __name__ == "__main__":
+    main()
