@@ -31,6 +31,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlobs.operators.drift",
                     "airflow_mlobs.operators.gate",
                     "airflow_mlobs.operators.quality",
+                    "airflow_mlobs.operators.performance",
                 ],
             }
         ],

@@ -6,6 +6,7 @@ from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
+from airflow_mlobs.operators.performance import PerformanceCheckOperator
 from airflow_mlobs.operators.quality import ExpectationSuiteOperator
 from airflow_mlobs.operators.schema import SchemaCheckOperator
 
@@ -15,6 +16,7 @@ __all__ = [
     "DriftCheckOperator",
     "ExpectationSuiteOperator",
     "FreshnessCheckOperator",
+    "PerformanceCheckOperator",
     "RetrainGateOperator",
     "SchemaCheckOperator",
 ]

@@ -1,0 +1,252 @@
+"""``PerformanceCheckOperator``: model quality per window once the labels have arrived.
+
+The work happens in :mod:`airflow_mlobs.core.performance` (windows, metrics, judgement) and
+:mod:`airflow_mlobs.sources.performance_sql` (the join and aggregation, pushed down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlobs.connections import connected
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.performance import (
+    CHECK,
+    DEFAULT_BINS,
+    PerformanceSettings,
+    Task,
+    evaluation_window,
+    judge_performance,
+    parse_max_drop,
+)
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.timeutil import get_zone, parse_duration
+from airflow_mlobs.operators.base import BaseCheckOperator, run_window
+from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
+from airflow_mlobs.sources.sql import parse_table_name
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class PerformanceCheckOperator(BaseCheckOperator):
+    """Join the prediction log with late-arriving labels and judge the model's quality.
+
+    The run for the data interval ``[S, E)`` judges the predictions made in
+    ``[S - label_delay, E - label_delay)`` with the labels whose label time is at or before
+    ``label_cutoff`` (default ``E``, so re-runs are reproducible); a prediction's latest label by the
+    cut-off wins. Both tables must be on one connection: the join and the aggregation run in the
+    database as one statement and only aggregate rows (confusion counts, score histograms, sums)
+    are fetched. Below ``min_label_coverage`` the result is ``skipped`` ("labels not mature: 41%
+    coverage"), with estimates from the scores. Otherwise the main ``metric`` (and any other metric
+    in ``baseline``) is judged against its baseline value: a drop breaches ``max_drop`` only when it
+    also exceeds ``sigma`` standard errors.
+
+    :param conn_id: Airflow SQL connection of the prediction log. Templated.
+    :param predictions_table: the prediction log (``schema.table``). Templated.
+    :param labels_table: the label table. Templated.
+    :param label_conn_id: the labels' connection (default ``conn_id``). A different connection is
+        not supported yet (an ``error`` naming both). Templated.
+    :param id_column, label_id_column: the prediction id in each table (``label_id_column`` defaults
+        to ``id_column``). Prediction ids must be unique in the log.
+    :param prediction_time_column, label_time_column, label_column: when the prediction was made,
+        when the label arrived, and the label (the true class, or the true value).
+    :param score_column: probability of the positive class (classification) or the predicted value
+        (regression).
+    :param predicted_column: the predicted class; without it, ``score >= threshold``.
+    :param task: ``"classification"`` (binary; ``positive_label`` is the positive class) or
+        ``"regression"``.
+    :param model_version_column, model_version: judge one model version only (templated).
+    :param segment_column: report the main metric per segment and name the worst (segment findings
+        warn at most).
+    :param label_delay: how long labels take, e.g. ``"7d"``; whole days are shifted in the
+        wall-clock time of ``timezone``.
+    :param label_cutoff: labels count only up to this moment (default the run's
+        ``data_interval_end``). Templated.
+    :param timezone: zone of timestamp columns without time zone, and of the day shift.
+    :param metric: the main metric (default ``accuracy``, or ``mae`` for regression).
+    :param baseline: baseline values, e.g. ``{"accuracy": 0.85}``.
+    :param max_drop: a number, ``(warn, fail)``, or ``"5%"`` / ``("2%", "5%")`` relative to the
+        baseline; per metric with a mapping ``{"accuracy": (0.02, 0.05)}``.
+    :param relative: read numeric ``max_drop`` levels as fractions of the baseline.
+    :param sigma: a drop within this many standard errors never breaches (default 2).
+    :param min_label_coverage: below this share of labelled predictions the result is ``skipped``.
+    """
+
+    check_name = CHECK
+    template_fields: tuple[str, ...] = (
+        *BaseCheckOperator.template_fields,
+        "conn_id",
+        "label_conn_id",
+        "predictions_table",
+        "labels_table",
+        "label_cutoff",
+        "model_version",
+    )
+
+    def __init__(
+        self,
+        *,
+        conn_id: str,
+        predictions_table: str,
+        labels_table: str,
+        prediction_time_column: str,
+        label_time_column: str,
+        label_conn_id: str | None = None,
+        id_column: str = "prediction_id",
+        label_id_column: str | None = None,
+        label_column: str = "label",
+        score_column: str | None = None,
+        predicted_column: str | None = None,
+        task: Task = "classification",
+        positive_label: Any = 1,
+        threshold: float = 0.5,
+        model_version_column: str | None = None,
+        model_version: str | None = None,
+        segment_column: str | None = None,
+        label_delay: timedelta | str = timedelta(0),
+        label_cutoff: datetime | str | None = None,
+        timezone: str = "UTC",
+        metric: str | None = None,
+        baseline: Mapping[str, float] | None = None,
+        max_drop: Any = None,
+        relative: bool = False,
+        sigma: float = 2.0,
+        min_label_coverage: float = 0.5,
+        min_segment_labels: int = 30,
+        bins: int = DEFAULT_BINS,
+        count_orphan_labels: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if task not in ("classification", "regression"):
+            raise ValueError(f"{self.task_id}: task must be 'classification' or 'regression', got {task!r}")
+        if score_column is None and (task == "regression" or predicted_column is None):
+            raise ValueError(
+                f"{self.task_id}: give score_column (predicted probability or value)"
+                + (" or predicted_column" if task == "classification" else "")
+            )
+        self.conn_id = conn_id
+        self.label_conn_id = label_conn_id
+        self.predictions_table = predictions_table
+        self.labels_table = labels_table
+        self.prediction_time_column = prediction_time_column
+        self.label_time_column = label_time_column
+        self.id_column = id_column
+        self.label_id_column = label_id_column
+        self.label_column = label_column
+        self.score_column = score_column
+        self.predicted_column = predicted_column
+        self.task = task
+        self.positive_label = positive_label
+        self.threshold = threshold
+        self.model_version_column = model_version_column
+        self.model_version = model_version
+        self.segment_column = segment_column
+        self.label_delay = parse_duration(label_delay, name=f"{self.task_id}: label_delay")
+        self.label_cutoff = label_cutoff
+        self.timezone = timezone
+        self.bins = bins
+        self.count_orphan_labels = count_orphan_labels
+        main = metric or ("accuracy" if task == "classification" else "mae")
+        if isinstance(max_drop, Mapping):
+            levels = {
+                name: parse_max_drop(v, relative=relative, name=f"{self.task_id}: max_drop[{name!r}]")
+                for name, v in max_drop.items()
+            }
+        elif max_drop is not None:
+            levels = {main: parse_max_drop(max_drop, relative=relative, name=f"{self.task_id}: max_drop")}
+        else:
+            levels = {}
+        try:
+            self.settings = PerformanceSettings(
+                task=task,
+                metric=main,
+                baseline={k: float(v) for k, v in (baseline or {}).items()},
+                max_drop=levels,
+                sigma=sigma,
+                min_label_coverage=min_label_coverage,
+                min_segment_labels=min_segment_labels,
+            )
+        except ValueError as exc:
+            raise ValueError(f"{self.task_id}: {exc}") from exc
+
+    def dataset_name(self) -> str:
+        """``conn_id:predictions_table``, unless ``dataset`` names it."""
+        return self.dataset or f"{self.conn_id}:{self.predictions_table}"
+
+    def evaluate(self, context: Context) -> CheckResult:
+        """Shift the window back by the label delay, join and aggregate in the database, judge."""
+        label_conn = self.label_conn_id or self.conn_id
+        if label_conn != self.conn_id:
+            raise MlobsInputError(
+                f"predictions on connection {self.conn_id!r} and labels on connection {label_conn!r}: "
+                "joining across connections is not supported yet; put both tables on one connection "
+                "(the join runs in the database), or give the same conn_id when they are one database"
+            )
+        start, end = run_window(context)
+        if start is None or end is None:
+            raise MlobsInputError(
+                "the performance check needs the run's data interval (a scheduled or backfilled run)"
+            )
+        zone = get_zone(self.timezone)
+        cutoff = _parse_moment(self.label_cutoff, "label_cutoff")
+        window = evaluation_window(start, end, self.label_delay, label_cutoff=cutoff, zone=zone)
+        source = PerformanceSource(
+            predictions=parse_table_name(self.predictions_table),
+            labels=parse_table_name(self.labels_table),
+            id_column=self.id_column,
+            prediction_time_column=self.prediction_time_column,
+            label_column=self.label_column,
+            label_time_column=self.label_time_column,
+            score_column=self.score_column,
+            predicted_column=self.predicted_column,
+            label_id_column=self.label_id_column,
+            model_version_column=self.model_version_column,
+            segment_column=self.segment_column,
+        )
+        with connected(self.conn_id) as engine:
+            overall, segments, stats = performance_summary_sql(
+                engine,
+                source,
+                window,
+                task=self.task,
+                positive_label=self.positive_label,
+                threshold=self.threshold,
+                model_version=self.model_version,
+                naive_zone=zone,
+                bins=self.bins,
+                count_orphans=self.count_orphan_labels,
+            )
+        self.log.info(
+            "Joined %s with %s in the database: %d statement, %d aggregate rows fetched",
+            self.predictions_table,
+            self.labels_table,
+            stats.statements,
+            stats.rows_fetched,
+        )
+        return judge_performance(
+            overall,
+            self.settings,
+            dataset=self.dataset_name(),
+            window=window,
+            segments=segments or None,
+            window_start=start,
+            window_end=end,
+        )
+
+
+def _parse_moment(value: datetime | str | None, name: str) -> datetime | None:
+    """An aware moment; text without a zone is UTC, like the run's data interval."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,367 @@
+"""The pushed-down performance join (``performance_summary_sql``) against the in-memory summary of the
+same rows (``summarize_classification`` / ``summarize_regression``, numpy).
+
+Counts must be exact (confusion counts, every score-histogram bin, coverage, duplicates, late and
+orphan labels), sums equal within 1e-9 relative, and the AUC within 0.005 of the exact
+Mann-Whitney value. The last test joins 1,000,000 predictions and proves that only aggregate rows
+cross the wire (counted with a SQLAlchemy cursor event).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from scipy import stats as sps
+
+from airflow_mlobs.core.errors import SourceError
+from airflow_mlobs.core.performance import (
+    ClassificationSummary,
+    PerformanceSettings,
+    RegressionSummary,
+    classification_metrics,
+    evaluation_window,
+    judge_performance,
+    latest_labels,
+    regression_metrics,
+    summarize_classification,
+    summarize_regression,
+)
+from airflow_mlobs.core.result import Status
+from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
+from airflow_mlobs.sources.sql import TableRef
+
+pytestmark = pytest.mark.postgres
+
+INTERVAL = (datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC))
+DELAY = timedelta(days=7)
+WINDOW = evaluation_window(*INTERVAL, DELAY)
+SEGMENTS = np.array(["north", "south", "east"])
+
+
+def _data(rng: np.random.Generator, n: int = 6000) -> dict[str, Any]:
+    """Predictions over three days around the judged window, labels arriving 0-10 days later, some
+    duplicated (conflicting), some only after the cut-off, some for unknown ids."""
+    start = WINDOW.prediction_start - timedelta(days=1)
+    times = [start + timedelta(seconds=float(s)) for s in rng.uniform(0, 3 * 86400, n)]
+    ids = np.arange(1, n + 1)
+    y = rng.random(n) < 0.3
+    score = np.clip(np.where(y, rng.beta(4, 2, n), rng.beta(2, 4, n)), 0, 1)
+    score[rng.random(n) < 0.01] = np.nan  # NULL scores
+    score[:3] = [0.0, 1.0, 0.5]  # edges of the bins
+    predicted = (np.nan_to_num(score) >= 0.5).astype(int)
+    segment = rng.choice(SEGMENTS, n)
+    label_ids, label_values, label_times = [], [], []
+    for i in range(n):
+        if rng.random() < 0.85:
+            t = times[i] + timedelta(days=float(rng.uniform(0, 10)))
+            label_ids.append(int(ids[i]))
+            label_values.append(int(y[i]))
+            label_times.append(t)
+            if rng.random() < 0.05:  # a correction, earlier or later, with the other label
+                label_ids.append(int(ids[i]))
+                label_values.append(int(not y[i]))
+                label_times.append(t + timedelta(hours=float(rng.uniform(-12, 12))))
+    for k in range(40):  # labels for ids the log never had, some inside the arrivals window
+        label_ids.append(n + 1000 + k)
+        label_values.append(1)
+        label_times.append(INTERVAL[0] + timedelta(hours=k - 10))
+    return {
+        "ids": ids,
+        "times": times,
+        "score": score,
+        "predicted": predicted,
+        "segment": segment,
+        "label_ids": label_ids,
+        "label_values": label_values,
+        "label_times": label_times,
+    }
+
+
+def _load(engine: sa.Engine, schema: str, data: dict[str, Any], label_type: str = "INTEGER") -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f'CREATE TABLE "{schema}".predictions (prediction_id BIGINT PRIMARY KEY, '
+                "predicted_at TIMESTAMPTZ, predicted_class INTEGER, score DOUBLE PRECISION, "
+                "model_version TEXT, segment TEXT)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                f'CREATE TABLE "{schema}".labels (prediction_id BIGINT, label {label_type}, labelled_at TIMESTAMPTZ)'
+            )
+        )
+        conn.execute(
+            sa.text(f'INSERT INTO "{schema}".predictions VALUES (:i, :t, :c, :s, :v, :g)'),
+            [
+                {
+                    "i": int(i),
+                    "t": t,
+                    "c": int(c),
+                    "s": None if math.isnan(s) else float(s),
+                    "v": "v1",
+                    "g": str(g),
+                }
+                for i, t, c, s, g in zip(
+                    data["ids"], data["times"], data["predicted"], data["score"], data["segment"], strict=True
+                )
+            ],
+        )
+        conn.execute(
+            sa.text(f'INSERT INTO "{schema}".labels VALUES (:i, :y, :t)'),
+            [
+                {"i": i, "y": y, "t": t}
+                for i, y, t in zip(data["label_ids"], data["label_values"], data["label_times"], strict=True)
+            ],
+        )
+
+
+def _source(schema: str, **extra: Any) -> PerformanceSource:
+    return PerformanceSource(
+        predictions=TableRef("predictions", schema),
+        labels=TableRef("labels", schema),
+        id_column="prediction_id",
+        prediction_time_column="predicted_at",
+        label_column="label",
+        label_time_column="labelled_at",
+        score_column="score",
+        **extra,
+    )
+
+
+def _reference(data: dict[str, Any], *, regression: bool = False, mask: Any = None) -> Any:
+    """The in-memory summary of the judged window (the numpy reference)."""
+    in_window = np.array([WINDOW.prediction_start <= t < WINDOW.prediction_end for t in data["times"]])
+    if mask is not None:
+        in_window &= mask
+    labels, counts, late = latest_labels(
+        data["label_ids"], data["label_values"], data["label_times"], WINDOW.label_cutoff
+    )
+    known = set(int(i) for i in data["ids"])
+    orphans = sum(
+        1
+        for i, t in zip(data["label_ids"], data["label_times"], strict=True)
+        if i not in known and WINDOW.arrivals_start < t <= WINDOW.label_cutoff
+    )
+    ids = data["ids"][in_window]
+    if regression:
+        return summarize_regression(
+            ids, data["score"][in_window], labels, label_counts=counts, late_ids=late, orphan_labels=orphans
+        )
+    return summarize_classification(
+        ids,
+        data["predicted"][in_window],
+        data["score"][in_window],
+        labels,
+        label_counts=counts,
+        late_ids=late,
+        orphan_labels=orphans,
+    )
+
+
+def _assert_same(got: Any, want: Any) -> None:
+    for f in fields(want):
+        a, b = getattr(got, f.name), getattr(want, f.name)
+        if isinstance(b, float):
+            assert a == pytest.approx(b, rel=1e-9, abs=1e-9), f.name
+        else:
+            assert a == b, f.name
+
+
+def test_classification_counts_equal_numpy(pg_engine: sa.Engine, pg_schema: str) -> None:
+    data = _data(np.random.default_rng(5))
+    _load(pg_engine, pg_schema, data)
+    overall, segments, stats = performance_summary_sql(
+        pg_engine, _source(pg_schema, predicted_column="predicted_class", segment_column="segment"), WINDOW
+    )
+    want = _reference(data)
+    assert isinstance(overall, ClassificationSummary)
+    _assert_same(overall, want)
+    # the data exercise every path
+    cov = overall.coverage
+    assert cov.predictions > 1500 and 0 < cov.labelled < cov.predictions
+    assert cov.duplicate > 0 and cov.late > 0 and cov.orphan_labels and overall.invalid_scores > 0
+    assert stats.statements == 1 and stats.rows_fetched < 3 * 2 * 2 * 1000 * 3 + 1
+    # per segment: the same as the reference restricted to the segment (orphans are not per segment)
+    assert set(segments) == set(SEGMENTS)
+    for name, summary in segments.items():
+        ref = _reference(data, mask=data["segment"] == name)
+        _assert_same(
+            summary,
+            ref.__class__(
+                **{
+                    **ref.__dict__,
+                    "coverage": ref.coverage.__class__(
+                        ref.coverage.predictions,
+                        ref.coverage.labelled,
+                        ref.coverage.late,
+                        ref.coverage.duplicate,
+                        None,
+                    ),
+                }
+            ),
+        )
+
+    # AUC from the pushed-down histograms against the exact Mann-Whitney value of the same rows
+    in_window = np.array([WINDOW.prediction_start <= t < WINDOW.prediction_end for t in data["times"]])
+    labels, _, _ = latest_labels(
+        data["label_ids"], data["label_values"], data["label_times"], WINDOW.label_cutoff
+    )
+    rows = [
+        (labels[int(i)], s)
+        for i, s in zip(data["ids"][in_window], data["score"][in_window], strict=True)
+        if int(i) in labels and not math.isnan(s)
+    ]
+    y = np.array([r[0] for r in rows])
+    s = np.array([r[1] for r in rows])
+    u = sps.mannwhitneyu(s[y == 1], s[y == 0]).statistic
+    exact_auc = u / ((y == 1).sum() * (y == 0).sum())
+    metrics = classification_metrics(overall)
+    assert metrics["roc_auc"].value == pytest.approx(exact_auc, abs=0.005)
+    assert metrics["accuracy"].value == pytest.approx((overall.tp + overall.tn) / overall.labelled)
+
+
+def test_score_threshold_and_model_version_and_boolean_labels(pg_engine: sa.Engine, pg_schema: str) -> None:
+    data = _data(np.random.default_rng(6), n=2000)
+    data["label_values"] = [bool(v) for v in data["label_values"]]
+    _load(pg_engine, pg_schema, data, label_type="BOOLEAN")
+    overall, _, _ = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, threshold=0.5)
+    # without predicted_column the class is score >= threshold (a NULL score predicts negative)
+    want = _reference({**data, "label_values": [int(v) for v in data["label_values"]]})
+    _assert_same(overall, want)
+    other, _, _ = performance_summary_sql(
+        pg_engine, _source(pg_schema, model_version_column="model_version"), WINDOW, model_version="v2"
+    )
+    assert other.coverage.predictions == 0 and other.coverage.orphan_labels == want.coverage.orphan_labels
+
+
+def test_regression_sums_equal_numpy(pg_engine: sa.Engine, pg_schema: str) -> None:
+    rng = np.random.default_rng(7)
+    data = _data(rng, n=3000)
+    truth = rng.gamma(2.0, 10.0, len(data["ids"])).round(1)
+    truth[rng.random(len(truth)) < 0.05] = 0.0  # zero labels: left out of MAPE
+    data["score"] = truth + rng.normal(0.5, 3.0, len(truth))
+    value_of = dict(zip(data["ids"].tolist(), truth.tolist(), strict=True))
+    data["label_values"] = [
+        value_of.get(i, 1.0) + (0 if k % 7 else 0.25) for k, i in enumerate(data["label_ids"])
+    ]
+    _load(pg_engine, pg_schema, data, label_type="DOUBLE PRECISION")
+    overall, _, stats = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, task="regression")
+    assert isinstance(overall, RegressionSummary)
+    _assert_same(overall, _reference(data, regression=True))
+    assert overall.zero_labels > 0 and stats.rows_fetched <= 4
+    metrics = regression_metrics(overall)
+    assert all(metrics[m].value is not None for m in ("mae", "rmse", "mape", "bias", "r2"))
+
+
+def test_naive_timestamps_are_wall_clock_in_the_given_zone(pg_engine: sa.Engine, pg_schema: str) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE TABLE "{pg_schema}".p (id INT, ts TIMESTAMP, score FLOAT)'))
+        conn.execute(sa.text(f'CREATE TABLE "{pg_schema}".l (id INT, y INT, lt TIMESTAMP)'))
+        # 00:30 Berlin on 2026-03-03 is 23:30 UTC on 03-02: inside the Berlin-day window only.
+        conn.execute(
+            sa.text(
+                f"INSERT INTO \"{pg_schema}\".p VALUES (1, '2026-03-03 00:30', 0.9), (2, '2026-03-04 00:30', 0.9)"
+            )
+        )
+        conn.execute(sa.text(f"INSERT INTO \"{pg_schema}\".l VALUES (1, 1, '2026-03-09 12:00')"))
+    interval = (datetime(2026, 3, 10, tzinfo=berlin), datetime(2026, 3, 11, tzinfo=berlin))
+    window = evaluation_window(*interval, DELAY)
+    source = PerformanceSource(
+        TableRef("p", pg_schema), TableRef("l", pg_schema), "id", "ts", "y", "lt", score_column="score"
+    )
+    overall, _, _ = performance_summary_sql(pg_engine, source, window, naive_zone=berlin)
+    assert (overall.coverage.predictions, overall.coverage.labelled) == (1, 1)
+
+
+def test_missing_columns_name_the_table(pg_engine: sa.Engine, pg_schema: str) -> None:
+    _load(pg_engine, pg_schema, _data(np.random.default_rng(1), n=50))
+    with pytest.raises(SourceError, match=r"label column 'outcome' not found in table .*labels"):
+        performance_summary_sql(
+            pg_engine,
+            _source(pg_schema, predicted_column=None).__class__(
+                **{**_source(pg_schema).__dict__, "label_column": "outcome"}
+            ),
+            WINDOW,
+        )
+    with pytest.raises(SourceError, match=r"table .*nope does not exist"):
+        performance_summary_sql(
+            pg_engine,
+            PerformanceSource(
+                TableRef("nope", pg_schema),
+                TableRef("labels", pg_schema),
+                "prediction_id",
+                "predicted_at",
+                "label",
+                "labelled_at",
+                score_column="score",
+            ),
+            WINDOW,
+        )
+
+
+def test_one_million_predictions_only_aggregates_cross_the_wire(pg_engine: sa.Engine, pg_schema: str) -> None:
+    rows = 1_000_000
+    start = WINDOW.prediction_start
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text("SELECT setseed(0.42)"))
+        conn.execute(
+            sa.text(
+                f'CREATE TABLE "{pg_schema}".predictions AS SELECT g AS prediction_id, '
+                "CAST(:start AS TIMESTAMPTZ) + (g % 86400) * INTERVAL '1 second' AS predicted_at, "
+                "random() AS score, (g % 4)::text AS segment FROM generate_series(1, :n) g"
+            ),
+            {"start": start, "n": rows},
+        )
+        conn.execute(
+            sa.text(
+                f'CREATE TABLE "{pg_schema}".labels AS SELECT prediction_id, '
+                "CASE WHEN random() < score * 0.8 + 0.1 THEN 1 ELSE 0 END AS label, "
+                "predicted_at + INTERVAL '3 days' AS labelled_at "
+                f'FROM "{pg_schema}".predictions WHERE prediction_id % 10 <> 0'
+            )
+        )
+        conn.execute(sa.text(f'ANALYZE "{pg_schema}".predictions'))
+        conn.execute(sa.text(f'ANALYZE "{pg_schema}".labels'))
+    fetched: list[tuple[str, int]] = []
+
+    def count_rows(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        fetched.append((statement, cursor.rowcount))
+
+    sa.event.listen(pg_engine, "after_cursor_execute", count_rows)
+    try:
+        overall, segments, stats = performance_summary_sql(
+            pg_engine, _source(pg_schema, segment_column="segment"), WINDOW
+        )
+    finally:
+        sa.event.remove(pg_engine, "after_cursor_execute", count_rows)
+    assert isinstance(overall, ClassificationSummary)
+    assert overall.coverage.predictions == rows and overall.coverage.labelled == rows * 9 // 10
+    assert sum(overall.positives) + sum(overall.negatives) == overall.labelled
+    assert stats.statements == 1
+    total = sum(max(n, 0) for _, n in fetched)  # catalog reads included
+    assert total < 20_000, total
+    assert total * 50 < rows
+    assert len(segments) == 4
+    # the scores are uniform and labels follow them: AUC near its known value, judged without error
+    result = judge_performance(
+        overall,
+        PerformanceSettings(metric="roc_auc", baseline={"roc_auc": 0.76}, max_drop={}),
+        dataset="big",
+        window=WINDOW,
+    )
+    assert result.status is Status.PASS
+    # P(label=1 | s) = 0.1 + 0.8 s with s ~ U(0, 1): AUC = 1/2 + (0.8/6)/(0.5 * 0.5) ... exact below
+    p1 = lambda s: 0.1 + 0.8 * s  # noqa: E731
+    grid = (np.arange(200_000) + 0.5) / 200_000
+    w_pos, w_neg = p1(grid), 1 - p1(grid)
+    expected = float(np.sum(w_pos * (np.cumsum(w_neg) - w_neg / 2)) / (w_pos.sum() * w_neg.sum()))
+    assert classification_metrics(overall)["roc_auc"].value == pytest.approx(expected, abs=0.005)
