@@ -438,3 +438,55 @@ def test_naive_window_bounds_are_utc_whatever_the_machine_zone(
     assert drift["window"] == {"start": "2026-11-04T00:00:00+00:00", "end": "2026-11-05T00:00:00+00:00"}
     # 2026-11-04 is the last day before the drift: nothing drifted.
     assert drift["metrics"]["drift_share"] < 0.5
+
+
+def test_gate_triggers_a_named_dag_with_the_reasons_in_its_conf(
+    airflow_db: Path, tmp_path: Path, warehouse_db: Path
+) -> None:
+    dags = tmp_path / "dags"
+    baselines = tmp_path / "baselines"
+    write_dag(
+        dags,
+        "trigger_target",
+        """
+        with DAG("mlobs_trigger_target", schedule=None, start_date=START, catchup=False) as dag:
+            from airflow.sdk import task
+
+            @task
+            def retrain():
+                return "trained"
+
+            retrain()
+        """,
+    )
+    write_dag(
+        dags,
+        "trigger_gate",
+        """
+        with DAG("mlobs_trigger_gate", schedule=SCHEDULE, start_date=START, catchup=False) as dag:
+            baseline = BaselineOperator(
+                task_id="baseline", baseline="trig", version="v1", conn_id="wh", table="events",
+                timestamp_column="ts", columns=["x1", "x2", "segment"], **REFERENCE,
+            )
+            drift = DriftCheckOperator(
+                task_id="drift", conn_id="wh", table="events", timestamp_column="ts", baseline="trig",
+                on_breach="continue", dataset="trigger-test:events",
+            )
+            gate = RetrainGateOperator(task_id="gate", drift_share=0.5, trigger_dag_id="mlobs_trigger_target")
+            baseline >> drift >> gate
+        """,
+    )
+    outcome = run_dag(airflow_db, dags, "mlobs_trigger_gate", "2026-11-06", env_for(warehouse_db, baselines))
+    assert outcome.states["gate"] == "success", outcome.output[-3000:]
+    assert outcome.xcoms["gate"]["metrics"]["decision"] == "retrain"
+    engine = sa.create_engine(f"sqlite:///{airflow_db / 'airflow.db'}")
+    with engine.connect() as conn:
+        runs = conn.execute(
+            sa.text("SELECT run_type, conf FROM dag_run WHERE dag_id = 'mlobs_trigger_target'")
+        ).all()
+    engine.dispose()
+    assert len(runs) == 1 and runs[0][0] == "operator_triggered"
+    conf = runs[0][1]
+    conf = json.loads(conf) if isinstance(conf, str | bytes) else conf
+    assert any("drift share" in reason for reason in conf["reasons"])
+    assert conf["results"][0]["check"] == "drift"
