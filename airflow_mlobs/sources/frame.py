@@ -295,3 +295,49 @@ def calibrate_baseline(
         for _ in range(chunks)
     ]
     return calibrate_thresholds(baseline, profiles, k_sigma=k_sigma, chunk_size=chunk_size)
+
+
+def profile_frame_segments(
+    data: Any,
+    specs: Iterable[ColumnSpec],
+    segment_column: str,
+    *,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    max_segments: int = 200,
+) -> dict[str | None, Profile]:
+    """One profile per value of ``segment_column`` (keyed by :func:`category_text` of the value,
+    ``None`` for missing), as :func:`airflow_mlobs.sources.sql.profile_sql_segments` gives for the
+    same rows. More than ``max_segments`` values is an error naming the column."""
+    from dataclasses import replace
+
+    frame = _as_frame(data)
+    if segment_column not in frame.columns:
+        raise MlobsInputError(f"segment column {segment_column!r} is not in the data")
+    spec_list = list(specs)
+    keys = frame[segment_column]
+    groups = list(keys.groupby(keys, dropna=False, sort=False).groups.items())
+    if len(groups) > max_segments:
+        raise MlobsInputError(
+            f"segment column {segment_column!r} has {len(groups)} values, more than max_segments={max_segments}"
+        )
+    profiles: dict[str | None, Profile] = {}
+    for value, index in groups:
+        key = (
+            None
+            if value is None or (isinstance(value, float) and math.isnan(value))
+            else category_text(value)
+        )
+        profile = profile_frame(
+            frame.loc[index],
+            spec_list,
+            window_start=window_start,
+            window_end=window_end,
+            max_categories=max_categories,
+        )
+        profiles[key] = replace(profile, segment=key)
+    if not profiles:
+        empty = profile_frame(frame.iloc[0:0], spec_list, window_start=window_start, window_end=window_end)
+        profiles[None] = empty
+    return profiles

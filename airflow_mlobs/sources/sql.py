@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -297,6 +297,9 @@ def _canonical_category(text: Any, logical: LogicalType | None) -> str:
     return category_text(text)
 
 
+MAX_SEGMENTS = 200
+
+
 def profile_sql(
     engine: Engine,
     specs: Sequence[ColumnSpec],
@@ -311,6 +314,42 @@ def profile_sql(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
 ) -> tuple[Profile, QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
+    See :func:`profile_sql_segments` for the definitions; this is the same without segments."""
+    profiles, stats = profile_sql_segments(
+        engine,
+        specs,
+        table=table,
+        sql=sql,
+        timestamp_column=timestamp_column,
+        window_start=window_start,
+        window_end=window_end,
+        naive_zone=naive_zone,
+        where=where,
+        max_categories=max_categories,
+    )
+    return profiles[None], stats
+
+
+def profile_sql_segments(
+    engine: Engine,
+    specs: Sequence[ColumnSpec],
+    *,
+    table: TableRef | None = None,
+    sql: str | None = None,
+    timestamp_column: str | None = None,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    naive_zone: tzinfo = UTC,
+    where: str | None = None,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    segment_column: str | None = None,
+    max_segments: int = MAX_SEGMENTS,
+) -> tuple[dict[str | None, Profile], QueryStats]:
+    """Profile a table or query over a window in the database: only aggregates cross the wire.
+
+    With ``segment_column``, one profile per segment value (its text; ``None`` for NULL), from the
+    same two statements grouped by the segment; more than ``max_segments`` segments is an error
+    naming the column. Without it, one profile under the key ``None``.
 
     Two statements: one aggregate row (row count; per numeric column the null, finite and
     non-finite counts, min, max, sum, sum of squares, and the count below each bin edge, from which
@@ -355,16 +394,25 @@ def profile_sql(
             raise SourceError(
                 f"timestamp column {ts_name!r} not found in table {table}; it has: {', '.join(sorted(catalog))}"
             )
-        wanted = {s.name for s in present} | ({ts_name} if ts_name else set())
+        if segment_column is not None and segment_column not in catalog:
+            raise SourceError(
+                f"segment column {segment_column!r} not found in table {table}; it has: {', '.join(sorted(catalog))}"
+            )
+        wanted = (
+            {s.name for s in present}
+            | ({ts_name} if ts_name else set())
+            | ({segment_column} if segment_column else set())
+        )
         source: sa.FromClause = sa.table(
             table.name, *(sa.column(n, catalog[n][1]) for n in sorted(wanted)), schema=table.schema
         )
     else:
         if sql is None:
             raise SourceError("give either a table or a sql query")
-        names = [s.name for s in present] + (
-            [ts_name] if ts_name and ts_name not in {s.name for s in present} else []
-        )
+        names = [s.name for s in present]
+        for extra in (ts_name, segment_column):
+            if extra and extra not in names:
+                names.append(extra)
         query = sql.strip().rstrip(";").rstrip() + "\n"
         source = sa.text(query).columns(*(sa.column(n) for n in names)).subquery("mlobs_src")
 
@@ -457,36 +505,87 @@ def profile_sql(
         layout.append((spec, index))
 
     categorical = [(i, s) for i, s in enumerate(present) if s.kind == "categorical"]
-    top: dict[str, list[tuple[Any, int]]] = {s.name: [] for _, s in categorical}
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 # Hundreds of simple aggregates: compiling them with JIT costs more than it saves
                 # (measured: 70% of the statement's time at 1M rows).
                 conn.execute(sa.text("SET LOCAL jit = off"))
-            mapping = (
-                conn.execute(sa.select(*aggregates).select_from(source).where(*conditions)).one()._mapping
-            )
+            segment = source.c[segment_column] if segment_column else None
+            statement = sa.select(*aggregates).select_from(source).where(*conditions)
+            if segment is not None:
+                statement = sa.select(sa.cast(segment, sa.Text).label("segment"), *aggregates)
+                statement = statement.select_from(source).where(*conditions).group_by(segment)
+            grouped_rows = [dict(r._mapping) for r in conn.execute(statement)]
             statements += 1
-            rows_fetched += 1
-            row = dict(mapping)
-            for spec, index in layout:
-                neginf = int(row[f"c{index}_neginf"] or 0)
-                below = [int(row[f"c{index}_lt{i}"] or 0) - neginf for i in range(len(spec.edges))]
-                bins = [below[0]] if below else []
-                bins += [below[i] - below[i - 1] for i in range(1, len(below))]
-                bins.append(int(row[f"c{index}_count"] or 0) - (below[-1] if below else 0))
-                row[f"c{index}_bins"] = bins
+            rows_fetched += len(grouped_rows)
+            if len(grouped_rows) > max_segments:
+                raise SourceError(
+                    f"segment column {segment_column!r} of {where_label} has {len(grouped_rows)} values in the "
+                    f"window, more than max_segments={max_segments}; choose a coarser segment"
+                )
+            rows_by_segment: dict[str | None, dict[str, Any]] = {}
+            for row in grouped_rows:
+                key = row.pop("segment", None)
+                for spec, index in layout:
+                    neginf = int(row[f"c{index}_neginf"] or 0)
+                    below = [int(row[f"c{index}_lt{i}"] or 0) - neginf for i in range(len(spec.edges))]
+                    bins = [below[0]] if below else []
+                    bins += [below[i] - below[i - 1] for i in range(1, len(below))]
+                    bins.append(int(row[f"c{index}_count"] or 0) - (below[-1] if below else 0))
+                    row[f"c{index}_bins"] = bins
+                rows_by_segment[None if key is None else str(key)] = row
+            if not rows_by_segment:  # an empty window grouped by segment: one empty profile
+                empty = dict(
+                    conn.execute(sa.select(*aggregates).select_from(source).where(sa.false())).one()._mapping
+                )
+                for spec, index in layout:
+                    empty[f"c{index}_bins"] = [0] * (len(spec.edges) + 1)
+                rows_by_segment[None] = empty
+            top: dict[tuple[str | None, str], list[tuple[Any, int]]] = {}
             if categorical:
-                grouped = _top_categories(engine, source, conditions, categorical, max_categories)
+                grouped = _top_categories(engine, source, conditions, categorical, max_categories, segment)
                 result = conn.execute(grouped)
                 statements += 1
-                for label, value, count in result:
+                for label, segment_value, value, count in result:
                     rows_fetched += 1
-                    top[present[int(label)].name].append((value, int(count)))
+                    key = None if segment_value is None else str(segment_value)
+                    top.setdefault((key, present[int(label)].name), []).append((value, int(count)))
     except SQLAlchemyError as exc:
         raise SourceError(f"profile query on {where_label} failed: {_db_message(exc)}") from exc
 
+    profiles: dict[str | None, Profile] = {}
+    for segment_key, row in rows_by_segment.items():
+        profiles[segment_key] = _assemble_profile(
+            row,
+            {name: values for (key, name), values in top.items() if key == segment_key},
+            present,
+            catalog,
+            max_categories,
+            Profile(
+                row_count=0,
+                columns={},
+                edges_key=edges_key(spec_list),
+                window_start=window_start,
+                window_end=window_end,
+                missing_columns=tuple(missing),
+                errors=errors,
+                segment=segment_key,
+            ),
+        )
+    return profiles, QueryStats(statements=statements, rows_fetched=rows_fetched)
+
+
+def _assemble_profile(
+    row: dict[str, Any],
+    top: dict[str, list[tuple[Any, int]]],
+    present: list[ColumnSpec],
+    catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]],
+    max_categories: int,
+    shell: Profile,
+) -> Profile:
+    """One segment's aggregate row and ranked categories as a :class:`Profile` (``shell`` gives
+    the window, edges key, missing columns and errors)."""
     columns: dict[str, ColumnProfile] = {}
     total_rows = int(row["rows"])
     for index, spec in enumerate(present):
@@ -513,7 +612,7 @@ def profile_sql(
             else:  # a query source: the baseline's type (SQLite returns booleans as 0/1)
                 logical = logical_type_from_name(spec.source_type) if spec.source_type else None
             counts: dict[str, int] = {}
-            for value, count in top[spec.name]:
+            for value, count in top.get(spec.name, []):
                 key = _canonical_category(value, logical)
                 counts[key] = counts.get(key, 0) + count
             kept = capped(counts, nulls=total_rows - nonnull, max_categories=max_categories)
@@ -524,16 +623,7 @@ def profile_sql(
                 other=kept.other + folded,
                 overflow=kept.overflow or folded > 0,
             )
-    profile = Profile(
-        row_count=total_rows,
-        columns=columns,
-        edges_key=edges_key(spec_list),
-        window_start=window_start,
-        window_end=window_end,
-        missing_columns=tuple(missing),
-        errors=errors,
-    )
-    return profile, QueryStats(statements=statements, rows_fetched=rows_fetched)
+    return replace(shell, row_count=total_rows, columns=columns)
 
 
 def _top_categories(
@@ -542,8 +632,12 @@ def _top_categories(
     conditions: list[sa.ColumnElement[bool]],
     categorical: list[tuple[int, ColumnSpec]],
     max_categories: int,
+    segment: sa.ColumnElement[Any] | None = None,
 ) -> sa.Select[Any]:
-    """The ``max_categories + 1`` most frequent values per categorical column, ranked in the database."""
+    """The ``max_categories + 1`` most frequent values per categorical column (and segment), ranked
+    in the database. Rows: ``(label, segment, value, n)``."""
+    segment_text: sa.ColumnElement[Any] = sa.cast(segment, sa.Text) if segment is not None else sa.null()
+    keys = [segment] if segment is not None else []
     if engine.dialect.name == "postgresql":
         # One scan: GROUPING SETS over all categorical columns at once.
         cols = [source.c[spec.name] for _, spec in categorical]
@@ -559,12 +653,12 @@ def _top_categories(
         ).label("label")
         nonnull = sa.or_(*(col.is_not(None) for col in cols))
         grouped = (
-            sa.select(label, value, sa.func.count().label("n"))
+            sa.select(label, segment_text.label("segment"), value, sa.func.count().label("n"))
             .select_from(source)
             .where(*conditions, nonnull)
-            .group_by(sa.func.grouping_sets(*(sa.tuple_(col) for col in cols)))
+            .group_by(sa.func.grouping_sets(*(sa.tuple_(*keys, col) for col in cols)))
         ).subquery("grouped")
-        grouped_rows = sa.select(grouped.c.label, grouped.c.value, grouped.c.n).where(
+        grouped_rows = sa.select(grouped.c.label, grouped.c.segment, grouped.c.value, grouped.c.n).where(
             grouped.c.value.is_not(None)
         )
     else:
@@ -574,21 +668,27 @@ def _top_categories(
             parts.append(
                 sa.select(
                     sa.literal(index).label("label"),
+                    segment_text.label("segment"),
                     sa.cast(col, sa.Text).label("value"),
                     sa.func.count().label("n"),
                 )
                 .select_from(source)
                 .where(*conditions, col.is_not(None))
-                .group_by(col)
+                .group_by(*keys, col)
             )
         grouped_rows = sa.union_all(*parts).subquery("grouped").select()  # type: ignore[assignment]
     ranked_source = grouped_rows.subquery("per_value")
     rank = (
         sa.func.row_number()
-        .over(partition_by=ranked_source.c.label, order_by=(ranked_source.c.n.desc(), ranked_source.c.value))
+        .over(
+            partition_by=(ranked_source.c.label, ranked_source.c.segment),
+            order_by=(ranked_source.c.n.desc(), ranked_source.c.value),
+        )
         .label("rank")
     )
-    ranked = sa.select(ranked_source.c.label, ranked_source.c.value, ranked_source.c.n, rank).subquery(
-        "ranked"
+    ranked = sa.select(
+        ranked_source.c.label, ranked_source.c.segment, ranked_source.c.value, ranked_source.c.n, rank
+    ).subquery("ranked")
+    return sa.select(ranked.c.label, ranked.c.segment, ranked.c.value, ranked.c.n).where(
+        ranked.c.rank <= max_categories + 1
     )
-    return sa.select(ranked.c.label, ranked.c.value, ranked.c.n).where(ranked.c.rank <= max_categories + 1)
