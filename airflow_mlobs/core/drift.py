@@ -443,28 +443,10 @@ def _judge_column(
             reason = f"`{name}`: no finite values in the window" + (
                 " (all NULL)" if cur.nulls == cur.rows else ""
             )
-            return _ColumnOutcome(
-                name,
-                method,
-                None,
-                None,
-                {"count": 0},
-                [Finding(name, method, Status.SKIPPED, reason=reason), *findings],
-                Status.SKIPPED,
-                reason,
-            )
+            return _skipped(name, method, reason, 0, findings)
         if ref.count == 0:
             reason = f"`{name}`: the reference has no finite values"
-            return _ColumnOutcome(
-                name,
-                method,
-                None,
-                None,
-                {"count": cur.count},
-                [Finding(name, method, Status.SKIPPED, reason=reason), *findings],
-                Status.SKIPPED,
-                reason,
-            )
+            return _skipped(name, method, reason, cur.count, findings)
         metrics, pvalue = _numeric_metrics(spec, ref, cur)
         if method == "wasserstein" and metrics["wasserstein"] is None:
             method = "js"  # a constant reference has no spread to scale by
@@ -473,28 +455,10 @@ def _judge_column(
         assert isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile)
         if cur.count == 0:
             reason = f"`{name}`: no values in the window" + (" (all NULL)" if cur.nulls == cur.rows else "")
-            return _ColumnOutcome(
-                name,
-                method,
-                None,
-                None,
-                {"count": 0},
-                [Finding(name, method, Status.SKIPPED, reason=reason), *findings],
-                Status.SKIPPED,
-                reason,
-            )
+            return _skipped(name, method, reason, 0, findings)
         if ref.count == 0:
             reason = f"`{name}`: the reference has no values"
-            return _ColumnOutcome(
-                name,
-                method,
-                None,
-                None,
-                {"count": cur.count},
-                [Finding(name, method, Status.SKIPPED, reason=reason), *findings],
-                Status.SKIPPED,
-                reason,
-            )
+            return _skipped(name, method, reason, cur.count, findings)
         if method in ("wasserstein", "ks"):
             method = "js"
         metrics, pvalue = _categorical_metrics(ref, cur)
@@ -545,6 +509,21 @@ def _missing_rate_finding(
         value=round(change, 6),
         threshold=settings.missing_rate.fail if level is Status.FAIL else settings.missing_rate.warn,
         reason=f"`{name}`: missing rate {ref_rate:.1%} -> {cur_rate:.1%}",
+    )
+
+
+def _skipped(name: str, method: str, reason: str, count: int, findings: list[Finding]) -> _ColumnOutcome:
+    """A column with nothing to compare on one side: a ``skipped`` distribution finding (its
+    missing-rate finding, if any, still counts)."""
+    return _ColumnOutcome(
+        name,
+        method,
+        None,
+        None,
+        {"count": count},
+        [Finding(name, method, Status.SKIPPED, reason=reason), *findings],
+        Status.SKIPPED,
+        reason,
     )
 
 

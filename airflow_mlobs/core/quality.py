@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.jsonio import read_json_file
 from airflow_mlobs.core.profile import Baseline, CategoricalProfile, NumericProfile
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 from airflow_mlobs.core.schema import LogicalType, logical_type_from_name
@@ -53,19 +54,7 @@ class SuiteError(MlobsInputError):
 def load_suite_file(path: str | Path) -> dict[str, Any]:
     """Read an expectation suite JSON file. Raises :class:`SuiteError` naming the file for a
     missing file, invalid JSON (with line and column) or a document that is not a suite."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise SuiteError(f"suite file {path} does not exist") from exc
-    except OSError as exc:
-        raise SuiteError(f"suite file {path} cannot be read: {exc}") from exc
-    try:
-        suite = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SuiteError(
-            f"suite file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from exc
+    suite = read_json_file(path, what="suite file", error=SuiteError)
     check_suite_dict(suite, source=str(path))
     return dict(suite)
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import difflib
 import enum
 import fnmatch
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.jsonio import read_json_file
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 CHECK = "schema"
@@ -306,19 +306,7 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
 
 def load_contract(path: str | Path) -> SchemaContract:
     """Read a contract file. Raises ``ContractError`` naming the file for a missing or bad file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ContractError(f"contract file {path} does not exist") from exc
-    except OSError as exc:
-        raise ContractError(f"contract file {path} cannot be read: {exc}") from exc
-    try:
-        suite = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ContractError(
-            f"contract file {path} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from exc
+    suite = read_json_file(path, what="contract file", error=ContractError)
     return parse_contract(suite, source=str(path))
 
 
