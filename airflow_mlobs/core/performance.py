@@ -62,6 +62,12 @@ Every metric is a :class:`MetricValue`: a finite value with its SE and the ``±3
 ``None`` with a reason (one class only, no predicted positives, an empty window). Nothing here
 raises on degenerate input or returns an infinity.
 
+**Multi-class** (``task="multiclass"``, :class:`MulticlassSummary`): the confusion matrix pushed
+down as counts grouped by (label, predicted class), classes compared as canonical text; accuracy,
+macro / weighted F1 and per-class precision / recall / F1 (:func:`multiclass_metrics` documents
+the undefined cases: a class never predicted has no precision; macro F1 averages over the classes
+seen as a label or a prediction).
+
 **Estimates while labels are immature** (marked ``estimate=True``): expected accuracy
 ``mean(ŷ s + (1 - ŷ)(1 - s))`` and expected positive rate ``mean(s)`` over all predictions of the
 window, labelled or not: what the metrics would be if the model were calibrated.
@@ -94,7 +100,7 @@ ECE_BINS = 10
 LOG_LOSS_EPS = 1e-15
 BAND_SIGMAS = 3.0
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "multiclass"]
 
 #: Metrics where a larger value is better; every other metric is a loss or an error.
 HIGHER_IS_BETTER = frozenset(
@@ -108,6 +114,10 @@ HIGHER_IS_BETTER = frozenset(
         "roc_auc",
         "pr_auc",
         "r2",
+        "macro_f1",
+        "weighted_f1",
+        "macro_precision",
+        "macro_recall",
     }
 )
 LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mae", "rmse", "mape"})
@@ -130,6 +140,8 @@ CLASSIFICATION_METRICS = (
     "prevalence",
 )
 REGRESSION_METRICS = ("mae", "rmse", "mape", "bias", "r2")
+#: Multi-class metrics (per-class ``precision[c]``, ``recall[c]``, ``f1[c]`` are reported too).
+MULTICLASS_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
 
 # --- windows -----------------------------------------------------------------------------------------
@@ -350,7 +362,54 @@ class RegressionSummary:
         )
 
 
-Summary = ClassificationSummary | RegressionSummary
+@dataclass(frozen=True)
+class MulticlassSummary:
+    """The confusion matrix of the labelled rows as sparse counts: ``cells`` holds
+    ``(label, predicted, count)`` for every non-empty cell, sorted, with the classes as canonical
+    text (``1`` and ``1.0`` are the class ``"1"``, booleans ``"true"``/``"false"``); ``invalid``:
+    labelled rows whose label or predicted class is NULL (left out of the matrix)."""
+
+    cells: tuple[tuple[str, str, int], ...] = ()
+    invalid: int = 0
+    coverage: Coverage = field(default_factory=Coverage)
+
+    @staticmethod
+    def from_counts(
+        counts: Mapping[tuple[str, str], int], *, invalid: int = 0, coverage: Coverage | None = None
+    ) -> MulticlassSummary:
+        """A summary from ``{(label, predicted): count}`` (zero counts dropped)."""
+        cells = tuple(sorted((str(a), str(b), int(c)) for (a, b), c in counts.items() if c))
+        return MulticlassSummary(cells, int(invalid), coverage or Coverage())
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """``{(label, predicted): count}``."""
+        return {(a, b): c for a, b, c in self.cells}
+
+    @property
+    def labelled(self) -> int:
+        """Rows in the confusion matrix (labelled, with a label and a predicted class)."""
+        return sum(c for _, _, c in self.cells)
+
+    def matrix(self, classes: Sequence[str] | None = None) -> tuple[tuple[str, ...], NDArray[np.int64]]:
+        """The classes (sorted; every class seen as a label or a prediction, plus ``classes``) and
+        the dense matrix ``m[i, j]`` = rows labelled ``classes[i]`` predicted ``classes[j]``."""
+        names = sorted({a for a, _, _ in self.cells} | {b for _, b, _ in self.cells} | set(classes or ()))
+        index = {name: i for i, name in enumerate(names)}
+        m = np.zeros((len(names), len(names)), dtype=np.int64)
+        for a, b, c in self.cells:
+            m[index[a], index[b]] += c
+        return tuple(names), m
+
+    def __add__(self, other: MulticlassSummary) -> MulticlassSummary:
+        merged = self.counts()
+        for a, b, c in other.cells:
+            merged[(a, b)] = merged.get((a, b), 0) + c
+        return MulticlassSummary.from_counts(
+            merged, invalid=self.invalid + other.invalid, coverage=self.coverage + other.coverage
+        )
+
+
+Summary = ClassificationSummary | RegressionSummary | MulticlassSummary
 
 
 def score_bin(scores: ArrayLike, bins: int = DEFAULT_BINS) -> NDArray[np.int64]:
@@ -486,6 +545,146 @@ def summarize_regression(
             orphan_labels=orphan_labels,
         ),
     )
+
+
+def summarize_classification_arrays(
+    labelled: ArrayLike,
+    y: ArrayLike,
+    predicted: ArrayLike,
+    scores: ArrayLike,
+    *,
+    duplicate: ArrayLike | None = None,
+    late: ArrayLike | None = None,
+    bins: int = DEFAULT_BINS,
+) -> ClassificationSummary:
+    """The classification summary of one chunk of predictions, vectorised (no orphan count).
+
+    One entry per prediction: ``labelled`` (has a label by the cut-off), ``y`` (the winning label is
+    the positive class; ignored where not labelled), ``predicted`` (predicted positive), ``scores``
+    (NaN for NULL), ``duplicate`` (more than one label by the cut-off), ``late`` (labelled only after
+    the cut-off). Chunk summaries add up to the window's (the streaming join's building block).
+    """
+    has = np.asarray(labelled, dtype=bool)
+    yy = np.asarray(y, dtype=bool) & has
+    yhat = np.asarray(predicted, dtype=bool)
+    s = np.asarray(scores, dtype=np.float64)
+    b = score_bin(s, bins)
+    valid = b >= 0
+    lab_pos, lab_neg = has & yy, has & ~yy
+    terms = log_loss_terms(yy[has & valid], s[has & valid])
+    conf = np.where(yhat, s, 1 - s)[valid]
+    dup = np.asarray(duplicate, dtype=bool) if duplicate is not None else np.zeros(has.shape, bool)
+    lt = np.asarray(late, dtype=bool) if late is not None else np.zeros(has.shape, bool)
+    return ClassificationSummary(
+        bins=bins,
+        tp=int(np.sum(lab_pos & yhat)),
+        fp=int(np.sum(lab_neg & yhat)),
+        fn=int(np.sum(lab_pos & ~yhat)),
+        tn=int(np.sum(lab_neg & ~yhat)),
+        positives=tuple(int(c) for c in np.bincount(b[lab_pos & valid], minlength=bins)),
+        negatives=tuple(int(c) for c in np.bincount(b[lab_neg & valid], minlength=bins)),
+        invalid_scores=int(np.sum(has & ~valid)),
+        log_loss_sum=float(terms.sum()),
+        log_loss_sumsq=float(np.sum(terms * terms)),
+        scored=int(valid.sum()),
+        score_sum=float(s[valid].sum()),
+        confidence_sum=float(conf.sum()),
+        predicted_positive_all=int(yhat.sum()),
+        coverage=Coverage(len(has), int(has.sum()), int(np.sum(lt & ~has)), int(np.sum(dup & has))),
+    )
+
+
+def summarize_regression_arrays(
+    labelled: ArrayLike,
+    y: ArrayLike,
+    predicted: ArrayLike,
+    *,
+    duplicate: ArrayLike | None = None,
+    late: ArrayLike | None = None,
+) -> RegressionSummary:
+    """The regression summary of one chunk, vectorised (``y`` and ``predicted`` NaN for NULL; the
+    other arguments as :func:`summarize_classification_arrays`)."""
+    has = np.asarray(labelled, dtype=bool)
+    yv = np.asarray(y, dtype=np.float64)
+    pred = np.asarray(predicted, dtype=np.float64)
+    ok = has & np.isfinite(yv) & np.isfinite(pred)
+    e = pred[ok] - yv[ok]
+    yy = yv[ok]
+    nz = yy != 0
+    ape = np.abs(e[nz]) / np.abs(yy[nz])
+    dup = np.asarray(duplicate, dtype=bool) if duplicate is not None else np.zeros(has.shape, bool)
+    lt = np.asarray(late, dtype=bool) if late is not None else np.zeros(has.shape, bool)
+    return RegressionSummary(
+        count=int(ok.sum()),
+        sum_abs_error=float(np.abs(e).sum()),
+        sum_error=float(e.sum()),
+        sum_sq_error=float(np.sum(e * e)),
+        sum_quartic_error=float(np.sum(e**4)),
+        sum_y=float(yy.sum()),
+        sum_sq_y=float(np.sum(yy * yy)),
+        sum_ape=float(ape.sum()),
+        sum_sq_ape=float(np.sum(ape * ape)),
+        nonzero_labels=int(nz.sum()),
+        zero_labels=int((~nz).sum()),
+        invalid=int(np.sum(has & ~ok)),
+        coverage=Coverage(len(has), int(has.sum()), int(np.sum(lt & ~has)), int(np.sum(dup & has))),
+    )
+
+
+def summarize_multiclass_arrays(
+    labelled: ArrayLike,
+    y: Sequence[str | None],
+    predicted: Sequence[str | None],
+    *,
+    duplicate: ArrayLike | None = None,
+    late: ArrayLike | None = None,
+) -> MulticlassSummary:
+    """The multi-class summary of one chunk: ``y`` / ``predicted`` hold the classes as canonical text
+    (``None`` for NULL; ``y`` ignored where not labelled); the rest as
+    :func:`summarize_classification_arrays`."""
+    has = np.asarray(labelled, dtype=bool)
+    counts: dict[tuple[str, str], int] = {}
+    invalid = 0
+    for is_labelled, label, guess in zip(has.tolist(), y, predicted, strict=True):
+        if not is_labelled:
+            continue
+        if label is None or guess is None:
+            invalid += 1
+            continue
+        counts[(label, guess)] = counts.get((label, guess), 0) + 1
+    dup = np.asarray(duplicate, dtype=bool) if duplicate is not None else np.zeros(has.shape, bool)
+    lt = np.asarray(late, dtype=bool) if late is not None else np.zeros(has.shape, bool)
+    return MulticlassSummary.from_counts(
+        counts,
+        invalid=invalid,
+        coverage=Coverage(len(has), int(has.sum()), int(np.sum(lt & ~has)), int(np.sum(dup & has))),
+    )
+
+
+def summarize_multiclass(
+    prediction_ids: ArrayLike,
+    predicted: Sequence[Any],
+    labels_by_id: Mapping[Any, Any],
+    *,
+    label_counts: Mapping[Any, int] | None = None,
+    late_ids: set[Any] | None = None,
+    orphan_labels: int | None = None,
+) -> MulticlassSummary:
+    """The multi-class summary of one window in memory (the reference for the SQL gatherer); classes
+    are compared as ``str()`` of the values (pass canonical text for mixed types)."""
+    ids = list(np.asarray(prediction_ids, dtype=object))
+    has = [i in labels_by_id for i in ids]
+    y = [None if labels_by_id.get(i) is None else str(labels_by_id[i]) for i in ids]
+    guesses = [None if p is None else str(p) for p in predicted]
+    counts = label_counts or {}
+    summary = summarize_multiclass_arrays(
+        has,
+        y,
+        guesses,
+        duplicate=[counts.get(i, 0) > 1 for i in ids],
+        late=[bool(late_ids and i in late_ids) for i in ids],
+    )
+    return replace(summary, coverage=replace(summary.coverage, orphan_labels=orphan_labels))
 
 
 # --- metrics -----------------------------------------------------------------------------------------
@@ -723,10 +922,70 @@ def regression_metrics(summary: RegressionSummary) -> dict[str, MetricValue]:
     return metrics
 
 
+def _mean_of(name: str, parts: Sequence[MetricValue], weights: Sequence[float] | None, n: int) -> MetricValue:
+    """The (weighted) mean of defined per-class metrics, with ``sqrt(sum (w_k SE_k)^2)`` as its SE
+    (per-class errors treated as independent: approximate). Undefined classes are left out and named."""
+    defined = [m for m in parts if m.value is not None]
+    left_out = [m.name for m in parts if m.value is None]
+    extra: dict[str, Any] = {"classes": len(defined)}
+    if left_out:
+        extra["undefined"] = left_out
+    if not defined:
+        return MetricValue(name, None, None, n, "no class with a defined value", extra=extra)
+    if weights is None:
+        w = np.full(len(defined), 1.0 / len(defined))
+    else:
+        raw = np.array([wt for m, wt in zip(parts, weights, strict=True) if m.value is not None], dtype=float)
+        w = raw / raw.sum() if raw.sum() > 0 else np.full(len(defined), 1.0 / len(defined))
+    value = float(np.sum(w * np.array([m.value for m in defined], dtype=float)))
+    se = math.sqrt(float(np.sum((w * np.array([m.se or 0.0 for m in defined])) ** 2)))
+    return _metric(name, value, se, n, **extra)
+
+
+def multiclass_metrics(summary: MulticlassSummary) -> dict[str, MetricValue]:
+    """Multi-class metrics from the confusion matrix ``m`` (rows: label, columns: predicted class).
+
+    accuracy ``trace(m) / n`` (binomial SE). Per class ``k`` (the one-vs-rest counts
+    ``TP = m[k, k]``, ``FP = col_k - TP``, ``FN = row_k - TP``): ``precision[k] = TP / col_k``,
+    undefined ("class never predicted") when ``col_k = 0``; ``recall[k] = TP / row_k``, undefined
+    ("no labels of class") when ``row_k = 0``; ``f1[k] = 2 TP / (row_k + col_k)``, with the binary
+    SEs. macro_f1: the mean of ``f1[k]`` over the classes seen as a label or a prediction (so a class
+    never predicted but labelled counts with F1 0, as in scikit-learn); weighted_f1: weighted by
+    ``row_k`` (support); macro_precision / macro_recall: the mean over the classes whose value is
+    defined (classes never predicted are left out of macro_precision and named in ``undefined``;
+    scikit-learn would count them as 0 with a warning). SE of the means:
+    ``sqrt(sum (w_k SE_k)^2)``, treating classes as independent (approximate).
+    """
+    classes, m = summary.matrix()
+    n = int(m.sum())
+    if n == 0:
+        reason = "no labelled predictions"
+        return {name: MetricValue(name, None, None, 0, reason) for name in MULTICLASS_METRICS}
+    rows, cols, diag = m.sum(axis=1), m.sum(axis=0), np.diag(m)
+    metrics: dict[str, MetricValue] = {
+        "accuracy": proportion("accuracy", int(diag.sum()), n, "no labelled predictions")
+    }
+    precisions, recalls, f1s = [], [], []
+    for k, name in enumerate(classes):
+        tp, col, row = int(diag[k]), int(cols[k]), int(rows[k])
+        precisions.append(proportion(f"precision[{name}]", tp, col, f"class {name!r} never predicted"))
+        recalls.append(proportion(f"recall[{name}]", tp, row, f"no labels of class {name!r}"))
+        f1s.append(replace(f1_score(tp, col - tp, row - tp), name=f"f1[{name}]"))
+    metrics["macro_f1"] = _mean_of("macro_f1", f1s, None, n)
+    metrics["weighted_f1"] = _mean_of("weighted_f1", f1s, [float(r) for r in rows], n)
+    metrics["macro_precision"] = _mean_of("macro_precision", precisions, None, n)
+    metrics["macro_recall"] = _mean_of("macro_recall", recalls, None, n)
+    for part in (*precisions, *recalls, *f1s):
+        metrics[part.name] = part
+    return metrics
+
+
 def compute_metrics(summary: Summary) -> dict[str, MetricValue]:
     """The metrics of a classification or regression summary."""
     if isinstance(summary, ClassificationSummary):
         return classification_metrics(summary)
+    if isinstance(summary, MulticlassSummary):
+        return multiclass_metrics(summary)
     return regression_metrics(summary)
 
 
@@ -777,7 +1036,11 @@ class PerformanceSettings:
     worst_segments: int = 3
 
     def __post_init__(self) -> None:
-        known = CLASSIFICATION_METRICS if self.task == "classification" else REGRESSION_METRICS
+        known = {
+            "classification": CLASSIFICATION_METRICS,
+            "regression": REGRESSION_METRICS,
+            "multiclass": MULTICLASS_METRICS,
+        }[self.task]
         for name in [self.metric, *self.baseline, *self.max_drop]:
             if name not in known or name in DESCRIPTIVE:
                 judged = [m for m in known if m not in DESCRIPTIVE]
@@ -868,6 +1131,8 @@ def judge_performance(
     label_notes = _label_notes(coverage)
     if isinstance(summary, ClassificationSummary) and summary.invalid_scores:
         label_notes.append(f"{summary.invalid_scores} labelled predictions with no valid score")
+    if isinstance(summary, MulticlassSummary) and summary.invalid:
+        label_notes.append(f"{summary.invalid} labelled predictions with no label or predicted class")
     if isinstance(summary, RegressionSummary) and summary.zero_labels:
         label_notes.append(f"{summary.zero_labels} labels are 0 (left out of MAPE)")
     notes = ("; " + "; ".join(label_notes)) if label_notes else ""

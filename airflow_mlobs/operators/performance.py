@@ -1,21 +1,26 @@
 """``PerformanceCheckOperator``: model quality per window once the labels have arrived.
 
-The work happens in :mod:`airflow_mlobs.core.performance` (windows, metrics, judgement) and
-:mod:`airflow_mlobs.sources.performance_sql` (the join and aggregation, pushed down).
+The work happens in :mod:`airflow_mlobs.core.performance` (windows, metrics, judgement),
+:mod:`airflow_mlobs.sources.performance_sql` (the join and aggregation, pushed down) and
+:mod:`airflow_mlobs.sources.performance_frame` (the chunked in-memory join across connections or
+files).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.connections import connected
-from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.performance import (
     CHECK,
     DEFAULT_BINS,
     PerformanceSettings,
+    PerformanceWindow,
+    Summary,
     Task,
     evaluation_window,
     judge_performance,
@@ -24,6 +29,7 @@ from airflow_mlobs.core.performance import (
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_duration
 from airflow_mlobs.operators.base import BaseCheckOperator, run_window
+from airflow_mlobs.sources.performance_frame import DEFAULT_CHUNKSIZE, performance_summary_join
 from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
 from airflow_mlobs.sources.sql import parse_table_name
 
@@ -37,9 +43,12 @@ class PerformanceCheckOperator(BaseCheckOperator):
     The run for the data interval ``[S, E)`` judges the predictions made in
     ``[S - label_delay, E - label_delay)`` with the labels whose label time is at or before
     ``label_cutoff`` (default ``E``, so re-runs are reproducible); a prediction's latest label by the
-    cut-off wins. Both tables must be on one connection: the join and the aggregation run in the
+    cut-off wins. With both tables on one connection the join and the aggregation run in the
     database as one statement and only aggregate rows (confusion counts, score histograms, sums)
-    are fetched. Below ``min_label_coverage`` the result is ``skipped`` ("labels not mature: 41%
+    are fetched. With the labels on another connection (``label_conn_id``), or either side in files
+    (``predictions_path`` / ``labels_path``), both are streamed and joined in memory in chunks of
+    ``chunksize`` rows, with the same results (memory: the labels in the window's id range, one
+    row per id, plus one chunk). Below ``min_label_coverage`` the result is ``skipped`` ("labels not mature: 41%
     coverage"), with estimates from the scores. Otherwise the main ``metric`` (and any other metric
     in ``baseline``) is judged against its baseline value: a drop breaches ``max_drop`` only when it
     also exceeds ``sigma`` standard errors.
@@ -47,8 +56,11 @@ class PerformanceCheckOperator(BaseCheckOperator):
     :param conn_id: Airflow SQL connection of the prediction log. Templated.
     :param predictions_table: the prediction log (``schema.table``). Templated.
     :param labels_table: the label table. Templated.
-    :param label_conn_id: the labels' connection (default ``conn_id``). A different connection is
-        not supported yet (an ``error`` naming both). Templated.
+    :param label_conn_id: the labels' connection (default ``conn_id``); a different connection
+        joins in memory. Templated.
+    :param predictions_path, labels_path: read that side from a Parquet/Feather/CSV file or
+        dataset directory instead of a table (joins in memory). Templated.
+    :param chunksize: rows per chunk of the in-memory join (default 50,000).
     :param id_column, label_id_column: the prediction id in each table (``label_id_column`` defaults
         to ``id_column``). Prediction ids must be unique in the log.
     :param prediction_time_column, label_time_column, label_column: when the prediction was made,
@@ -56,8 +68,9 @@ class PerformanceCheckOperator(BaseCheckOperator):
     :param score_column: probability of the positive class (classification) or the predicted value
         (regression).
     :param predicted_column: the predicted class; without it, ``score >= threshold``.
-    :param task: ``"classification"`` (binary; ``positive_label`` is the positive class) or
-        ``"regression"``.
+    :param task: ``"classification"`` (binary; ``positive_label`` is the positive class),
+        ``"multiclass"`` (needs ``predicted_column``; accuracy, macro_f1, weighted_f1,
+        macro_precision, macro_recall) or ``"regression"``.
     :param model_version_column, model_version: judge one model version only (templated).
     :param segment_column: report the main metric per segment and name the worst (segment findings
         warn at most).
@@ -84,17 +97,22 @@ class PerformanceCheckOperator(BaseCheckOperator):
         "labels_table",
         "label_cutoff",
         "model_version",
+        "predictions_path",
+        "labels_path",
     )
 
     def __init__(
         self,
         *,
-        conn_id: str,
-        predictions_table: str,
-        labels_table: str,
         prediction_time_column: str,
         label_time_column: str,
+        conn_id: str = "",
+        predictions_table: str = "",
+        labels_table: str = "",
         label_conn_id: str | None = None,
+        predictions_path: str | None = None,
+        labels_path: str | None = None,
+        chunksize: int = DEFAULT_CHUNKSIZE,
         id_column: str = "prediction_id",
         label_id_column: str | None = None,
         label_column: str = "label",
@@ -121,15 +139,36 @@ class PerformanceCheckOperator(BaseCheckOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if task not in ("classification", "regression"):
-            raise ValueError(f"{self.task_id}: task must be 'classification' or 'regression', got {task!r}")
-        if score_column is None and (task == "regression" or predicted_column is None):
+        if task not in ("classification", "regression", "multiclass"):
+            raise ValueError(
+                f"{self.task_id}: task must be 'classification', 'multiclass' or 'regression', got {task!r}"
+            )
+        if task == "multiclass" and predicted_column is None:
+            raise ValueError(
+                f"{self.task_id}: task='multiclass' needs predicted_column (the predicted class)"
+            )
+        if not (predictions_path or (conn_id and predictions_table)):
+            raise ValueError(f"{self.task_id}: give conn_id and predictions_table, or predictions_path")
+        if not (labels_path or ((label_conn_id or conn_id) and labels_table)):
+            raise ValueError(
+                f"{self.task_id}: give labels_table (on conn_id or label_conn_id), or labels_path"
+            )
+        if chunksize < 1:
+            raise ValueError(f"{self.task_id}: chunksize must be positive, got {chunksize}")
+        if (
+            task != "multiclass"
+            and score_column is None
+            and (task == "regression" or predicted_column is None)
+        ):
             raise ValueError(
                 f"{self.task_id}: give score_column (predicted probability or value)"
                 + (" or predicted_column" if task == "classification" else "")
             )
         self.conn_id = conn_id
         self.label_conn_id = label_conn_id
+        self.predictions_path = predictions_path
+        self.labels_path = labels_path
+        self.chunksize = chunksize
         self.predictions_table = predictions_table
         self.labels_table = labels_table
         self.prediction_time_column = prediction_time_column
@@ -150,7 +189,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         self.timezone = timezone
         self.bins = bins
         self.count_orphan_labels = count_orphan_labels
-        main = metric or ("accuracy" if task == "classification" else "mae")
+        main = metric or ("mae" if task == "regression" else "accuracy")
         if isinstance(max_drop, Mapping):
             levels = {
                 name: parse_max_drop(v, relative=relative, name=f"{self.task_id}: max_drop[{name!r}]")
@@ -174,18 +213,12 @@ class PerformanceCheckOperator(BaseCheckOperator):
             raise ValueError(f"{self.task_id}: {exc}") from exc
 
     def dataset_name(self) -> str:
-        """``conn_id:predictions_table``, unless ``dataset`` names it."""
-        return self.dataset or f"{self.conn_id}:{self.predictions_table}"
+        """``conn_id:predictions_table`` (or the predictions path), unless ``dataset`` names it."""
+        return self.dataset or self.predictions_path or f"{self.conn_id}:{self.predictions_table}"
 
     def evaluate(self, context: Context) -> CheckResult:
         """Shift the window back by the label delay, join and aggregate in the database, judge."""
         label_conn = self.label_conn_id or self.conn_id
-        if label_conn != self.conn_id:
-            raise MlobsInputError(
-                f"predictions on connection {self.conn_id!r} and labels on connection {label_conn!r}: "
-                "joining across connections is not supported yet; put both tables on one connection "
-                "(the join runs in the database), or give the same conn_id when they are one database"
-            )
         start, end = run_window(context)
         if start is None or end is None:
             raise MlobsInputError(
@@ -195,8 +228,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
         cutoff = _parse_moment(self.label_cutoff, "label_cutoff")
         window = evaluation_window(start, end, self.label_delay, label_cutoff=cutoff, zone=zone)
         source = PerformanceSource(
-            predictions=parse_table_name(self.predictions_table),
-            labels=parse_table_name(self.labels_table),
+            predictions=parse_table_name(self.predictions_table or "predictions"),
+            labels=parse_table_name(self.labels_table or "labels"),
             id_column=self.id_column,
             prediction_time_column=self.prediction_time_column,
             label_column=self.label_column,
@@ -207,26 +240,27 @@ class PerformanceCheckOperator(BaseCheckOperator):
             model_version_column=self.model_version_column,
             segment_column=self.segment_column,
         )
-        with connected(self.conn_id) as engine:
-            overall, segments, stats = performance_summary_sql(
-                engine,
-                source,
-                window,
-                task=self.task,
-                positive_label=self.positive_label,
-                threshold=self.threshold,
-                model_version=self.model_version,
-                naive_zone=zone,
-                bins=self.bins,
-                count_orphans=self.count_orphan_labels,
+        options: dict[str, Any] = {
+            "task": self.task,
+            "positive_label": self.positive_label,
+            "threshold": self.threshold,
+            "model_version": self.model_version,
+            "naive_zone": zone,
+            "bins": self.bins,
+            "count_orphans": self.count_orphan_labels,
+        }
+        if self.predictions_path or self.labels_path or label_conn != self.conn_id:
+            overall, segments = self._join_in_memory(source, window, label_conn, options)
+        else:
+            with connected(self.conn_id) as engine:
+                overall, segments, stats = performance_summary_sql(engine, source, window, **options)
+            self.log.info(
+                "Joined %s with %s in the database: %d statement, %d aggregate rows fetched",
+                self.predictions_table,
+                self.labels_table,
+                stats.statements,
+                stats.rows_fetched,
             )
-        self.log.info(
-            "Joined %s with %s in the database: %d statement, %d aggregate rows fetched",
-            self.predictions_table,
-            self.labels_table,
-            stats.statements,
-            stats.rows_fetched,
-        )
         return judge_performance(
             overall,
             self.settings,
@@ -236,6 +270,39 @@ class PerformanceCheckOperator(BaseCheckOperator):
             window_start=start,
             window_end=end,
         )
+
+    def _join_in_memory(
+        self, source: PerformanceSource, window: PerformanceWindow, label_conn: str, options: dict[str, Any]
+    ) -> tuple[Summary, dict[str, Summary]]:
+        """Predictions and labels on different connections or in files: stream both and join in
+        memory, in chunks (:mod:`airflow_mlobs.sources.performance_frame`)."""
+        preds_where = (
+            f"file {self.predictions_path}" if self.predictions_path else f"connection {self.conn_id!r}"
+        )
+        labels_where = f"file {self.labels_path}" if self.labels_path else f"connection {label_conn!r}"
+        try:
+            with ExitStack() as stack:
+                preds: Any = self.predictions_path or stack.enter_context(connected(self.conn_id))
+                labels: Any = self.labels_path or stack.enter_context(connected(label_conn))
+                overall, segments, stats = performance_summary_join(
+                    preds, labels, source, window, chunksize=self.chunksize, **options
+                )
+        except MlobsInputError as exc:
+            raise SourceError(
+                f"joining predictions on {preds_where} and labels on {labels_where} in memory: {exc}"
+            ) from exc
+        self.log.info(
+            "Joined %s with %s in memory: %d predictions in %d chunks, %d label rows read "
+            "(%d label ids and %d late ids held)",
+            self.predictions_path or f"{self.conn_id}:{self.predictions_table}",
+            self.labels_path or f"{label_conn}:{self.labels_table}",
+            stats.prediction_rows,
+            stats.prediction_chunks,
+            stats.label_rows,
+            stats.label_ids_held,
+            stats.late_ids_held,
+        )
+        return overall, segments
 
 
 def _parse_moment(value: datetime | str | None, name: str) -> datetime | None:

@@ -11,8 +11,10 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
    Only rank 1 is kept, so each prediction appears once, with its winning label (or none, or only a
    late one);
 3. ``GROUP BY segment, label state, y, ŷ, score bin`` for classification (confusion counts and score
-   histograms at once, with the sums of the log-loss terms and of the scores), or
-   ``GROUP BY segment, label state`` with the regression sums;
+   histograms at once, with the sums of the log-loss terms and of the scores),
+   ``GROUP BY segment, label state, label, predicted class`` for multi-class (the confusion matrix
+   as counts; classes become canonical text in Python), or ``GROUP BY segment, label state`` with
+   the regression sums;
 4. ``UNION ALL`` one row counting the labels that arrived in ``(arrivals_start, cutoff]`` for a
    prediction id the log does not have (``NOT EXISTS``).
 
@@ -37,6 +39,7 @@ from airflow_mlobs.core.performance import (
     LOG_LOSS_EPS,
     ClassificationSummary,
     Coverage,
+    MulticlassSummary,
     PerformanceWindow,
     RegressionSummary,
     Summary,
@@ -53,6 +56,14 @@ _NUMERIC_TYPES = (LogicalType.INTEGER, LogicalType.FLOAT, LogicalType.DECIMAL, L
 NO_LABEL, LABELLED, LATE = 0, 1, 2
 _ORPHANS = -1
 NO_SEGMENT = "(none)"
+
+
+def class_text(value: Any) -> str:
+    """A class value as canonical text (``1``, ``1.0`` -> ``"1"``; booleans ``"true"``/``"false"``),
+    shared by the pushed-down and the in-memory multi-class paths."""
+    from airflow_mlobs.sources.frame import category_text
+
+    return category_text(value)
 
 
 @dataclass(frozen=True)
@@ -153,11 +164,17 @@ def performance_statement(
     label_id = source.label_id_column or source.id_column
     preds_cat.get(source.id_column, "prediction id")
     preds_cat.get(source.prediction_time_column, "prediction time", _TIME_TYPES)
-    if source.score_column is None and (task == "regression" or source.predicted_column is None):
+    if task == "multiclass" and source.predicted_column is None:
+        raise SourceError("a multiclass check needs predicted_column (the predicted class)")
+    if (
+        source.score_column is None
+        and task != "multiclass"
+        and (task == "regression" or source.predicted_column is None)
+    ):
         raise SourceError(
             "give score_column (the predicted probability or value), or predicted_column for classification"
         )
-    if source.score_column is not None:
+    if source.score_column is not None and task != "multiclass":
         preds_cat.get(source.score_column, "score", _NUMERIC_TYPES)
     if source.predicted_column is not None:
         preds_cat.get(source.predicted_column, "predicted class")
@@ -201,7 +218,7 @@ def performance_statement(
             preds.c[source.model_version_column] == sa.bindparam("model_version", model_version)
         )
     p_columns: list[sa.ColumnElement[Any]] = [preds.c[source.id_column].label("pid")]
-    if source.score_column:
+    if source.score_column and task != "multiclass":
         p_columns.append(sa.cast(preds.c[source.score_column], sa.Float).label("score"))
     if source.predicted_column:
         p_columns.append(preds.c[source.predicted_column].label("predicted"))
@@ -293,6 +310,24 @@ def performance_statement(
             sa.func.sum(k.term * k.term).label("a4"),
         ).group_by(k.segment, k.state, k.y, k.yhat, k.bin)
         empty_sums = 4
+    elif task == "multiclass":
+        # The confusion matrix as counts per (label, predicted class); the classes are made canonical
+        # text in Python (_assemble), so 1, 1.0 and TRUE compare as in the in-memory join.
+        label_of_labelled = sa.case((state == LABELLED, j.label))
+        grouped = (
+            sa.select(
+                j.segment.label("segment"),
+                state.label("state"),
+                label_of_labelled.label("y"),
+                j.predicted.label("yhat"),
+                sa.null().label("bin"),
+                n.label("n"),
+                duplicate.label("dup"),
+            )
+            .where(j.rn == 1)
+            .group_by(j.segment, state, label_of_labelled, j.predicted)
+        )
+        empty_sums = 0
     else:
         pred_v = j.score
         yv = sa.cast(j.label, sa.Float)
@@ -426,7 +461,15 @@ def _assemble(
             acc["late"] += count
         if state == LABELLED:
             acc["labelled"] += count
-        if task == "classification":
+        if task == "multiclass":
+            if state != LABELLED:
+                continue
+            if row.y is None or row.yhat is None:
+                acc["invalid"] += count
+                continue
+            cell = (class_text(row.y), class_text(row.yhat))
+            acc["cells"][cell] = acc["cells"].get(cell, 0) + count
+        elif task == "classification":
             bin_index, yhat = int(row.bin), int(row.yhat)
             if bin_index >= 0:
                 acc["scored"] += count
@@ -435,8 +478,8 @@ def _assemble(
             acc["predicted_positive_all"] += count * yhat
             if state != LABELLED:
                 continue
-            cell = {(1, 1): "tp", (0, 1): "fp", (1, 0): "fn", (0, 0): "tn"}[(int(row.y), yhat)]
-            acc[cell] += count
+            confusion = {(1, 1): "tp", (0, 1): "fp", (1, 0): "fn", (0, 0): "tn"}[(int(row.y), yhat)]
+            acc[confusion] += count
             if bin_index < 0:
                 acc["invalid_scores"] += count
                 continue
@@ -477,7 +520,9 @@ def _assemble(
 
 def _empty(task: Task, bins: int) -> dict[str, Any]:
     acc: dict[str, Any] = {"predictions": 0, "labelled": 0, "late": 0, "duplicate": 0}
-    if task == "classification":
+    if task == "multiclass":
+        acc.update({"cells": {}, "invalid": 0})
+    elif task == "classification":
         acc.update(
             {
                 "tp": 0,
@@ -517,6 +562,8 @@ def _empty(task: Task, bins: int) -> dict[str, Any]:
 
 def _build(task: Task, bins: int, acc: dict[str, Any]) -> Summary:
     coverage = Coverage(acc.pop("predictions"), acc.pop("labelled"), acc.pop("late"), acc.pop("duplicate"))
+    if task == "multiclass":
+        return MulticlassSummary.from_counts(acc["cells"], invalid=acc["invalid"], coverage=coverage)
     if task == "classification":
         acc["positives"] = tuple(acc["positives"])
         acc["negatives"] = tuple(acc["negatives"])

@@ -425,7 +425,7 @@ def test_segments_name_the_worst_and_warn_at_most() -> None:
 # --- the operator's own checks (no database) -------------------------------------------------------
 
 
-def test_operator_validates_arguments_at_parse_time_and_refuses_cross_connection_joins() -> None:
+def test_operator_validates_arguments_at_parse_time_and_names_both_connections() -> None:
     from airflow_mlobs.operators import PerformanceCheckOperator
 
     common = dict(
@@ -446,5 +446,10 @@ def test_operator_validates_arguments_at_parse_time_and_refuses_cross_connection
         "data_interval_start": datetime(2026, 1, 1, tzinfo=UTC),
         "data_interval_end": datetime(2026, 1, 2, tzinfo=UTC),
     }
-    with pytest.raises(MlobsInputError, match="'preds_db' and labels on connection 'labels_db'"):
+    # Across connections the join runs in memory (tests/integration/test_performance_join.py); an
+    # undefined connection is an error naming both sides and the missing one.
+    with pytest.raises(
+        MlobsInputError,
+        match="'preds_db' and labels on connection 'labels_db' in memory: connection 'preds_db' is not defined",
+    ):
         op.evaluate(context)  # type: ignore[arg-type]
