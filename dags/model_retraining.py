@@ -41,6 +41,7 @@ with DAG(
         table="churn_training",
         timestamp_column="event_time",
         max_age="1d",
+        as_of="{{ ti.xcom_pull(task_ids='training_window')['end'] }}",  # fresh up to the day we train on
         on_breach="fail",
     )
     training_schema = SchemaCheckOperator(
@@ -51,14 +52,29 @@ with DAG(
         on_breach="fail",
     )
 
+    @task
+    def training_window(**context: Any) -> dict[str, str]:
+        """The day to train on: the one the gate judged (its asset event carries ``window_end``);
+        for a run started otherwise, the day before the run's data interval end or logical date.
+        Asset-triggered runs have no data interval in Airflow 3, so it cannot be templated."""
+        end: datetime | None = None
+        for events in (context.get("triggering_asset_events") or {}).values():
+            for event in events:
+                stamp = (getattr(event, "extra", None) or {}).get("window_end")
+                if stamp:
+                    end = max(end, datetime.fromisoformat(stamp)) if end else datetime.fromisoformat(stamp)
+        end = end or context.get("data_interval_end") or context.get("logical_date") or datetime.now(UTC)
+        return {"start": (end - timedelta(days=1)).isoformat(), "end": end.isoformat()}
+
+    window = training_window()
     training_quality = ExpectationSuiteOperator(
         task_id="quality_churn_training",
         conn_id=WAREHOUSE,
         table="churn_training",
         timestamp_column="event_time",
         # The day train_model learns from.
-        window_start="{{ data_interval_end - macros.timedelta(days=1) }}",
-        window_end="{{ data_interval_end }}",
+        window_start="{{ ti.xcom_pull(task_ids='training_window')['start'] }}",
+        window_end="{{ ti.xcom_pull(task_ids='training_window')['end'] }}",
         suite="churn_training.quality.json",
         on_breach="fail",
     )
@@ -75,15 +91,18 @@ with DAG(
         from airflow.providers.common.sql.hooks.sql import DbApiHook
         from airflow.sdk import BaseHook
 
-        end = context.get("data_interval_end") or context.get("logical_date") or datetime.now(UTC)
-        start = end - timedelta(days=1)
+        window = context["ti"].xcom_pull(task_ids="training_window")
+        start, end = datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"])
         hook = BaseHook.get_connection(WAREHOUSE).get_hook()
         assert isinstance(hook, DbApiHook)
         frame = pd.read_sql(
             "SELECT customer_age, tenure_months, monthly_spend, region, churned FROM churn_training "
             "WHERE event_time >= :start AND event_time < :end",
             hook.get_sqlalchemy_engine(),
-            params={"start": start.replace(tzinfo=None), "end": end.replace(tzinfo=None)},
+            params={
+                "start": start.astimezone(UTC).replace(tzinfo=None),
+                "end": end.astimezone(UTC).replace(tzinfo=None),
+            },
         )
         if len(frame) < 100:
             raise ValueError(
@@ -138,4 +157,5 @@ with DAG(
         reference_end="{{ ti.xcom_pull(task_ids='train_model')['trained_on'][1] }}",
         columns=FEATURES,
     )
+    window >> [training_fresh, training_quality]
     [training_fresh, training_schema, training_quality] >> trained >> new_baseline
