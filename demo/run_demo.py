@@ -1,5 +1,6 @@
-"""The demo: build the warehouse, run the example DAG in real Airflow for a healthy day and a broken
-day, and print every check's stored result.
+"""The demo: build the warehouse, run the example DAGs in real Airflow (monitoring for a healthy,
+a drifted, a retrained and a broken day; the retraining the drift starts; then the model's
+accuracy as the late labels arrive), and print every check's stored result.
 
 Run through ``python3 dev.py demo`` (which sets up the virtual environment first). Everything lives
 in ``.demo/`` (Airflow home with its SQLite metadata database, the warehouse, the results history).
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,6 +26,7 @@ from airflow_mlobs.store import ResultsStore  # noqa: E402
 from demo import warehouse  # noqa: E402
 
 DAG_ID = "model_monitoring"
+PERFORMANCE_DAG_ID = "model_performance"
 RETRAIN_DAG_ID = "model_retraining"
 RETRAIN_ASSET = "mlobs://churn/retrain"
 
@@ -143,6 +146,44 @@ def show_run(demo_dir: Path, store: ResultsStore, dag_id: str, date: str, code: 
             )
 
 
+LABELS_INTRO = """
+=== Late labels. Whether a customer churned is known 1.5 to 3.5 days after the prediction. Each day
+model_performance judges the predictions made 3 days earlier (performance_matured: most labels are
+in) and estimates yesterday's from the model's scores (performance_recent: labels still arriving).
+The join with the labels runs inside the warehouse; labels count up to the end of the run's day."""
+
+
+def performance_days() -> list[tuple[datetime, str]]:
+    """The model_performance runs the demo makes, with what they show."""
+    start = warehouse.LABELS_STORY_STARTS
+    return [
+        (start, "judges the predictions of 11-22 (before the shift); estimates 11-24's"),
+        (start + timedelta(days=1), "judges 11-23's predictions: the first day of the new customer mix"),
+        (start + timedelta(days=2), "judges 11-24's predictions, whose estimate it showed two days ago"),
+    ]
+
+
+def print_coverage(store: ResultsStore) -> None:
+    """Each prediction day as the demo's runs saw it: label coverage rising, estimate then measure."""
+    rows: dict[str, list[str]] = {}
+    for stored in store.history(dag_id=PERFORMANCE_DAG_ID, check="performance"):
+        metrics = stored.result.metrics
+        window = metrics.get("prediction_window")
+        if not window or stored.result.window_end is None:
+            continue
+        judged = stored.result.window_end.date().isoformat()
+        coverage = metrics.get("label_coverage") or 0.0
+        if stored.result.status.value == "skipped":
+            expected = (metrics.get("metrics") or {}).get("expected_accuracy", {}).get("value")
+            what = f"estimated accuracy {expected:.0%}" if expected is not None else "no estimate"
+        else:
+            what = f"accuracy {metrics['value']:.0%} ({stored.result.status.value})"
+        rows.setdefault(window[0][:10], []).append(f"on {judged}: {coverage:4.0%} labelled, {what}")
+    print("\n=== Label coverage of each prediction day, as the runs saw it (from the results history):")
+    for day in sorted(rows):
+        print(f"    predictions of {day}: " + "; ".join(sorted(rows[day])))
+
+
 def run_ids(airflow_home: Path, dag_id: str, logical_date: str) -> set[str]:
     engine = _metadata(airflow_home)
     with engine.connect() as conn:
@@ -183,13 +224,18 @@ def main() -> int:
             "the transactions feed stopped, an upstream bug wrote ages of 150, and customer_age was renamed to age",
         ),
     ]
-    for day, story in days:
-        if day == warehouse.BROKEN_DAY:
+    runs = [(DAG_ID, day, story) for day, story in days] + [
+        (PERFORMANCE_DAG_ID, day, story) for day, story in performance_days()
+    ]
+    for dag_id, day, story in runs:
+        if day == warehouse.BROKEN_DAY and dag_id == DAG_ID:
             warehouse.rename_customer_age(url)
         date = day.date().isoformat()
-        print(f"\n=== {DAG_ID} for the day ending {date}: {story}", flush=True)
-        code = airflow(env, "dags", "test", DAG_ID, date, log=log)
-        show_run(demo_dir, store, DAG_ID, date, code)
+        if dag_id == PERFORMANCE_DAG_ID and day == warehouse.LABELS_STORY_STARTS:
+            print(LABELS_INTRO)
+        print(f"\n=== {dag_id} for the day ending {date}: {story}", flush=True)
+        code = airflow(env, "dags", "test", dag_id, date, log=log)
+        show_run(demo_dir, store, dag_id, date, code)
         events = retrain_events(demo_dir / "airflow")
         if events > handled_events(demo_dir):
             mark_handled(demo_dir, events)
@@ -206,6 +252,7 @@ def main() -> int:
                     f"    trained churn model {model['version']} on {model['rows']} labelled rows "
                     f"(churn rate {model['positive_rate']:.0%}, training accuracy {model['training_accuracy']:.0%})"
                 )
+    print_coverage(store)
     print(
         f"\nAirflow's own output is in {log}; the results history is {demo_dir / 'airflow' / 'mlobs_results.db'}."
     )

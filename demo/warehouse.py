@@ -9,6 +9,11 @@ breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see 
 - ``churn_training``: labelled examples (features and ``churned``) from the same population, which
   the retraining DAG trains on.
 - ``churn_predictions``: written by the monitoring DAG's scoring task.
+- ``prediction_log`` and ``churn_labels``: what the deployed churn model predicted for the customers
+  active each day (its score, the predicted class, the region), and the churn labels, which arrive
+  1.5 to 3.5 days after the prediction (about 3% never do). Before ``DRIFT_STARTS`` the model is
+  right about 90% of the time; on the shifted customer mix far less often. Predictions run to
+  ``PREDICTIONS_END``, so the last days' labels are still on their way when the demo judges them.
 
 On 2026-11-25 an upstream bug writes ``customer_age`` = 150 for a few customers (the quality suite
 catches it in the broken day's window). Then :func:`rename_customer_age` is the upstream team's
@@ -41,6 +46,13 @@ BROKEN_DAY = datetime(2026, 11, 26, tzinfo=UTC)  # window 25 -> 26: stale transa
 #: An upstream bug on this day writes an age of 150 for a few customers.
 BAD_AGES_DAY = datetime(2026, 11, 25, tzinfo=UTC)
 BAD_AGES = 4
+#: The prediction log runs to here; labels arrive ``LABEL_DELAY_DAYS`` days later (uniform).
+PREDICTIONS_END = datetime(2026, 11, 29, tzinfo=UTC)
+LABEL_DELAY_DAYS = (1.5, 3.5)
+#: The first model_performance run of the demo (it judges the predictions of 11-22).
+LABELS_STORY_STARTS = datetime(2026, 11, 26, tzinfo=UTC)
+NEVER_LABELLED = 0.03
+PREDICTIONS_PER_DAY = 600
 N_CUSTOMERS = 2_000
 ROWS_PER_DAY = 400
 FEATURES = ("customer_age", "tenure_months", "monthly_spend", "region")
@@ -83,11 +95,36 @@ def _daily_table(name: str, *, labelled: bool) -> sa.Table:
 
 customer_activity = _daily_table("customer_activity", labelled=False)
 churn_training = _daily_table("churn_training", labelled=True)
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("prediction_id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Integer, nullable=False),
+    sa.Column("predicted_at", sa.DateTime, nullable=False),
+    sa.Column("model_version", sa.String(16), nullable=False),
+    sa.Column("churn_score", sa.Float, nullable=False),
+    sa.Column("predicted_churn", sa.Integer, nullable=False),
+    sa.Column("region", sa.String(16), nullable=False),
+)
+churn_labels = sa.Table(
+    "churn_labels",
+    metadata,
+    sa.Column("prediction_id", sa.Integer, nullable=False),
+    sa.Column("churned", sa.Integer, nullable=False),
+    sa.Column("labelled_at", sa.DateTime, nullable=False),
+)
 
 
 def churn_probability(age: Any, tenure: Any, spend: Any, west: Any) -> Any:
     """The true churn probability the scenario draws labels from."""
     z = -0.65 - 0.03 * (age - 45) - 0.04 * tenure + 0.01 * (spend - 60) + 0.8 * west
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def deployed_model_score(age: Any, tenure: Any, spend: Any) -> Any:
+    """The deployed churn model (v1): a logistic model fitted on the old customer mix, which knows
+    nothing of regions."""
+    z = -0.5 - 0.03 * (age - 45) - 0.04 * tenure + 0.01 * (spend - 60)
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -177,13 +214,61 @@ def build(path: str | Path) -> str:
         labelled["churned"] = (rng.random(ROWS_PER_DAY) < p).astype(int)
         training += _rows(labelled)
         day += timedelta(days=1)
+    predictions, labels = _prediction_log()
     with engine.begin() as conn:
+        conn.execute(prediction_log.insert(), predictions)
+        conn.execute(churn_labels.insert(), labels)
         conn.execute(customer_features.insert(), customers)
         conn.execute(transactions.insert(), events)
         conn.execute(customer_activity.insert(), activity)
         conn.execute(churn_training.insert(), training)
     engine.dispose()
     return url
+
+
+def _prediction_log() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The deployed model's predictions from ``SCENARIO_START`` to ``PREDICTIONS_END`` and their
+    late labels (a separate random stream, so the other tables do not depend on it)."""
+    rng = np.random.default_rng(11)
+    predictions: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
+    day = SCENARIO_START
+    while day < PREDICTIONS_END:
+        people = _population(rng, day, PREDICTIONS_PER_DAY)
+        score = deployed_model_score(people["customer_age"], people["tenure_months"], people["monthly_spend"])
+        truth = churn_probability(
+            people["customer_age"],
+            people["tenure_months"],
+            people["monthly_spend"],
+            people["region"] == "west",
+        )
+        churned = rng.random(PREDICTIONS_PER_DAY) < truth
+        delay_days = rng.uniform(*LABEL_DELAY_DAYS, PREDICTIONS_PER_DAY)
+        labelled = rng.random(PREDICTIONS_PER_DAY) >= NEVER_LABELLED
+        for i in range(PREDICTIONS_PER_DAY):
+            pid = len(predictions) + 1
+            at = people["event_time"][i]
+            predictions.append(
+                {
+                    "prediction_id": pid,
+                    "customer_id": int(people["customer_id"][i]),
+                    "predicted_at": at,
+                    "model_version": "v1",
+                    "churn_score": round(float(score[i]), 6),
+                    "predicted_churn": int(score[i] >= 0.5),
+                    "region": str(people["region"][i]),
+                }
+            )
+            if labelled[i]:
+                labels.append(
+                    {
+                        "prediction_id": pid,
+                        "churned": int(churned[i]),
+                        "labelled_at": at + timedelta(days=float(delay_days[i])),
+                    }
+                )
+        day += timedelta(days=1)
+    return predictions, labels
 
 
 def rename_customer_age(url: str) -> None:

@@ -10,7 +10,9 @@ configured ones hold):
 
 A condition counts only if it also held in each of the ``consecutive_windows - 1`` previous windows
 of the same dataset (from the results history), so one noisy day does not retrain. Then the
-``cooldown``: no retraining within that time after the last one this gate triggered.
+``cooldown``: no retraining within that time after the last retraining of the same target, by this
+gate or by any other gate that starts the same retraining (the same asset or DAG, ``targets``): a
+drift gate and a performance gate watching one model do not retrain it twice in a row.
 """
 
 from __future__ import annotations
@@ -96,14 +98,17 @@ def decide(
     now: datetime,
     previous: Mapping[str, Sequence[CheckResult]] | None = None,
     last_retrain: datetime | None = None,
+    last_retrain_by: str | None = None,
+    targets: Sequence[str] = (),
     window_start: datetime | None = None,
     window_end: datetime | None = None,
 ) -> GateDecision:
     """Apply ``policy`` to this window's ``results``.
 
     ``previous`` maps a dataset to its earlier results of the same check, newest first (from the
-    results history), for ``consecutive_windows``; ``last_retrain`` is when this gate last decided
-    to retrain, for ``cooldown``.
+    results history), for ``consecutive_windows``; ``last_retrain`` is when this gate, or
+    ``last_retrain_by`` (another gate with one of the same ``targets``), last decided to retrain,
+    for ``cooldown``. ``targets`` (asset URIs, ``dag:<dag_id>``) are stored with the decision.
     """
     previous = previous or {}
     configured = [
@@ -151,8 +156,9 @@ def decide(
         if policy.cooldown is not None and last_retrain is not None and now - last_retrain < policy.cooldown:
             decision = HOLD
             wait = format_duration(policy.cooldown - (now - last_retrain))
+            by = f" by {last_retrain_by}" if last_retrain_by and last_retrain_by != gate else ""
             summary = (
-                f"{gate}: retraining held by cooldown (last retrain {format_duration(now - last_retrain)} ago, "
+                f"{gate}: retraining held by cooldown (last retrain{by} {format_duration(now - last_retrain)} ago, "
                 f"cooldown {format_duration(policy.cooldown)}, {wait} left): " + "; ".join(reasons)
             )
             findings.append(
@@ -162,7 +168,7 @@ def decide(
                     Status.WARN,
                     value=format_duration(now - last_retrain),
                     threshold=format_duration(policy.cooldown),
-                    reason="retrained too recently",
+                    reason=f"retrained too recently{by}",
                 )
             )
     status = Status.WARN if decision in (RETRAIN, HOLD) else Status.PASS
@@ -178,6 +184,8 @@ def decide(
             "reasons": list(reasons),
             "inputs": [f"{r.check}:{r.dataset}:{r.status.value}" for r in results],
             "last_retrain": last_retrain.isoformat() if last_retrain else None,
+            "last_retrain_by": last_retrain_by if last_retrain else None,
+            "targets": sorted(targets),
         },
         findings=tuple(findings),
     )

@@ -32,7 +32,8 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
 
     :param check_task_ids: upstream check tasks to read (default: all direct upstream tasks).
     :param drift_share, critical_features, performance_drop, consecutive_windows, cooldown, require:
-        the policy; ``cooldown`` is a timedelta or text like ``"3d"``.
+        the policy; ``cooldown`` is a timedelta or text like ``"3d"``, counted from the last
+        retraining of the same target (an outlet asset or ``trigger_dag_id``) by any gate.
     :param trigger_dag_id: optionally trigger this DAG when retraining.
     """
 
@@ -69,6 +70,14 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         self.results_conn_id = results_conn_id
         self.on_breach = "continue"
 
+    def targets(self) -> list[str]:
+        """What this gate starts: its outlets' asset URIs and ``dag:<trigger_dag_id>``; gates with a
+        target in common share the cooldown."""
+        found = [str(uri) for uri in (getattr(o, "uri", None) for o in self.outlets) if uri]
+        if self.trigger_dag_id:
+            found.append(f"dag:{self.trigger_dag_id}")
+        return sorted(set(found))
+
     def upstream_results(self, context: Context) -> list[CheckResult]:
         """This run's results of the check tasks, from XCom (tasks that pushed nothing are left out)."""
         task_ids = self.check_task_ids if self.check_task_ids is not None else sorted(self.upstream_task_ids)
@@ -96,11 +105,15 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
                         if s.result.window_end is not None and s.result.window_end < now
                     ]
                     previous[result.dataset] = earlier[: self.policy.consecutive_windows - 1]
-            last_retrain = None
-            for stored in store.history(dag_id=self.dag_id, task_id=self.task_id, check=CHECK):
+            targets = self.targets()
+            last_retrain, last_retrain_by = None, None
+            for stored in store.history(check=CHECK):
                 end = stored.result.window_end
-                if stored.result.metrics.get("decision") == RETRAIN and end is not None and end < now:
-                    last_retrain = end
+                if stored.result.metrics.get("decision") != RETRAIN or end is None or end >= now:
+                    continue
+                same_gate = stored.run.dag_id == self.dag_id and stored.run.task_id == self.task_id
+                if same_gate or set(targets) & set(stored.result.metrics.get("targets") or ()):
+                    last_retrain, last_retrain_by = end, stored.result.dataset
                     break
         finally:
             engine.dispose()
@@ -111,6 +124,8 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             now=now,
             previous=previous,
             last_retrain=last_retrain,
+            last_retrain_by=last_retrain_by,
+            targets=targets,
             window_start=window_start,
             window_end=window_end,
         )

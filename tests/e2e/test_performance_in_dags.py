@@ -134,3 +134,21 @@ def test_accuracy_drop_fails_the_check_and_opens_the_gate(
     assert immature["status"] == "skipped"
     assert "labels not mature" in immature["summary"] and "coverage" in immature["summary"]
     assert later.states["retrain_gate"] == "skipped"
+
+    # Another gate retraining the same asset (it judges the same dropped day, 8 days late) on 11-10,
+    # a day after the first gate retrained: held by the shared 3-day cooldown, naming that gate.
+    (dags / "other_gate.py").write_text(
+        (dags / "performance_dag.py")
+        .read_text()
+        .replace('"mlobs_performance"', '"mlobs_performance_other"')
+        .replace('label_delay="7d"', 'label_delay="8d"')
+        .replace("performance_drop=0.05,", 'performance_drop=0.05, cooldown="3d",')
+    )
+    other = run_dag(airflow_db, dags, "mlobs_performance_other", "2026-11-10", env)
+    assert other.returncode == 0, other.output[-4000:]
+    assert other.xcoms["churn_performance"]["status"] == "fail"
+    held = other.xcoms["retrain_gate"]
+    assert held["metrics"]["decision"] == "hold", held["summary"]
+    assert "held by cooldown (last retrain by mlobs_performance.retrain_gate 1d ago" in held["summary"]
+    assert held["metrics"]["targets"] == ["mlobs://churn/retrain"]
+    assert other.states["retrain_gate"] == "skipped"

@@ -218,6 +218,25 @@ def test_cooldown_holds_a_retraining_inside_it() -> None:
     assert decision.result.metrics["last_retrain"] == (NOW - timedelta(days=1)).isoformat()
 
 
+def test_cooldown_names_the_other_gate_that_retrained_and_stores_the_targets() -> None:
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=3))
+    decision = decide(
+        policy,
+        [drift(0.9, ["a"])],
+        gate=GATE,
+        now=NOW,
+        last_retrain=NOW - timedelta(days=2),
+        last_retrain_by="model_monitoring.retrain_gate",
+        targets=["mlobs://churn/retrain", "dag:retrain"],
+    )
+    assert decision.decision == HOLD
+    assert "last retrain by model_monitoring.retrain_gate 2d ago" in decision.result.summary
+    assert decision.result.metrics["last_retrain_by"] == "model_monitoring.retrain_gate"
+    assert decision.result.metrics["targets"] == ["dag:retrain", "mlobs://churn/retrain"]
+    cooldown = [f for f in decision.result.findings if f.metric == "cooldown"]
+    assert cooldown[0].reason == "retrained too recently by model_monitoring.retrain_gate"
+
+
 def test_cooldown_time_left_in_hours() -> None:
     policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=2))
     decision = run(policy, [drift(0.9, ["a"])], last_retrain=NOW - timedelta(hours=30))

@@ -1,0 +1,84 @@
+"""Daily model quality of the churn model, once the churn labels have arrived.
+
+Churn labels arrive 1.5 to 3.5 days after the prediction (``churn_labels.labelled_at``). Each run
+looks at two windows of the prediction log, both joined with the labels inside the warehouse (only
+aggregate rows come back), with the labels known by the end of the run's data interval, so a re-run
+sees the same labels:
+
+- ``performance_matured``: the predictions made 3 days before the run's interval, whose labels
+  are mostly in. Accuracy (and ROC AUC) against the model's accuracy on its validation data; a drop
+  larger than 3 points and than twice its standard error warns, 8 points fails the check (the task
+  still succeeds: ``on_breach="continue"``), with the worst regions named. Fewer than 80% of the
+  predictions labelled: ``skipped``, "labels not mature".
+- ``performance_recent``: yesterday's predictions, which have almost no labels yet: the result is
+  ``skipped`` with estimates from the scores (expected accuracy and positive rate, assuming the
+  model is calibrated), so a collapse shows before the labels confirm it.
+
+The retraining gate opens on an accuracy drop of 5 points or more. It starts the same retraining as
+the monitoring DAG's drift gate (the ``mlobs://churn/retrain`` asset) and shares its cooldown: when
+drift already retrained the model, the labels confirming the damage do not retrain it again.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
+
+from airflow_mlobs.operators import PerformanceCheckOperator, RetrainGateOperator
+
+WAREHOUSE = "mlobs_warehouse"
+RETRAIN = Asset("mlobs://churn/retrain")
+#: Columns of the prediction log and the label table, shared by both checks.
+SOURCE: dict[str, Any] = {
+    "conn_id": WAREHOUSE,
+    "predictions_table": "prediction_log",
+    "labels_table": "churn_labels",
+    "prediction_time_column": "predicted_at",
+    "label_time_column": "labelled_at",
+    "label_column": "churned",
+    "score_column": "churn_score",
+    "predicted_column": "predicted_churn",
+    "segment_column": "region",
+    "model_version_column": "model_version",
+    "model_version": "v1",
+    "dataset": "churn_model_v1",
+}
+
+with DAG(
+    dag_id="model_performance",
+    description="Accuracy of the churn model from late-arriving labels",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 11, 1, tzinfo=UTC),
+    catchup=False,
+    tags=["mlobs", "churn"],
+    default_args={"retries": 0},
+) as dag:
+    matured = PerformanceCheckOperator(
+        task_id="performance_matured",
+        **SOURCE,
+        label_delay="3d",
+        min_label_coverage=0.8,
+        baseline={"accuracy": 0.87, "roc_auc": 0.84},  # measured on the validation data
+        max_drop={"accuracy": (0.03, 0.08), "roc_auc": (0.05, 0.10)},
+        on_breach="continue",
+    )
+    recent = PerformanceCheckOperator(
+        task_id="performance_recent",
+        **SOURCE,
+        label_delay="1d",
+        min_label_coverage=0.8,
+        baseline={"accuracy": 0.87},
+        max_drop=(0.03, 0.08),
+        on_breach="continue",
+    )
+    gate = RetrainGateOperator(
+        task_id="retrain_gate",
+        check_task_ids=["performance_matured"],
+        drift_share=None,
+        performance_drop=0.05,
+        cooldown="5d",
+        outlets=[RETRAIN],
+    )
+    [matured, recent] >> gate
