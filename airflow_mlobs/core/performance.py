@@ -68,9 +68,19 @@ macro / weighted F1 and per-class precision / recall / F1 (:func:`multiclass_met
 the undefined cases: a class never predicted has no precision; macro F1 averages over the classes
 seen as a label or a prediction).
 
-**Estimates while labels are immature** (marked ``estimate=True``): expected accuracy
-``mean(ŷ s + (1 - ŷ)(1 - s))`` and expected positive rate ``mean(s)`` over all predictions of the
-window, labelled or not: what the metrics would be if the model were calibrated.
+**Estimates while labels are immature** (marked ``estimate=True``), over all predictions of the
+window with a valid score, labelled or not: expected accuracy ``mean(ŷ c(s) + (1 - ŷ)(1 - c(s)))``
+and expected positive rate ``mean(c(s))``, where ``c`` is the calibration map. Without a reference
+window ``c(s) = s``: what the metrics would be if the model were calibrated. With a labelled
+reference window (:func:`calibration_map`), ``c`` maps each of ``ECE_BINS`` equal-width score bins
+to the positive rate observed in that bin of the reference (``calibration="reference"`` in the
+metric); a bin the reference has no labelled rows in keeps ``c(s) = s``. Both assume that the
+relation of score to outcome is unchanged since the reference (covariate shift only); a shift in
+that relation (concept drift) only shows once the labels arrive.
+
+**Baselines from a reference window**: a metric without a given baseline value can take it from a
+labelled reference window (:func:`judge_performance` ``reference=``); the drop is then weighed
+against the standard error of the difference, ``sqrt(SE_window^2 + SE_reference^2)``.
 
 **Judgement** (:func:`judge_performance`): ``drop`` is the main metric's fall from its baseline in
 the metric's units, positive when worse (``baseline - value`` for metrics where higher is better,
@@ -271,7 +281,9 @@ class ClassificationSummary:
     goes to the last bin); ``invalid_scores``: labelled rows with a NULL or out-of-range score;
     ``log_loss_sum`` / ``log_loss_sumsq``: sums of the per-row log-loss terms and their squares over
     the labelled rows with a valid score. All rows of the window with a valid score:
-    ``scored``, ``score_sum``, ``confidence_sum`` (sum of ``ŷ s + (1 - ŷ)(1 - s)``), for the estimates.
+    ``scored``, ``score_sum``, ``confidence_sum`` (sum of ``ŷ s + (1 - ŷ)(1 - s)``), and their score
+    histograms by predicted class, ``scored_predicted_positive`` / ``scored_predicted_negative``,
+    for the estimates.
     """
 
     bins: int = DEFAULT_BINS
@@ -288,13 +300,14 @@ class ClassificationSummary:
     score_sum: float = 0.0
     confidence_sum: float = 0.0
     predicted_positive_all: int = 0
+    scored_predicted_positive: tuple[int, ...] = ()
+    scored_predicted_negative: tuple[int, ...] = ()
     coverage: Coverage = field(default_factory=Coverage)
 
     def __post_init__(self) -> None:
-        if not self.positives:
-            object.__setattr__(self, "positives", (0,) * self.bins)
-        if not self.negatives:
-            object.__setattr__(self, "negatives", (0,) * self.bins)
+        for name in ("positives", "negatives", "scored_predicted_positive", "scored_predicted_negative"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, (0,) * self.bins)
 
     @property
     def labelled(self) -> int:
@@ -319,6 +332,12 @@ class ClassificationSummary:
             score_sum=self.score_sum + other.score_sum,
             confidence_sum=self.confidence_sum + other.confidence_sum,
             predicted_positive_all=self.predicted_positive_all + other.predicted_positive_all,
+            scored_predicted_positive=_add_tuples(
+                self.scored_predicted_positive, other.scored_predicted_positive
+            ),
+            scored_predicted_negative=_add_tuples(
+                self.scored_predicted_negative, other.scored_predicted_negative
+            ),
             coverage=self.coverage + other.coverage,
         )
 
@@ -492,6 +511,8 @@ def summarize_classification(
         score_sum=float(s[valid].sum()),
         confidence_sum=float(conf.sum()),
         predicted_positive_all=int(yhat.sum()),
+        scored_predicted_positive=tuple(int(c) for c in np.bincount(b[valid & yhat], minlength=bins)),
+        scored_predicted_negative=tuple(int(c) for c in np.bincount(b[valid & ~yhat], minlength=bins)),
         coverage=Coverage(
             predictions=len(ids),
             labelled=int(has.sum()),
@@ -590,6 +611,8 @@ def summarize_classification_arrays(
         score_sum=float(s[valid].sum()),
         confidence_sum=float(conf.sum()),
         predicted_positive_all=int(yhat.sum()),
+        scored_predicted_positive=tuple(int(c) for c in np.bincount(b[valid & yhat], minlength=bins)),
+        scored_predicted_negative=tuple(int(c) for c in np.bincount(b[valid & ~yhat], minlength=bins)),
         coverage=Coverage(len(has), int(has.sum()), int(np.sum(lt & ~has)), int(np.sum(dup & has))),
     )
 
@@ -854,8 +877,60 @@ def _mean_and_se(total: float, total_sq: float, n: int) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def classification_metrics(summary: ClassificationSummary) -> dict[str, MetricValue]:
-    """Every classification metric of ``summary`` (module docstring), plus the estimates."""
+def _calibration_groups(bins: int, calibration_bins: int = ECE_BINS) -> NDArray[np.int64]:
+    """The calibration bin of each fine score bin (by its midpoint)."""
+    midpoints = (np.arange(bins) + 0.5) / bins
+    return np.minimum((midpoints * calibration_bins).astype(np.int64), calibration_bins - 1)
+
+
+def calibration_map(reference: ClassificationSummary, calibration_bins: int = ECE_BINS) -> tuple[float, ...]:
+    """The positive rate observed in each of ``calibration_bins`` equal-width score bins of a
+    labelled reference window; a bin without labelled rows gets its mean score midpoint (no
+    correction). Used by the estimates (module docstring)."""
+    group = _calibration_groups(reference.bins, calibration_bins)
+    pos = np.bincount(group, weights=np.asarray(reference.positives, float), minlength=calibration_bins)
+    total = pos + np.bincount(
+        group, weights=np.asarray(reference.negatives, float), minlength=calibration_bins
+    )
+    identity = (np.arange(calibration_bins) + 0.5) / calibration_bins
+    rates = np.where(total > 0, pos / np.maximum(total, 1.0), identity)
+    return tuple(float(r) for r in rates)
+
+
+def _estimates(s: ClassificationSummary, calibration: Sequence[float] | None) -> dict[str, MetricValue]:
+    """Expected accuracy and positive rate from the scores (module docstring); their SE is left
+    out: they are model-based, not sampled."""
+    if s.scored <= 0:
+        return {}
+    if calibration is None:
+        accuracy, positive_rate, extra = s.confidence_sum / s.scored, s.score_sum / s.scored, {}
+    else:
+        rates = np.asarray(calibration, dtype=np.float64)
+        group = _calibration_groups(s.bins, len(rates))
+        pred_pos = np.bincount(
+            group, weights=np.asarray(s.scored_predicted_positive, float), minlength=len(rates)
+        )
+        pred_neg = np.bincount(
+            group, weights=np.asarray(s.scored_predicted_negative, float), minlength=len(rates)
+        )
+        positive_rate = float(np.sum((pred_pos + pred_neg) * rates)) / s.scored
+        accuracy = float(np.sum(pred_pos * rates + pred_neg * (1 - rates))) / s.scored
+        extra = {"calibration": "reference"}
+    return {
+        "expected_accuracy": replace(
+            _metric("expected_accuracy", accuracy, None, s.scored, **extra), estimate=True
+        ),
+        "expected_positive_rate": replace(
+            _metric("expected_positive_rate", positive_rate, None, s.scored, **extra), estimate=True
+        ),
+    }
+
+
+def classification_metrics(
+    summary: ClassificationSummary, calibration: Sequence[float] | None = None
+) -> dict[str, MetricValue]:
+    """Every classification metric of ``summary`` (module docstring), plus the estimates
+    (calibrated with ``calibration``, from :func:`calibration_map`, when given)."""
     s = summary
     n = s.labelled
     empty = "no labelled predictions"
@@ -878,14 +953,7 @@ def classification_metrics(summary: ClassificationSummary) -> dict[str, MetricVa
         metrics["log_loss"] = _metric("log_loss", mean, se, scored_labelled)
     else:
         metrics["log_loss"] = MetricValue("log_loss", None, None, 0, "no labelled predictions with a score")
-    if s.scored > 0:
-        # Estimates from the scores alone; their SE is left out: they are model-based, not sampled.
-        metrics["expected_accuracy"] = replace(
-            _metric("expected_accuracy", s.confidence_sum / s.scored, None, s.scored), estimate=True
-        )
-        metrics["expected_positive_rate"] = replace(
-            _metric("expected_positive_rate", s.score_sum / s.scored, None, s.scored), estimate=True
-        )
+    metrics.update(_estimates(s, calibration))
     return metrics
 
 
@@ -980,10 +1048,11 @@ def multiclass_metrics(summary: MulticlassSummary) -> dict[str, MetricValue]:
     return metrics
 
 
-def compute_metrics(summary: Summary) -> dict[str, MetricValue]:
-    """The metrics of a classification or regression summary."""
+def compute_metrics(summary: Summary, calibration: Sequence[float] | None = None) -> dict[str, MetricValue]:
+    """The metrics of a classification or regression summary (``calibration`` for the estimates of
+    a binary classifier)."""
     if isinstance(summary, ClassificationSummary):
-        return classification_metrics(summary)
+        return classification_metrics(summary, calibration)
     if isinstance(summary, MulticlassSummary):
         return multiclass_metrics(summary)
     return regression_metrics(summary)
@@ -1061,21 +1130,32 @@ def _fmt(metric: str, value: float | None) -> str:
     return f"{value:.1%}" if metric in HIGHER_IS_BETTER - {"r2"} or metric in DESCRIPTIVE else f"{value:.4g}"
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """A metric's baseline value, with its standard error when it was measured on a reference
+    window (``source="reference"``) rather than given."""
+
+    value: float
+    se: float | None = None
+    source: str = "given"
+
+
 def _judge_metric(
-    name: str, metric: MetricValue, settings: PerformanceSettings, subject: str
+    name: str, metric: MetricValue, settings: PerformanceSettings, subject: str, base: Baseline | None
 ) -> tuple[Finding, float | None]:
     """One metric against its baseline: the finding and the drop."""
-    baseline = settings.baseline.get(name)
+    baseline = base.value if base is not None else None
     if metric.value is None:
         return Finding(
             subject, name, Status.SKIPPED, None, baseline, f"{name} undefined: {metric.reason}"
         ), None
-    if baseline is None:
+    if base is None or baseline is None:
         return Finding(subject, name, Status.PASS, metric.value, None, "no baseline"), None
     drop = drop_of(name, metric.value, baseline)
     levels = settings.levels_for(name)
-    noise = settings.sigma * (metric.se or 0.0)
-    words = f"{name} {_fmt(name, metric.value)} vs baseline {_fmt(name, baseline)} (drop {drop:+.3g}, SE {metric.se or 0:.2g})"
+    se = math.hypot(metric.se or 0.0, base.se or 0.0)
+    noise = settings.sigma * se
+    words = f"{name} {_fmt(name, metric.value)} vs baseline {_fmt(name, baseline)} (drop {drop:+.3g}, SE {se:.2g})"
     if levels is None:
         return Finding(subject, name, Status.PASS, metric.value, baseline, words + "; no max_drop"), drop
     warn_at, fail_at = levels.absolute(baseline)
@@ -1099,8 +1179,15 @@ def judge_performance(
     segments: Mapping[str, Summary] | None = None,
     window_start: datetime | None = None,
     window_end: datetime | None = None,
+    reference: Summary | None = None,
+    reference_window: tuple[datetime, datetime] | None = None,
 ) -> CheckResult:
     """Judge one window's summary (and optionally its segments) against the baselines.
+
+    ``reference``: the summary of a labelled reference window (``reference_window``, reported). It
+    gives the baseline of the main metric and of every metric with its own ``max_drop`` that has no
+    given value (a given value wins), and calibrates the estimates of a binary classifier
+    (module docstring). A reference without labelled rows gives no baseline (and says so).
 
     ``skipped`` when the window is empty or label coverage is below ``min_label_coverage`` (the
     estimates are still reported); otherwise the worst of the baseline metrics' findings decides.
@@ -1109,14 +1196,39 @@ def judge_performance(
     ``metric``, ``value``, ``baseline_value``, ``drop`` and ``label_coverage`` (read by the
     retraining gate and the notifications), the coverage counts, and every metric with its SE band.
     """
-    metrics = compute_metrics(summary)
+    baselines: dict[str, Baseline] = {k: Baseline(v) for k, v in settings.baseline.items()}
+    calibration: tuple[float, ...] | None = None
+    reference_notes: list[str] = []
+    reference_out: dict[str, Any] | None = None
+    if reference is not None:
+        ref_metrics = compute_metrics(reference)
+        for name in dict.fromkeys([settings.metric, *settings.max_drop]):
+            ref = ref_metrics.get(name)
+            if name not in baselines and ref is not None and ref.value is not None:
+                baselines[name] = Baseline(ref.value, ref.se, "reference")
+        ref_labelled = reference.coverage.labelled
+        if isinstance(reference, ClassificationSummary) and reference.labelled - reference.invalid_scores > 0:
+            calibration = calibration_map(reference)
+        if ref_labelled == 0:
+            reference_notes.append("the reference window has no labelled predictions: no baseline from it")
+        reference_out = {
+            "window": [t.isoformat() for t in reference_window] if reference_window else None,
+            "labelled": ref_labelled,
+            "predictions": reference.coverage.predictions,
+            "label_coverage": reference.coverage.coverage,
+            "metrics": {name: ref_metrics[name].to_dict() for name in baselines if name in ref_metrics},
+        }
+    metrics = compute_metrics(summary, calibration)
     coverage = summary.coverage
     main = settings.metric
     main_metric = metrics[main]
+    main_base = baselines.get(main)
     out: dict[str, Any] = {
         "metric": main,
         "value": main_metric.value,
-        "baseline_value": settings.baseline.get(main),
+        "baseline_value": main_base.value if main_base else None,
+        "baseline_se": main_base.se if main_base else None,
+        "baseline_source": main_base.source if main_base else None,
         "drop": None,
         "se": main_metric.se,
         "band": [main_metric.low, main_metric.high],
@@ -1128,7 +1240,9 @@ def judge_performance(
     if window is not None:
         out["prediction_window"] = [window.prediction_start.isoformat(), window.prediction_end.isoformat()]
         out["label_cutoff"] = window.label_cutoff.isoformat()
-    label_notes = _label_notes(coverage)
+    if reference_out is not None:
+        out["reference"] = reference_out
+    label_notes = reference_notes + _label_notes(coverage)
     if isinstance(summary, ClassificationSummary) and summary.invalid_scores:
         label_notes.append(f"{summary.invalid_scores} labelled predictions with no valid score")
     if isinstance(summary, MulticlassSummary) and summary.invalid:
@@ -1159,10 +1273,16 @@ def judge_performance(
     if cov < settings.min_label_coverage:
         estimates = [
             f"{m.name.replace('_', ' ')} {_fmt(m.name, m.value)}"
+            + (
+                f" (baseline {_fmt(main, main_base.value)})"
+                if m.name == f"expected_{main}" and main_base is not None
+                else ""
+            )
             for m in metrics.values()
             if m.estimate and m.value is not None
         ]
-        est = f"; estimated from scores: {', '.join(estimates)}" if estimates else ""
+        how = " calibrated on the reference window" if calibration is not None else ""
+        est = f"; estimated from scores{how}: {', '.join(estimates)}" if estimates else ""
         reason = f"labels not mature: {cov:.0%} coverage (minimum {settings.min_label_coverage:.0%})"
         return result(
             Status.SKIPPED,
@@ -1171,12 +1291,12 @@ def judge_performance(
         )
 
     findings: list[Finding] = []
-    main_finding, main_drop = _judge_metric(main, main_metric, settings, "model")
+    main_finding, main_drop = _judge_metric(main, main_metric, settings, "model", main_base)
     out["drop"] = main_drop
     findings.append(main_finding)
-    for name in settings.baseline:
+    for name, other in baselines.items():
         if name != main:
-            finding, _ = _judge_metric(name, metrics[name], settings, "model")
+            finding, _ = _judge_metric(name, metrics[name], settings, "model", other)
             findings.append(finding)
     status = worst((f.status for f in findings if f.status is not Status.SKIPPED), Status.PASS)
     if main_metric.value is None:
@@ -1198,7 +1318,7 @@ def judge_performance(
                 "drop": None,
             }
             if labelled >= settings.min_segment_labels and seg_metric.value is not None:
-                finding, drop = _judge_metric(main, seg_metric, settings, f"segment:{segment}")
+                finding, drop = _judge_metric(main, seg_metric, settings, f"segment:{segment}", main_base)
                 row["drop"] = drop
                 if finding.status is Status.FAIL:
                     finding = replace(finding, status=Status.WARN)
@@ -1214,7 +1334,7 @@ def judge_performance(
         if named:
             status = worst([status, Status.WARN])
 
-    base = settings.baseline.get(main)
+    base = main_base.value if main_base else None
     head = f"{dataset}: {main} {_fmt(main, main_metric.value)}"
     if main_metric.value is None:
         head += f" ({main_metric.reason})"
@@ -1222,6 +1342,8 @@ def judge_performance(
         head += f" ± {3 * main_metric.se:.2g} (3 SE)"
     if base is not None and main_drop is not None:
         head += f" vs baseline {_fmt(main, base)}"
+        if main_base is not None and main_base.source == "reference":
+            head += " (reference window)"
     head += f", {coverage.labelled} of {coverage.predictions} predictions labelled ({cov:.0%})"
     bad = [f for f in findings if f.status in (Status.WARN, Status.FAIL) and f.subject == "model"]
     if bad:

@@ -8,8 +8,9 @@ files).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,12 @@ class PerformanceCheckOperator(BaseCheckOperator):
     :param timezone: zone of timestamp columns without time zone, and of the day shift.
     :param metric: the main metric (default ``accuracy``, or ``mae`` for regression).
     :param baseline: baseline values, e.g. ``{"accuracy": 0.85}``.
+    :param reference_window: ``(start, end)`` of a labelled reference period of the same prediction
+        log (e.g. the model's first weeks in production). Its metrics are the baseline of the main
+        metric and of every metric in ``max_drop`` that ``baseline`` does not give (a given value
+        wins); the drop is weighed against the error of both windows. It also calibrates the
+        estimates for immature windows (the positive rate per score bin in the reference). Labels
+        count up to the run's cut-off. One more aggregate statement per run. Templated.
     :param max_drop: a number, ``(warn, fail)``, or ``"5%"`` / ``("2%", "5%")`` relative to the
         baseline; per metric with a mapping ``{"accuracy": (0.02, 0.05)}``.
     :param relative: read numeric ``max_drop`` levels as fractions of the baseline.
@@ -99,6 +106,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         "model_version",
         "predictions_path",
         "labels_path",
+        "reference_window",
     )
 
     def __init__(
@@ -129,6 +137,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         timezone: str = "UTC",
         metric: str | None = None,
         baseline: Mapping[str, float] | None = None,
+        reference_window: Sequence[datetime | str] | None = None,
         max_drop: Any = None,
         relative: bool = False,
         sigma: float = 2.0,
@@ -189,6 +198,11 @@ class PerformanceCheckOperator(BaseCheckOperator):
         self.timezone = timezone
         self.bins = bins
         self.count_orphan_labels = count_orphan_labels
+        if reference_window is not None and len(reference_window) != 2:
+            raise ValueError(
+                f"{self.task_id}: reference_window must be (start, end), got {reference_window!r}"
+            )
+        self.reference_window = reference_window
         main = metric or ("mae" if task == "regression" else "accuracy")
         if isinstance(max_drop, Mapping):
             levels = {
@@ -249,17 +263,18 @@ class PerformanceCheckOperator(BaseCheckOperator):
             "bins": self.bins,
             "count_orphans": self.count_orphan_labels,
         }
-        if self.predictions_path or self.labels_path or label_conn != self.conn_id:
-            overall, segments = self._join_in_memory(source, window, label_conn, options)
-        else:
-            with connected(self.conn_id) as engine:
-                overall, segments, stats = performance_summary_sql(engine, source, window, **options)
-            self.log.info(
-                "Joined %s with %s in the database: %d statement, %d aggregate rows fetched",
-                self.predictions_table,
-                self.labels_table,
-                stats.statements,
-                stats.rows_fetched,
+        reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
+        overall, segments = self._summaries(source, window, label_conn, options)
+        reference = None
+        if reference_bounds is not None:
+            reference_window = PerformanceWindow(
+                reference_bounds[0], reference_bounds[1], window.label_cutoff, window.label_cutoff
+            )
+            reference, _ = self._summaries(
+                replace(source, segment_column=None),
+                reference_window,
+                label_conn,
+                {**options, "count_orphans": False},
             )
         return judge_performance(
             overall,
@@ -269,7 +284,46 @@ class PerformanceCheckOperator(BaseCheckOperator):
             segments=segments or None,
             window_start=start,
             window_end=end,
+            reference=reference,
+            reference_window=reference_bounds,
         )
+
+    def _reference_bounds(self, window: PerformanceWindow) -> tuple[datetime, datetime]:
+        """The rendered ``reference_window`` as aware moments, checked against the cut-off."""
+        assert self.reference_window is not None
+        bounds = [_parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
+        ref_start, ref_end = bounds
+        if ref_start is None or ref_end is None or ref_end <= ref_start:
+            raise MlobsInputError(
+                f"reference_window must be (start, end) with start < end, got {self.reference_window!r}"
+            )
+        if ref_end > window.label_cutoff:
+            raise MlobsInputError(
+                f"reference_window ends at {ref_end.isoformat()}, after the label cut-off "
+                f"{window.label_cutoff.isoformat()}: its labels could not have arrived"
+            )
+        return ref_start, ref_end
+
+    def _summaries(
+        self, source: PerformanceSource, window: PerformanceWindow, label_conn: str, options: dict[str, Any]
+    ) -> tuple[Summary, dict[str, Summary]]:
+        """One window's summary (and per segment): in the database when both tables share the
+        connection, otherwise joined in memory."""
+        if self.predictions_path or self.labels_path or label_conn != self.conn_id:
+            return self._join_in_memory(source, window, label_conn, options)
+        with connected(self.conn_id) as engine:
+            overall, segments, stats = performance_summary_sql(engine, source, window, **options)
+        self.log.info(
+            "Joined %s with %s in the database for predictions in [%s, %s): %d statement, "
+            "%d aggregate rows fetched",
+            self.predictions_table,
+            self.labels_table,
+            window.prediction_start.isoformat(),
+            window.prediction_end.isoformat(),
+            stats.statements,
+            stats.rows_fetched,
+        )
+        return overall, segments
 
     def _join_in_memory(
         self, source: PerformanceSource, window: PerformanceWindow, label_conn: str, options: dict[str, Any]

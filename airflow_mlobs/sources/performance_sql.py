@@ -475,6 +475,7 @@ def _assemble(
                 acc["scored"] += count
                 acc["score_sum"] += float(row.a1 or 0.0)
                 acc["confidence_sum"] += float(row.a2 or 0.0)
+                acc["scored_predicted_positive" if yhat else "scored_predicted_negative"][bin_index] += count
             acc["predicted_positive_all"] += count * yhat
             if state != LABELLED:
                 continue
@@ -538,6 +539,8 @@ def _empty(task: Task, bins: int) -> dict[str, Any]:
                 "score_sum": 0.0,
                 "confidence_sum": 0.0,
                 "predicted_positive_all": 0,
+                "scored_predicted_positive": [0] * bins,
+                "scored_predicted_negative": [0] * bins,
             }
         )
     else:
@@ -565,7 +568,7 @@ def _build(task: Task, bins: int, acc: dict[str, Any]) -> Summary:
     if task == "multiclass":
         return MulticlassSummary.from_counts(acc["cells"], invalid=acc["invalid"], coverage=coverage)
     if task == "classification":
-        acc["positives"] = tuple(acc["positives"])
-        acc["negatives"] = tuple(acc["negatives"])
+        for key in ("positives", "negatives", "scored_predicted_positive", "scored_predicted_negative"):
+            acc[key] = tuple(acc[key])
         return ClassificationSummary(bins=bins, coverage=coverage, **acc)
     return RegressionSummary(coverage=coverage, **acc)

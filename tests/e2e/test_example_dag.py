@@ -1,6 +1,7 @@
 """The example DAGs in real Airflow, through the demo's story: drift starts, the gate emits the
 retraining asset event, retraining trains and writes a new baseline, the next window passes against
-it, then a stale feed and a renamed column stop the scoring."""
+it, then a stale feed and a renamed column stop the scoring; and the late labels: the model's
+accuracy from the prediction log joined with the labels in the (SQLite) warehouse."""
 
 from __future__ import annotations
 
@@ -125,3 +126,31 @@ def test_example_dags_through_the_demo_story(airflow_db: Path, tmp_path: Path) -
     again = run_dag(airflow_db, ROOT / "dags", "model_monitoring", "2026-11-26", env)
     assert again.returncode != 0
     assert len(store.history(dag_id="model_monitoring")) == before
+
+    # Late labels: 11-22's predictions are judged on 11-26 (before the shift), 11-23's on 11-27.
+    before_shift = run_dag(airflow_db, ROOT / "dags", "model_performance", "2026-11-26", env)
+    assert before_shift.returncode == 0, before_shift.output[-3000:]
+    matured = before_shift.xcoms["performance_matured"]
+    assert matured["status"] == "pass", matured["summary"]
+    metrics = matured["metrics"]
+    assert metrics["prediction_window"] == ["2026-11-22T00:00:00+00:00", "2026-11-23T00:00:00+00:00"]
+    assert metrics["baseline_source"] == "reference" and 0.85 < metrics["baseline_value"] < 0.95
+    assert metrics["reference"]["labelled"] > 5000 and metrics["label_coverage"] > 0.8
+    assert 0.8 < metrics["value"] < 0.95
+    recent = before_shift.xcoms["performance_recent"]
+    assert recent["status"] == "skipped" and "labels not mature" in recent["summary"]
+    assert "calibrated on the reference window" in recent["summary"]
+    assert recent["metrics"]["label_coverage"] < 0.2
+    assert before_shift.states["retrain_gate"] == "skipped"
+
+    shifted = run_dag(airflow_db, ROOT / "dags", "model_performance", "2026-11-27", env)
+    assert shifted.returncode == 0, shifted.output[-3000:]
+    matured = shifted.xcoms["performance_matured"]
+    assert matured["status"] == "fail", matured["summary"]
+    assert matured["metrics"]["drop"] > 0.15 and matured["metrics"]["worst_segments"][0] == "west"
+    # The drift gate retrained the model on 11-24; the labels confirm the damage within the shared
+    # cooldown, so this gate holds instead of retraining again.
+    held = shifted.xcoms["retrain_gate"]
+    assert held["metrics"]["decision"] == "hold", held["summary"]
+    assert "last retrain by model_monitoring.retrain_gate 3d ago" in held["summary"]
+    assert asset_events(airflow_db, "mlobs://churn/retrain") == events_before + 1

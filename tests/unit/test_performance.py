@@ -453,3 +453,144 @@ def test_operator_validates_arguments_at_parse_time_and_names_both_connections()
         match="'preds_db' and labels on connection 'labels_db' in memory: connection 'preds_db' is not defined",
     ):
         op.evaluate(context)  # type: ignore[arg-type]
+    # A reference window is checked before any query: it must end by the label cut-off.
+    with pytest.raises(ValueError, match=r"reference_window must be \(start, end\)"):
+        PerformanceCheckOperator(task_id="t4", reference_window=("2025-12-01",), **common)  # type: ignore[arg-type]
+    late = PerformanceCheckOperator(
+        task_id="t5",
+        reference_window=("2025-12-01T00:00:00+00:00", "2026-01-05T00:00:00+00:00"),
+        **common,  # type: ignore[arg-type]
+    )
+    with pytest.raises(
+        MlobsInputError, match="reference_window ends at 2026-01-05T00:00:00\\+00:00, after the label cut-off"
+    ):
+        late.evaluate(context)  # type: ignore[arg-type]
+    backwards = PerformanceCheckOperator(
+        task_id="t6",
+        reference_window=("2025-12-10", "2025-12-01"),
+        **common,  # type: ignore[arg-type]
+    )
+    with pytest.raises(MlobsInputError, match="start < end"):
+        backwards.evaluate(context)  # type: ignore[arg-type]
+
+
+# --- reference window: calibrated estimates and measured baselines -----------------------------------
+
+
+def _miscalibrated(rng: np.random.Generator, n: int, low: float, high: float):  # type: ignore[no-untyped-def]
+    """Scores uniform on [low, high]; the true positive probability is half the score (an
+    over-confident model), the same in every window (covariate shift only)."""
+    s = rng.uniform(low, high, n)
+    y = (rng.random(n) < 0.5 * s).astype(int)
+    return y, s
+
+
+def test_calibration_map_is_the_reference_rate_per_score_bin_and_identity_where_empty() -> None:
+    rng = np.random.default_rng(21)
+    y, s = _miscalibrated(rng, 50_000, 0.0, 0.7)
+    from airflow_mlobs.core.performance import calibration_map
+
+    rates = calibration_map(_summary(y, s))
+    assert len(rates) == 10
+    for b in range(7):
+        inside = (s >= b / 10) & (s < (b + 1) / 10)
+        assert rates[b] == pytest.approx(y[inside].mean(), abs=1e-12)
+    # no reference scores above 0.7: those bins keep their midpoint (no correction)
+    assert rates[7:] == pytest.approx((0.75, 0.85, 0.95))
+
+
+def test_calibrated_estimates_equal_a_direct_computation_and_track_the_labels() -> None:
+    rng = np.random.default_rng(22)
+    ref_y, ref_s = _miscalibrated(rng, 100_000, 0.0, 1.0)
+    reference = _summary(ref_y, ref_s)
+    y, s = _miscalibrated(rng, 20_000, 0.3, 1.0)  # the new mix scores higher
+    current = _summary(y, s)
+    from airflow_mlobs.core.performance import calibration_map
+
+    rates = np.asarray(calibration_map(reference))
+    calibrated = classification_metrics(current, tuple(rates))
+    raw = classification_metrics(current)
+    c = rates[np.minimum((score_bin(s, 1000) + 0.5) / 1000 * 10, 9).astype(int)]
+    yhat = s >= 0.5
+    assert calibrated["expected_positive_rate"].value == pytest.approx(c.mean(), rel=1e-12)
+    assert calibrated["expected_accuracy"].value == pytest.approx(np.where(yhat, c, 1 - c).mean(), rel=1e-12)
+    assert calibrated["expected_accuracy"].extra == {"calibration": "reference"}
+    assert raw["expected_positive_rate"].value == pytest.approx(s.mean())
+    # the calibrated estimates are close to what the labels show; the raw ones are far off
+    actual_rate, actual_accuracy = y.mean(), (yhat == (y == 1)).mean()
+    assert abs(calibrated["expected_positive_rate"].value - actual_rate) < 0.01
+    assert abs(calibrated["expected_accuracy"].value - actual_accuracy) < 0.015  # type: ignore[operator]
+    assert abs(raw["expected_positive_rate"].value - actual_rate) > 0.25  # type: ignore[operator]
+
+
+def test_reference_window_gives_the_baseline_and_its_error_counts_in_the_noise() -> None:
+    rng = np.random.default_rng(23)
+    ref_y, ref_s = _classification(rng, 400, separation=1.2)
+    reference = _summary(ref_y, ref_s)
+    ref_acc = classification_metrics(reference)["accuracy"]
+    y, s = _classification(rng, 400, separation=1.2)
+    summary = _summary(y, s)
+    acc = classification_metrics(summary)["accuracy"]
+    assert acc.value is not None and ref_acc.value is not None and ref_acc.se is not None
+    settings = PerformanceSettings(
+        max_drop={"accuracy": DropLevels(0.0, 0.0), "roc_auc": DropLevels(0.5, 0.6)}
+    )
+    window = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 8, tzinfo=UTC))
+    result = judge_performance(summary, settings, dataset="d", reference=reference, reference_window=window)
+    m = result.metrics
+    assert m["baseline_value"] == ref_acc.value and m["baseline_source"] == "reference"
+    assert m["baseline_se"] == ref_acc.se
+    assert m["reference"]["window"] == [t.isoformat() for t in window]
+    assert m["reference"]["labelled"] == 400 and "roc_auc" in m["reference"]["metrics"]
+    assert {f.metric for f in result.findings if f.subject == "model"} == {"accuracy", "roc_auc"}
+    se = math.hypot(acc.se or 0, ref_acc.se)
+    finding = next(f for f in result.findings if f.metric == "accuracy")
+    assert f"SE {se:.2g}" in finding.reason
+    drop = ref_acc.value - acc.value
+    # with zero levels, only the sampling error of both windows decides
+    assert (finding.status is Status.FAIL) == (drop > 2 * se)
+    assert "vs baseline" in result.summary and "(reference window)" in result.summary
+    # a given value wins over the reference
+    given = judge_performance(
+        summary,
+        PerformanceSettings(baseline={"accuracy": 0.99}, max_drop={"accuracy": DropLevels(0.01, 0.02)}),
+        dataset="d",
+        reference=reference,
+    )
+    assert given.metrics["baseline_value"] == 0.99 and given.metrics["baseline_source"] == "given"
+    assert given.status is Status.FAIL
+
+
+def test_reference_without_labels_gives_no_baseline_and_says_so() -> None:
+    rng = np.random.default_rng(24)
+    y, s = _classification(rng, 300)
+    reference = summarize_classification(np.arange(300), (s >= 0.5).astype(int), s, {})
+    empty = ClassificationSummary()
+    for ref in (reference, empty):
+        result = judge_performance(
+            _summary(y, s),
+            PerformanceSettings(max_drop={"accuracy": DropLevels(0.01, 0.02)}),
+            dataset="d",
+            reference=ref,
+        )
+        assert result.status is Status.PASS and result.metrics["baseline_value"] is None
+        assert "the reference window has no labelled predictions" in result.summary
+        assert result.findings[0].reason == "no baseline"
+
+
+def test_immature_window_estimates_are_calibrated_on_the_reference_and_compared_with_the_baseline() -> None:
+    rng = np.random.default_rng(25)
+    ref_y, ref_s = _miscalibrated(rng, 50_000, 0.0, 1.0)
+    y, s = _miscalibrated(rng, 5_000, 0.3, 1.0)
+    labels = {i: int(y[i]) for i in range(200)}
+    summary = summarize_classification(np.arange(5_000), (s >= 0.5).astype(int), s, labels)
+    result = judge_performance(
+        summary,
+        PerformanceSettings(min_label_coverage=0.8, max_drop={"accuracy": DropLevels(0.02, 0.05)}),
+        dataset="d",
+        reference=_summary(ref_y, ref_s),
+    )
+    assert result.status is Status.SKIPPED
+    assert "estimated from scores calibrated on the reference window: expected accuracy" in result.summary
+    assert "(baseline " in result.summary
+    assert result.metrics["metrics"]["expected_accuracy"]["calibration"] == "reference"
