@@ -9,7 +9,9 @@ configured ones hold):
   its baseline, in the metric's units) of at least this much.
 
 A condition counts only if it also held in each of the ``consecutive_windows - 1`` previous windows
-of the same dataset (from the results history), so one noisy day does not retrain. Then the
+of the same dataset (from the results history), so one noisy day does not retrain. The windows must
+follow each other without a gap (each earlier window ends where the next one starts); a missing
+window (a run that never happened, or failed before storing a result) ends the streak. Then the
 ``cooldown``: no retraining within that time after the last retraining of the same target, by this
 gate or by any other gate that starts the same retraining (the same asset or DAG, ``targets``): a
 drift gate and a performance gate watching one model do not retrain it twice in a row.
@@ -125,10 +127,13 @@ def decide(
     for result in results:
         for condition, reason in conditions_met(policy, result).items():
             streak = 1
+            follows = result.window_start
             for earlier in previous.get(result.dataset, [])[: policy.consecutive_windows - 1]:
-                if condition not in conditions_met(policy, earlier):
+                adjacent = follows is None or earlier.window_end is None or earlier.window_end == follows
+                if not adjacent or condition not in conditions_met(policy, earlier):
                     break
                 streak += 1
+                follows = earlier.window_start
             if streak >= policy.consecutive_windows:
                 held.setdefault(condition, []).append(reason)
                 findings.append(Finding(result.dataset, condition, Status.WARN, value=streak, reason=reason))

@@ -486,40 +486,32 @@ def summarize_classification(
     ``labels_by_id`` maps a prediction id to its winning label (see :func:`latest_labels`).
     """
     ids = np.asarray(prediction_ids, dtype=object)
-    yhat = np.asarray(predicted, dtype=np.float64) == 1
-    s = np.asarray(scores, dtype=np.float64)
-    has = np.array([i in labels_by_id for i in ids], dtype=bool)
-    y = np.array([labels_by_id.get(i) == positive_label for i in ids], dtype=bool)
-    b = score_bin(s, bins)
-    valid = b >= 0
-    lab_pos, lab_neg = has & y, has & ~y
-    terms = log_loss_terms(y[has & valid], s[has & valid])
-    conf = np.where(yhat, s, 1 - s)[valid]
-    counts = label_counts or {}
-    return ClassificationSummary(
+    labelled, duplicate, late = _label_flags(ids, labels_by_id, label_counts, late_ids)
+    summary = summarize_classification_arrays(
+        labelled,
+        np.array([labels_by_id.get(i) == positive_label for i in ids], dtype=bool),
+        np.asarray(predicted, dtype=np.float64) == 1,
+        scores,
+        duplicate=duplicate,
+        late=late,
         bins=bins,
-        tp=int(np.sum(lab_pos & yhat)),
-        fp=int(np.sum(lab_neg & yhat)),
-        fn=int(np.sum(lab_pos & ~yhat)),
-        tn=int(np.sum(lab_neg & ~yhat)),
-        positives=tuple(int(c) for c in np.bincount(b[lab_pos & valid], minlength=bins)),
-        negatives=tuple(int(c) for c in np.bincount(b[lab_neg & valid], minlength=bins)),
-        invalid_scores=int(np.sum(has & ~valid)),
-        log_loss_sum=float(terms.sum()),
-        log_loss_sumsq=float(np.sum(terms * terms)),
-        scored=int(valid.sum()),
-        score_sum=float(s[valid].sum()),
-        confidence_sum=float(conf.sum()),
-        predicted_positive_all=int(yhat.sum()),
-        scored_predicted_positive=tuple(int(c) for c in np.bincount(b[valid & yhat], minlength=bins)),
-        scored_predicted_negative=tuple(int(c) for c in np.bincount(b[valid & ~yhat], minlength=bins)),
-        coverage=Coverage(
-            predictions=len(ids),
-            labelled=int(has.sum()),
-            late=sum(1 for i in ids if late_ids and i in late_ids),
-            duplicate=sum(1 for i in ids if counts.get(i, 0) > 1),
-            orphan_labels=orphan_labels,
-        ),
+    )
+    return replace(summary, coverage=replace(summary.coverage, orphan_labels=orphan_labels))
+
+
+def _label_flags(
+    ids: NDArray[Any],
+    labels_by_id: Mapping[Any, Any],
+    label_counts: Mapping[Any, int] | None,
+    late_ids: set[Any] | None,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Per prediction id: labelled, with duplicate labels, labelled only after the cut-off."""
+    counts = label_counts or {}
+    late = late_ids or set()
+    return (
+        np.array([i in labels_by_id for i in ids], dtype=bool),
+        np.array([counts.get(i, 0) > 1 for i in ids], dtype=bool),
+        np.array([i in late for i in ids], dtype=bool),
     )
 
 
@@ -534,38 +526,13 @@ def summarize_regression(
 ) -> RegressionSummary:
     """The regression summary of one window in memory (the reference for the SQL gatherer)."""
     ids = np.asarray(prediction_ids, dtype=object)
-    pred = np.asarray(predicted, dtype=np.float64)
-    has = np.array([i in labels_by_id for i in ids], dtype=bool)
-    y = np.array(
-        [float(labels_by_id[i]) if i in labels_by_id and labels_by_id[i] is not None else np.nan for i in ids]
-    )
-    ok = has & np.isfinite(y) & np.isfinite(pred)
-    e = pred[ok] - y[ok]
-    yy = y[ok]
-    nz = yy != 0
-    ape = np.abs(e[nz]) / np.abs(yy[nz])
-    counts = label_counts or {}
-    return RegressionSummary(
-        count=int(ok.sum()),
-        sum_abs_error=float(np.abs(e).sum()),
-        sum_error=float(e.sum()),
-        sum_sq_error=float(np.sum(e * e)),
-        sum_quartic_error=float(np.sum(e**4)),
-        sum_y=float(yy.sum()),
-        sum_sq_y=float(np.sum(yy * yy)),
-        sum_ape=float(ape.sum()),
-        sum_sq_ape=float(np.sum(ape * ape)),
-        nonzero_labels=int(nz.sum()),
-        zero_labels=int((~nz).sum()),
-        invalid=int(np.sum(has & ~ok)),
-        coverage=Coverage(
-            predictions=len(ids),
-            labelled=int(has.sum()),
-            late=sum(1 for i in ids if late_ids and i in late_ids),
-            duplicate=sum(1 for i in ids if counts.get(i, 0) > 1),
-            orphan_labels=orphan_labels,
-        ),
-    )
+    labelled, duplicate, late = _label_flags(ids, labels_by_id, label_counts, late_ids)
+    y = [
+        float(labels_by_id[i]) if labelled[k] and labels_by_id[i] is not None else np.nan
+        for k, i in enumerate(ids)
+    ]
+    summary = summarize_regression_arrays(labelled, y, predicted, duplicate=duplicate, late=late)
+    return replace(summary, coverage=replace(summary.coverage, orphan_labels=orphan_labels))
 
 
 def summarize_classification_arrays(

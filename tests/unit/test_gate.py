@@ -185,6 +185,17 @@ def test_consecutive_windows_streak(history: list[float], streak: int) -> None:
         assert decision.result.summary == f"{GATE}: no retraining needed"
 
 
+def test_a_missing_window_ends_the_streak() -> None:
+    policy = GatePolicy(drift_share=0.5, consecutive_windows=3)
+    # The windows ending 1 and 3 days ago drifted, but the one ending 2 days ago has no result.
+    gap = {DATASET: [drift(0.9, ["a"], days_ago=1), drift(0.9, ["a"], days_ago=3)]}
+    decision = run(policy, [drift(0.9, ["a"])], previous=gap)
+    assert decision.decision == NO_RETRAIN
+    assert "only 2 of 3 consecutive windows" in decision.result.findings[0].reason
+    adjacent = {DATASET: [drift(0.9, ["a"], days_ago=1), drift(0.9, ["a"], days_ago=2)]}
+    assert run(policy, [drift(0.9, ["a"])], previous=adjacent).decision == RETRAIN
+
+
 def test_consecutive_windows_are_per_dataset_and_per_condition() -> None:
     policy = GatePolicy(drift_share=0.5, critical_features=("income",), consecutive_windows=2)
     # The other dataset's history does not count for this one.
