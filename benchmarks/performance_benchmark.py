@@ -9,7 +9,8 @@ labels for unknown ids; tables ``mlobs_bench.perf_predictions_<N>`` / ``perf_lab
 with ``generate_series`` and reused when their row count is right. PostgreSQL comes from
 ``MLOBS_TEST_DATABASE_URL`` (default the local test server).
 
-Measured, each the median of ``--runs`` runs after one warm-up:
+Measured, each the median of ``--runs`` runs after one warm-up, the bare join and the summary
+interleaved (the machine may be shared):
 
 * ``performance_summary_sql`` (classification, 1000 score bins, per segment, orphan labels
   counted): wall time and rows fetched;
@@ -18,7 +19,9 @@ Measured, each the median of ``--runs`` runs after one warm-up:
 * the worker's RSS: peak (``ru_maxrss``) and growth during the call (a thread samples
   ``/proc/self/statm``). Target: flat, under 300 MB.
 
-Results go to ``benchmarks/results/performance-<date>.json``; a summary table is printed.
+Results go to ``benchmarks/results/performance-<date>.json`` (with the plans of both statements:
+``EXPLAIN`` of the summary under the ``SET LOCAL`` settings it runs with); a summary table is
+printed.
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ from airflow_mlobs.core.performance import (  # noqa: E402
     evaluation_window,
     judge_performance,
 )
-from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql  # noqa: E402
+from airflow_mlobs.sources.performance_sql import (  # noqa: E402
+    PerformanceSource,
+    performance_statement,
+    performance_summary_sql,
+    postgres_settings,
+)
 from airflow_mlobs.sources.sql import TableRef  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -177,16 +185,18 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
             conn.execute(bare, {"s": window.prediction_start, "e": window.prediction_end}).scalar()
         return time.perf_counter() - started
 
-    run_bare()  # warm the cache
-    bare_times = [run_bare() for _ in range(runs)]
-    summary_times, growths = [], []
+    # Interleaved (bare, summary, bare, summary, ...) after one warm-up of each, so that load from
+    # other processes on the machine falls on both alike.
+    bare_times, summary_times, growths = [], [], []
     result: Any = None
     for attempt in range(runs + 1):
+        bare_s = run_bare()
         with RssSampler() as sampler:
             started = time.perf_counter()
             result = performance_summary_sql(engine, source, window)
             elapsed = time.perf_counter() - started
-        if attempt:  # the first is the warm-up
+        if attempt:  # the first of each is the warm-up
+            bare_times.append(bare_s)
             summary_times.append(elapsed)
             growths.append(sampler.growth_mb)
     overall, segments, stats = result
@@ -204,6 +214,12 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
                 sa.text("EXPLAIN " + bare.text), {"s": window.prediction_start, "e": window.prediction_end}
             )
         ]
+    settings = postgres_settings("classification")
+    statement = performance_statement(engine, source, window)
+    with engine.begin() as conn:
+        for setting in settings:
+            conn.execute(sa.text(setting))
+        summary_plan = [r[0] for r in conn.execute(sa.text("EXPLAIN " + _literal_sql(engine, statement)))]
     summary_s, bare_s = statistics.median(summary_times), statistics.median(bare_times)
     return {
         "rows": rows,
@@ -226,7 +242,14 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
         "accuracy": metrics["accuracy"].value,
         "status": judged.status.value,
         "bare_join_plan": plan,
+        "summary_settings": list(settings),
+        "summary_plan": summary_plan,
     }
+
+
+def _literal_sql(engine: sa.Engine, statement: Any) -> str:
+    """The statement with its parameters inlined (for EXPLAIN)."""
+    return str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
 
 
 def main() -> None:

@@ -5,11 +5,27 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
 
 1. ``p``: the window's predictions (``prediction_start <= time < prediction_end``, optionally one
    model version);
-2. ``p LEFT JOIN labels`` on the prediction id, each joined row ranked per prediction by
-   ``ROW_NUMBER()``: labels at or before the cut-off first, then the latest label time, then the
-   larger label; ``COUNT() FILTER (label_time <= cutoff) OVER (PARTITION BY id)`` counts duplicates.
-   Only rank 1 is kept, so each prediction appears once, with its winning label (or none, or only a
-   late one);
+2. each prediction once, with its winning label (labels at or before the cut-off first, then the
+   latest label time, then the larger label), or none, or only a late one, and the number of its
+   labels by the cut-off (duplicates). Two formulations (:func:`performance_statement`):
+
+   * *grouped* (classification): ``p LEFT JOIN labels ... GROUP BY`` the prediction's columns, no
+     window function. The winner's class is read off aggregates: the latest in-time label time
+     ``t = max(label_time) FILTER (label_time <= cutoff)``; the winner is the positive class when
+     ``max(label_time) FILTER (in time AND label = positive) = t`` and no label ``> positive`` (nor,
+     in PostgreSQL, a NULL label) has time ``t``. ``count(label_time) FILTER (in time)`` counts
+     duplicates; LATE is ``max(label_time) IS NOT NULL`` without an in-time label. The per-prediction
+     expressions (score bin, confidence, log-loss term) are the aggregate's projection, computed
+     once per prediction;
+   * *ranked* (multi-class, regression): each joined row ranked per prediction by ``ROW_NUMBER()``
+     in that order, ``COUNT() FILTER (label_time <= cutoff) OVER (PARTITION BY id)`` counting
+     duplicates; only rank 1 is kept.
+
+   Both keep each dialect's NULL order of ``ORDER BY ... DESC``: in PostgreSQL a NULL label wins a
+   tie with any label at the same time, and a label with a NULL time ranks above a late one (the
+   prediction is then unlabelled, not LATE); in SQLite NULLs rank last. Log rows with the same
+   prediction id are one prediction in both (the grouped one keeps rows that differ in score,
+   predicted class or segment apart);
 3. ``GROUP BY segment, label state, y, ŷ, score bin`` for classification (confusion counts and score
    histograms at once, with the sums of the log-loss terms and of the scores),
    ``GROUP BY segment, label state, label, predicted class`` for multi-class (the confusion matrix
@@ -20,18 +36,22 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
 
 At most ``segments x 3 states x 2 x 2 x bins`` rows for classification (in practice about
 ``segments x 2 x bins``), ``segments x 3`` for regression.
+
+On PostgreSQL the transaction sets :func:`postgres_settings` first. Why the grouped formulation, and
+what is left of the gap to a bare join: ``benchmarks/README.md`` (performance section).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import types as sat
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.selectable import NamedFromClause
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.performance import (
@@ -48,6 +68,9 @@ from airflow_mlobs.core.performance import (
 from airflow_mlobs.core.schema import ColumnInfo, LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.sources.sql import QueryStats, TableRef, _catalog_columns, _db_message
+
+#: How each prediction's winning label is found (see :func:`performance_statement`).
+Formulation = Literal["auto", "grouped", "ranked"]
 
 _MAX_FLOAT = 1.7976931348623157e308
 _TIME_TYPES = (LogicalType.TIMESTAMP, LogicalType.DATE)
@@ -154,8 +177,15 @@ def performance_statement(
     naive_zone: tzinfo | None = None,
     bins: int = DEFAULT_BINS,
     count_orphans: bool = True,
+    formulation: Formulation = "auto",
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
-    """The one statement of :func:`performance_summary_sql` (for EXPLAIN and the benchmark)."""
+    """The one statement of :func:`performance_summary_sql` (for EXPLAIN and the benchmark).
+
+    ``formulation``: how each prediction's winning label is found (module docstring). ``"auto"``:
+    ``"grouped"`` for classification, ``"ranked"`` (``ROW_NUMBER()``) for the other tasks; the
+    ranked statement can be asked for a classification too (the tests compare the two).
+    """
+    formulation = _resolve(formulation, task)
     from datetime import UTC
 
     zone = naive_zone or UTC
@@ -232,6 +262,22 @@ def performance_statement(
     label_naive = labels_cat.naive(source.label_time_column)
     cutoff = _bound(lt, label_naive, zone, window.label_cutoff, "cutoff")
     in_time = lt <= cutoff
+    if formulation == "grouped":
+        grouped = _grouped_classification(
+            engine,
+            p,
+            labels_alias,
+            source,
+            label_id,
+            in_time,
+            positive_label=positive_label,
+            predicted_positive=_predicted_positive(preds_cat, source, positive_label),
+            threshold=threshold,
+            bins=bins,
+        )
+        return _with_orphans(
+            grouped, 4, count_orphans, labels, preds, source, label_id, label_naive, zone, window
+        )
     joined = (
         sa.select(
             p,
@@ -258,13 +304,7 @@ def performance_statement(
     n = sa.func.count()
     if task == "classification":
         positive: sa.BindParameter[Any] = sa.bindparam("positive_label", positive_label)
-        predicted_positive: sa.BindParameter[Any] = positive
-        if source.predicted_column and (
-            preds_cat.get(source.predicted_column, "predicted class").logical_type is LogicalType.BOOLEAN
-        ):
-            predicted_positive = sa.bindparam(
-                "predicted_positive", positive_label in (True, 1, "1", "true", "True")
-            )
+        predicted_positive = _predicted_positive(preds_cat, source, positive_label)
         s: sa.ColumnElement[Any] = j.score if source.score_column else sa.null()
         if source.predicted_column:
             yhat = sa.case((j.predicted == predicted_positive, 1), else_=0)
@@ -361,6 +401,124 @@ def performance_statement(
             .group_by(j.segment, state)
         )
         empty_sums = 11
+    return _with_orphans(
+        grouped, empty_sums, count_orphans, labels, preds, source, label_id, label_naive, zone, window
+    )
+
+
+def _predicted_positive(preds_cat: _Catalog, source: PerformanceSource, positive_label: Any) -> Any:
+    """The value of ``predicted_column`` that means the positive class (a boolean for a boolean column)."""
+    if source.predicted_column and (
+        preds_cat.get(source.predicted_column, "predicted class").logical_type is LogicalType.BOOLEAN
+    ):
+        return sa.bindparam("predicted_positive", positive_label in (True, 1, "1", "true", "True"))
+    return sa.bindparam("positive_label", positive_label)
+
+
+def _grouped_classification(
+    engine: Engine,
+    p: sa.Subquery,
+    labels: NamedFromClause,
+    source: PerformanceSource,
+    label_id: str,
+    in_time: sa.ColumnElement[bool],
+    *,
+    positive_label: Any,
+    predicted_positive: Any,
+    threshold: float,
+    bins: int,
+) -> sa.Select[Any]:
+    """Classification without window functions: ``p LEFT JOIN labels GROUP BY`` the prediction, the
+    winner's class read off aggregates, then the confusion/histogram ``GROUP BY`` (module docstring)."""
+    lt = labels.c[source.label_time_column]
+    label = labels.c[source.label_column]
+    positive: sa.BindParameter[Any] = sa.bindparam("positive_label", positive_label)
+    postgres = engine.dialect.name == "postgresql"
+
+    def latest(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        """The latest label time by the cut-off among the prediction's labels meeting ``conditions``."""
+        return sa.func.max(lt).filter(sa.and_(in_time, *conditions))
+
+    t_in = latest()
+    labelled = t_in.is_not(None)
+
+    def not_at_latest(time: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return sa.or_(time.is_(None), time < t_in)
+
+    # The winner (latest label time, ties the larger label) is the positive class when a positive
+    # label has the latest time and no larger label has it. PostgreSQL's DESC ranks a NULL label
+    # above any label, so there a NULL label at the latest time wins too (as with ROW_NUMBER()).
+    winner_conditions = [latest(label == positive) == t_in, not_at_latest(latest(label > positive))]
+    if postgres:
+        winner_conditions.append(not_at_latest(latest(label.is_(None))))
+    winner_positive = sa.and_(*winner_conditions)
+    # Only late labels: LATE; but PostgreSQL's DESC ranks a label with a NULL time first, so there
+    # such a label makes the prediction unlabelled (as with ROW_NUMBER()).
+    late: sa.ColumnElement[bool] = sa.func.max(lt).is_not(None)
+    if postgres:
+        late = sa.and_(late, sa.func.count(labels.c[label_id]) == sa.func.count(lt))
+    state = sa.case((labelled, LABELLED), (late, LATE), else_=NO_LABEL)
+
+    s: sa.ColumnElement[Any] = p.c.score if source.score_column else sa.null()
+    if source.predicted_column:
+        yhat = sa.case((p.c.predicted == predicted_positive, 1), else_=0)
+    else:
+        yhat = sa.case((p.c.score >= threshold, 1), else_=0)
+    valid = sa.and_(s >= 0.0, s <= 1.0)
+    clipped = sa.case((s < LOG_LOSS_EPS, LOG_LOSS_EPS), (s > 1 - LOG_LOSS_EPS, 1 - LOG_LOSS_EPS), else_=s)
+    term = sa.case(
+        (
+            sa.and_(labelled, valid),
+            sa.case((winner_positive, -sa.func.ln(clipped)), else_=-sa.func.ln(1.0 - clipped)),
+        ),
+    )
+    # One row per prediction; every expression is computed once per prediction (the aggregate's
+    # projection), not once per use as in a flattened subquery.
+    per_prediction = (
+        sa.select(
+            p.c.segment.label("segment"),
+            state.label("state"),
+            sa.case((labelled, sa.case((winner_positive, 1), else_=0))).label("y"),
+            yhat.label("yhat"),
+            (_score_bin(engine, s, bins) if source.score_column else sa.literal(-1)).label("bin"),
+            sa.case((valid, s)).label("s"),
+            sa.case((valid, sa.case((yhat == 1, s), else_=1.0 - s))).label("conf"),
+            term.label("term"),
+            sa.func.count(lt).filter(in_time).label("n_labels"),
+        )
+        .select_from(p.outerjoin(labels, labels.c[label_id] == p.c.pid))
+        .group_by(*p.c)
+        .subquery("k")
+    )
+    k = per_prediction.c
+    return sa.select(
+        k.segment,
+        k.state,
+        k.y,
+        k.yhat,
+        k.bin,
+        sa.func.count().label("n"),
+        sa.func.count().filter(k.n_labels > 1).label("dup"),
+        sa.func.sum(k.s).label("a1"),
+        sa.func.sum(k.conf).label("a2"),
+        sa.func.sum(k.term).label("a3"),
+        sa.func.sum(k.term * k.term).label("a4"),
+    ).group_by(k.segment, k.state, k.y, k.yhat, k.bin)
+
+
+def _with_orphans(
+    grouped: sa.Select[Any],
+    empty_sums: int,
+    count_orphans: bool,
+    labels: sa.TableClause,
+    preds: sa.TableClause,
+    source: PerformanceSource,
+    label_id: str,
+    label_naive: bool,
+    zone: tzinfo,
+    window: PerformanceWindow,
+) -> sa.Select[Any] | sa.CompoundSelect[Any]:
+    """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4)."""
     statement: sa.Select[Any] | sa.CompoundSelect[Any] = grouped
     if count_orphans:
         orphan_labels = labels.alias("ol")
@@ -385,6 +543,28 @@ def performance_statement(
         statement = sa.union_all(grouped, orphans)
 
     return statement
+
+
+def postgres_settings(task: Task, formulation: Formulation = "auto") -> tuple[str, ...]:
+    """The ``SET LOCAL`` statements run before the statement on PostgreSQL.
+
+    ``enable_sort = off``: the planner overestimates the groups of the final ``GROUP BY`` (10-100x) and
+    of the rows left after ``ROW_NUMBER() = 1`` (200x), and would sort (spilling with the default
+    ``work_mem``) instead of hashing. ``jit = off`` for the ranked statement only: its window
+    functions and CASE expressions ran slower compiled; the grouped statement runs serially after
+    the join and is faster with JIT (12.5 s instead of 19 s at 10M predictions).
+    """
+    if _resolve(formulation, task) == "grouped":
+        return ("SET LOCAL enable_sort = off",)
+    return ("SET LOCAL jit = off", "SET LOCAL enable_sort = off")
+
+
+def _resolve(formulation: Formulation, task: Task) -> Formulation:
+    if formulation == "auto":
+        return "grouped" if task == "classification" else "ranked"
+    if formulation == "grouped" and task != "classification":
+        raise SourceError(f"the grouped formulation is for classification only, not {task}")
+    return formulation
 
 
 def performance_summary_sql(
@@ -423,12 +603,8 @@ def performance_summary_sql(
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
-                # JIT compiling the CASE expressions costs more than it saves, and the planner
-                # underestimates the rows left after ROW_NUMBER() = 1 (by 200x), choosing a sort
-                # (spilling to disk) over a hash aggregate for the final GROUP BY: measured 15x
-                # the bare join at 1M rows with it, about half that without it.
-                conn.execute(sa.text("SET LOCAL jit = off"))
-                conn.execute(sa.text("SET LOCAL enable_sort = off"))
+                for setting in postgres_settings(task):
+                    conn.execute(sa.text(setting))
             for row in conn.execute(statement):
                 stats_rows += 1
                 rows.append(row)

@@ -3,8 +3,10 @@ same rows (``summarize_classification`` / ``summarize_regression``, numpy).
 
 Counts must be exact (confusion counts, every score-histogram bin, coverage, duplicates, late and
 orphan labels), sums equal within 1e-9 relative, and the AUC within 0.005 of the exact
-Mann-Whitney value. The last test joins 1,000,000 predictions and proves that only aggregate rows
-cross the wire (counted with a SQLAlchemy cursor event).
+Mann-Whitney value. One test joins 1,000,000 predictions and proves that only aggregate rows
+cross the wire (counted with a SQLAlchemy cursor event). The last ones compare the grouped
+classification statement (no window function) with the ranked one (``ROW_NUMBER()``) row by row, on
+every kind of tie and duplicate, in PostgreSQL and SQLite.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ from airflow_mlobs.core.performance import (
     summarize_regression,
 )
 from airflow_mlobs.core.result import Status
-from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
+from airflow_mlobs.sources.performance_sql import (
+    PerformanceSource,
+    performance_statement,
+    performance_summary_sql,
+)
 from airflow_mlobs.sources.sql import TableRef
 
 pytestmark = pytest.mark.postgres
@@ -365,3 +371,126 @@ def test_one_million_predictions_only_aggregates_cross_the_wire(pg_engine: sa.En
     w_pos, w_neg = p1(grid), 1 - p1(grid)
     expected = float(np.sum(w_pos * (np.cumsum(w_neg) - w_neg / 2)) / (w_pos.sum() * w_neg.sum()))
     assert classification_metrics(overall)["roc_auc"].value == pytest.approx(expected, abs=0.005)
+
+
+# Every way a winning label is chosen: (label, hours before the cut-off; None: no time; negative:
+# after the cut-off) per prediction id. Prediction 16 is logged twice; prediction 17 has no score.
+_EDGE_LABELS: dict[int, list[tuple[Any, float | None]]] = {
+    1: [],
+    2: [(1, 30)],
+    3: [(0, 30)],
+    4: [(1, 30), (0, 20)],  # a later correction wins
+    5: [(0, 30), (1, 20)],
+    6: [(0, 30), (1, 30)],  # a tie: the larger label wins
+    7: [(1, 30), (2, 30)],  # a tie with a larger class than the positive one
+    8: [(1, 30), (None, 30)],  # a tie with a NULL label (PostgreSQL ranks NULL first)
+    9: [(None, 30)],
+    10: [(1, -5)],  # late only
+    11: [(1, -5), (0, None)],  # late and one without a time (PostgreSQL ranks the NULL time first)
+    12: [(1, None)],
+    13: [(1, 30), (1, 30)],  # the very same label twice
+    14: [(0, 30), (1, -5)],  # in time and late
+    15: [(1, 30), (None, 20)],  # a later NULL label
+    16: [(1, 30)],
+    17: [(1, 30)],
+}
+
+
+def _edge_engine(request: pytest.FixtureRequest, tmp_path: Any) -> tuple[sa.Engine, str | None]:
+    if request.param == "sqlite":
+        return sa.create_engine(f"sqlite:///{tmp_path / 'edge.db'}"), None
+    return request.getfixturevalue("pg_engine"), request.getfixturevalue("pg_schema")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def edge_db(request: pytest.FixtureRequest, tmp_path: Any) -> tuple[sa.Engine, str | None]:
+    """The edge cases in PostgreSQL (aware timestamps) or SQLite (naive UTC wall clock)."""
+    engine, schema = _edge_engine(request, tmp_path)
+    aware = engine.dialect.name == "postgresql"
+    metadata = sa.MetaData(schema=schema)
+    preds = sa.Table(
+        "predictions",
+        metadata,
+        sa.Column("prediction_id", sa.Integer),
+        sa.Column("predicted_at", sa.DateTime(timezone=aware)),
+        sa.Column("predicted_class", sa.Integer),
+        sa.Column("score", sa.Float),
+        sa.Column("segment", sa.Text),
+    )
+    labels = sa.Table(
+        "labels",
+        metadata,
+        sa.Column("prediction_id", sa.Integer),
+        sa.Column("label", sa.Integer),
+        sa.Column("labelled_at", sa.DateTime(timezone=aware)),
+    )
+
+    def at(moment: datetime) -> datetime:
+        return moment if aware else moment.astimezone(UTC).replace(tzinfo=None)
+
+    pred_rows = [
+        {
+            "prediction_id": i,
+            "predicted_at": at(WINDOW.prediction_start + timedelta(hours=1, minutes=i)),
+            "predicted_class": i % 2,
+            "score": None if i == 17 else i / 20,
+            "segment": "a" if i % 3 else "b",
+        }
+        for i in [*_EDGE_LABELS, 16]
+    ]
+    label_rows = [
+        {
+            "prediction_id": i,
+            "label": label,
+            "labelled_at": None if hours is None else at(WINDOW.label_cutoff - timedelta(hours=hours)),
+        }
+        for i, labels_of in _EDGE_LABELS.items()
+        for label, hours in labels_of
+    ]
+    label_rows.append({"prediction_id": 999, "label": 1, "labelled_at": at(WINDOW.label_cutoff)})  # orphan
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(preds.insert(), pred_rows)
+        conn.execute(labels.insert(), label_rows)
+    return engine, schema
+
+
+def _rows(engine: sa.Engine, statement: Any) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return sorted((tuple(r) for r in conn.execute(statement)), key=repr)
+
+
+@pytest.mark.parametrize("predicted_column", [None, "predicted_class"])
+def test_grouped_statement_equals_the_ranked_one(
+    edge_db: tuple[sa.Engine, str | None], predicted_column: str | None
+) -> None:
+    """The grouped classification statement (no window functions) returns exactly the aggregate rows of
+    the ROW_NUMBER() statement, in each dialect's own NULL order, on every kind of tie and duplicate."""
+    engine, schema = edge_db
+    source = _source(schema, predicted_column=predicted_column, segment_column="segment")  # type: ignore[arg-type]
+    statements = {
+        formulation: performance_statement(engine, source, WINDOW, bins=10, formulation=formulation)
+        for formulation in ("grouped", "ranked")
+    }
+    assert "row_number" not in str(statements["grouped"]).lower()
+    grouped, ranked = _rows(engine, statements["grouped"]), _rows(engine, statements["ranked"])
+    assert len(grouped) == len(ranked) > 5
+    for got, want in zip(grouped, ranked, strict=True):
+        for a, b in zip(got, want, strict=True):
+            assert a == (pytest.approx(b, rel=1e-12) if isinstance(b, float) else b), (got, want)
+    overall, _, _ = performance_summary_sql(engine, source, WINDOW, bins=10)
+    cov = overall.coverage
+    postgres = engine.dialect.name == "postgresql"
+    # 18 rows, the duplicated one counted once (as the ranked statement does); 2, 3, 4-9, 13-17 labelled
+    assert (cov.predictions, cov.labelled, cov.duplicate, cov.orphan_labels) == (17, 13, 8, 1)
+    assert cov.late == (1 if postgres else 2)  # prediction 11: NO_LABEL in PostgreSQL, LATE in SQLite
+    assert isinstance(overall, ClassificationSummary)
+    positives = {2, 5, 6, 13, 16} | (set() if postgres else {8})  # 17 is positive but has no score
+    assert sum(overall.positives) == len(positives) and overall.invalid_scores == 1
+    assert overall.tp + overall.fn == len(positives) + 1
+
+
+def test_grouped_formulation_is_for_classification_only(pg_engine: sa.Engine, pg_schema: str) -> None:
+    _load(pg_engine, pg_schema, _data(np.random.default_rng(2), n=20))
+    with pytest.raises(SourceError, match="classification only"):
+        performance_statement(pg_engine, _source(pg_schema), WINDOW, task="regression", formulation="grouped")
