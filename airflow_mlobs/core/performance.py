@@ -4,8 +4,12 @@ the judgement against a baseline. Pure: no Airflow, no I/O.
 **Windows and maturity.** Labels arrive late. The run for the data interval ``[S, E)`` judges the
 predictions made in ``[S - label_delay, E - label_delay)`` (:func:`evaluation_window`); a label
 counts only if its label time is at or before the label cut-off (default ``E``), so a re-run of the
-same interval sees the same labels. When a prediction has several labels by the cut-off the one with
-the latest label time wins (ties: the larger label). ``label_coverage`` is labelled / predictions;
+same interval sees the same labels. When a prediction has several labels by the cut-off, the
+``duplicate_labels`` rule picks one (:func:`winning_labels`): ``"latest"`` (the default) keeps the
+one with the latest label time, so a later correction replaces the first verdict; ``"earliest"``
+keeps the one with the earliest label time, so the first verdict counts and later corrections are
+ignored (labels after the cut-off never count, under either rule). Ties at the same label time go to
+the larger label under both rules. ``label_coverage`` is labelled / predictions;
 below ``min_label_coverage`` the result is ``skipped`` ("labels not mature"). Whole days of the delay
 are subtracted in the wall-clock time of ``timezone``, so a daily window at local midnight maps onto
 a local-midnight window across a daylight-saving change; the rest of the delay is absolute time.
@@ -111,6 +115,8 @@ LOG_LOSS_EPS = 1e-15
 BAND_SIGMAS = 3.0
 
 Task = Literal["classification", "regression", "multiclass"]
+#: Which of a prediction's labels by the cut-off wins (module docstring, "Windows and maturity").
+DuplicateLabels = Literal["latest", "earliest"]
 
 #: Metrics where a larger value is better; every other metric is a loss or an error.
 HIGHER_IS_BETTER = frozenset(
@@ -225,8 +231,9 @@ class Coverage:
 
     ``predictions``: in the window; ``labelled``: with a label at or before the cut-off; ``late``:
     whose only labels came after the cut-off; ``duplicate``: with more than one label by the
-    cut-off (the latest won); ``orphan_labels``: labels that arrived in the run's arrivals window
-    for a prediction id the log does not have (``None`` when not counted, e.g. per segment).
+    cut-off (the ``duplicate_labels`` rule chose the winner); ``orphan_labels``: labels that
+    arrived in the run's arrivals window for a prediction id the log does not have (``None`` when
+    not counted, e.g. per segment).
     """
 
     predictions: int = 0
@@ -447,25 +454,69 @@ def log_loss_terms(y: ArrayLike, scores: ArrayLike) -> NDArray[np.float64]:
     return np.asarray(-(yy * np.log(s) + (1 - yy) * np.log(1 - s)), dtype=np.float64)
 
 
-def latest_labels(
-    label_ids: ArrayLike, label_values: ArrayLike, label_times: ArrayLike, cutoff: Any
+def check_duplicate_labels(value: Any) -> DuplicateLabels:
+    """``value`` if it names a duplicate-label rule; ``ValueError`` naming the choices otherwise."""
+    if isinstance(value, str) and value == "latest":
+        return "latest"
+    if isinstance(value, str) and value == "earliest":
+        return "earliest"
+    raise ValueError(f"duplicate_labels must be 'latest' or 'earliest', got {value!r}")
+
+
+def _label_above(value: Any, other: Any) -> bool:
+    """``value > other`` for the tie-break, a missing label (``None``) below any label."""
+    return value is not None and (other is None or value > other)
+
+
+def winning_labels(
+    label_ids: ArrayLike,
+    label_values: ArrayLike,
+    label_times: ArrayLike,
+    cutoff: Any,
+    *,
+    duplicate_labels: DuplicateLabels = "latest",
 ) -> tuple[dict[Any, Any], dict[Any, int], set[Any]]:
-    """Labels by prediction id, the latest label time at or before ``cutoff`` winning (ties: the
-    larger label); also the number of labels by the cut-off per id, and the ids labelled only after it."""
+    """Labels by prediction id, the winner among the labels at or before ``cutoff`` chosen by
+    ``duplicate_labels``: ``"latest"`` the latest label time, ``"earliest"`` the earliest (the first
+    verdict; later corrections are ignored); ties at the same time go to the larger label under
+    both rules. Also the number of labels by the cut-off per id, and the ids labelled only after it.
+
+    Under ``"earliest"`` a label without a time (``None``) is ignored and a ``None`` label loses a
+    tie, as in the SQL and in-memory joins under that rule.
+    """
+    rule = check_duplicate_labels(duplicate_labels)
     ids = np.asarray(label_ids, dtype=object)
     values = np.asarray(label_values, dtype=object)
     times = np.asarray(label_times, dtype=object)
     best: dict[Any, tuple[Any, Any]] = {}
     counts: dict[Any, int] = {}
     late: set[Any] = set()
+    earliest = rule == "earliest"
     for i, v, t in zip(ids, values, times, strict=True):
+        if earliest and t is None:
+            continue
         if t > cutoff:
             late.add(i)
             continue
         counts[i] = counts.get(i, 0) + 1
-        if i not in best or (t, v) > best[i]:
+        if i not in best:
+            best[i] = (t, v)
+        elif earliest:
+            best_t, best_v = best[i]
+            if t < best_t or (t == best_t and _label_above(v, best_v)):
+                best[i] = (t, v)
+        elif (t, v) > best[i]:
             best[i] = (t, v)
     return {i: tv[1] for i, tv in best.items()}, counts, late - set(best)
+
+
+def latest_labels(
+    label_ids: ArrayLike, label_values: ArrayLike, label_times: ArrayLike, cutoff: Any
+) -> tuple[dict[Any, Any], dict[Any, int], set[Any]]:
+    """Labels by prediction id, the latest label time at or before ``cutoff`` winning (ties: the
+    larger label); also the number of labels by the cut-off per id, and the ids labelled only after it.
+    (:func:`winning_labels` with the default rule.)"""
+    return winning_labels(label_ids, label_values, label_times, cutoff)
 
 
 def summarize_classification(
@@ -483,7 +534,7 @@ def summarize_classification(
     """The classification summary of one window in memory (the reference for the SQL gatherer).
 
     ``predicted`` holds 1 where the model predicted the positive class (booleans or 0/1);
-    ``labels_by_id`` maps a prediction id to its winning label (see :func:`latest_labels`).
+    ``labels_by_id`` maps a prediction id to its winning label (see :func:`winning_labels`).
     """
     ids = np.asarray(prediction_ids, dtype=object)
     labelled, duplicate, late = _label_flags(ids, labels_by_id, label_counts, late_ids)
@@ -1060,7 +1111,8 @@ def drop_of(metric: str, value: float, baseline: float) -> float:
 class PerformanceSettings:
     """How to judge: the main ``metric``, ``baseline`` values per metric, drop levels per metric
     (``max_drop``; the main metric's also applies to others without their own), ``sigma``,
-    ``min_label_coverage`` and segment reporting."""
+    ``min_label_coverage``, segment reporting, and the ``duplicate_labels`` rule the summaries were
+    gathered with (named in the result's note on duplicates)."""
 
     task: Task = "classification"
     metric: str = "accuracy"
@@ -1070,6 +1122,7 @@ class PerformanceSettings:
     min_label_coverage: float = 0.5
     min_segment_labels: int = 30
     worst_segments: int = 3
+    duplicate_labels: DuplicateLabels = "latest"
 
     def __post_init__(self) -> None:
         known = {
@@ -1085,6 +1138,7 @@ class PerformanceSettings:
             raise ValueError(f"min_label_coverage must be within [0, 1], got {self.min_label_coverage}")
         if self.sigma < 0:
             raise ValueError(f"sigma must not be negative, got {self.sigma}")
+        check_duplicate_labels(self.duplicate_labels)
 
     def levels_for(self, metric: str) -> DropLevels | None:
         """This metric's drop levels; the main metric's when it has none of its own."""
@@ -1209,7 +1263,7 @@ def judge_performance(
         out["label_cutoff"] = window.label_cutoff.isoformat()
     if reference_out is not None:
         out["reference"] = reference_out
-    label_notes = reference_notes + _label_notes(coverage)
+    label_notes = reference_notes + _label_notes(coverage, settings.duplicate_labels)
     if isinstance(summary, ClassificationSummary) and summary.invalid_scores:
         label_notes.append(f"{summary.invalid_scores} labelled predictions with no valid score")
     if isinstance(summary, MulticlassSummary) and summary.invalid:
@@ -1321,12 +1375,12 @@ def judge_performance(
     return result(status, head, findings)
 
 
-def _label_notes(coverage: Coverage) -> list[str]:
+def _label_notes(coverage: Coverage, duplicate_labels: DuplicateLabels = "latest") -> list[str]:
     notes = []
     if coverage.orphan_labels:
         notes.append(f"{coverage.orphan_labels} labels for unknown prediction ids")
     if coverage.duplicate:
-        notes.append(f"{coverage.duplicate} predictions with duplicate labels (latest kept)")
+        notes.append(f"{coverage.duplicate} predictions with duplicate labels ({duplicate_labels} kept)")
     if coverage.late:
         notes.append(f"{coverage.late} labels arrived after the cut-off (not counted)")
     return notes

@@ -19,10 +19,12 @@ from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.performance import (
     CHECK,
     DEFAULT_BINS,
+    DuplicateLabels,
     PerformanceSettings,
     PerformanceWindow,
     Summary,
     Task,
+    check_duplicate_labels,
     evaluation_window,
     judge_performance,
     parse_max_drop,
@@ -43,10 +45,10 @@ class PerformanceCheckOperator(BaseCheckOperator):
 
     The run for the data interval ``[S, E)`` judges the predictions made in
     ``[S - label_delay, E - label_delay)`` with the labels whose label time is at or before
-    ``label_cutoff`` (default ``E``, so re-runs are reproducible); a prediction's latest label by the
-    cut-off wins. With both tables on one connection the join and the aggregation run in the
-    database as one statement and only aggregate rows (confusion counts, score histograms, sums)
-    are fetched. With the labels on another connection (``label_conn_id``), or either side in files
+    ``label_cutoff`` (default ``E``, so re-runs are reproducible); of a prediction's labels by the
+    cut-off the latest wins (``duplicate_labels="earliest"``: the first). With both tables on one
+    connection the join and the aggregation run in the database as one statement and only
+    aggregate rows (confusion counts, score histograms, sums) are fetched. With the labels on another connection (``label_conn_id``), or either side in files
     (``predictions_path`` / ``labels_path``), both are streamed and joined in memory in chunks of
     ``chunksize`` rows, with the same results (memory: the labels in the window's id range, one
     row per id, plus one chunk). Below ``min_label_coverage`` the result is ``skipped`` ("labels not mature: 41%
@@ -79,6 +81,12 @@ class PerformanceCheckOperator(BaseCheckOperator):
         wall-clock time of ``timezone``.
     :param label_cutoff: labels count only up to this moment (default the run's
         ``data_interval_end``). Templated.
+    :param duplicate_labels: which label wins when a prediction has several by the cut-off:
+        ``"latest"`` (default; the latest label time, so a later correction replaces the first
+        verdict) or ``"earliest"`` (the earliest label time: the first verdict counts, later
+        corrections are ignored). Ties at the same label time go to the larger label under both
+        rules. The same rule in the database and in the in-memory join; the result's note on
+        duplicates names it.
     :param timezone: zone of timestamp columns without time zone, and of the day shift.
     :param metric: the main metric (default ``accuracy``, or ``mae`` for regression).
     :param baseline: baseline values, e.g. ``{"accuracy": 0.85}``.
@@ -134,6 +142,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         segment_column: str | None = None,
         label_delay: timedelta | str = timedelta(0),
         label_cutoff: datetime | str | None = None,
+        duplicate_labels: DuplicateLabels = "latest",
         timezone: str = "UTC",
         metric: str | None = None,
         baseline: Mapping[str, float] | None = None,
@@ -164,6 +173,10 @@ class PerformanceCheckOperator(BaseCheckOperator):
             )
         if chunksize < 1:
             raise ValueError(f"{self.task_id}: chunksize must be positive, got {chunksize}")
+        try:
+            self.duplicate_labels: DuplicateLabels = check_duplicate_labels(duplicate_labels)
+        except ValueError as exc:
+            raise ValueError(f"{self.task_id}: {exc}") from exc
         if (
             task != "multiclass"
             and score_column is None
@@ -222,6 +235,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
                 sigma=sigma,
                 min_label_coverage=min_label_coverage,
                 min_segment_labels=min_segment_labels,
+                duplicate_labels=self.duplicate_labels,
             )
         except ValueError as exc:
             raise ValueError(f"{self.task_id}: {exc}") from exc
@@ -262,6 +276,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
             "naive_zone": zone,
             "bins": self.bins,
             "count_orphans": self.count_orphan_labels,
+            "duplicate_labels": self.duplicate_labels,
         }
         reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
         overall, segments = self._summaries(source, window, label_conn, options)

@@ -8,7 +8,8 @@ pushed-down join (:mod:`airflow_mlobs.sources.performance_sql`), with the same s
    files), with ``label_time <= cutoff`` pushed into the WHERE (or the scan filter), and, when both
    id columns are integers, ``label_id BETWEEN min(id) AND max(id)`` of the window's predictions (one
    aggregate query first). They are reduced to one row per prediction id (the winning label: latest
-   label time, ties the larger label; and how many labels the id had by the cut-off), compacted as
+   label time, or the earliest with ``duplicate_labels="earliest"``, ties the larger label; and how
+   many labels the id had by the cut-off), compacted as
    the stream goes, in numpy/pandas columns (about 40 bytes per id for integer ids and labels).
    Memory: **O(distinct label ids in range)**, never the whole label history when ids are
    increasing integers.
@@ -24,8 +25,9 @@ pushed-down join (:mod:`airflow_mlobs.sources.performance_sql`), with the same s
 
 Same rules as the SQL path: a label counts if its time is at or before the cut-off; a label row
 with a NULL time or id is ignored; a NULL label sorts below any label for the tie-break (SQLite's
-order; PostgreSQL's ``DESC`` would put it first: a tie between a NULL and a real label at the very
-same time is the one case where the two paths can differ). Segments and classes are canonical text
+order; PostgreSQL's ``DESC`` would put it first: under ``"latest"`` a tie between a NULL and a real
+label at the very same time is the one case where the two paths can differ; under ``"earliest"`` the
+pushed-down statement orders NULLs last explicitly, so the paths agree in every dialect). Segments and classes are canonical text
 (:func:`airflow_mlobs.sources.frame.category_text`). Prediction ids must have the same type on
 both sides (integers with integers, text with text). Naive timestamps are wall-clock time in
 ``naive_zone`` on both sides, in databases and in files.
@@ -50,9 +52,11 @@ from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.performance import (
     DEFAULT_BINS,
     Coverage,
+    DuplicateLabels,
     PerformanceWindow,
     Summary,
     Task,
+    check_duplicate_labels,
     summarize_classification_arrays,
     summarize_multiclass_arrays,
     summarize_regression_arrays,
@@ -372,10 +376,12 @@ def _ids(values: pd.Series) -> NDArray[Any]:
 
 
 class _LabelIndex:
-    """One row per label id: the winning label (latest time, ties the larger label) and how many
-    labels the id had by the cut-off. Compacted whenever the pending rows outgrow the index."""
+    """One row per label id: the winning label (latest time, or the earliest with ``earliest``; ties
+    the larger label, a NULL label below any) and how many labels the id had by the cut-off.
+    Compacted whenever the pending rows outgrow the index (the winner of winners is the winner)."""
 
-    def __init__(self, chunksize: int) -> None:
+    def __init__(self, chunksize: int, *, earliest: bool = False) -> None:
+        self.earliest = earliest
         self.state = pd.DataFrame(
             {"id": [], "t": np.array([], dtype=np.int64), "label": [], "n": np.array([], dtype=np.int64)}
         )
@@ -402,7 +408,14 @@ class _LabelIndex:
         if not frames:
             return
         df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-        df = df.sort_values(["id", "t", "label"], kind="mergesort", na_position="first")
+        # The winner sorts last in its id: the latest time (or, descending, the earliest), then the
+        # larger label (NULL first, so below any label).
+        if self.earliest:
+            df = df.sort_values(
+                ["id", "t", "label"], ascending=[True, False, True], kind="mergesort", na_position="first"
+            )
+        else:
+            df = df.sort_values(["id", "t", "label"], kind="mergesort", na_position="first")
         counts = df.groupby("id", sort=False)["n"].transform("sum")
         df = df.assign(n=counts).drop_duplicates("id", keep="last").reset_index(drop=True)
         self.state = df
@@ -465,17 +478,23 @@ def performance_summary_join(
     count_orphans: bool = True,
     chunksize: int = DEFAULT_CHUNKSIZE,
     restrict_label_ids: bool = True,
+    duplicate_labels: DuplicateLabels = "latest",
 ) -> tuple[Summary, dict[str, Summary], JoinStats]:
     """The window's summary joined in memory (module docstring), the same summary type and values as
     :func:`airflow_mlobs.sources.performance_sql.performance_summary_sql` on the same rows.
 
     ``predictions`` / ``labels``: an engine (the table is ``source.predictions`` /
     ``source.labels``) or a file or dataset directory path. ``restrict_label_ids``: read only the
-    labels whose id lies in the window's id range (integer ids on both sides). Raises
+    labels whose id lies in the window's id range (integer ids on both sides).
+    ``duplicate_labels``: which label by the cut-off wins, ``"latest"`` or ``"earliest"``. Raises
     ``SourceError`` naming the table or file and column for a missing table, file or column.
     """
     if chunksize < 1:
         raise SourceError(f"chunksize must be positive, got {chunksize}")
+    try:
+        earliest = check_duplicate_labels(duplicate_labels) == "earliest"
+    except ValueError as exc:
+        raise SourceError(str(exc)) from exc
     zone = naive_zone or UTC
     preds = _side(predictions, source.predictions, zone)
     labs = _side(labels, source.labels, zone)
@@ -536,7 +555,7 @@ def performance_summary_join(
             range_where = [Condition(label_id, "between", (1, 0))]  # no predictions: no labels needed
         else:
             range_where = [Condition(label_id, "between", (int(lo), int(hi)))]
-    index = _LabelIndex(chunksize)
+    index = _LabelIndex(chunksize, earliest=earliest)
     in_time = [
         Condition(label_id, "notnull"),
         Condition(source.label_time_column, "<=", window.label_cutoff),

@@ -6,8 +6,9 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
 1. ``p``: the window's predictions (``prediction_start <= time < prediction_end``, optionally one
    model version);
 2. each prediction once, with its winning label (labels at or before the cut-off first, then the
-   latest label time, then the larger label), or none, or only a late one, and the number of its
-   labels by the cut-off (duplicates). Two formulations (:func:`performance_statement`):
+   latest label time, then the larger label; with ``duplicate_labels="earliest"`` the earliest label
+   time instead, then the larger label), or none, or only a late one, and the number of its labels
+   by the cut-off (duplicates). Two formulations (:func:`performance_statement`):
 
    * *grouped* (classification): ``p LEFT JOIN labels ... GROUP BY`` the prediction's columns, no
      window function. The winner's class is read off aggregates: the latest in-time label time
@@ -21,11 +22,21 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
      in that order, ``COUNT() FILTER (label_time <= cutoff) OVER (PARTITION BY id)`` counting
      duplicates; only rank 1 is kept.
 
-   Both keep each dialect's NULL order of ``ORDER BY ... DESC``: in PostgreSQL a NULL label wins a
-   tie with any label at the same time, and a label with a NULL time ranks above a late one (the
-   prediction is then unlabelled, not LATE); in SQLite NULLs rank last. Log rows with the same
-   prediction id are one prediction in both (the grouped one keeps rows that differ in score,
-   predicted class or segment apart);
+   Under ``"latest"`` both keep each dialect's NULL order of ``ORDER BY ... DESC``: in PostgreSQL a
+   NULL label wins a tie with any label at the same time, and a label with a NULL time ranks above a
+   late one (the prediction is then unlabelled, not LATE); in SQLite NULLs rank last.
+
+   Under ``"earliest"`` the ranked order is ``label_time ASC NULLS LAST, label DESC NULLS LAST`` in
+   every dialect (the dialects' defaults differ for ``ASC`` and for ``DESC``), so a label with a NULL
+   time never decides (a late label makes the prediction LATE) and a NULL label never wins a tie with
+   a label: the same as the in-memory join, in PostgreSQL and SQLite alike. The grouped statement
+   mirrors it: ``t = min(label_time) FILTER (in time)``; positive when
+   ``min(label_time) FILTER (in time AND label = positive) = t`` and no label ``> positive`` has time
+   ``t``; LATE is ``max(label_time) IS NOT NULL`` without an in-time label, with no dialect special
+   cases.
+
+   Under either rule, log rows with the same prediction id are one prediction in both formulations
+   (the grouped one keeps rows that differ in score, predicted class or segment apart);
 3. ``GROUP BY segment, label state, y, ŷ, score bin`` for classification (confusion counts and score
    histograms at once, with the sums of the log-loss terms and of the scores),
    ``GROUP BY segment, label state, label, predicted class`` for multi-class (the confusion matrix
@@ -59,11 +70,13 @@ from airflow_mlobs.core.performance import (
     LOG_LOSS_EPS,
     ClassificationSummary,
     Coverage,
+    DuplicateLabels,
     MulticlassSummary,
     PerformanceWindow,
     RegressionSummary,
     Summary,
     Task,
+    check_duplicate_labels,
 )
 from airflow_mlobs.core.schema import ColumnInfo, LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
@@ -178,14 +191,21 @@ def performance_statement(
     bins: int = DEFAULT_BINS,
     count_orphans: bool = True,
     formulation: Formulation = "auto",
+    duplicate_labels: DuplicateLabels = "latest",
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """The one statement of :func:`performance_summary_sql` (for EXPLAIN and the benchmark).
 
     ``formulation``: how each prediction's winning label is found (module docstring). ``"auto"``:
     ``"grouped"`` for classification, ``"ranked"`` (``ROW_NUMBER()``) for the other tasks; the
     ranked statement can be asked for a classification too (the tests compare the two).
+    ``duplicate_labels``: which label by the cut-off wins, ``"latest"`` or ``"earliest"`` (label
+    time; ties: the larger label).
     """
     formulation = _resolve(formulation, task)
+    try:
+        earliest = check_duplicate_labels(duplicate_labels) == "earliest"
+    except ValueError as exc:
+        raise SourceError(str(exc)) from exc
     from datetime import UTC
 
     zone = naive_zone or UTC
@@ -262,6 +282,15 @@ def performance_statement(
     label_naive = labels_cat.naive(source.label_time_column)
     cutoff = _bound(lt, label_naive, zone, window.label_cutoff, "cutoff")
     in_time = lt <= cutoff
+    label_col = labels_alias.c[source.label_column]
+    # In-time labels first; then the winning label time (latest: DESC in the dialect's NULL order, as
+    # the grouped statement reproduces; earliest: ASC, NULLs last in every dialect), then the larger
+    # label (earliest: a NULL label last in every dialect).
+    rank_order: tuple[sa.ColumnElement[Any], ...] = (
+        (sa.case((in_time, 0), else_=1), sa.nulls_last(lt.asc()), sa.nulls_last(label_col.desc()))
+        if earliest
+        else (sa.case((in_time, 0), else_=1), lt.desc(), label_col.desc())
+    )
     if formulation == "grouped":
         grouped = _grouped_classification(
             engine,
@@ -274,6 +303,7 @@ def performance_statement(
             predicted_positive=_predicted_positive(preds_cat, source, positive_label),
             threshold=threshold,
             bins=bins,
+            earliest=earliest,
         )
         return _with_orphans(
             grouped, 4, count_orphans, labels, preds, source, label_id, label_naive, zone, window
@@ -283,16 +313,7 @@ def performance_statement(
             p,
             labels_alias.c[source.label_column].label("label"),
             lt.label("label_time"),
-            sa.func.row_number()
-            .over(
-                partition_by=p.c.pid,
-                order_by=(
-                    sa.case((in_time, 0), else_=1),
-                    lt.desc(),
-                    labels_alias.c[source.label_column].desc(),
-                ),
-            )
-            .label("rn"),
+            sa.func.row_number().over(partition_by=p.c.pid, order_by=rank_order).label("rn"),
             sa.func.count(lt).filter(in_time).over(partition_by=p.c.pid).label("n_labels"),
         )
         .select_from(p.outerjoin(labels_alias, labels_alias.c[label_id] == p.c.pid))
@@ -427,35 +448,44 @@ def _grouped_classification(
     predicted_positive: Any,
     threshold: float,
     bins: int,
+    earliest: bool = False,
 ) -> sa.Select[Any]:
     """Classification without window functions: ``p LEFT JOIN labels GROUP BY`` the prediction, the
-    winner's class read off aggregates, then the confusion/histogram ``GROUP BY`` (module docstring)."""
+    winner's class read off aggregates, then the confusion/histogram ``GROUP BY`` (module docstring).
+    ``earliest``: the ``"earliest"`` duplicate-label rule (``min()`` and mirrored comparisons)."""
     lt = labels.c[source.label_time_column]
     label = labels.c[source.label_column]
     positive: sa.BindParameter[Any] = sa.bindparam("positive_label", positive_label)
-    postgres = engine.dialect.name == "postgresql"
+    # The dialect's NULL order matters under "latest" only: the ranked "earliest" order puts NULLs
+    # last explicitly, in every dialect.
+    postgres_nulls = engine.dialect.name == "postgresql" and not earliest
+    pick = sa.func.min if earliest else sa.func.max
 
-    def latest(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
-        """The latest label time by the cut-off among the prediction's labels meeting ``conditions``."""
-        return sa.func.max(lt).filter(sa.and_(in_time, *conditions))
+    def winning(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+        """The winning (latest, or earliest) label time by the cut-off among the prediction's labels
+        meeting ``conditions``."""
+        return pick(lt).filter(sa.and_(in_time, *conditions))
 
-    t_in = latest()
+    t_in = winning()
     labelled = t_in.is_not(None)
 
-    def not_at_latest(time: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-        return sa.or_(time.is_(None), time < t_in)
+    def not_at_winning(time: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """``time`` (a :func:`winning` time of some of the labels) is not the winning time ``t_in``."""
+        return sa.or_(time.is_(None), time > t_in if earliest else time < t_in)
 
-    # The winner (latest label time, ties the larger label) is the positive class when a positive
-    # label has the latest time and no larger label has it. PostgreSQL's DESC ranks a NULL label
-    # above any label, so there a NULL label at the latest time wins too (as with ROW_NUMBER()).
-    winner_conditions = [latest(label == positive) == t_in, not_at_latest(latest(label > positive))]
-    if postgres:
-        winner_conditions.append(not_at_latest(latest(label.is_(None))))
+    # The winner (latest, or earliest, label time; ties the larger label) is the positive class when
+    # a positive label has the winning time and no larger label has it. PostgreSQL's DESC ranks a
+    # NULL label above any label, so under "latest" a NULL label at the latest time wins there too
+    # (as with ROW_NUMBER()); under "earliest" a NULL label never wins a tie (NULLS LAST).
+    winner_conditions = [winning(label == positive) == t_in, not_at_winning(winning(label > positive))]
+    if postgres_nulls:
+        winner_conditions.append(not_at_winning(winning(label.is_(None))))
     winner_positive = sa.and_(*winner_conditions)
-    # Only late labels: LATE; but PostgreSQL's DESC ranks a label with a NULL time first, so there
-    # such a label makes the prediction unlabelled (as with ROW_NUMBER()).
+    # Only late labels: LATE; but under "latest" PostgreSQL's DESC ranks a label with a NULL time
+    # first, so there such a label makes the prediction unlabelled (as with ROW_NUMBER()). Under
+    # "earliest" a NULL time ranks last everywhere: any late label makes the prediction LATE.
     late: sa.ColumnElement[bool] = sa.func.max(lt).is_not(None)
-    if postgres:
+    if postgres_nulls:
         late = sa.and_(late, sa.func.count(labels.c[label_id]) == sa.func.count(lt))
     state = sa.case((labelled, LABELLED), (late, LATE), else_=NO_LABEL)
 
@@ -579,9 +609,11 @@ def performance_summary_sql(
     naive_zone: tzinfo | None = None,
     bins: int = DEFAULT_BINS,
     count_orphans: bool = True,
+    duplicate_labels: DuplicateLabels = "latest",
 ) -> tuple[Summary, dict[str, Summary], QueryStats]:
     """The window's summary, pushed down (module docstring); also per segment when
     ``source.segment_column`` is set (keys are the segment values as text, ``"(none)"`` for NULL).
+    ``duplicate_labels``: which label by the cut-off wins, ``"latest"`` or ``"earliest"``.
 
     Raises ``SourceError`` naming the table and column for a missing table or column, a time column
     that is not a timestamp, or a failed query.
@@ -597,6 +629,7 @@ def performance_summary_sql(
         naive_zone=naive_zone,
         bins=bins,
         count_orphans=count_orphans,
+        duplicate_labels=duplicate_labels,
     )
     stats_rows = 0
     rows: list[Any] = []

@@ -2,7 +2,7 @@
 against the pushed-down SQL join (``performance_summary_sql``) on the same rows in one database.
 
 Counts must be exact (confusion counts, every histogram bin, coverage, duplicate, late and orphan
-labels), sums equal within 1e-9. Memory stays bounded: joining 1,000,000 predictions in chunks of
+labels), sums equal within 1e-9, under both duplicate-label rules (``"latest"``, ``"earliest"``). Memory stays bounded: joining 1,000,000 predictions in chunks of
 50,000 allocates a small fraction of what loading the rows would take (measured with tracemalloc,
 which sees numpy and pandas buffers).
 """
@@ -24,16 +24,16 @@ import sqlalchemy as sa
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.performance import (
     ClassificationSummary,
+    DuplicateLabels,
     MulticlassSummary,
     RegressionSummary,
-    latest_labels,
     multiclass_metrics,
 )
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.sources.performance_frame import performance_summary_join
 from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
 from airflow_mlobs.sources.sql import TableRef
-from tests.integration.test_performance_sql import WINDOW, _data, _load, _reference
+from tests.integration.test_performance_sql import RULES, WINDOW, _data, _load, _reference, _rule_winners
 
 pytestmark = pytest.mark.postgres
 
@@ -130,22 +130,27 @@ def _sqlite_labels(engine: sa.Engine, data: dict[str, Any], label_type: Any = sa
         )
 
 
-@pytest.mark.parametrize("chunksize", [50_000, 333])
+@pytest.mark.parametrize(
+    ("chunksize", "duplicate_labels"),
+    [(50_000, "latest"), (333, "latest"), (50_000, "earliest"), (333, "earliest")],
+)
 def test_postgres_predictions_sqlite_labels_equal_the_pushed_down_join(
-    pg_engine: sa.Engine, pg_schema: str, tmp_path: Path, chunksize: int
+    pg_engine: sa.Engine, pg_schema: str, tmp_path: Path, chunksize: int, duplicate_labels: DuplicateLabels
 ) -> None:
     data = _data(np.random.default_rng(5))
     _load(pg_engine, pg_schema, data)
     labels = _sqlite(tmp_path / "labels.db")
     _sqlite_labels(labels, data)
     source = _source(pg_schema, predicted_column="predicted_class", segment_column="segment")
-    want, want_segments, _ = performance_summary_sql(pg_engine, source, WINDOW)
+    want, want_segments, _ = performance_summary_sql(
+        pg_engine, source, WINDOW, duplicate_labels=duplicate_labels
+    )
     got, segments, stats = performance_summary_join(
-        pg_engine, labels, _cross(source), WINDOW, chunksize=chunksize
+        pg_engine, labels, _cross(source), WINDOW, chunksize=chunksize, duplicate_labels=duplicate_labels
     )
     assert isinstance(got, ClassificationSummary)
     _assert_same(got, want)
-    _assert_same(got, _reference(data))
+    _assert_same(got, _reference(data, duplicate_labels=duplicate_labels))
     cov = got.coverage
     assert cov.duplicate > 0 and cov.late > 0 and cov.orphan_labels and got.invalid_scores > 0
     assert set(segments) == set(want_segments)
@@ -179,7 +184,10 @@ def test_sqlite_and_sqlite_with_threshold_and_boolean_labels(
     assert stats.id_range is None
 
 
-def test_regression_across_databases(pg_engine: sa.Engine, pg_schema: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("duplicate_labels", RULES)
+def test_regression_across_databases(
+    pg_engine: sa.Engine, pg_schema: str, tmp_path: Path, duplicate_labels: DuplicateLabels
+) -> None:
     rng = np.random.default_rng(7)
     data = _data(rng, n=3000)
     truth = rng.gamma(2.0, 10.0, len(data["ids"])).round(1)
@@ -192,12 +200,14 @@ def test_regression_across_databases(pg_engine: sa.Engine, pg_schema: str, tmp_p
     _load(pg_engine, pg_schema, data, label_type="DOUBLE PRECISION")
     labels = _sqlite(tmp_path / "labels.db")
     _sqlite_labels(labels, data, sa.Float)
-    want, _, _ = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, task="regression")
+    options: dict[str, Any] = {"task": "regression", "duplicate_labels": duplicate_labels}
+    want, _, _ = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, **options)
     got, _, _ = performance_summary_join(
-        pg_engine, labels, _cross(_source(pg_schema)), WINDOW, task="regression", chunksize=700
+        pg_engine, labels, _cross(_source(pg_schema)), WINDOW, chunksize=700, **options
     )
     assert isinstance(got, RegressionSummary)
     _assert_same(got, want)
+    _assert_same(got, _reference(data, regression=True, duplicate_labels=duplicate_labels))
     assert got.zero_labels > 0 and got.coverage.duplicate > 0
 
 
@@ -231,7 +241,10 @@ def test_files_on_either_side(pg_engine: sa.Engine, pg_schema: str, tmp_path: Pa
         }
 
 
-def test_multiclass_across_databases(pg_engine: sa.Engine, pg_schema: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("duplicate_labels", RULES)
+def test_multiclass_across_databases(
+    pg_engine: sa.Engine, pg_schema: str, tmp_path: Path, duplicate_labels: DuplicateLabels
+) -> None:
     data = _data(np.random.default_rng(9), n=3000)
     rng = np.random.default_rng(10)
     data["predicted"] = rng.integers(0, 4, len(data["ids"]))
@@ -240,18 +253,15 @@ def test_multiclass_across_databases(pg_engine: sa.Engine, pg_schema: str, tmp_p
     labels = _sqlite(tmp_path / "labels.db")
     _sqlite_labels(labels, data, sa.Float)  # 1.0 in one database is the class "1" of the other
     source = _source(pg_schema, predicted_column="predicted_class", score_column=None)
-    want, _, _ = performance_summary_sql(pg_engine, source, WINDOW, task="multiclass")
-    got, _, _ = performance_summary_join(
-        pg_engine, labels, _cross(source), WINDOW, task="multiclass", chunksize=500
-    )
+    options: dict[str, Any] = {"task": "multiclass", "duplicate_labels": duplicate_labels}
+    want, _, _ = performance_summary_sql(pg_engine, source, WINDOW, **options)
+    got, _, _ = performance_summary_join(pg_engine, labels, _cross(source), WINDOW, chunksize=500, **options)
     assert isinstance(got, MulticlassSummary) and isinstance(want, MulticlassSummary)
     _assert_same(got, want)
     assert got.labelled > 500 and {a for a, _, _ in got.cells} == {"0", "1", "2", "3"}
-    # the pushed-down confusion matrix equals numpy's on the same rows (latest label by the cut-off)
+    # the pushed-down confusion matrix equals numpy's on the same rows (the rule's label by the cut-off)
     in_window = np.array([WINDOW.prediction_start <= t < WINDOW.prediction_end for t in data["times"]])
-    winners, counts, _ = latest_labels(
-        data["label_ids"], data["label_values"], data["label_times"], WINDOW.label_cutoff
-    )
+    winners, counts, _ = _rule_winners(data, duplicate_labels)
     ids, guesses = data["ids"][in_window], data["predicted"][in_window]
     labelled = np.array([int(i) in winners for i in ids])
     matrix = np.zeros((4, 4), dtype=np.int64)

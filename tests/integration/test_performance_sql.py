@@ -3,10 +3,12 @@ same rows (``summarize_classification`` / ``summarize_regression``, numpy).
 
 Counts must be exact (confusion counts, every score-histogram bin, coverage, duplicates, late and
 orphan labels), sums equal within 1e-9 relative, and the AUC within 0.005 of the exact
-Mann-Whitney value. One test joins 1,000,000 predictions and proves that only aggregate rows
-cross the wire (counted with a SQLAlchemy cursor event). The last ones compare the grouped
-classification statement (no window function) with the ranked one (``ROW_NUMBER()``) row by row, on
-every kind of tie and duplicate, in PostgreSQL and SQLite.
+Mann-Whitney value, under both duplicate-label rules (``"latest"``, ``"earliest"``). One test joins
+1,000,000 predictions and proves that only aggregate rows cross the wire (counted with a SQLAlchemy
+cursor event). The last ones compare the grouped classification statement (no window function) with
+the ranked one (``ROW_NUMBER()``) row by row, on every kind of tie and duplicate, in PostgreSQL and
+SQLite, under both rules, and check every prediction's winning label there in each path (grouped,
+ranked, in memory).
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ from scipy import stats as sps
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.performance import (
     ClassificationSummary,
+    DuplicateLabels,
+    MulticlassSummary,
     PerformanceSettings,
     RegressionSummary,
     classification_metrics,
     evaluation_window,
     judge_performance,
-    latest_labels,
     regression_metrics,
     summarize_classification,
     summarize_regression,
+    winning_labels,
 )
 from airflow_mlobs.core.result import Status
+from airflow_mlobs.sources.performance_frame import performance_summary_join
 from airflow_mlobs.sources.performance_sql import (
     PerformanceSource,
     performance_statement,
@@ -49,6 +54,7 @@ INTERVAL = (datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 3, 11, tzinfo=UTC)
 DELAY = timedelta(days=7)
 WINDOW = evaluation_window(*INTERVAL, DELAY)
 SEGMENTS = np.array(["north", "south", "east"])
+RULES: tuple[DuplicateLabels, ...] = ("latest", "earliest")
 
 
 def _data(rng: np.random.Generator, n: int = 6000) -> dict[str, Any]:
@@ -142,14 +148,29 @@ def _source(schema: str, **extra: Any) -> PerformanceSource:
     )
 
 
-def _reference(data: dict[str, Any], *, regression: bool = False, mask: Any = None) -> Any:
+def _rule_winners(data: dict[str, Any], duplicate_labels: DuplicateLabels = "latest") -> Any:
+    """The winning label per prediction id by the cut-off (the pure reference of the rule)."""
+    return winning_labels(
+        data["label_ids"],
+        data["label_values"],
+        data["label_times"],
+        WINDOW.label_cutoff,
+        duplicate_labels=duplicate_labels,
+    )
+
+
+def _reference(
+    data: dict[str, Any],
+    *,
+    regression: bool = False,
+    mask: Any = None,
+    duplicate_labels: DuplicateLabels = "latest",
+) -> Any:
     """The in-memory summary of the judged window (the numpy reference)."""
     in_window = np.array([WINDOW.prediction_start <= t < WINDOW.prediction_end for t in data["times"]])
     if mask is not None:
         in_window &= mask
-    labels, counts, late = latest_labels(
-        data["label_ids"], data["label_values"], data["label_times"], WINDOW.label_cutoff
-    )
+    labels, counts, late = _rule_winners(data, duplicate_labels)
     known = set(int(i) for i in data["ids"])
     orphans = sum(
         1
@@ -181,13 +202,19 @@ def _assert_same(got: Any, want: Any) -> None:
             assert a == b, f.name
 
 
-def test_classification_counts_equal_numpy(pg_engine: sa.Engine, pg_schema: str) -> None:
+@pytest.mark.parametrize("duplicate_labels", RULES)
+def test_classification_counts_equal_numpy(
+    pg_engine: sa.Engine, pg_schema: str, duplicate_labels: DuplicateLabels
+) -> None:
     data = _data(np.random.default_rng(5))
     _load(pg_engine, pg_schema, data)
     overall, segments, stats = performance_summary_sql(
-        pg_engine, _source(pg_schema, predicted_column="predicted_class", segment_column="segment"), WINDOW
+        pg_engine,
+        _source(pg_schema, predicted_column="predicted_class", segment_column="segment"),
+        WINDOW,
+        duplicate_labels=duplicate_labels,
     )
-    want = _reference(data)
+    want = _reference(data, duplicate_labels=duplicate_labels)
     assert isinstance(overall, ClassificationSummary)
     _assert_same(overall, want)
     # the data exercise every path
@@ -198,7 +225,7 @@ def test_classification_counts_equal_numpy(pg_engine: sa.Engine, pg_schema: str)
     # per segment: the same as the reference restricted to the segment (orphans are not per segment)
     assert set(segments) == set(SEGMENTS)
     for name, summary in segments.items():
-        ref = _reference(data, mask=data["segment"] == name)
+        ref = _reference(data, mask=data["segment"] == name, duplicate_labels=duplicate_labels)
         _assert_same(
             summary,
             ref.__class__(
@@ -217,9 +244,7 @@ def test_classification_counts_equal_numpy(pg_engine: sa.Engine, pg_schema: str)
 
     # AUC from the pushed-down histograms against the exact Mann-Whitney value of the same rows
     in_window = np.array([WINDOW.prediction_start <= t < WINDOW.prediction_end for t in data["times"]])
-    labels, _, _ = latest_labels(
-        data["label_ids"], data["label_values"], data["label_times"], WINDOW.label_cutoff
-    )
+    labels, _, _ = _rule_winners(data, duplicate_labels)
     rows = [
         (labels[int(i)], s)
         for i, s in zip(data["ids"][in_window], data["score"][in_window], strict=True)
@@ -232,6 +257,15 @@ def test_classification_counts_equal_numpy(pg_engine: sa.Engine, pg_schema: str)
     metrics = classification_metrics(overall)
     assert metrics["roc_auc"].value == pytest.approx(exact_auc, abs=0.005)
     assert metrics["accuracy"].value == pytest.approx((overall.tp + overall.tn) / overall.labelled)
+    # the rule matters on these data: the conflicting corrections change the confusion counts
+    other = "earliest" if duplicate_labels == "latest" else "latest"
+    other_summary, _, _ = performance_summary_sql(
+        pg_engine, _source(pg_schema, predicted_column="predicted_class"), WINDOW, duplicate_labels=other
+    )
+    assert isinstance(other_summary, ClassificationSummary)
+    assert other_summary.coverage == overall.coverage
+    assert (other_summary.tp, other_summary.fn) != (overall.tp, overall.fn)
+    _assert_same(other_summary, _reference(data, duplicate_labels=other))
 
 
 def test_score_threshold_and_model_version_and_boolean_labels(pg_engine: sa.Engine, pg_schema: str) -> None:
@@ -248,7 +282,10 @@ def test_score_threshold_and_model_version_and_boolean_labels(pg_engine: sa.Engi
     assert other.coverage.predictions == 0 and other.coverage.orphan_labels == want.coverage.orphan_labels
 
 
-def test_regression_sums_equal_numpy(pg_engine: sa.Engine, pg_schema: str) -> None:
+@pytest.mark.parametrize("duplicate_labels", RULES)
+def test_regression_sums_equal_numpy(
+    pg_engine: sa.Engine, pg_schema: str, duplicate_labels: DuplicateLabels
+) -> None:
     rng = np.random.default_rng(7)
     data = _data(rng, n=3000)
     truth = rng.gamma(2.0, 10.0, len(data["ids"])).round(1)
@@ -259,9 +296,11 @@ def test_regression_sums_equal_numpy(pg_engine: sa.Engine, pg_schema: str) -> No
         value_of.get(i, 1.0) + (0 if k % 7 else 0.25) for k, i in enumerate(data["label_ids"])
     ]
     _load(pg_engine, pg_schema, data, label_type="DOUBLE PRECISION")
-    overall, _, stats = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, task="regression")
+    overall, _, stats = performance_summary_sql(
+        pg_engine, _source(pg_schema), WINDOW, task="regression", duplicate_labels=duplicate_labels
+    )
     assert isinstance(overall, RegressionSummary)
-    _assert_same(overall, _reference(data, regression=True))
+    _assert_same(overall, _reference(data, regression=True, duplicate_labels=duplicate_labels))
     assert overall.zero_labels > 0 and stats.rows_fetched <= 4
     metrics = regression_metrics(overall)
     assert all(metrics[m].value is not None for m in ("mae", "rmse", "mape", "bias", "r2"))
@@ -379,7 +418,7 @@ _EDGE_LABELS: dict[int, list[tuple[Any, float | None]]] = {
     1: [],
     2: [(1, 30)],
     3: [(0, 30)],
-    4: [(1, 30), (0, 20)],  # a later correction wins
+    4: [(1, 30), (0, 20)],  # a later correction wins ("earliest": the first verdict, 1, wins)
     5: [(0, 30), (1, 20)],
     6: [(0, 30), (1, 30)],  # a tie: the larger label wins
     7: [(1, 30), (2, 30)],  # a tie with a larger class than the positive one
@@ -390,7 +429,7 @@ _EDGE_LABELS: dict[int, list[tuple[Any, float | None]]] = {
     12: [(1, None)],
     13: [(1, 30), (1, 30)],  # the very same label twice
     14: [(0, 30), (1, -5)],  # in time and late
-    15: [(1, 30), (None, 20)],  # a later NULL label
+    15: [(1, 30), (None, 20)],  # a later NULL label ("earliest": the first verdict, 1, wins)
     16: [(1, 30)],
     17: [(1, 30)],
 }
@@ -460,16 +499,20 @@ def _rows(engine: sa.Engine, statement: Any) -> list[tuple[Any, ...]]:
         return sorted((tuple(r) for r in conn.execute(statement)), key=repr)
 
 
+@pytest.mark.parametrize("duplicate_labels", RULES)
 @pytest.mark.parametrize("predicted_column", [None, "predicted_class"])
 def test_grouped_statement_equals_the_ranked_one(
-    edge_db: tuple[sa.Engine, str | None], predicted_column: str | None
+    edge_db: tuple[sa.Engine, str | None], predicted_column: str | None, duplicate_labels: DuplicateLabels
 ) -> None:
     """The grouped classification statement (no window functions) returns exactly the aggregate rows of
-    the ROW_NUMBER() statement, in each dialect's own NULL order, on every kind of tie and duplicate."""
+    the ROW_NUMBER() statement, on every kind of tie and duplicate: under "latest" in each dialect's
+    own NULL order, under "earliest" with NULLs last (the same in both dialects)."""
     engine, schema = edge_db
     source = _source(schema, predicted_column=predicted_column, segment_column="segment")  # type: ignore[arg-type]
     statements = {
-        formulation: performance_statement(engine, source, WINDOW, bins=10, formulation=formulation)
+        formulation: performance_statement(
+            engine, source, WINDOW, bins=10, formulation=formulation, duplicate_labels=duplicate_labels
+        )
         for formulation in ("grouped", "ranked")
     }
     assert "row_number" not in str(statements["grouped"]).lower()
@@ -478,16 +521,113 @@ def test_grouped_statement_equals_the_ranked_one(
     for got, want in zip(grouped, ranked, strict=True):
         for a, b in zip(got, want, strict=True):
             assert a == (pytest.approx(b, rel=1e-12) if isinstance(b, float) else b), (got, want)
-    overall, _, _ = performance_summary_sql(engine, source, WINDOW, bins=10)
+    overall, _, _ = performance_summary_sql(
+        engine, source, WINDOW, bins=10, duplicate_labels=duplicate_labels
+    )
     cov = overall.coverage
     postgres = engine.dialect.name == "postgresql"
     # 18 rows, the duplicated one counted once (as the ranked statement does); 2, 3, 4-9, 13-17 labelled
     assert (cov.predictions, cov.labelled, cov.duplicate, cov.orphan_labels) == (17, 13, 8, 1)
-    assert cov.late == (1 if postgres else 2)  # prediction 11: NO_LABEL in PostgreSQL, LATE in SQLite
     assert isinstance(overall, ClassificationSummary)
-    positives = {2, 5, 6, 13, 16} | (set() if postgres else {8})  # 17 is positive but has no score
+    if duplicate_labels == "latest":
+        assert cov.late == (1 if postgres else 2)  # prediction 11: NO_LABEL in PostgreSQL, LATE in SQLite
+        positives = {2, 5, 6, 13, 16} | (set() if postgres else {8})  # 17 is positive but has no score
+    else:
+        assert cov.late == 2  # a NULL time ranks last in both dialects: 11 is LATE
+        positives = {2, 4, 6, 8, 13, 15, 16}  # the first verdicts; a NULL label never wins a tie
     assert sum(overall.positives) == len(positives) and overall.invalid_scores == 1
     assert overall.tp + overall.fn == len(positives) + 1
+
+
+# The winning label of each edge prediction ("NONE": unlabelled, "LATE": labelled only after the
+# cut-off, "NULL": a NULL label won), per rule and dialect.
+_EARLIEST_WINNERS = {
+    1: "NONE",
+    2: "1",
+    3: "0",
+    4: "1",  # the first verdict; the correction 10 hours later is ignored
+    5: "0",
+    6: "1",
+    7: "2",
+    8: "1",  # a NULL label never wins a tie
+    9: "NULL",
+    10: "LATE",
+    11: "LATE",  # the label without a time never decides
+    12: "NONE",
+    13: "1",
+    14: "0",
+    15: "1",  # the first verdict; the later NULL label is ignored
+    16: "1",
+    17: "1",
+}
+_LATEST_WINNERS = {**_EARLIEST_WINNERS, 4: "0", 5: "1", 15: "NULL"}
+_WINNERS: dict[tuple[str, str], dict[int, str]] = {
+    ("earliest", "postgresql"): _EARLIEST_WINNERS,
+    ("earliest", "sqlite"): _EARLIEST_WINNERS,
+    ("latest", "sqlite"): _LATEST_WINNERS,
+    # PostgreSQL's DESC ranks NULLs first: a NULL label wins the tie, a NULL time beats a late label
+    ("latest", "postgresql"): {**_LATEST_WINNERS, 8: "NULL", 11: "NONE"},
+}
+
+
+def _winners(summaries: dict[str, Any]) -> dict[int, str]:
+    """The winning label per prediction from summaries keyed by prediction id (as the segment): the
+    class for a multi-class summary, ``"1"`` or ``"not 1"`` for a binary one."""
+    out: dict[int, str] = {}
+    for key, summary in summaries.items():
+        cov = summary.coverage
+        if not cov.labelled:
+            out[int(key)] = "LATE" if cov.late else "NONE"
+        elif isinstance(summary, MulticlassSummary):
+            assert len(summary.cells) + summary.invalid == 1, summary
+            out[int(key)] = summary.cells[0][0] if summary.cells else "NULL"
+        else:
+            assert isinstance(summary, ClassificationSummary)
+            out[int(key)] = "1" if summary.tp + summary.fn else "not 1"
+    return out
+
+
+@pytest.mark.parametrize("duplicate_labels", RULES)
+def test_each_prediction_s_winning_label_in_every_path(
+    edge_db: tuple[sa.Engine, str | None], duplicate_labels: DuplicateLabels
+) -> None:
+    """Every edge prediction's winner (each prediction its own segment): the grouped classification
+    statement, the ranked multi-class one (which returns the winning class itself), the in-memory
+    join and, for "earliest", the numpy reference agree with the table above. Under "earliest" all of
+    them agree in both dialects; under "latest" PostgreSQL's NULL order is the documented exception."""
+    engine, schema = edge_db
+    dialect = engine.dialect.name
+    source = _source(schema, predicted_column="predicted_class", segment_column="prediction_id")  # type: ignore[arg-type]
+    want = _WINNERS[(duplicate_labels, dialect)]
+    binary = {i: "1" if w == "1" else w if w in ("NONE", "LATE") else "not 1" for i, w in want.items()}
+    options: dict[str, Any] = {"count_orphans": False, "duplicate_labels": duplicate_labels}
+    _, grouped, _ = performance_summary_sql(engine, source, WINDOW, bins=10, **options)
+    assert _winners(grouped) == binary
+    _, ranked, _ = performance_summary_sql(engine, source, WINDOW, task="multiclass", **options)
+    assert _winners(ranked) == want
+    # the in-memory join orders NULLs last in every dialect (SQLite's order)
+    _, in_memory, _ = performance_summary_join(engine, engine, source, WINDOW, task="multiclass", **options)
+    assert _winners(in_memory) == _WINNERS[(duplicate_labels, "sqlite")]
+    if duplicate_labels == "earliest":  # the numpy reference (it does not take NULL times under "latest")
+        ids, values, times = zip(
+            *(
+                (i, label, None if hours is None else WINDOW.label_cutoff - timedelta(hours=hours))
+                for i, labels_of in _EDGE_LABELS.items()
+                for label, hours in labels_of
+            ),
+            strict=True,
+        )
+        labels, counts, late = winning_labels(
+            ids, values, times, WINDOW.label_cutoff, duplicate_labels="earliest"
+        )
+
+        def reference(i: int) -> str:
+            if i in labels:
+                return "NULL" if labels[i] is None else str(labels[i])
+            return "LATE" if i in late else "NONE"
+
+        assert {i: reference(i) for i in _EDGE_LABELS} == want
+        assert counts[4] == 2 and labels[4] == 1  # the first verdict of prediction 4 wins
 
 
 def test_grouped_formulation_is_for_classification_only(pg_engine: sa.Engine, pg_schema: str) -> None:

@@ -33,6 +33,7 @@ from airflow_mlobs.core.performance import (
     shift_back,
     summarize_classification,
     summarize_regression,
+    winning_labels,
 )
 from airflow_mlobs.core.result import Status
 
@@ -298,6 +299,57 @@ def test_latest_label_by_the_cutoff_wins_and_late_labels_do_not_count() -> None:
     assert (summary.tp, summary.fn) == (2, 1)
 
 
+def test_earliest_label_by_the_cutoff_wins_when_asked() -> None:
+    """``duplicate_labels="earliest"``: the first verdict counts, later corrections are ignored; ties
+    still go to the larger label; labels after the cut-off never count; the counts are the same."""
+    t = datetime(2026, 1, 10, tzinfo=UTC)
+    cutoff = t + timedelta(days=1)
+    ids = [1, 1, 2, 2, 3, 4, 4, 5, 5, 5]
+    values = [0, 1, 1, 0, 1, 0, 1, 1, 0, 0]
+    times = [
+        t + timedelta(hours=1),
+        t,
+        t + timedelta(hours=2),
+        t + timedelta(days=2),
+        t + timedelta(days=3),
+        t,
+        t,
+        t + timedelta(hours=3),  # 5: a first verdict, then two corrections
+        t + timedelta(hours=5),
+        t + timedelta(hours=4),
+    ]
+    latest, latest_counts, latest_late = winning_labels(ids, values, times, cutoff)
+    assert (latest, latest_counts, latest_late) == latest_labels(ids, values, times, cutoff)
+    assert latest == {1: 0, 2: 1, 4: 1, 5: 0}
+    labels, counts, late = winning_labels(ids, values, times, cutoff, duplicate_labels="earliest")
+    # 1: the earlier one (listed second); 2: the only one by the cut-off; 4: a tie -> the larger;
+    # 5: the first verdict, not either correction
+    assert labels == {1: 1, 2: 1, 4: 1, 5: 1}
+    assert counts == latest_counts == {1: 2, 2: 1, 4: 2, 5: 3} and late == latest_late == {3}
+    # a missing label loses a tie, a label without a time is ignored
+    none_ids, none_values = [6, 6, 7, 7, 8], [None, 0, 1, 0, 1]
+    none_times = [t, t, None, t + timedelta(hours=1), None]
+    labels, counts, late = winning_labels(
+        none_ids, none_values, none_times, cutoff, duplicate_labels="earliest"
+    )
+    assert labels == {6: 0, 7: 0} and counts == {6: 2, 7: 1} and late == set()
+    with pytest.raises(ValueError, match="duplicate_labels must be 'latest' or 'earliest', got 'first'"):
+        winning_labels(ids, values, times, cutoff, duplicate_labels="first")  # type: ignore[arg-type]
+
+
+def test_the_note_on_duplicates_names_the_rule() -> None:
+    summary = summarize_classification(
+        [1, 2, 3], [1, 0, 1], [0.9, 0.2, 0.8], {1: 1, 2: 0, 3: 1}, label_counts={1: 2, 2: 1, 3: 3}
+    )
+    assert summary.coverage.duplicate == 2
+    latest = judge_performance(summary, PerformanceSettings(), dataset="d")
+    assert "2 predictions with duplicate labels (latest kept)" in latest.summary
+    earliest = judge_performance(summary, PerformanceSettings(duplicate_labels="earliest"), dataset="d")
+    assert "2 predictions with duplicate labels (earliest kept)" in earliest.summary
+    with pytest.raises(ValueError, match="duplicate_labels must be 'latest' or 'earliest', got 'last'"):
+        PerformanceSettings(duplicate_labels="last")  # type: ignore[arg-type]
+
+
 def test_summaries_merge_by_addition() -> None:
     rng = np.random.default_rng(3)
     y, s = _classification(rng, 3000)
@@ -440,6 +492,13 @@ def test_operator_validates_arguments_at_parse_time_and_names_both_connections()
         PerformanceCheckOperator(task_id="t1", label_delay="a week", **common)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown classification metric 'auc'"):
         PerformanceCheckOperator(task_id="t2", metric="auc", **common)  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"^t7: duplicate_labels must be 'latest' or 'earliest', got 'newest'$"
+    ):
+        PerformanceCheckOperator(task_id="t7", duplicate_labels="newest", **common)  # type: ignore[arg-type]
+    first = PerformanceCheckOperator(task_id="t8", duplicate_labels="earliest", **common)  # type: ignore[arg-type]
+    assert first.duplicate_labels == first.settings.duplicate_labels == "earliest"
+    assert PerformanceCheckOperator(task_id="t9", **common).settings.duplicate_labels == "latest"  # type: ignore[arg-type]
     op = PerformanceCheckOperator(task_id="t3", label_conn_id="labels_db", label_delay="7d", **common)  # type: ignore[arg-type]
     assert op.label_delay == timedelta(days=7) and op.dataset_name() == "preds_db:predictions"
     context = {
