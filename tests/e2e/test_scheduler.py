@@ -56,11 +56,13 @@ def airflow_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     base = tmp_path_factory.mktemp("scheduler")
     wh_path = base / "warehouse.db"
     url = warehouse.build(wh_path)
-    # Only the drift day and earlier have activity: whatever interval the scheduler runs on its
-    # own (the latest one by the wall clock) finds no rows and cannot start a retraining.
+    # Only the drift day and earlier have activity and predictions: whatever interval the scheduler
+    # runs on its own (the latest one by the wall clock) for model_monitoring or model_performance
+    # finds no rows and cannot start a retraining.
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM customer_activity WHERE event_time >= '2026-11-24 00:00:00'"))
+        conn.execute(sa.text("DELETE FROM prediction_log WHERE predicted_at >= '2026-11-24 00:00:00'"))
     engine.dispose()
     port = free_port()
     env = dict(os.environ)
