@@ -107,7 +107,7 @@ def decide(
 ) -> GateDecision:
     """Apply ``policy`` to this window's ``results``.
 
-    ``previous`` maps a dataset to its earlier results of the same check, newest first (from the
+    ``previous`` maps a dataset to its earlier results, newest first per check (from the
     results history), for ``consecutive_windows``; ``last_retrain`` is when this gate, or
     ``last_retrain_by`` (another gate with one of the same ``targets``), last decided to retrain,
     for ``cooldown``. ``targets`` (asset URIs, ``dag:<dag_id>``) are stored with the decision.
@@ -128,7 +128,8 @@ def decide(
         for condition, reason in conditions_met(policy, result).items():
             streak = 1
             follows = result.window_start
-            for earlier in previous.get(result.dataset, [])[: policy.consecutive_windows - 1]:
+            same_check = [e for e in previous.get(result.dataset, []) if e.check == result.check]
+            for earlier in same_check[: policy.consecutive_windows - 1]:
                 adjacent = follows is None or earlier.window_end is None or earlier.window_end == follows
                 if not adjacent or condition not in conditions_met(policy, earlier):
                     break

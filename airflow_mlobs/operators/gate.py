@@ -104,7 +104,9 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
                         for s in store.history(dataset=result.dataset, check=result.check)
                         if s.result.window_end is not None and s.result.window_end < now
                     ]
-                    previous[result.dataset] = earlier[: self.policy.consecutive_windows - 1]
+                    previous.setdefault(result.dataset, []).extend(
+                        earlier[: self.policy.consecutive_windows - 1]
+                    )
             targets = self.targets()
             last_retrain, last_retrain_by = None, None
             for stored in store.history(check=CHECK):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -194,6 +195,29 @@ def test_a_missing_window_ends_the_streak() -> None:
     assert "only 2 of 3 consecutive windows" in decision.result.findings[0].reason
     adjacent = {DATASET: [drift(0.9, ["a"], days_ago=1), drift(0.9, ["a"], days_ago=2)]}
     assert run(policy, [drift(0.9, ["a"])], previous=adjacent).decision == RETRAIN
+
+
+def test_streaks_count_only_results_of_the_same_check_on_a_dataset() -> None:
+    policy = GatePolicy(drift_share=0.5, consecutive_windows=2)
+    quality = CheckResult(
+        check="quality",
+        dataset=DATASET,
+        status=Status.FAIL,
+        summary="suite failed",
+        window_start=NOW - timedelta(days=2),
+        window_end=NOW - timedelta(days=1),
+    )
+    # The gate reads a drift and a quality result on the same table: the newest earlier result of
+    # the table is the quality one, but the drift streak looks at the earlier drift window only.
+    previous = {DATASET: [quality, drift(0.9, ["a"], days_ago=1)]}
+    decision = run(
+        policy,
+        [drift(0.9, ["a"]), replace(quality, window_start=NOW - timedelta(days=1), window_end=NOW)],
+        previous=previous,
+    )
+    assert decision.decision == RETRAIN, decision.result.summary
+    alone = {DATASET: [quality]}
+    assert run(policy, [drift(0.9, ["a"])], previous=alone).decision == NO_RETRAIN
 
 
 def test_consecutive_windows_are_per_dataset_and_per_condition() -> None:
