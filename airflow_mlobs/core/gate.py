@@ -137,7 +137,17 @@ def decide(
                 follows = earlier.window_start
             if streak >= policy.consecutive_windows:
                 held.setdefault(condition, []).append(reason)
-                findings.append(Finding(result.dataset, condition, Status.WARN, value=streak, reason=reason))
+                # value / threshold: the streak of windows / the streak required.
+                findings.append(
+                    Finding(
+                        result.dataset,
+                        condition,
+                        Status.WARN,
+                        value=streak,
+                        threshold=policy.consecutive_windows,
+                        reason=reason,
+                    )
+                )
             else:
                 findings.append(
                     Finding(
