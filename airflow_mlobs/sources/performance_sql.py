@@ -326,50 +326,27 @@ def performance_statement(
     if task == "classification":
         positive: sa.BindParameter[Any] = sa.bindparam("positive_label", positive_label)
         predicted_positive = _predicted_positive(preds_cat, source, positive_label)
-        s: sa.ColumnElement[Any] = j.score if source.score_column else sa.null()
-        if source.predicted_column:
-            yhat = sa.case((j.predicted == predicted_positive, 1), else_=0)
-        else:
-            yhat = sa.case((j.score >= threshold, 1), else_=0)
-        y = sa.case((state == LABELLED, sa.case((j.label == positive, 1), else_=0)))
-        bin_expr = _score_bin(engine, s, bins) if source.score_column else sa.literal(-1)
-        clipped = sa.case((s < LOG_LOSS_EPS, LOG_LOSS_EPS), (s > 1 - LOG_LOSS_EPS, 1 - LOG_LOSS_EPS), else_=s)
-        term = sa.case(
-            (
-                sa.and_(state == LABELLED, s >= 0.0, s <= 1.0),
-                sa.case((j.label == positive, -sa.func.ln(clipped)), else_=-sa.func.ln(1.0 - clipped)),
-            ),
-        )
-        valid = sa.and_(s >= 0.0, s <= 1.0)
         keys = (
             sa.select(
                 j.segment.label("segment"),
                 state.label("state"),
-                y.label("y"),
-                yhat.label("yhat"),
-                bin_expr.label("bin"),
-                sa.case((valid, s)).label("s"),
-                sa.case((valid, sa.case((yhat == 1, s), else_=1.0 - s))).label("conf"),
-                term.label("term"),
+                *_classification_columns(
+                    engine,
+                    source,
+                    score=j.score if source.score_column else sa.null(),
+                    predicted=j.predicted if source.predicted_column else None,
+                    labelled=state == LABELLED,
+                    label_positive=j.label == positive,
+                    predicted_positive=predicted_positive,
+                    threshold=threshold,
+                    bins=bins,
+                ),
                 j.n_labels,
             )
             .where(j.rn == 1)
             .subquery("k")
         )
-        k = keys.c
-        grouped = sa.select(
-            k.segment,
-            k.state,
-            k.y,
-            k.yhat,
-            k.bin,
-            sa.func.count().label("n"),
-            sa.func.count().filter(k.n_labels > 1).label("dup"),
-            sa.func.sum(k.s).label("a1"),
-            sa.func.sum(k.conf).label("a2"),
-            sa.func.sum(k.term).label("a3"),
-            sa.func.sum(k.term * k.term).label("a4"),
-        ).group_by(k.segment, k.state, k.y, k.yhat, k.bin)
+        grouped = _classification_cells(keys)
         empty_sums = 4
     elif task == "multiclass":
         # The confusion matrix as counts per (label, predicted class); the classes are made canonical
@@ -489,37 +466,73 @@ def _grouped_classification(
         late = sa.and_(late, sa.func.count(labels.c[label_id]) == sa.func.count(lt))
     state = sa.case((labelled, LABELLED), (late, LATE), else_=NO_LABEL)
 
-    s: sa.ColumnElement[Any] = p.c.score if source.score_column else sa.null()
-    if source.predicted_column:
-        yhat = sa.case((p.c.predicted == predicted_positive, 1), else_=0)
-    else:
-        yhat = sa.case((p.c.score >= threshold, 1), else_=0)
-    valid = sa.and_(s >= 0.0, s <= 1.0)
-    clipped = sa.case((s < LOG_LOSS_EPS, LOG_LOSS_EPS), (s > 1 - LOG_LOSS_EPS, 1 - LOG_LOSS_EPS), else_=s)
-    term = sa.case(
-        (
-            sa.and_(labelled, valid),
-            sa.case((winner_positive, -sa.func.ln(clipped)), else_=-sa.func.ln(1.0 - clipped)),
-        ),
-    )
     # One row per prediction; every expression is computed once per prediction (the aggregate's
     # projection), not once per use as in a flattened subquery.
     per_prediction = (
         sa.select(
             p.c.segment.label("segment"),
             state.label("state"),
-            sa.case((labelled, sa.case((winner_positive, 1), else_=0))).label("y"),
-            yhat.label("yhat"),
-            (_score_bin(engine, s, bins) if source.score_column else sa.literal(-1)).label("bin"),
-            sa.case((valid, s)).label("s"),
-            sa.case((valid, sa.case((yhat == 1, s), else_=1.0 - s))).label("conf"),
-            term.label("term"),
+            *_classification_columns(
+                engine,
+                source,
+                score=p.c.score if source.score_column else sa.null(),
+                predicted=p.c.predicted if source.predicted_column else None,
+                labelled=labelled,
+                label_positive=winner_positive,
+                predicted_positive=predicted_positive,
+                threshold=threshold,
+                bins=bins,
+            ),
             sa.func.count(lt).filter(in_time).label("n_labels"),
         )
         .select_from(p.outerjoin(labels, labels.c[label_id] == p.c.pid))
         .group_by(*p.c)
         .subquery("k")
     )
+    return _classification_cells(per_prediction)
+
+
+def _classification_columns(
+    engine: Engine,
+    source: PerformanceSource,
+    *,
+    score: sa.ColumnElement[Any],
+    predicted: sa.ColumnElement[Any] | None,
+    labelled: sa.ColumnElement[bool],
+    label_positive: sa.ColumnElement[bool],
+    predicted_positive: Any,
+    threshold: float,
+    bins: int,
+) -> list[sa.ColumnElement[Any]]:
+    """One prediction's classification keys and terms, shared by both formulations: ``y`` (the
+    winning label is positive; NULL when not labelled), ``yhat``, the score ``bin``, the valid score
+    ``s``, the confidence ``conf`` (``ŷ s + (1 - ŷ)(1 - s)``) and the log-loss ``term``."""
+    if predicted is not None:
+        yhat = sa.case((predicted == predicted_positive, 1), else_=0)
+    else:
+        yhat = sa.case((score >= threshold, 1), else_=0)
+    valid = sa.and_(score >= 0.0, score <= 1.0)
+    clipped = sa.case(
+        (score < LOG_LOSS_EPS, LOG_LOSS_EPS), (score > 1 - LOG_LOSS_EPS, 1 - LOG_LOSS_EPS), else_=score
+    )
+    term = sa.case(
+        (
+            sa.and_(labelled, valid),
+            sa.case((label_positive, -sa.func.ln(clipped)), else_=-sa.func.ln(1.0 - clipped)),
+        ),
+    )
+    return [
+        sa.case((labelled, sa.case((label_positive, 1), else_=0))).label("y"),
+        yhat.label("yhat"),
+        (_score_bin(engine, score, bins) if source.score_column else sa.literal(-1)).label("bin"),
+        sa.case((valid, score)).label("s"),
+        sa.case((valid, sa.case((yhat == 1, score), else_=1.0 - score))).label("conf"),
+        term.label("term"),
+    ]
+
+
+def _classification_cells(per_prediction: sa.Subquery) -> sa.Select[Any]:
+    """The confusion counts, score histograms and sums: one row per (segment, state, y, ŷ, bin)."""
     k = per_prediction.c
     return sa.select(
         k.segment,
