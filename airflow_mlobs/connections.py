@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from airflow_mlobs import settings
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
-
-RESULTS_DB_FILENAME = "mlobs_results.db"
 
 
 def engine_for_connection(conn_id: str) -> Engine:
@@ -51,17 +48,18 @@ def engine_for_connection(conn_id: str) -> Engine:
 
 
 def default_results_url() -> str:
-    """``sqlite:///$AIRFLOW_HOME/mlobs_results.db``: the results history when no connection is given."""
-    home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home / RESULTS_DB_FILENAME}"
+    """``sqlite:///$AIRFLOW_HOME/mlobs_results.db``: the results history when no connection is set."""
+    return settings.default_results_url()
 
 
 def results_engine(results_conn_id: str | None) -> Engine:
-    """The engine of the results history: the given connection, or the default SQLite file."""
-    if results_conn_id:
-        return engine_for_connection(results_conn_id)
-    return sa.create_engine(default_results_url())
+    """The engine of the results history: the given connection, else ``[mlobs] results_conn_id``,
+    else the default SQLite file (an error under a distributed executor: see :mod:`.settings`)."""
+    conn_id = settings.results_conn_id(results_conn_id)
+    if conn_id:
+        return engine_for_connection(conn_id)
+    # A busy timeout: parallel tasks of one LocalExecutor write the same file.
+    return sa.create_engine(default_results_url(), connect_args={"timeout": 30})
 
 
 @contextmanager

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
@@ -12,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult, Status, error_result
+from airflow_mlobs.core.timeutil import parse_duration
+from airflow_mlobs.core.window import RunTimes, RunWindow, as_of_moment, resolve_window
 from airflow_mlobs.exceptions import CheckBreachError
 from airflow_mlobs.store import ResultsStore, RunKey
 
@@ -31,6 +34,74 @@ def run_window(context: Context) -> tuple[datetime | None, datetime | None]:
     return (_as_utc(start), _as_utc(end))
 
 
+def run_times(context: Context) -> RunTimes:
+    """The times that decide a run's window: data interval, logical date and run-after time."""
+    start, end = run_window(context)
+    dag_run = context.get("dag_run")
+    return RunTimes(
+        interval_start=start,
+        interval_end=end,
+        logical_date=_as_utc(context.get("logical_date")),
+        run_after=_as_utc(getattr(dag_run, "run_after", None)),
+    )
+
+
+def parse_window_arg(value: timedelta | str | float | None, task_id: str) -> None:
+    """Validate a literal ``window`` argument at parse time (a templated one is checked when rendered)."""
+    if value in (None, "") or (isinstance(value, str) and "{{" in value):
+        return
+    parse_duration(value, name=f"{task_id}: window")  # type: ignore[arg-type]
+
+
+def judged_window(
+    context: Context,
+    window: timedelta | str | float | None,
+    *,
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    required: bool = True,
+) -> RunWindow:
+    """The window a check judges in this run (see :mod:`airflow_mlobs.core.window`): ``window_start``/
+    ``window_end`` if given, else ``window`` back from the run's interval end (or logical date, or
+    run-after time), else the run's data interval. Raises ``WindowError`` (an ``error`` result)
+    for a zero-length or absent interval without ``window`` when ``required``."""
+    length = None
+    if window not in (None, ""):
+        try:
+            length = parse_duration(window, name="window")  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise MlobsInputError(str(exc)) from exc
+    return resolve_window(
+        run_times(context),
+        window=length,
+        start=parse_moment(start, "window_start"),
+        end=parse_moment(end, "window_end"),
+        required=required,
+    )
+
+
+def parse_moment(value: datetime | str | None, name: str) -> datetime | None:
+    """An aware UTC moment from a datetime or ISO text; one without a zone (e.g. ``"{{ ds }}"``) is
+    UTC, like the run's data interval. Empty means None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def with_window_basis(result: CheckResult, window: RunWindow) -> CheckResult:
+    """``result`` recording the window it judged and how that window was chosen (``window_basis``)."""
+    metrics = {**result.metrics, "window_basis": window.basis}
+    judged = result if result.window_start or result.window_end else result.with_window(window.start, window.end)
+    return replace(judged, metrics=metrics)
+
+
 def _as_utc(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -41,21 +112,12 @@ def _as_utc(value: Any) -> datetime | None:
 
 def resolve_as_of(context: Context, override: datetime | str | None) -> datetime:
     """The moment data is judged at: ``override`` (a datetime or ISO text) if given, else the run's
-    ``data_interval_end``, else its ``logical_date``, else the wall clock."""
-    if override not in (None, ""):
-        if isinstance(override, datetime):
-            value = override
-        else:
-            try:
-                value = datetime.fromisoformat(str(override).strip())
-            except ValueError as exc:
-                raise MlobsInputError(f"as_of: {override!r} is not an ISO 8601 timestamp") from exc
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    for key in ("data_interval_end", "logical_date"):
-        found = _as_utc(context.get(key))
-        if found is not None:
-            return found
-    return datetime.now(UTC)
+    ``data_interval_end``, else its ``logical_date``, else its ``run_after`` time, else the wall
+    clock."""
+    given = parse_moment(override, "as_of")
+    if given is not None:
+        return given
+    return as_of_moment(run_times(context), datetime.now(UTC))[0]
 
 
 class CheckResultMixin:

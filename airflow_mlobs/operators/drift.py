@@ -3,13 +3,12 @@ each window with it. The work happens in :mod:`airflow_mlobs.core.drift` and the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_mlobs import settings
 from airflow_mlobs.connections import connected, results_engine
 from airflow_mlobs.core.drift import CHECK, DriftSettings, Threshold, compare
 from airflow_mlobs.core.errors import MlobsInputError
@@ -33,14 +32,13 @@ from airflow_mlobs.store import ResultsStore
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-BASELINE_DIR_ENV = "MLOBS_BASELINE_DIR"
+BASELINE_DIR_ENV = settings.BASELINE_DIR_ENV
 
 
-def default_baseline_dir() -> Path:
-    """``$MLOBS_BASELINE_DIR``, else ``$AIRFLOW_HOME/mlobs_baselines``."""
-    if os.environ.get(BASELINE_DIR_ENV):
-        return Path(os.environ[BASELINE_DIR_ENV])
-    return Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "mlobs_baselines"
+def default_baseline_dir() -> Any:
+    """``[mlobs] baseline_dir``, else ``$MLOBS_BASELINE_DIR``, else ``$AIRFLOW_HOME/mlobs_baselines``
+    (an error under a distributed executor: see :mod:`airflow_mlobs.settings`)."""
+    return settings.baseline_dir(None)
 
 
 def _parse_window_bound(value: datetime | str | None, name: str) -> datetime | None:
@@ -224,7 +222,7 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
 
     def evaluate(self, context: Context) -> CheckResult:
         """Build and store the baseline unless that version exists already."""
-        directory = self.baseline_dir or default_baseline_dir()
+        directory = settings.baseline_dir(self.baseline_dir)
         target = baseline_path(directory, self.baseline, self.version)
         if target.exists() and not self.overwrite:
             existing = load_baseline(directory, self.baseline, self.version)
@@ -402,7 +400,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         interval_start, interval_end = run_window(context)
         start = _parse_window_bound(self.window_start, "window_start") or interval_start
         end = _parse_window_bound(self.window_end, "window_end") or interval_end
-        directory = self.baseline_dir or default_baseline_dir()
+        directory = settings.baseline_dir(self.baseline_dir)
         baseline = load_baseline(directory, self.baseline, self.baseline_version)
         requested = [*(self.columns or []), *self.prediction_columns]
         unknown = [c for c in requested if c not in baseline.columns]
