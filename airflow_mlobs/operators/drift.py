@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs import settings
@@ -22,7 +22,13 @@ from airflow_mlobs.core.profile import (
 )
 from airflow_mlobs.core.result import CheckResult, Status, worst
 from airflow_mlobs.core.timeutil import get_zone
-from airflow_mlobs.operators.base import BaseCheckOperator, run_window
+from airflow_mlobs.operators.base import (
+    BaseCheckOperator,
+    judged_window,
+    parse_moment,
+    parse_window_arg,
+    with_window_basis,
+)
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.sources import frame as frame_source
 from airflow_mlobs.sources import sql as sql_source
@@ -39,20 +45,6 @@ def default_baseline_dir() -> Any:
     """``[mlobs] baseline_dir``, else ``$MLOBS_BASELINE_DIR``, else ``$AIRFLOW_HOME/mlobs_baselines``
     (an error under a distributed executor: see :mod:`airflow_mlobs.settings`)."""
     return settings.baseline_dir(None)
-
-
-def _parse_window_bound(value: datetime | str | None, name: str) -> datetime | None:
-    """An aware bound; one without a zone (e.g. ``"{{ ds }}"``) is UTC, like the run's data interval."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).strip())
-        except ValueError as exc:
-            raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 class _SourceArgs:
@@ -169,8 +161,8 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
 
     def build(self) -> Baseline:
         """Build the baseline from the configured source."""
-        start = _parse_window_bound(self.reference_start, "reference_start")
-        end = _parse_window_bound(self.reference_end, "reference_end")
+        start = parse_moment(self.reference_start, "reference_start")
+        end = parse_moment(self.reference_end, "reference_end")
         if self.path:
             frame = file_source.read_window(
                 self.path,
@@ -275,7 +267,11 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
     :param baseline, baseline_version: which baseline (default: its newest version). Templated.
     :param conn_id, table, sql, path, where, timestamp_column: the current data. ``where`` is a SQL
         condition (e.g. ``"model_version = 'v3'"``). Templated.
-    :param window_start, window_end: default: the run's data interval. Templated.
+    :param window: the length of the window judged, ending at the run's data interval end (or its
+        logical date, or run-after time, for runs whose interval is zero-length or absent, such as
+        ``schedule="@daily"``, manual and asset-triggered runs), e.g. ``"1d"``. Without it the window
+        is the run's data interval, and a run with none is an ``error`` saying so. Templated.
+    :param window_start, window_end: explicit bounds, overriding the above. Templated.
     :param columns: feature columns to judge (default: the baseline's, minus prediction columns).
     :param prediction_columns: prediction and score columns, judged the same way and reported as
         prediction drift (a shift in the positive rate or the score distribution).
@@ -294,6 +290,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         "baseline",
         "baseline_version",
         "baseline_dir",
+        "window",
         "window_start",
         "window_end",
     )
@@ -304,6 +301,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         *,
         baseline: str,
         baseline_version: str | None = None,
+        window: timedelta | str | None = None,
         baseline_dir: str | None = None,
         conn_id: str | None = None,
         table: str | None = None,
@@ -334,6 +332,8 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         self.where = where
         self.timestamp_column = timestamp_column
         self.timestamp_timezone = timestamp_timezone
+        self.window = window
+        parse_window_arg(window, self.task_id)
         self.window_start = window_start
         self.window_end = window_end
         self.columns = list(columns) if columns is not None else None
@@ -397,9 +397,14 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
     def evaluate(self, context: Context) -> CheckResult:
         """Load the baseline, profile the window, store the profile, compare."""
         dataset = self.dataset_name()
-        interval_start, interval_end = run_window(context)
-        start = _parse_window_bound(self.window_start, "window_start") or interval_start
-        end = _parse_window_bound(self.window_end, "window_end") or interval_end
+        judged = judged_window(
+            context,
+            self.window,
+            start=self.window_start,
+            end=self.window_end,
+            required=self.timestamp_column is not None,
+        )
+        start, end = judged.start, judged.end
         directory = settings.baseline_dir(self.baseline_dir)
         baseline = load_baseline(directory, self.baseline, self.baseline_version)
         requested = [*(self.columns or []), *self.prediction_columns]
@@ -437,7 +442,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
                 window_end=end,
             )
             result = _with_predictions(result, predictions)
-        return result
+        return with_window_basis(result, judged)
 
 
 def _with_predictions(features: CheckResult, predictions: CheckResult) -> CheckResult:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.connections import connected
@@ -31,7 +31,13 @@ from airflow_mlobs.core.performance import (
 )
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_duration
-from airflow_mlobs.operators.base import BaseCheckOperator, run_window
+from airflow_mlobs.operators.base import (
+    BaseCheckOperator,
+    judged_window,
+    parse_moment,
+    parse_window_arg,
+    with_window_basis,
+)
 from airflow_mlobs.sources.performance_frame import DEFAULT_CHUNKSIZE, performance_summary_join
 from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
 from airflow_mlobs.sources.sql import parse_table_name
@@ -79,8 +85,12 @@ class PerformanceCheckOperator(BaseCheckOperator):
         warn at most).
     :param label_delay: how long labels take, e.g. ``"7d"``; whole days are shifted in the
         wall-clock time of ``timezone``.
-    :param label_cutoff: labels count only up to this moment (default the run's
-        ``data_interval_end``). Templated.
+    :param window: the length of the prediction window before the shift, ending at the run's data
+        interval end (or logical date, or run-after time, for runs with a zero-length or no interval,
+        such as ``schedule="@daily"``), e.g. ``"1d"``. Without it the window is the run's data
+        interval, and a run with none is an ``error`` saying so. Templated.
+    :param label_cutoff: labels count only up to this moment (default: the end of the run's window).
+        Templated.
     :param duplicate_labels: which label wins when a prediction has several by the cut-off:
         ``"latest"`` (default; the latest label time, so a later correction replaces the first
         verdict) or ``"earliest"`` (the earliest label time: the first verdict counts, later
@@ -111,6 +121,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         "predictions_table",
         "labels_table",
         "label_cutoff",
+        "window",
         "model_version",
         "predictions_path",
         "labels_path",
@@ -141,6 +152,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         model_version: str | None = None,
         segment_column: str | None = None,
         label_delay: timedelta | str = timedelta(0),
+        window: timedelta | str | None = None,
         label_cutoff: datetime | str | None = None,
         duplicate_labels: DuplicateLabels = "latest",
         timezone: str = "UTC",
@@ -207,6 +219,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
         self.model_version = model_version
         self.segment_column = segment_column
         self.label_delay = parse_duration(label_delay, name=f"{self.task_id}: label_delay")
+        self.window = window
+        parse_window_arg(window, self.task_id)
         self.label_cutoff = label_cutoff
         self.timezone = timezone
         self.bins = bins
@@ -247,13 +261,11 @@ class PerformanceCheckOperator(BaseCheckOperator):
     def evaluate(self, context: Context) -> CheckResult:
         """Shift the window back by the label delay, join and aggregate in the database, judge."""
         label_conn = self.label_conn_id or self.conn_id
-        start, end = run_window(context)
-        if start is None or end is None:
-            raise MlobsInputError(
-                "the performance check needs the run's data interval (a scheduled or backfilled run)"
-            )
+        judged = judged_window(context, self.window)
+        start, end = judged.start, judged.end
+        assert start is not None and end is not None  # a required window always has both bounds
         zone = get_zone(self.timezone)
-        cutoff = _parse_moment(self.label_cutoff, "label_cutoff")
+        cutoff = parse_moment(self.label_cutoff, "label_cutoff")
         window = evaluation_window(start, end, self.label_delay, label_cutoff=cutoff, zone=zone)
         source = PerformanceSource(
             predictions=parse_table_name(self.predictions_table or "predictions"),
@@ -291,7 +303,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
                 label_conn,
                 {**options, "count_orphans": False},
             )
-        return judge_performance(
+        result = judge_performance(
             overall,
             self.settings,
             dataset=self.dataset_name(),
@@ -302,11 +314,12 @@ class PerformanceCheckOperator(BaseCheckOperator):
             reference=reference,
             reference_window=reference_bounds,
         )
+        return with_window_basis(result, judged)
 
     def _reference_bounds(self, window: PerformanceWindow) -> tuple[datetime, datetime]:
         """The rendered ``reference_window`` as aware moments, checked against the cut-off."""
         assert self.reference_window is not None
-        bounds = [_parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
+        bounds = [parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
         ref_start, ref_end = bounds
         if ref_start is None or ref_end is None or ref_end <= ref_start:
             raise MlobsInputError(
@@ -372,17 +385,3 @@ class PerformanceCheckOperator(BaseCheckOperator):
             stats.late_ids_held,
         )
         return overall, segments
-
-
-def _parse_moment(value: datetime | str | None, name: str) -> datetime | None:
-    """An aware moment; text without a zone is UTC, like the run's data interval."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).strip())
-        except ValueError as exc:
-            raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.connections import connected
@@ -12,8 +12,12 @@ from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.quality import CHECK, judge_validation, load_suite_file, suite_columns
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone
-from airflow_mlobs.operators.base import BaseCheckOperator, run_window
-from airflow_mlobs.operators.drift import _parse_window_bound
+from airflow_mlobs.operators.base import (
+    BaseCheckOperator,
+    judged_window,
+    parse_window_arg,
+    with_window_basis,
+)
 from airflow_mlobs.operators.schema import resolve_contract_path
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.sources import sql as sql_source
@@ -47,7 +51,11 @@ class ExpectationSuiteOperator(BaseCheckOperator):
     :param timestamp_column: the column the window applies to; without it the whole table is
         validated. Templated.
     :param timestamp_timezone: zone of timestamp columns without time zone (tables). Templated.
-    :param window_start, window_end: default: the run's data interval. Templated.
+    :param window: with ``timestamp_column``: the length of the window validated, ending at the run's
+        data interval end (or logical date, or run-after time, for runs with a zero-length or no
+        interval, such as ``schedule="@daily"``), e.g. ``"1d"``. Without it the window is the run's
+        data interval, and a run with none is an ``error`` saying so. Templated.
+    :param window_start, window_end: explicit bounds, overriding the above. Templated.
     :param suite_parameters: values for the suite's ``{"$PARAMETER": "name"}`` arguments. Templated.
 
     Plus ``dataset``, ``results_conn_id`` and ``on_breach`` from :class:`BaseCheckOperator`.
@@ -62,6 +70,7 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         "path",
         "timestamp_column",
         "timestamp_timezone",
+        "window",
         "window_start",
         "window_end",
         "suite_parameters",
@@ -78,6 +87,7 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         dataframe: Any = None,
         timestamp_column: str | None = None,
         timestamp_timezone: str = "UTC",
+        window: timedelta | str | None = None,
         window_start: datetime | str | None = None,
         window_end: datetime | str | None = None,
         suite_parameters: Mapping[str, Any] | None = None,
@@ -101,6 +111,8 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         self.dataframe = dataframe
         self.timestamp_column = timestamp_column
         self.timestamp_timezone = timestamp_timezone
+        self.window = window
+        parse_window_arg(window, self.task_id)
         self.window_start = window_start
         self.window_end = window_end
         self.suite_parameters = dict(suite_parameters or {})
@@ -120,9 +132,14 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         from airflow_mlobs.sources import quality as quality_source
 
         dataset = self.dataset_name()
-        interval_start, interval_end = run_window(context)
-        start = _parse_window_bound(self.window_start, "window_start") or interval_start
-        end = _parse_window_bound(self.window_end, "window_end") or interval_end
+        judged = judged_window(
+            context,
+            self.window,
+            start=self.window_start,
+            end=self.window_end,
+            required=self.timestamp_column is not None,
+        )
+        start, end = judged.start, judged.end
         if not isinstance(self.suite_parameters, Mapping):
             raise MlobsInputError(
                 f"suite_parameters must be a mapping of names to values, got {type(self.suite_parameters).__name__}"
@@ -161,13 +178,14 @@ class ExpectationSuiteOperator(BaseCheckOperator):
                 frame, suite, source=source, suite_parameters=self.suite_parameters
             )
         windowed = bool(self.timestamp_column)
-        return judge_validation(
+        result = judge_validation(
             run.validation,
             dataset=dataset,
             suite_name=str(suite.get("name") or suite_path.stem),
             window_start=start if windowed else None,
             window_end=end if windowed else None,
         )
+        return with_window_basis(result, judged) if windowed else result
 
     def _frame(self, suite: Mapping[str, Any], start: datetime | None, end: datetime | None) -> Any:
         if self.path:

@@ -18,6 +18,7 @@ from airflow_mlobs.operators.base import (
     OnBreach,
     guarded,
     resolve_as_of,
+    run_times,
     run_window,
 )
 from airflow_mlobs.operators.freshness import FreshnessArgsMixin, FreshnessCheckOperator, FreshnessSpec
@@ -105,10 +106,19 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         self.deferrable = deferrable
         self._last: CheckResult | None = None
 
+    def _as_of(self, context: Context) -> datetime | None:
+        """The moment to judge at: ``as_of``, else the run's interval end or logical date; None for a
+        run with neither (a manual run without a logical date, an asset-triggered run), which is
+        judged as of the moment of each poke, so data that lands while the sensor waits counts."""
+        times = run_times(context)
+        if self.as_of not in (None, "") or times.interval_end is not None or times.logical_date is not None:
+            return resolve_as_of(context, self.as_of)
+        return None
+
     def _evaluate(self, context: Context) -> CheckResult:
         spec: FreshnessSpec = self.spec()
         window = run_window(context)
-        as_of = resolve_as_of(context, self.as_of)
+        as_of = self._as_of(context) or datetime.now(UTC)
         return guarded("freshness", spec.dataset_name(), window, lambda: spec.evaluate(as_of, window))
 
     def poke(self, context: Context) -> bool:
@@ -121,14 +131,21 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         return result.status in (Status.PASS, Status.WARN)
 
     def execute(self, context: Context) -> Any:
-        """Poke (or defer) until fresh; store the final result either way."""
+        """Poke (or defer) until fresh; store the final result either way.
+
+        A deferrable sensor pokes once first: data that is already fresh costs no trip through the
+        triggerer, and bad input fails at once."""
         if self.deferrable:
+            if self.poke(context):
+                assert self._last is not None
+                return self.finish(context, self._last)
             window = run_window(context)
+            as_of = self._as_of(context)
             deadline = datetime.now(UTC) + timedelta(seconds=float(self.timeout))
             self.defer(
                 trigger=FreshnessTrigger(
                     spec=self.spec().to_kwargs(),
-                    as_of=resolve_as_of(context, self.as_of).isoformat(),
+                    as_of=as_of.isoformat() if as_of is not None else None,
                     poke_interval=float(self.poke_interval),
                     deadline=deadline.isoformat(),
                     window_start=window[0].isoformat() if window[0] else None,

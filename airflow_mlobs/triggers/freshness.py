@@ -19,6 +19,7 @@ def _parse(value: str | None) -> datetime | None:
 class FreshnessTrigger(BaseTrigger):
     """Re-evaluate a :class:`~airflow_mlobs.operators.freshness.FreshnessSpec` every
     ``poke_interval`` seconds until it passes (or warns), errors, or ``deadline`` passes.
+    ``as_of`` is the moment judged at; None judges as of each evaluation's own time.
 
     The event carries the last result (``{"result": <CheckResult dict>, "timed_out": bool}``). Each
     evaluation runs the same gather-and-judge code as the operator, in a worker thread so the
@@ -29,7 +30,7 @@ class FreshnessTrigger(BaseTrigger):
         self,
         *,
         spec: dict[str, Any],
-        as_of: str,
+        as_of: str | None,
         poke_interval: float,
         deadline: str | None = None,
         window_start: str | None = None,
@@ -64,7 +65,8 @@ class FreshnessTrigger(BaseTrigger):
 
         spec = FreshnessSpec(**self.spec)
         window = (_parse(self.window_start), _parse(self.window_end))
-        as_of = datetime.fromisoformat(self.as_of)
+        # No fixed moment (a run without an interval): judge as of each evaluation.
+        as_of = datetime.fromisoformat(self.as_of) if self.as_of else datetime.now(UTC)
         return guarded("freshness", spec.dataset_name(), window, lambda: spec.evaluate(as_of, window))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:

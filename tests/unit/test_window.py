@@ -1,0 +1,89 @@
+"""The window a run judges, for every schedule and run type (airflow_mlobs.core.window)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_mlobs.core.window import DATA_INTERVAL, EXPLICIT, RunTimes, WindowError, resolve_window
+
+D23 = datetime(2026, 11, 23, tzinfo=UTC)
+D24 = datetime(2026, 11, 24, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+# What Airflow 3 gives each kind of run.
+INTERVAL = RunTimes(interval_start=D23, interval_end=D24, logical_date=D23, run_after=D24)  # CronDataInterval
+ZERO = RunTimes(interval_start=D24, interval_end=D24, logical_date=D24, run_after=D24)  # "@daily"
+MANUAL_NO_DATE = RunTimes(run_after=D24 + timedelta(hours=3, minutes=7))  # dags trigger, no logical date
+ASSET = RunTimes(logical_date=None, run_after=D24 + timedelta(minutes=5))
+
+
+def test_a_data_interval_is_judged_as_it_is() -> None:
+    window = resolve_window(INTERVAL)
+    assert (window.start, window.end, window.basis) == (D23, D24, DATA_INTERVAL)
+
+
+def test_window_ends_at_the_interval_end() -> None:
+    window = resolve_window(INTERVAL, window=timedelta(days=7))
+    assert (window.start, window.end) == (D24 - timedelta(days=7), D24)
+    assert "7d before the data interval end" in window.basis
+
+
+def test_daily_zero_length_interval_without_window_is_an_error_that_says_what_to_write() -> None:
+    with pytest.raises(WindowError) as caught:
+        resolve_window(ZERO)
+    message = str(caught.value)
+    assert "zero-length data interval" in message
+    assert "CronTriggerTimetable" in message
+    assert 'window="1d"' in message
+    assert "CronDataIntervalTimetable" in message
+
+
+def test_daily_with_window_judges_the_day_before_the_run() -> None:
+    window = resolve_window(ZERO, window=DAY)
+    assert (window.start, window.end) == (D23, D24)
+
+
+def test_manual_run_without_logical_date_anchors_on_run_after() -> None:
+    with pytest.raises(WindowError, match="no data interval"):
+        resolve_window(MANUAL_NO_DATE)
+    window = resolve_window(MANUAL_NO_DATE, window=DAY)
+    assert window.end == MANUAL_NO_DATE.run_after
+    assert window.start == MANUAL_NO_DATE.run_after - DAY  # type: ignore[operator]
+    assert "run-after time" in window.basis
+
+
+def test_asset_triggered_run_without_window_is_an_error_not_the_whole_table() -> None:
+    with pytest.raises(WindowError, match="asset-triggered"):
+        resolve_window(ASSET)
+
+
+def test_logical_date_without_interval_anchors_there() -> None:
+    times = RunTimes(logical_date=D24, run_after=D24 + timedelta(hours=5))
+    window = resolve_window(times, window=DAY)
+    assert (window.start, window.end) == (D23, D24)
+    assert "logical date" in window.basis
+
+
+def test_explicit_bounds_win_and_are_checked() -> None:
+    window = resolve_window(ZERO, start=D23 - DAY, end=D23)
+    assert (window.start, window.end, window.basis) == (D23 - DAY, D23, EXPLICIT)
+    # Only an end: the start comes from the window length.
+    window = resolve_window(ZERO, window=DAY, end=D23)
+    assert (window.start, window.end) == (D23 - DAY, D23)
+    with pytest.raises(WindowError, match="must be before"):
+        resolve_window(INTERVAL, start=D24, end=D23)
+
+
+def test_not_required_gives_the_whole_source_with_a_reason() -> None:
+    window = resolve_window(ASSET, required=False)
+    assert window.is_whole
+    assert "no data interval" in window.basis
+    # A real interval is still used when there is one.
+    assert resolve_window(INTERVAL, required=False).start == D23
+
+
+def test_non_positive_window_is_rejected() -> None:
+    with pytest.raises(WindowError, match="positive"):
+        resolve_window(INTERVAL, window=timedelta(0))
