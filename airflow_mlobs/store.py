@@ -1,27 +1,50 @@
 """The results history: every check result, one row per task and data interval (SQLAlchemy).
 
 Airflow-free: the store takes a SQLAlchemy ``Engine``; the operators build it from
-``results_conn_id`` (default: a SQLite file under ``AIRFLOW_HOME``). The table is created on first
-use. Re-running a task for the same data interval replaces its row rather than adding one, so the
-history holds the latest verdict per interval.
+``results_conn_id`` (default: a SQLite file under ``AIRFLOW_HOME``). The tables are created on first
+use, by any number of processes at once, and upgraded in place when they were made by an older
+version (``mlobs_schema_version`` holds the version). Re-running a task for the same data interval
+replaces its row rather than adding one, so the history holds the latest verdict per interval.
+
+Concurrency: on PostgreSQL creation and upgrades run under a transaction-scoped advisory lock, on
+SQLite under ``BEGIN IMMEDIATE``; on any database a creator that loses a race ("already exists",
+duplicate keys) looks again and carries on. Saves are single-statement upserts
+(``INSERT ... ON CONFLICT (key) DO UPDATE``) on PostgreSQL and SQLite, and an update-or-insert
+retried on conflicts elsewhere.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+import random
+import time
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from airflow_mlobs.core.profile import Profile
 from airflow_mlobs.core.result import CheckResult
 
+log = logging.getLogger(__name__)
+
 RESULTS_TABLE = "mlobs_check_results"
+PROFILES_TABLE = "mlobs_profiles"
+ALERT_STATE_TABLE = "mlobs_alert_state"
+DELIVERIES_TABLE = "mlobs_deliveries"
+SCHEMA_VERSION_TABLE = "mlobs_schema_version"
+
+#: Version 1: the four tables as first released (no version table). Version 2: ``partition`` on
+#: ``mlobs_profiles``, an index on results by check and window end, and ``mlobs_schema_version``.
+SCHEMA_VERSION = 2
 
 _metadata = sa.MetaData()
 results_table = sa.Table(
@@ -42,9 +65,10 @@ results_table = sa.Table(
     sa.Column("result_json", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_mlobs_results_dataset_check", "dataset", "check_name", "window_end"),
+    # v2: the gate reads history(check=...) without a dataset.
+    sa.Index("ix_mlobs_results_check_window", "check_name", "window_end"),
 )
 
-PROFILES_TABLE = "mlobs_profiles"
 profiles_table = sa.Table(
     PROFILES_TABLE,
     _metadata,
@@ -59,10 +83,11 @@ profiles_table = sa.Table(
     sa.Column("row_count", sa.BigInteger, nullable=False),
     sa.Column("profile_json", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    # v2: which partition of the dataset (a mapped task's share); NULL for the whole dataset.
+    sa.Column("partition", sa.String(256), nullable=True),
     sa.Index("ix_mlobs_profiles_dataset", "dataset", "edges_key", "window_end"),
 )
 
-ALERT_STATE_TABLE = "mlobs_alert_state"
 alert_state_table = sa.Table(
     ALERT_STATE_TABLE,
     _metadata,
@@ -73,7 +98,6 @@ alert_state_table = sa.Table(
     sa.Column("state_json", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
-DELIVERIES_TABLE = "mlobs_deliveries"
 deliveries_table = sa.Table(
     DELIVERIES_TABLE,
     _metadata,
@@ -86,6 +110,27 @@ deliveries_table = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
+schema_version_table = sa.Table(
+    SCHEMA_VERSION_TABLE,
+    _metadata,
+    # One row, id 1: the version the tables are at.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("upgraded_at", sa.DateTime(timezone=True), nullable=False),
+)
+_TABLES = [results_table, profiles_table, alert_state_table, deliveries_table, schema_version_table]
+_V1_TABLES = {RESULTS_TABLE, PROFILES_TABLE, ALERT_STATE_TABLE, DELIVERIES_TABLE}
+
+# Advisory lock key (first half) of table creation on PostgreSQL; the second half is the schema's hash.
+_LOCK_CLASS = zlib.crc32(b"airflow_mlobs.store") & 0x7FFFFFFF
+_CREATE_ATTEMPTS = 8
+_SAVE_ATTEMPTS = 8
+# Undecodable rows: the decoders raise these on truncated JSON, missing keys, wrong shapes or values.
+_DECODE_ERRORS = (ValueError, KeyError, TypeError, AttributeError)
+# Words in the driver's message of an error a concurrent writer causes and a retry resolves.
+_RACE_WORDS = ("already exists", "duplicate", "database is locked", "deadlock", "could not serialize")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -146,30 +191,245 @@ def _in_utc(result: CheckResult) -> CheckResult:
     return result.with_window(convert(result.window_start), convert(result.window_end))
 
 
+def _is_race(exc: DBAPIError) -> bool:
+    """Whether ``exc`` is what losing a race to another writer looks like (a retry resolves it)."""
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return any(word in text for word in _RACE_WORDS)
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered, so writers that collided once do not collide again in lockstep.
+    time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+
+
+def _profile_key(dataset: str, baseline: str, profile: Profile, partition: str | None) -> str:
+    # Without a partition the key is the one version 1 wrote, so re-runs still replace old rows.
+    key = (
+        f"{dataset}|{baseline}|{profile.edges_key}|{profile.segment or ''}|"
+        f"{_iso(profile.window_start)}/{_iso(profile.window_end)}"
+    )
+    return key if partition is None else f"{key}|partition={partition}"
+
+
 class ResultsStore:
-    """Append results to the history table, replacing a task's earlier result for the same interval."""
+    """Append results to the history table, replacing a task's earlier result for the same interval.
+
+    ``skipped_rows`` is the number of stored rows the last :meth:`history`, :meth:`profiles` or
+    :meth:`window_profiles` call skipped because they could not be decoded (each call logs one
+    warning naming the table and row ids).
+    """
+
+    #: Dialects saved with one ``INSERT ... ON CONFLICT DO UPDATE``; others use the portable upsert.
+    native_upsert_dialects: tuple[str, ...] = ("postgresql", "sqlite")
+    #: Dialects whose table creation runs under a lock (PostgreSQL advisory lock, SQLite
+    #: ``BEGIN IMMEDIATE``); others rely on catching the lost race and looking again.
+    creation_lock_dialects: tuple[str, ...] = ("postgresql", "sqlite")
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._ready = False
+        self.skipped_rows = 0
+
+    # ----------------------------------------------------------------------------------------------
+    # Tables: creation and upgrades
+    # ----------------------------------------------------------------------------------------------
 
     def ensure_table(self) -> None:
-        """Create the history table if it does not exist yet."""
-        if not self._ready:
-            _metadata.create_all(
-                self.engine,
-                tables=[results_table, profiles_table, alert_state_table, deliveries_table],
-                checkfirst=True,
-            )
+        """Create the tables if they do not exist, or upgrade them to :data:`SCHEMA_VERSION`.
+
+        Safe when many processes call it at once on a fresh database: creation and upgrade run
+        under a lock where the database has one, and a creator that finds its tables made by
+        another in the meantime carries on.
+        """
+        if self._ready:
+            return
+        with self.engine.connect() as conn:
+            current = self._read_version(conn)
+        if current is not None and current >= SCHEMA_VERSION:
+            self._warn_if_newer(current)
             self._ready = True
+            return
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                self._create_or_upgrade_locked()
+                break
+            except DBAPIError as exc:
+                if not _is_race(exc) or attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+                log.info(
+                    "Results tables were being created or upgraded by another process (%s); looking again",
+                    type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+                )
+                _backoff(attempt)
+        self._ready = True
+
+    def schema_version(self) -> int | None:
+        """The version the results tables are at (``None``: not created yet; 1: made before versions
+        were recorded)."""
+        with self.engine.connect() as conn:
+            return self._read_version(conn)
+
+    def _read_version(self, conn: Connection) -> int | None:
+        inspector = sa.inspect(conn)
+        if inspector.has_table(SCHEMA_VERSION_TABLE):
+            version = conn.execute(
+                sa.select(schema_version_table.c.version).where(schema_version_table.c.id == 1)
+            ).scalar()
+            if version is not None:
+                return int(version)
+        return 1 if inspector.has_table(RESULTS_TABLE) or inspector.has_table(PROFILES_TABLE) else None
+
+    def _warn_if_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            log.warning(
+                "The results tables are at schema version %d, newer than this airflow-mlobs knows (%d); "
+                "reading and writing them as version %d: upgrade airflow-mlobs on every worker",
+                version,
+                SCHEMA_VERSION,
+                SCHEMA_VERSION,
+            )
+
+    def _create_or_upgrade_locked(self) -> None:
+        dialect = self.engine.dialect
+        with self.engine.connect() as conn:
+            if dialect.name in self.creation_lock_dialects:
+                if dialect.name == "postgresql":
+                    # Held to the end of this transaction; one lock per schema (search_path).
+                    conn.execute(
+                        sa.text(
+                            "SELECT pg_advisory_xact_lock(:cls, hashtext(coalesce(current_schema(), '')))"
+                        ),
+                        {"cls": _LOCK_CLASS},
+                    )
+                elif dialect.name == "sqlite" and dialect.driver == "pysqlite":
+                    # The write lock up front: creators queue on the busy timeout instead of racing.
+                    # (pysqlite opens no transaction of its own before DDL.)
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+            self._create_or_upgrade(conn)
+            conn.commit()
+
+    def _create_or_upgrade(self, conn: Connection) -> None:
+        existing = set(sa.inspect(conn).get_table_names())
+        version = self._read_version(conn)
+        if version is not None and version >= SCHEMA_VERSION:
+            return  # another process got here first
+        _metadata.create_all(conn, tables=_TABLES, checkfirst=True)
+        if version is not None:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                _UPGRADES[step](conn)
+            log.info(
+                "Upgraded the results tables (%s) from schema version %d to %d",
+                ", ".join(sorted(existing & _V1_TABLES)),
+                version,
+                SCHEMA_VERSION,
+            )
+        now = datetime.now(UTC)
+        updated = conn.execute(
+            sa.update(schema_version_table)
+            .where(schema_version_table.c.id == 1)
+            .values(version=SCHEMA_VERSION, upgraded_at=now)
+        )
+        if updated.rowcount == 0:
+            conn.execute(
+                sa.insert(schema_version_table).values(id=1, version=SCHEMA_VERSION, upgraded_at=now)
+            )
+
+    # ----------------------------------------------------------------------------------------------
+    # Upserts
+    # ----------------------------------------------------------------------------------------------
+
+    def _upsert(
+        self, table: sa.Table, key_column: str, row: dict[str, Any], *, returns_id: bool
+    ) -> int | None:
+        """Insert ``row`` or replace the row with the same ``key_column`` value; with ``returns_id``
+        the row id is returned (a new id on PostgreSQL and SQLite, as a replaced row is a new one)."""
+        if self.engine.dialect.name in self.native_upsert_dialects:
+            return self._retrying(lambda: self._native_upsert(table, key_column, row, returns_id))
+        return self._retrying(lambda: self._portable_upsert(table, key_column, row, returns_id))
+
+    def _retrying(self, save: Callable[[], T]) -> T:
+        for attempt in range(_SAVE_ATTEMPTS):
+            try:
+                return save()
+            except (IntegrityError, OperationalError) as exc:
+                # The portable upsert loses to a concurrent first insert of the same key; SQLite may
+                # stay locked past its busy timeout. Both resolve on a later attempt.
+                if not _is_race(exc) or attempt == _SAVE_ATTEMPTS - 1:
+                    raise
+                _backoff(attempt)
+        raise AssertionError("unreachable")
+
+    def _native_upsert(
+        self, table: sa.Table, key_column: str, row: dict[str, Any], returns_id: bool
+    ) -> int | None:
+        dialect = self.engine.dialect
+        make_insert = postgresql_dialect.insert if dialect.name == "postgresql" else sqlite_dialect.insert
+        statement = make_insert(table).values(**row)
+        updates: dict[str, Any] = {name: statement.excluded[name] for name in row if name != key_column}
+        if returns_id:
+            # The proposed row's id (its default was drawn), so the replaced row gets a new id.
+            updates["id"] = statement.excluded["id"]
+        statement = statement.on_conflict_do_update(index_elements=[table.c[key_column]], set_=updates)
+        with self.engine.begin() as conn:
+            if not returns_id:
+                conn.execute(statement)
+                return None
+            if dialect.insert_returning:
+                return int(conn.execute(statement.returning(table.c.id)).scalar_one())
+            conn.execute(statement)
+            return self._id_of(conn, table, key_column, row[key_column])
+
+    def _portable_upsert(
+        self, table: sa.Table, key_column: str, row: dict[str, Any], returns_id: bool
+    ) -> int | None:
+        # Update first: a concurrent writer of the same key holds the row lock, the update waits for
+        # it and then replaces its row. Only two first inserts can collide; the loser's retry updates.
+        key = row[key_column]
+        values = {name: value for name, value in row.items() if name != key_column}
+        with self.engine.begin() as conn:
+            updated = conn.execute(sa.update(table).where(table.c[key_column] == key).values(**values))
+            if updated.rowcount == 0:
+                inserted = conn.execute(sa.insert(table).values(**row))
+                if returns_id:
+                    primary_key = inserted.inserted_primary_key
+                    if primary_key is not None and primary_key[0] is not None:
+                        return int(primary_key[0])
+            return self._id_of(conn, table, key_column, key) if returns_id else None
+
+    @staticmethod
+    def _id_of(conn: Connection, table: sa.Table, key_column: str, key: str) -> int:
+        return int(conn.execute(sa.select(table.c.id).where(table.c[key_column] == key)).scalar_one())
+
+    def _note_skipped(self, table: str, column: str, skipped: Sequence[tuple[int, BaseException]]) -> None:
+        self.skipped_rows = len(skipped)
+        if skipped:
+            ids = ", ".join(str(row_id) for row_id, _ in skipped[:10]) + (
+                ", ..." if len(skipped) > 10 else ""
+            )
+            first = skipped[0][1]
+            log.warning(
+                "Skipped %d row(s) of %s whose %s cannot be decoded (ids %s; first: %s: %s); "
+                "fix or delete those rows",
+                len(skipped),
+                table,
+                column,
+                ids,
+                type(first).__name__,
+                str(first)[:200],
+            )
+
+    # ----------------------------------------------------------------------------------------------
+    # Results
+    # ----------------------------------------------------------------------------------------------
 
     def save(self, result: CheckResult, run: RunKey | None = None) -> int:
         """Store ``result``; returns the row id. Replaces the row with the same :class:`RunKey` and window."""
         self.ensure_table()
         run = run or RunKey()
-        key = run.key_for(result)
         row: dict[str, Any] = {
-            "result_key": key,
+            "result_key": run.key_for(result),
             "dag_id": run.dag_id,
             "task_id": run.task_id,
             "map_index": run.map_index,
@@ -183,19 +443,9 @@ class ResultsStore:
             "result_json": result.to_json(),
             "recorded_at": datetime.now(UTC),
         }
-        for attempt in range(3):
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(sa.delete(results_table).where(results_table.c.result_key == key))
-                    inserted = conn.execute(sa.insert(results_table).values(**row))
-                    primary_key = inserted.inserted_primary_key
-                    assert primary_key is not None
-                    return int(primary_key[0])
-            except IntegrityError:
-                # Two writers raced on the same key; the next attempt deletes the other's row.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        row_id = self._upsert(results_table, "result_key", row, returns_id=True)
+        assert row_id is not None
+        return row_id
 
     def history(
         self,
@@ -204,9 +454,19 @@ class ResultsStore:
         check: str | None = None,
         dag_id: str | None = None,
         task_id: str | None = None,
+        window_end_before: datetime | None = None,
+        window_end_after: datetime | None = None,
+        recorded_after: datetime | None = None,
         limit: int | None = None,
     ) -> list[StoredResult]:
-        """Stored results, newest window first (then newest recorded)."""
+        """Stored results, newest window first (then newest recorded).
+
+        The time bounds are exclusive and applied in SQL: ``window_end_before``/``window_end_after``
+        keep rows whose window ends strictly before/after the instant (rows without a window are
+        left out when either is given), ``recorded_after`` rows stored strictly after it. Naive
+        datetimes are taken as UTC. Rows whose ``result_json`` cannot be decoded are skipped (see
+        ``skipped_rows``); ``limit`` counts them, so fewer rows may come back.
+        """
         self.ensure_table()
         query = sa.select(results_table)
         for column, value in (
@@ -217,6 +477,12 @@ class ResultsStore:
         ):
             if value is not None:
                 query = query.where(column == value)
+        if window_end_before is not None:
+            query = query.where(results_table.c.window_end < _utc(window_end_before))
+        if window_end_after is not None:
+            query = query.where(results_table.c.window_end > _utc(window_end_after))
+        if recorded_after is not None:
+            query = query.where(results_table.c.recorded_at > _utc(recorded_after))
         query = query.order_by(
             results_table.c.window_end.desc().nulls_last(),
             results_table.c.recorded_at.desc(),
@@ -226,39 +492,50 @@ class ResultsStore:
             query = query.limit(limit)
         with self.engine.connect() as conn:
             rows: Sequence[sa.Row[Any]] = conn.execute(query).all()
-        return [
-            StoredResult(
-                id=int(r.id),
-                run=RunKey(dag_id=r.dag_id, task_id=r.task_id, run_id=r.run_id, map_index=int(r.map_index)),
-                result=_in_utc(CheckResult.from_json(r.result_json)),
-                recorded_at=_utc(r.recorded_at) or datetime.now(UTC),
-            )
-            for r in rows
-        ]
+        stored: list[StoredResult] = []
+        skipped: list[tuple[int, BaseException]] = []
+        for r in rows:
+            try:
+                stored.append(
+                    StoredResult(
+                        id=int(r.id),
+                        run=RunKey(
+                            dag_id=r.dag_id, task_id=r.task_id, run_id=r.run_id, map_index=int(r.map_index)
+                        ),
+                        result=_in_utc(CheckResult.from_json(r.result_json)),
+                        recorded_at=_utc(r.recorded_at) or datetime.now(UTC),
+                    )
+                )
+            except _DECODE_ERRORS as exc:  # one bad row must not hide the rest of the history
+                skipped.append((int(r.id), exc))
+        self._note_skipped(RESULTS_TABLE, "result_json", skipped)
+        return stored
 
-    def save_profile(self, dataset: str, baseline: str, profile: Profile) -> None:
-        """Store a window's profile (replacing the same dataset, baseline, segment and window), so
-        later windows and reports reuse it instead of reading the data again."""
+    # ----------------------------------------------------------------------------------------------
+    # Profiles
+    # ----------------------------------------------------------------------------------------------
+
+    def save_profile(
+        self, dataset: str, baseline: str, profile: Profile, *, partition: str | None = None
+    ) -> None:
+        """Store a window's profile (replacing the same dataset, baseline, segment, partition and
+        window), so later windows, reports and merge steps reuse it instead of reading the data
+        again. ``partition`` names the share of the dataset profiled (e.g. a mapped task's)."""
         self.ensure_table()
-        key = (
-            f"{dataset}|{baseline}|{profile.edges_key}|{profile.segment or ''}|"
-            f"{_iso(profile.window_start)}/{_iso(profile.window_end)}"
-        )
         row = {
-            "profile_key": key,
+            "profile_key": _profile_key(dataset, baseline, profile, partition),
             "dataset": dataset,
             "baseline": baseline,
             "edges_key": profile.edges_key,
             "segment": profile.segment,
+            "partition": partition,
             "window_start": _utc(profile.window_start),
             "window_end": _utc(profile.window_end),
             "row_count": profile.row_count,
             "profile_json": profile.to_json(),
             "recorded_at": datetime.now(UTC),
         }
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(profiles_table).where(profiles_table.c.profile_key == key))
-            conn.execute(sa.insert(profiles_table).values(**row))
+        self._upsert(profiles_table, "profile_key", row, returns_id=False)
 
     def profiles(
         self,
@@ -268,23 +545,69 @@ class ResultsStore:
         start: datetime | None = None,
         end: datetime | None = None,
         segment: str | None = None,
+        partition: str | None = None,
     ) -> list[Profile]:
         """Stored profiles of ``dataset`` over the same edges whose windows lie within ``[start, end]``,
-        oldest first; merge them with :meth:`Profile.merge` to roll windows up."""
+        oldest first; merge them with :meth:`Profile.merge` to roll windows up. ``segment`` and
+        ``partition`` select one segment / partition (``None``: the profiles without one)."""
         self.ensure_table()
-        query = sa.select(profiles_table.c.profile_json).where(
-            profiles_table.c.dataset == dataset, profiles_table.c.edges_key == edges_key
-        )
-        query = query.where(
-            profiles_table.c.segment.is_(None) if segment is None else profiles_table.c.segment == segment
+        query = self._profile_query(dataset, edges_key, segment).where(
+            _is(profiles_table.c.partition, partition)
         )
         if start is not None:
             query = query.where(profiles_table.c.window_start >= _utc(start))
         if end is not None:
             query = query.where(profiles_table.c.window_end <= _utc(end))
+        query = query.order_by(profiles_table.c.window_start, profiles_table.c.id)
+        return [profile for _, profile in self._decode_profiles(query)]
+
+    def window_profiles(
+        self,
+        dataset: str,
+        *,
+        edges_key: str,
+        window_start: datetime | None,
+        window_end: datetime | None,
+        segment: str | None = None,
+    ) -> list[tuple[str | None, Profile]]:
+        """Every partition's stored profile of exactly this window, as ``(partition, profile)``
+        ordered by partition (the unpartitioned profile, if any, first, as ``None``): what a merge
+        step adds up into one dataset profile."""
+        self.ensure_table()
+        query = (
+            self._profile_query(dataset, edges_key, segment)
+            .where(_is(profiles_table.c.window_start, _utc(window_start)))
+            .where(_is(profiles_table.c.window_end, _utc(window_end)))
+            .order_by(profiles_table.c.partition.asc().nulls_first(), profiles_table.c.id)
+        )
+        return self._decode_profiles(query)
+
+    @staticmethod
+    def _profile_query(dataset: str, edges_key: str, segment: str | None) -> sa.Select[Any]:
+        return sa.select(
+            profiles_table.c.id, profiles_table.c.partition, profiles_table.c.profile_json
+        ).where(
+            profiles_table.c.dataset == dataset,
+            profiles_table.c.edges_key == edges_key,
+            _is(profiles_table.c.segment, segment),
+        )
+
+    def _decode_profiles(self, query: sa.Select[Any]) -> list[tuple[str | None, Profile]]:
         with self.engine.connect() as conn:
-            texts = conn.execute(query.order_by(profiles_table.c.window_start)).scalars().all()
-        return [Profile.from_dict(json.loads(text)) for text in texts]
+            rows = conn.execute(query).all()
+        decoded: list[tuple[str | None, Profile]] = []
+        skipped: list[tuple[int, BaseException]] = []
+        for row_id, partition, text in rows:
+            try:
+                decoded.append((partition, Profile.from_dict(json.loads(text))))
+            except _DECODE_ERRORS as exc:
+                skipped.append((int(row_id), exc))
+        self._note_skipped(PROFILES_TABLE, "profile_json", skipped)
+        return decoded
+
+    # ----------------------------------------------------------------------------------------------
+    # Alert state and deliveries
+    # ----------------------------------------------------------------------------------------------
 
     def alert_state(self, channel: str, check: str, dataset: str) -> dict[str, Any] | None:
         """The stored alert state of a channel for one check and dataset (a JSON dict), if any."""
@@ -299,18 +622,15 @@ class ResultsStore:
     def save_alert_state(self, channel: str, check: str, dataset: str, state: dict[str, Any]) -> None:
         """Replace the alert state of a channel for one check and dataset."""
         self.ensure_table()
-        key = f"{channel}|{check}|{dataset}"
         row = {
-            "state_key": key,
+            "state_key": f"{channel}|{check}|{dataset}",
             "channel": channel,
             "check_name": check,
             "dataset": dataset,
             "state_json": json.dumps(state, sort_keys=True),
             "updated_at": datetime.now(UTC),
         }
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(alert_state_table).where(alert_state_table.c.state_key == key))
-            conn.execute(sa.insert(alert_state_table).values(**row))
+        self._upsert(alert_state_table, "state_key", row, returns_id=False)
 
     def record_delivery(self, result: CheckResult, run: RunKey, delivery: Delivery) -> None:
         """Record on the stored result that a notification was delivered or failed."""
@@ -338,3 +658,26 @@ class ResultsStore:
                 .order_by(deliveries_table.c.id)
             ).all()
         return [Delivery(r.channel, r.kind, bool(r.delivered), int(r.attempts), r.error) for r in rows]
+
+
+def _is(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
+    """``column = value``, or ``column IS NULL`` for ``None``."""
+    return column.is_(None) if value is None else column == value
+
+
+def _upgrade_to_2(conn: Connection) -> None:
+    """v1 -> v2: ``mlobs_profiles.partition`` and the results index by check. Each step checks first,
+    so a half-done upgrade (or tables created at v2 beside v1 ones) completes."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    inspector = sa.inspect(conn)
+    operations = Operations(MigrationContext.configure(connection=conn))
+    if "partition" not in {c["name"] for c in inspector.get_columns(PROFILES_TABLE)}:
+        operations.add_column(PROFILES_TABLE, sa.Column("partition", sa.String(256), nullable=True))
+    if "ix_mlobs_results_check_window" not in {i["name"] for i in inspector.get_indexes(RESULTS_TABLE)}:
+        operations.create_index("ix_mlobs_results_check_window", RESULTS_TABLE, ["check_name", "window_end"])
+
+
+# Upgrade steps by the version they lead to.
+_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2}

@@ -1,17 +1,23 @@
-"""The results history on a SQLite file: create on first use, replace per interval, filters, order."""
+"""The results history on a SQLite file: create on first use, replace per interval, filters, order;
+then on SQLite and PostgreSQL: time-bounded history, undecodable rows skipped, partitioned profiles."""
 
 from __future__ import annotations
 
+import json
+import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
+from airflow_mlobs.core.profile import CategoricalProfile, Profile
 from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.store import RESULTS_TABLE, ResultsStore, RunKey
+from airflow_mlobs.store import RESULTS_TABLE, SCHEMA_VERSION, ResultsStore, RunKey
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 RUN = RunKey(dag_id="model_monitoring", task_id="check_schema", run_id="scheduled__2026-11-24")
@@ -228,3 +234,180 @@ def test_freshness_result_reads_back_equal(store: ResultsStore) -> None:
     )
     store.save(result, RUN)
     assert store.history()[0].result == result
+
+
+# --------------------------------------------------------------------------------------------------
+# On SQLite and PostgreSQL: time-bounded history, undecodable rows, partitioned profiles
+# --------------------------------------------------------------------------------------------------
+
+
+class PortableStore(ResultsStore):
+    """The store as it runs on databases without a native upsert or creation lock."""
+
+    native_upsert_dialects: tuple[str, ...] = ()
+    creation_lock_dialects: tuple[str, ...] = ()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """A results database: a SQLite file, or a fresh schema of the test PostgreSQL."""
+    if request.param == "sqlite":
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    else:
+        pg_engine: sa.Engine = request.getfixturevalue("pg_engine")
+        schema = request.getfixturevalue("pg_schema")
+        engine = sa.create_engine(pg_engine.url, connect_args={"options": f"-csearch_path={schema}"})
+    yield engine
+    engine.dispose()
+
+
+def _day(n: int) -> datetime:
+    return DAY + timedelta(days=n)
+
+
+def test_history_time_bounds_are_applied_in_sql(any_engine: sa.Engine) -> None:
+    store = ResultsStore(any_engine)
+    for n in range(6):
+        store.save(_result(check="drift", start=_day(n), end=_day(n + 1), summary=f"day {n}"), RUN)
+    store.save(_result(check="drift", start=None, end=None, summary="no window"), RUN)
+    schema_run = RunKey(dag_id=RUN.dag_id, task_id="schema_task", run_id=RUN.run_id)
+    store.save(_result(check="schema", start=_day(2), end=_day(3), summary="other check"), schema_run)
+
+    def summaries(**bounds: Any) -> list[str]:
+        return [h.result.summary for h in store.history(check="drift", **bounds)]
+
+    assert summaries() == [f"day {n}" for n in range(5, -1, -1)] + ["no window"]
+    # Exclusive bounds on the window's end; rows without a window drop out.
+    assert summaries(window_end_before=_day(3)) == ["day 1", "day 0"]
+    assert summaries(window_end_after=_day(4)) == ["day 5", "day 4"]
+    assert summaries(window_end_after=_day(2), window_end_before=_day(5)) == ["day 3", "day 2"]
+    assert summaries(window_end_before=_day(3), limit=1) == ["day 1"]
+    # A naive bound is UTC; an aware one in another zone is the same instant.
+    naive = _day(3).replace(tzinfo=None)
+    assert summaries(window_end_before=naive) == ["day 1", "day 0"]
+    tokyo = _day(3).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert summaries(window_end_before=tokyo) == ["day 1", "day 0"]
+    # The other filters still combine with the bounds, the way the gate calls history().
+    assert [
+        h.result.summary
+        for h in store.history(dataset=_result().dataset, check="schema", window_end_before=_day(4))
+    ] == ["other check"]
+
+    # recorded_after: only what was stored since.
+    cut = datetime.now(UTC)
+    time.sleep(0.01)
+    store.save(_result(check="drift", start=_day(0), end=_day(1), summary="day 0 again"), RUN)
+    assert summaries(recorded_after=cut) == ["day 0 again"]
+    assert summaries(recorded_after=datetime.now(UTC) + timedelta(seconds=5)) == []
+
+
+def test_undecodable_rows_are_skipped_counted_and_logged(
+    any_engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ResultsStore(any_engine)
+    good = [store.save(_result(start=_day(n), end=_day(n + 1), summary=f"good {n}"), RUN) for n in range(4)]
+    valid = json.loads(_result().to_json())
+    broken = {
+        good[0]: _result().to_json()[:40],  # truncated JSON
+        good[1]: json.dumps({k: v for k, v in valid.items() if k != "check"}),  # a missing key
+        good[2]: json.dumps({**valid, "status": "exploded"}),  # a value the reader rejects
+    }
+    with any_engine.begin() as conn:
+        for row_id, text in broken.items():
+            conn.execute(
+                sa.text(f"UPDATE {RESULTS_TABLE} SET result_json = :t WHERE id = :i"),
+                {"t": text, "i": row_id},
+            )
+    with caplog.at_level(logging.WARNING, logger="airflow_mlobs.store"):
+        history = store.history()
+    assert [h.result.summary for h in history] == ["good 3"]
+    assert store.skipped_rows == 3
+    warnings = [r for r in caplog.records if r.name == "airflow_mlobs.store" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    message = warnings[0].getMessage()
+    assert "Skipped 3 row(s) of mlobs_check_results" in message
+    assert all(str(row_id) in message for row_id in broken)
+    # The count is the last call's: a read that meets no bad row resets it.
+    assert [h.result.summary for h in store.history(limit=1)] == ["good 3"]
+    assert store.skipped_rows == 0
+
+    # Profiles: the same for profiles() and window_profiles().
+    store.save_profile("wh:t", "b/v1", _profile("p1", rows=5), partition="a")
+    store.save_profile("wh:t", "b/v1", _profile("p1", rows=6), partition="b")
+    with any_engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE mlobs_profiles SET profile_json = '{\"row_count\": 3}' WHERE partition = 'a'")
+        )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="airflow_mlobs.store"):
+        found = store.window_profiles("wh:t", edges_key="p1", window_start=_day(0), window_end=_day(1))
+    assert [(p, prof.row_count) for p, prof in found] == [("b", 6)]
+    assert store.skipped_rows == 1
+    assert "mlobs_profiles" in caplog.records[-1].getMessage()
+    assert store.profiles("wh:t", edges_key="p1", partition="a") == []
+    assert store.skipped_rows == 1
+
+
+def _profile(edges: str, *, rows: int, start: datetime = DAY, segment: str | None = None) -> Profile:
+    return Profile(
+        row_count=rows,
+        columns={"plan": CategoricalProfile(nulls=0, counts={"basic": rows - 1, "pro": 1})},
+        edges_key=edges,
+        window_start=start,
+        window_end=start + timedelta(days=1),
+        segment=segment,
+    )
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_partitions_of_one_window_are_kept_apart(any_engine: sa.Engine, portable: bool) -> None:
+    store = (PortableStore if portable else ResultsStore)(any_engine)
+    for partition, rows in (("eu", 10), ("us", 20), ("apac", 30)):
+        store.save_profile("wh:events", "churn/v1", _profile("e1", rows=rows), partition=partition)
+    store.save_profile("wh:events", "churn/v1", _profile("e1", rows=60))  # the whole dataset
+    store.save_profile("wh:events", "churn/v1", _profile("e1", rows=7, start=_day(1)), partition="eu")
+    store.save_profile("wh:events", "churn/v1", _profile("e1", rows=8, segment="mobile"), partition="eu")
+    store.save_profile("wh:events", "churn/v1", _profile("e2", rows=9), partition="eu")
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM mlobs_profiles")).scalar_one() == 7
+
+    window = {"edges_key": "e1", "window_start": DAY, "window_end": _day(1)}
+    found = store.window_profiles("wh:events", **window)
+    assert [(p, prof.row_count) for p, prof in found] == [(None, 60), ("apac", 30), ("eu", 10), ("us", 20)]
+    assert [p for p, _ in store.window_profiles("wh:events", **window, segment="mobile")] == ["eu"]
+    assert store.window_profiles("wh:other", **window) == []
+    assert store.window_profiles("wh:events", edges_key="e1", window_start=DAY, window_end=_day(2)) == []
+
+    # profiles(): partition None is the unpartitioned profile, as before partitions existed.
+    assert [p.row_count for p in store.profiles("wh:events", edges_key="e1")] == [60]
+    assert [p.row_count for p in store.profiles("wh:events", edges_key="e1", partition="eu")] == [10, 7]
+    assert [
+        p.row_count for p in store.profiles("wh:events", edges_key="e1", partition="eu", end=_day(1))
+    ] == [10]
+
+    # A re-run of one partition replaces only that partition's row.
+    store.save_profile("wh:events", "churn/v1", _profile("e1", rows=11), partition="eu")
+    found = dict(store.window_profiles("wh:events", **window))
+    assert {p: prof.row_count for p, prof in found.items()} == {None: 60, "apac": 30, "eu": 11, "us": 20}
+    merged = found["apac"].merge(found["eu"]).merge(found["us"])
+    assert merged.row_count == 61
+    assert merged.columns["plan"].counts == {"basic": 58, "pro": 3}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_upserts_replace_by_key(any_engine: sa.Engine, portable: bool) -> None:
+    store = (PortableStore if portable else ResultsStore)(any_engine)
+    first = store.save(_result(summary="first"), RUN)
+    second = store.save(_result(summary="second"), RUN)
+    (stored,) = store.history()
+    assert stored.id == second and stored.result.summary == "second"
+    if not portable:
+        assert second != first  # a replaced row is a new row, as with delete + insert before
+    store.save_alert_state("slack", "drift", "wh:t", {"open": True, "n": 1})
+    store.save_alert_state("slack", "drift", "wh:t", {"open": False, "n": 2})
+    store.save_alert_state("email", "drift", "wh:t", {"open": True})
+    assert store.alert_state("slack", "drift", "wh:t") == {"open": False, "n": 2}
+    assert store.alert_state("email", "drift", "wh:t") == {"open": True}
+    with any_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM mlobs_alert_state")).scalar_one() == 2
+    assert store.schema_version() == SCHEMA_VERSION
