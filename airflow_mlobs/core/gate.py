@@ -15,6 +15,14 @@ window (a run that never happened, or failed before storing a result) ends the s
 ``cooldown``: no retraining within that time after the last retraining of the same target, by this
 gate or by any other gate that starts the same retraining (the same asset or DAG, ``targets``): a
 drift gate and a performance gate watching one model do not retrain it twice in a row.
+
+Times are the decisions' own: a decision's time is the end of the window it judged (for a run
+without a data interval, its logical date or run-after time), stored with the decision as
+``retrained_at`` when it started a retraining. The cooldown holds on either side of that time, so
+a backfill of an earlier window does not retrain again either. A window retrains at most once:
+clearing and re-running it, or a second run over the same window, finds the stored retraining of
+that window and holds (``already_retrained``), and the new decision keeps ``retrained_at``, so a
+third run holds too.
 """
 
 from __future__ import annotations
@@ -79,6 +87,32 @@ def conditions_met(policy: GatePolicy, result: CheckResult) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class RetrainEvent:
+    """A stored decision that started a retraining: when (its window end) and by which gate."""
+
+    at: datetime
+    by: str
+
+
+def retrain_event(result: CheckResult) -> RetrainEvent | None:
+    """The retraining a stored gate decision started, if any: ``metrics["retrained_at"]``, or for
+    decisions stored before that field existed, a ``retrain`` decision at its window end."""
+    if result.check != CHECK:
+        return None
+    at = result.metrics.get("retrained_at")
+    if isinstance(at, str) and at:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            return None
+        by = result.metrics.get("retrained_by")
+        return RetrainEvent(moment, str(by) if by else result.dataset)
+    if result.metrics.get("decision") == RETRAIN and result.window_end is not None:
+        return RetrainEvent(result.window_end, result.dataset)
+    return None
+
+
+@dataclass(frozen=True)
 class GateDecision:
     """The decision, its reasons, and the result to store."""
 
@@ -104,13 +138,16 @@ def decide(
     targets: Sequence[str] = (),
     window_start: datetime | None = None,
     window_end: datetime | None = None,
+    already_retrained: RetrainEvent | None = None,
 ) -> GateDecision:
     """Apply ``policy`` to this window's ``results``.
 
     ``previous`` maps a dataset to its earlier results, newest first per check (from the
-    results history), for ``consecutive_windows``; ``last_retrain`` is when this gate, or
-    ``last_retrain_by`` (another gate with one of the same ``targets``), last decided to retrain,
-    for ``cooldown``. ``targets`` (asset URIs, ``dag:<dag_id>``) are stored with the decision.
+    results history), for ``consecutive_windows``; ``last_retrain`` is the time of the nearest
+    retraining (before or after ``now``) by this gate, or by ``last_retrain_by`` (another gate with
+    one of the same ``targets``), for ``cooldown``. ``already_retrained`` is a retraining stored for
+    this very window (a re-run): the gate then holds whatever the policy says. ``targets`` (asset
+    URIs, ``dag:<dag_id>``) are stored with the decision.
     """
     previous = previous or {}
     configured = [
@@ -167,26 +204,51 @@ def decide(
         if not reasons
         else f"{gate}: conditions met but not all required ({policy.require})"
     )
+    retrained: RetrainEvent | None = None
     if open_gate:
         summary = f"{gate}: retraining triggered: " + "; ".join(reasons)
-        if policy.cooldown is not None and last_retrain is not None and now - last_retrain < policy.cooldown:
-            decision = HOLD
-            wait = format_duration(policy.cooldown - (now - last_retrain))
-            by = f" by {last_retrain_by}" if last_retrain_by and last_retrain_by != gate else ""
+        retrained = RetrainEvent(now, gate)
+        if already_retrained is not None:
+            decision, retrained = HOLD, already_retrained
+            by = f" by {already_retrained.by}" if already_retrained.by != gate else ""
             summary = (
-                f"{gate}: retraining held by cooldown (last retrain{by} {format_duration(now - last_retrain)} ago, "
-                f"cooldown {format_duration(policy.cooldown)}, {wait} left): " + "; ".join(reasons)
+                f"{gate}: retraining held: this window already started a retraining{by} "
+                "(a re-run never retrains twice): " + "; ".join(reasons)
             )
             findings.append(
                 Finding(
                     gate,
-                    "cooldown",
+                    "already_retrained",
                     Status.WARN,
-                    value=format_duration(now - last_retrain),
-                    threshold=format_duration(policy.cooldown),
-                    reason=f"retrained too recently{by}",
+                    value=already_retrained.at.isoformat(),
+                    reason=f"this window already started a retraining{by}",
                 )
             )
+        elif policy.cooldown is not None and last_retrain is not None:
+            gap = now - last_retrain
+            if abs(gap) < policy.cooldown:
+                decision, retrained = HOLD, None
+                wait = format_duration(policy.cooldown - abs(gap))
+                by = f" by {last_retrain_by}" if last_retrain_by and last_retrain_by != gate else ""
+                when = (
+                    f"last retrain{by} {format_duration(gap)} ago"
+                    if gap >= timedelta(0)
+                    else f"a retrain{by} for a window {format_duration(-gap)} later"
+                )
+                summary = (
+                    f"{gate}: retraining held by cooldown ({when}, "
+                    f"cooldown {format_duration(policy.cooldown)}, {wait} left): " + "; ".join(reasons)
+                )
+                findings.append(
+                    Finding(
+                        gate,
+                        "cooldown",
+                        Status.WARN,
+                        value=format_duration(abs(gap)),
+                        threshold=format_duration(policy.cooldown),
+                        reason=f"retrained too recently{by}",
+                    )
+                )
     status = Status.WARN if decision in (RETRAIN, HOLD) else Status.PASS
     result = CheckResult(
         check=CHECK,
@@ -201,6 +263,8 @@ def decide(
             "inputs": [f"{r.check}:{r.dataset}:{r.status.value}" for r in results],
             "last_retrain": last_retrain.isoformat() if last_retrain else None,
             "last_retrain_by": last_retrain_by if last_retrain else None,
+            "retrained_at": retrained.at.isoformat() if retrained else None,
+            "retrained_by": retrained.by if retrained else None,
             "targets": sorted(targets),
         },
         findings=tuple(findings),

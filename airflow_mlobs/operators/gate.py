@@ -10,10 +10,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.gate import CHECK, RETRAIN, GatePolicy, decide
-from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.gate import CHECK, GatePolicy, RetrainEvent, decide, retrain_event
+from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration
-from airflow_mlobs.operators.base import CheckResultMixin, run_window
+from airflow_mlobs.operators.base import CheckResultMixin, retry_when_results_unavailable, run_times
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -78,51 +78,105 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             found.append(f"dag:{self.trigger_dag_id}")
         return sorted(set(found))
 
-    def upstream_results(self, context: Context) -> list[CheckResult]:
-        """This run's results of the check tasks, from XCom (tasks that pushed nothing are left out)."""
-        task_ids = self.check_task_ids if self.check_task_ids is not None else sorted(self.upstream_task_ids)
-        results = []
-        for task_id in task_ids:
-            value = context["ti"].xcom_pull(task_ids=task_id)
-            if isinstance(value, dict) and "check" in value and "status" in value:
-                results.append(CheckResult.from_dict(value))
-        return results
+    def upstream_results(self, context: Context) -> tuple[list[CheckResult], list[str]]:
+        """This run's results of the check tasks, from XCom, and the problems that make the gate an
+        ``error`` (a named task that does not exist or pushed no result, an upstream ``error``).
 
+        A mapped upstream task gives one result per map index, each judged on its own. In a mapped
+        gate (one per segment), each upstream mapped the same way gives the result of the gate's own
+        map index. With the default ``check_task_ids`` (the direct upstream tasks), upstream tasks
+        that are not checks (no check result in XCom, not a check operator) are left out.
+        """
+        explicit = self.check_task_ids is not None
+        task_ids = (
+            list(self.check_task_ids) if self.check_task_ids is not None else sorted(self.upstream_task_ids)
+        )
+        dag = getattr(self, "dag", None)
+        known = set(getattr(dag, "task_ids", ()) or ())
+        ti = context["ti"]
+        map_index = int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1)
+        results: list[CheckResult] = []
+        problems: list[str] = []
+        for task_id in task_ids:
+            if explicit and known and task_id not in known:
+                problems.append(
+                    f"check_task_ids names {task_id!r}, which is not a task of DAG {self.dag_id!r}"
+                )
+                continue
+            if map_index >= 0 and _is_mapped(dag, task_id):
+                # A mapped gate judges its own map index of a mapped upstream (one gate per segment).
+                value: Any = ti.xcom_pull(task_ids=task_id, map_indexes=map_index)
+            else:
+                value = ti.xcom_pull(task_ids=task_id)
+            values = value if isinstance(value, list | tuple) else [] if value is None else [value]
+            found = [v for v in values if isinstance(v, dict) and "check" in v and "status" in v]
+            is_check = explicit or _is_check_task(dag, task_id)
+            if not found:
+                if is_check:
+                    problems.append(
+                        f"upstream task {task_id!r} pushed no check result (did it run? is it a check?)"
+                    )
+                continue
+            if len(found) < len(values) and is_check:
+                problems.append(
+                    f"upstream task {task_id!r} pushed {len(values) - len(found)} value(s) that are not check results"
+                )
+            for item in found:
+                result = CheckResult.from_dict(item)
+                if result.status is Status.ERROR:
+                    problems.append(f"upstream task {task_id!r} could not run its check: {result.summary}")
+                results.append(result)
+        if not results and not problems:
+            problems.append(f"no check results to judge: no upstream task of {self.task_id!r} is a check")
+        return results, problems
+
+    def decision_window(
+        self, context: Context, results: Sequence[CheckResult]
+    ) -> tuple[datetime | None, datetime]:
+        """The window the decision is about, and its time: the latest judged window among the
+        results, else the run's data interval, else its logical date or run-after time."""
+        judged = [r for r in results if r.window_end is not None]
+        if judged:
+            latest = max(judged, key=lambda r: r.window_end or datetime.min.replace(tzinfo=UTC))
+            assert latest.window_end is not None
+            return latest.window_start, latest.window_end
+        times = run_times(context)
+        anchor, _ = times.anchor()
+        if anchor is None:
+            anchor = datetime.now(UTC)
+        return (times.interval_start if times.interval_end is not None else anchor), anchor
+
+    @retry_when_results_unavailable(CHECK)
     def execute(self, context: Context) -> dict[str, Any]:
         """Decide; store the decision; emit the asset event (success) or skip."""
-        results = self.upstream_results(context)
-        window_start, window_end = run_window(context)
-        now = window_end or datetime.now(UTC)
+        results, problems = self.upstream_results(context)
+        window_start, window_end = self.decision_window(context, results)
+        now = window_end
+        gate_name = f"{self.dag_id}.{self.task_id}"
+        if problems:
+            error = error_result(check=CHECK, dataset=gate_name, message="; ".join(problems))
+            return self.finish(context, error.with_window(window_start, window_end))
+        targets = self.targets()
         engine = results_engine(self.results_conn_id)
+        skipped = 0
         try:
             store = ResultsStore(engine)
-            previous: dict[str, list[CheckResult]] = {}
-            if self.policy.consecutive_windows > 1:
-                for result in results:
-                    earlier = [
-                        s.result
-                        for s in store.history(dataset=result.dataset, check=result.check)
-                        if s.result.window_end is not None and s.result.window_end < now
-                    ]
-                    previous.setdefault(result.dataset, []).extend(
-                        earlier[: self.policy.consecutive_windows - 1]
-                    )
-            targets = self.targets()
-            last_retrain, last_retrain_by = None, None
-            for stored in store.history(check=CHECK):
-                end = stored.result.window_end
-                if stored.result.metrics.get("decision") != RETRAIN or end is None or end >= now:
-                    continue
-                same_gate = stored.run.dag_id == self.dag_id and stored.run.task_id == self.task_id
-                if same_gate or set(targets) & set(stored.result.metrics.get("targets") or ()):
-                    last_retrain, last_retrain_by = end, stored.result.dataset
-                    break
+            previous = self._previous_windows(store, results, now)
+            skipped += store.skipped_rows
+            last_retrain, last_retrain_by, already = self._retrains(store, targets, now)
+            skipped += store.skipped_rows
         finally:
             engine.dispose()
+        if skipped:
+            self.log.warning(
+                "Skipped %d stored result(s) that could not be read (corrupt or from another version); "
+                "the decision uses the rest",
+                skipped,
+            )
         decision = decide(
             self.policy,
             results,
-            gate=f"{self.dag_id}.{self.task_id}",
+            gate=gate_name,
             now=now,
             previous=previous,
             last_retrain=last_retrain,
@@ -130,6 +184,7 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             targets=targets,
             window_start=window_start,
             window_end=window_end,
+            already_retrained=already,
         )
         compact = self.publish(context, decision.result)
         if not decision.retrain:
@@ -137,7 +192,7 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             raise AirflowSkipException(decision.result.summary)
         extra: dict[str, Any] = {
             "reasons": list(decision.reasons),
-            "window_end": window_end.isoformat() if window_end else None,
+            "window_end": window_end.isoformat(),
         }
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
@@ -151,3 +206,81 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
                 conf={"reasons": list(decision.reasons), "results": [r.compact() for r in results]},
             ).execute(context)
         return compact
+
+    def _previous_windows(
+        self, store: ResultsStore, results: Sequence[CheckResult], now: datetime
+    ) -> dict[str, list[CheckResult]]:
+        """Earlier results of the same check and dataset, newest first, for ``consecutive_windows``;
+        read bounded by time (the streak's windows and one more) from the store."""
+        previous: dict[str, list[CheckResult]] = {}
+        needed = self.policy.consecutive_windows - 1
+        if needed < 1:
+            return previous
+        for result in results:
+            end = result.window_start or result.window_end or now
+            length = (
+                result.window_end - result.window_start
+                if result.window_start is not None and result.window_end is not None
+                else None
+            )
+            after = end - length * (needed + 1) if length else None
+            earlier = [
+                s.result
+                for s in store.history(
+                    dataset=result.dataset,
+                    check=result.check,
+                    window_end_before=end + timedelta(microseconds=1),
+                    window_end_after=after,
+                    limit=None if after is not None else needed * 10,
+                )
+                if s.result.window_end is not None and s.result.window_end < now
+            ]
+            previous.setdefault(result.dataset, []).extend(earlier[:needed])
+        return previous
+
+    def _retrains(
+        self, store: ResultsStore, targets: Sequence[str], now: datetime
+    ) -> tuple[datetime | None, str | None, RetrainEvent | None]:
+        """The nearest stored retraining of this gate or of a gate with a shared target within the
+        cooldown (either side of ``now``), and one stored for this very window (a re-run)."""
+        reach = self.policy.cooldown or timedelta(0)
+        margin = timedelta(seconds=1)
+        nearest: RetrainEvent | None = None
+        already: RetrainEvent | None = None
+        for stored in store.history(
+            check=CHECK, window_end_after=now - reach - margin, window_end_before=now + reach + margin
+        ):
+            same_gate = stored.run.dag_id == self.dag_id and stored.run.task_id == self.task_id
+            shared = set(targets) & set(stored.result.metrics.get("targets") or ())
+            if not (same_gate or shared):
+                continue
+            event = retrain_event(stored.result)
+            if event is None:
+                continue
+            if stored.result.window_end == now or event.at == now:
+                already = already or event
+                continue
+            if nearest is None or abs(event.at - now) < abs(nearest.at - now):
+                nearest = event
+        if nearest is None:
+            return None, None, already
+        return nearest.at, nearest.by, already
+
+
+def _is_mapped(dag: Any, task_id: str) -> bool:
+    """Whether ``task_id`` is a mapped task (``.partial().expand()``)."""
+    try:
+        task = dag.get_task(task_id)
+    except Exception:  # not in this DAG: the caller reports it
+        return False
+    return getattr(task, "operator_class", None) is not None
+
+
+def _is_check_task(dag: Any, task_id: str) -> bool:
+    """Whether ``task_id`` is one of our check operators (mapped or not)."""
+    try:
+        task = dag.get_task(task_id)
+    except Exception:  # not in this DAG: the caller reports it
+        return False
+    cls = getattr(task, "operator_class", None) or type(task)
+    return isinstance(cls, type) and issubclass(cls, CheckResultMixin)
