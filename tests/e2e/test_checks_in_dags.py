@@ -207,6 +207,10 @@ def test_freshness_sensor_waits_then_fails_with_a_stored_result(
         "deferred_fresh": "success",
         "deferred_stale": "failed",
     }, outcome.output[-4000:]
+    # A deferrable sensor pokes once first: fresh data never goes through the triggerer.
+    deferred = [line for line in outcome.output.splitlines() if "Pausing task as DEFERRED" in line]
+    assert any("deferred_stale" in line for line in deferred), outcome.output[-4000:]
+    assert not any("deferred_fresh" in line for line in deferred), deferred
     stored = results(airflow_db, "mlobs_sensors")
     assert stored["fresh_now"][0] == "pass"
     assert stored["deferred_fresh"][0] == "pass"

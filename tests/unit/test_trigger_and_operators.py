@@ -131,3 +131,34 @@ def test_trigger_stops_at_once_on_bad_input(trigger_db: Path) -> None:
     payload = asyncio.run(_first_event(_trigger(trigger_db, "missing_table", None)))
     assert payload["result"]["status"] == "error"  # type: ignore[index]
     assert "missing_table" in payload["result"]["summary"]  # type: ignore[index]
+
+
+def test_trigger_without_a_fixed_moment_sees_data_that_lands_while_it_waits(trigger_db: Path) -> None:
+    """A run without an interval (manual, asset-triggered) defers with ``as_of=None``: each
+    evaluation judges as of its own time. Before, ``as_of`` was frozen at deferral, so a row that
+    landed while the sensor waited was "after as_of" and never counted."""
+    engine = sa.create_engine(f"sqlite:///{trigger_db}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE landing (ts TIMESTAMP)"))
+        old = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S.%f")
+        conn.execute(sa.text("INSERT INTO landing VALUES (:ts)"), {"ts": old})
+    spec = FreshnessCheckOperator(
+        task_id="t", conn_id="trig_wh", table="landing", timestamp_column="ts", max_age="6h"
+    ).spec()
+    trigger = FreshnessTrigger(spec=spec.to_kwargs(), as_of=None, poke_interval=0.2)
+    assert trigger.evaluate().status.value == "fail"
+
+    async def land_then_wait() -> dict[str, object]:
+        waiting = asyncio.ensure_future(_first_event(trigger))
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # still stale
+        with engine.begin() as conn:
+            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            conn.execute(sa.text("INSERT INTO landing VALUES (:ts)"), {"ts": now})
+        return await asyncio.wait_for(waiting, timeout=10)
+
+    payload = asyncio.run(land_then_wait())
+    engine.dispose()
+    assert payload["timed_out"] is False
+    assert payload["result"]["status"] == "pass"  # type: ignore[index]
+    assert FreshnessTrigger(**trigger.serialize()[1]).as_of is None
