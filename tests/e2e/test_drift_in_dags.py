@@ -64,6 +64,11 @@ def _create(conn: sa.Connection, table: str, rows: list[dict[str, Any]], x1_type
 
 @pytest.fixture
 def warehouse_db(tmp_path: Path) -> Path:
+    """The warehouse of :func:`build_warehouse` in the test's folder."""
+    return build_warehouse(tmp_path)
+
+
+def build_warehouse(tmp_path: Path) -> Path:
     """A SQLite warehouse with three daily tables over eight days:
 
     - ``events``: the features x1, x2 and segment drift from DRIFT_DAY on, the score does not;

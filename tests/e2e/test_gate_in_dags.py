@@ -12,15 +12,16 @@ import sqlalchemy as sa
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.store import results_table
 from tests.e2e.airflow_runner import run_dag
-from tests.e2e.test_drift_in_dags import (  # noqa: F401 - warehouse_db is a fixture
-    asset_events,
-    env_for,
-    results_store,
-    warehouse_db,
-    write_dag,
-)
+from tests.e2e.test_drift_in_dags import asset_events, build_warehouse, env_for, results_store, write_dag
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def warehouse_db(tmp_path: Path) -> Path:
+    """The drift tests' warehouse: features drift from 2026-11-05 on."""
+    return build_warehouse(tmp_path)
+
 
 DRIFTED_DAY = "2026-11-07"  # judges [11-06, 11-07): drifted
 
