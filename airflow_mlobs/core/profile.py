@@ -27,6 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -38,6 +40,8 @@ from airflow_mlobs.core.errors import MlobsInputError
 PROFILE_VERSION = 1
 BASELINE_VERSION = 1
 DEFAULT_MAX_CATEGORIES = 1000
+#: Quantile bins per numeric column of a baseline (plus an open bin at each end).
+DEFAULT_BINS = 20
 
 ColumnKind = Literal["numeric", "categorical"]
 
@@ -413,7 +417,15 @@ class Baseline:
         """Write ``<directory>/<name>/<version>.json``; returns the path."""
         path = baseline_path(directory, self.name, self.version)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json() + "\n", encoding="utf-8")
+        text = self.to_json() + "\n"
+        if isinstance(path, Path):
+            # Atomic on a local or shared file system: a reader (a drift check on another worker)
+            # sees the old file or the whole new one, never a half-written one.
+            partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, path)
+        else:  # object storage: one PUT, atomic by itself
+            path.write_text(text, encoding="utf-8")
         return path
 
     def with_thresholds(self, thresholds: Mapping[str, float], calibration: Mapping[str, Any]) -> Baseline:
