@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from airflow_mlobs import settings
-from airflow_mlobs.core.errors import MlobsInputError, SourceError
+from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
 
 
 def engine_for_connection(conn_id: str) -> Engine:
@@ -44,6 +44,11 @@ def engine_for_connection(conn_id: str) -> Engine:
     try:
         return hook.get_sqlalchemy_engine()  # type: ignore[no-any-return]
     except Exception as exc:
+        from airflow_mlobs.sources.dberrors import db_cause, is_transient
+
+        # A hook that connects to build its engine may meet the database down: that is worth a retry.
+        if is_transient(exc):
+            raise SourceUnavailable("building its engine", db_cause(exc), connection=conn_id) from exc
         raise SourceError(f"connection {conn_id!r}: cannot build a SQLAlchemy engine: {exc}") from exc
 
 
@@ -73,6 +78,11 @@ def connected(conn_id: str) -> Iterator[Engine]:
         message = str(exc)
         if repr(conn_id) not in message:
             raise SourceError(f"connection {conn_id!r}: {message}") from exc
+        raise
+    except SourceUnavailable as exc:
+        # The gatherers know the table, not the connection: name it, so the retry says which one.
+        if exc.connection is None:
+            raise exc.on_connection(conn_id) from exc
         raise
     finally:
         engine.dispose()

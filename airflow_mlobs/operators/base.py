@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from airflow.sdk import BaseOperator
 from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.errors import MlobsInputError, SourceUnavailable
 from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.core.window import RunTimes, RunWindow, as_of_moment, resolve_window
-from airflow_mlobs.exceptions import CheckBreachError
+from airflow_mlobs.exceptions import CheckBreachError, CheckRetryableError
 from airflow_mlobs.store import ResultsStore, RunKey
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from airflow_mlobs.notifiers.base import CheckNotifier
 
 OnBreach = Literal["fail", "continue"]
+_R = TypeVar("_R")
 ON_BREACH_VALUES = ("fail", "continue")
 
 
@@ -159,10 +162,17 @@ class CheckResultMixin:
                 self.send_notifications(context, result, store, run)
             finally:
                 engine.dispose()
-        except (MlobsInputError, SQLAlchemyError) as exc:
+        except (MlobsInputError, SQLAlchemyError, SourceUnavailable) as exc:
+            # A results history that is down for now: retry the whole task (it evaluates again and
+            # stores once); the last try, and any other failure, fails with the message below.
+            retry = retry_while_tries_left(context, results_unavailable(self.results_conn_id, exc), self.log)
+            if retry is not None:
+                raise retry from exc
             # The result itself is in the log above; say plainly that it was not stored.
             where = repr(self.results_conn_id) if self.results_conn_id else "the default SQLite file"
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            if isinstance(exc, SourceUnavailable):
+                detail = exc.cause
             raise CheckBreachError(
                 error_result(
                     check=result.check,
@@ -213,17 +223,142 @@ class CheckResultMixin:
             )
 
 
+def results_unavailable(results_conn_id: str | None, exc: BaseException) -> SourceUnavailable | None:
+    """``exc`` as the results history being unavailable, or ``None`` when it is a lasting failure
+    (a missing connection, permission denied, a broken schema) or not a database failure at all."""
+    from airflow_mlobs.sources.dberrors import db_cause, is_transient
+
+    if isinstance(exc, SourceUnavailable):
+        cause = exc.cause
+    elif not isinstance(exc, MlobsInputError) and is_transient(exc):
+        cause = db_cause(exc)
+    else:
+        return None
+    conn_id = results_conn_id
+    if not conn_id:
+        from airflow_mlobs import settings
+
+        try:  # the configured default ([mlobs] results_conn_id) is what results_engine used
+            conn_id = settings.option("results_conn_id")
+        except Exception:
+            conn_id = None
+    if conn_id:
+        return SourceUnavailable("the results history", cause, connection=conn_id)
+    return SourceUnavailable("the results history (the default SQLite file)", cause)
+
+
+def retry_while_tries_left(
+    context: Context | None, unavailable: SourceUnavailable | None, log: Any = None
+) -> CheckRetryableError | None:
+    """The retryable error for ``unavailable`` when the running task has tries left, logged as
+    "<what> is unavailable: <cause>; the task will be retried (try N of M)"; ``None`` when
+    ``unavailable`` is ``None``, on the last try (logged too), or outside a running task (the
+    triggerer, the CLI), where the caller fails for good as for bad input.
+
+    ``context`` defaults to the running task's (``get_current_context``); N is the task instance's
+    ``try_number``, M is one more than its ``max_tries`` (the task's ``retries`` unless cleared).
+    """
+    if unavailable is None:
+        return None
+    if context is None:
+        from airflow.sdk import get_current_context
+
+        try:
+            context = get_current_context()
+        except Exception:  # no running task here: nothing can retry
+            return None
+    ti = context.get("ti")
+    if ti is None:
+        return None
+    task = getattr(ti, "task", None)
+    if log is None:
+        log = getattr(task, "log", None) or logging.getLogger(__name__)
+    try_number = int(getattr(ti, "try_number", None) or 1)
+    max_tries = getattr(ti, "max_tries", None)
+    if max_tries is None:
+        max_tries = int(getattr(task, "retries", None) or 0)
+    tries = int(max_tries) + 1
+    # Airflow's own rule (execution API, _is_eligible_to_retry): another try while try_number <= max_tries.
+    if int(max_tries) > 0 and try_number <= int(max_tries):
+        log.warning("%s; the task will be retried (try %d of %d)", unavailable, try_number, tries)
+        return CheckRetryableError(f"{unavailable}; retrying (try {try_number} of {tries})")
+    log.error("%s; no retries left (try %d of %d)", unavailable, try_number, tries)
+    return None
+
+
+def retry_when_results_unavailable(
+    check: str,
+) -> Callable[[Callable[[Any, Context], _R]], Callable[[Any, Context], _R]]:
+    """Decorate an ``execute`` that reads the results history outside :meth:`CheckResultMixin.publish`
+    (the retraining gate): a transient failure of that database retries the task while it has
+    tries left; on the last try, and for a lasting database failure, the task fails with a
+    ``check`` ``error`` naming the results connection instead of the driver's traceback alone.
+    """
+
+    def decorate(execute: Callable[[Any, Context], _R]) -> Callable[[Any, Context], _R]:
+        @functools.wraps(execute)
+        def wrapper(self: Any, context: Context) -> _R:
+            from airflow.sdk.exceptions import AirflowException
+
+            try:
+                return execute(self, context)
+            except AirflowException:
+                raise  # already decided: a breach, a skip, a retry, a triggered run
+            except Exception as exc:
+                from airflow_mlobs.sources.dberrors import db_cause, find_db_error
+
+                if not isinstance(exc, SourceUnavailable) and find_db_error(exc) is not exc:
+                    raise
+                conn_id = getattr(self, "results_conn_id", None)
+                retry = retry_while_tries_left(context, results_unavailable(conn_id, exc), self.log)
+                if retry is not None:
+                    raise retry from exc
+                where = repr(conn_id) if conn_id else "the default SQLite file"
+                cause = exc.cause if isinstance(exc, SourceUnavailable) else db_cause(exc)
+                raise CheckBreachError(
+                    error_result(
+                        check=check,
+                        dataset=f"{self.dag_id}.{self.task_id}",
+                        message=f"could not read the results history ({where}): {cause}",
+                    )
+                ) from exc
+
+        return wrapper
+
+    return decorate
+
+
 def guarded(
     check: str,
     dataset: str,
     window: tuple[datetime | None, datetime | None],
     evaluate: Callable[[], CheckResult],
 ) -> CheckResult:
-    """Run ``evaluate``; bad input (``MlobsInputError``) becomes an ``error`` result naming the problem."""
+    """Run ``evaluate``; bad input (``MlobsInputError``) becomes an ``error`` result naming the problem.
+
+    A database that is unavailable for now (``SourceUnavailable``, or a transient database error
+    escaping ``evaluate``) raises :class:`CheckRetryableError` while the running task has retries
+    left, so Airflow retries it; on the last try (or outside a task) it is an ``error`` result too.
+    """
     try:
         result = evaluate()
     except MlobsInputError as exc:
         result = error_result(check=check, dataset=dataset, message=str(exc))
+    except Exception as exc:
+        from airflow_mlobs.sources.dberrors import db_cause, find_db_error, is_transient
+
+        if isinstance(exc, SourceUnavailable):
+            unavailable = exc
+        elif find_db_error(exc) is exc and is_transient(exc):
+            # Only a database error itself: one wrapped by another exception (an Airflow one, say)
+            # was already decided on by whoever wrapped it.
+            unavailable = SourceUnavailable(f"a database the {check} check uses", db_cause(exc))
+        else:
+            raise
+        retry = retry_while_tries_left(None, unavailable)
+        if retry is not None:
+            raise retry from exc
+        result = error_result(check=check, dataset=dataset, message=str(unavailable))
     if result.window_start is None and result.window_end is None:
         result = result.with_window(*window)
     return result

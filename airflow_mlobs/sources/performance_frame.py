@@ -63,6 +63,7 @@ from airflow_mlobs.core.performance import (
 )
 from airflow_mlobs.core.schema import LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
+from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.performance_sql import (
     _NUMERIC_TYPES,
     _TIME_TYPES,
@@ -188,7 +189,9 @@ class _SqlSide(_Side):
                 for part in result.partitions():
                     yield pd.DataFrame.from_records(part, columns=names)
         except SQLAlchemyError as exc:
-            raise SourceError(f"reading {self.table} failed: {_db_message(exc)}") from exc
+            raise source_failure(
+                exc, f"reading {self.table} failed: {_db_message(exc)}", what=f"table {self.table}"
+            ) from exc
 
     def min_max(self, column: str, where: Sequence[Condition]) -> tuple[Any, Any]:
         table = self.catalog.sa_table({column} | {c.column for c in where})
@@ -199,7 +202,9 @@ class _SqlSide(_Side):
             with self.engine.connect() as conn:
                 row = conn.execute(statement).one()
         except SQLAlchemyError as exc:
-            raise SourceError(f"reading {self.table} failed: {_db_message(exc)}") from exc
+            raise source_failure(
+                exc, f"reading {self.table} failed: {_db_message(exc)}", what=f"table {self.table}"
+            ) from exc
         return row[0], row[1]
 
     def existing(self, column: str, values: Sequence[Any]) -> set[Any]:
@@ -216,7 +221,9 @@ class _SqlSide(_Side):
                     statement = sa.select(col).where(col.in_(batch)).distinct()
                     found.update(r[0] for r in conn.execute(statement))
         except SQLAlchemyError as exc:
-            raise SourceError(f"reading {self.table} failed: {_db_message(exc)}") from exc
+            raise source_failure(
+                exc, f"reading {self.table} failed: {_db_message(exc)}", what=f"table {self.table}"
+            ) from exc
         return found
 
 

@@ -80,6 +80,7 @@ from airflow_mlobs.core.performance import (
 )
 from airflow_mlobs.core.schema import ColumnInfo, LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
+from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.sql import QueryStats, TableRef, _catalog_columns, _db_message
 
 #: How each prediction's winning label is found (see :func:`performance_statement`).
@@ -655,8 +656,10 @@ def performance_summary_sql(
                 stats_rows += 1
                 rows.append(row)
     except SQLAlchemyError as exc:
-        raise SourceError(
-            f"performance query joining {source.predictions} with {source.labels} failed: {_db_message(exc)}"
+        raise source_failure(
+            exc,
+            f"performance query joining {source.predictions} with {source.labels} failed: {_db_message(exc)}",
+            what=f"tables {source.predictions} and {source.labels}",
         ) from exc
     overall, segments = _assemble(
         rows, task, bins, count_orphans, segmented=source.segment_column is not None

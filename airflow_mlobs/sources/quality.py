@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.quality import SuiteError, check_suite_dict
 from airflow_mlobs.core.schema import LogicalType
+from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.sql import TableRef, _catalog_columns, _window_conditions
 
 GX_ANALYTICS_ENV = "GX_ANALYTICS_ENABLED"
@@ -235,8 +236,10 @@ def validate_table(
         except MlobsInputError:
             raise
         except Exception as exc:
-            raise SourceError(
-                f"Great Expectations cannot open table {table}: {_scrub(str(exc), engine)}"
+            raise source_failure(
+                exc,
+                f"Great Expectations cannot open table {table}: {_scrub(str(exc), engine)}",
+                what=f"table {table}",
             ) from exc
         sa.event.listen(execution_engine.engine, "after_cursor_execute", record)
         validator = Validator(execution_engine=execution_engine, batches=[batch], data_context=context)

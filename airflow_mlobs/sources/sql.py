@@ -31,6 +31,7 @@ from airflow_mlobs.core.profile import (
 )
 from airflow_mlobs.core.schema import ColumnInfo, LogicalType, logical_type_from_name
 from airflow_mlobs.core.timeutil import to_aware, to_naive_in
+from airflow_mlobs.sources.dberrors import source_failure
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,9 @@ def _catalog_columns(engine: Engine, table: TableRef) -> list[tuple[ColumnInfo, 
     except NoSuchTableError as exc:
         raise SourceError(f"table {table} does not exist") from exc
     except SQLAlchemyError as exc:
-        raise SourceError(f"cannot read the catalog for table {table}: {_db_message(exc)}") from exc
+        raise source_failure(
+            exc, f"cannot read the catalog for table {table}: {_db_message(exc)}", what=f"table {table}"
+        ) from exc
     if not columns:
         # SQLite's inspector returns an empty list for a missing table instead of raising.
         raise SourceError(f"table {table} does not exist")
@@ -234,8 +237,8 @@ def newest_timestamp(
                 rows_after_as_of=rows_after,
             )
     except SQLAlchemyError as exc:
-        raise SourceError(
-            f"freshness query on {where} (column {column!r}) failed: {_db_message(exc)}"
+        raise source_failure(
+            exc, f"freshness query on {where} (column {column!r}) failed: {_db_message(exc)}", what=where
         ) from exc
 
 
@@ -443,7 +446,9 @@ def profile_sql_segments(
                         sa.select(probe.c[ts_name]).where(probe.c[ts_name].is_not(None)).limit(1)
                     ).scalar()
             except SQLAlchemyError as exc:
-                raise SourceError(f"profile query on {where_label} failed: {_db_message(exc)}") from exc
+                raise source_failure(
+                    exc, f"profile query on {where_label} failed: {_db_message(exc)}", what=where_label
+                ) from exc
             statements += 1
             rows_fetched += sample is not None
             if isinstance(sample, str):  # SQLite keeps timestamps as text
@@ -510,7 +515,9 @@ def profile_sql_segments(
                     key = None if segment_value is None else str(segment_value)
                     top.setdefault((key, present[int(label)].name), []).append((value, int(count)))
     except SQLAlchemyError as exc:
-        raise SourceError(f"profile query on {where_label} failed: {_db_message(exc)}") from exc
+        raise source_failure(
+            exc, f"profile query on {where_label} failed: {_db_message(exc)}", what=where_label
+        ) from exc
 
     profiles: dict[str | None, Profile] = {}
     for segment_key, row in rows_by_segment.items():

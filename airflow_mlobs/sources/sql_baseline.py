@@ -28,6 +28,7 @@ from airflow_mlobs.core.profile import (
     ColumnSpec,
 )
 from airflow_mlobs.core.schema import LogicalType
+from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.frame import DEFAULT_BINS, DEFAULT_CATEGORICAL_MAX_DISTINCT, quantile_levels
 from airflow_mlobs.sources.sql import (
     _MAX_FLOAT,
@@ -190,7 +191,9 @@ def build_baseline_sql(
                     edges = tuple(sorted({float(v) for v in values}))
                     specs[n] = ColumnSpec(n, "numeric", edges=edges, source_type=str(logical.get(n, "")))
     except SQLAlchemyError as exc:
-        raise SourceError(f"baseline {name!r}: query on {where_label} failed: {_db_message(exc)}") from exc
+        raise source_failure(
+            exc, f"baseline {name!r}: query on {where_label} failed: {_db_message(exc)}", what=where_label
+        ) from exc
 
     categorical = [n for n in names if kinds[n] == "categorical"]
     provisional = [*specs.values(), *(ColumnSpec(n, "categorical") for n in categorical)]

@@ -74,3 +74,83 @@ def run_dag(
             xcoms[str(task)] = json.loads(value) if isinstance(value, str | bytes) else value
     engine.dispose()
     return DagRunOutcome(done.returncode, done.stdout + done.stderr, states, xcoms)
+
+
+def start_dag(
+    airflow_home: Path,
+    dags_folder: Path,
+    dag_id: str,
+    logical_date: str,
+    output: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """``airflow dags test dag_id logical_date`` started in the background, its stdout and stderr
+    going to ``output``, so a test can act while the run goes on (e.g. end an outage after the first
+    failed try); finish with :func:`finish_dag`."""
+    cli = Path(sys.executable).parent / "airflow"
+    full_env = dict(os.environ)
+    full_env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
+    )
+    full_env.update(env or {})
+    with output.open("wb") as sink:
+        return subprocess.Popen(
+            [str(cli), "dags", "test", dag_id, logical_date], env=full_env, stdout=sink, stderr=sink
+        )
+
+
+@dataclass(frozen=True)
+class TaskTry:
+    """A task instance of the latest run of a DAG for a day: its state and try number."""
+
+    state: str | None
+    try_number: int
+
+
+def task_tries(airflow_home: Path, dag_id: str, logical_date: str) -> dict[str, TaskTry]:
+    """State and try number of each task instance of the latest run of ``dag_id`` on that day,
+    read from the metadata database while (or after) the run goes on."""
+    engine = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}", connect_args={"timeout": 30})
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = :dag AND run_id = "
+                    "(SELECT run_id FROM dag_run WHERE dag_id = :dag AND date(logical_date) = :day "
+                    "ORDER BY id DESC LIMIT 1)"
+                ),
+                {"dag": dag_id, "day": logical_date[:10]},
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(r[0]): TaskTry(None if r[1] is None else str(r[1]), int(r[2] or 0)) for r in rows}
+
+
+def finish_dag(
+    process: subprocess.Popen[bytes], airflow_home: Path, dag_id: str, logical_date: str, output: Path
+) -> DagRunOutcome:
+    """Wait for a :func:`start_dag` run to end; its states, XComs and output."""
+    returncode = process.wait(timeout=600)
+    tries = task_tries(airflow_home, dag_id, logical_date)
+    engine = sa.create_engine(f"sqlite:///{airflow_home / 'airflow.db'}")
+    xcoms: dict[str, Any] = {}
+    with engine.connect() as conn:
+        for task, value in conn.execute(
+            sa.text(
+                "SELECT task_id, value FROM xcom WHERE dag_id = :dag AND key = 'return_value' AND run_id = "
+                "(SELECT run_id FROM dag_run WHERE dag_id = :dag AND date(logical_date) = :day "
+                "ORDER BY id DESC LIMIT 1)"
+            ),
+            {"dag": dag_id, "day": logical_date[:10]},
+        ):
+            xcoms[str(task)] = json.loads(value) if isinstance(value, str | bytes) else value
+    engine.dispose()
+    states = {task: str(t.state) for task, t in tries.items()}
+    return DagRunOutcome(returncode, output.read_text(errors="replace"), states, xcoms)

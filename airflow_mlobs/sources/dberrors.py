@@ -1,0 +1,169 @@
+"""Which database failures are worth retrying: an outage passes, a missing table does not.
+
+:func:`is_transient` classifies a SQLAlchemy or DBAPI exception (psycopg2, psycopg 3, sqlite3):
+
+- **transient** (a later try may succeed): the server refused or dropped the connection, a connect
+  or statement timeout, a serialization failure or deadlock (SQLSTATE 40001, 40P01), a lock
+  timeout, the server shutting down or starting up (57P01..57P03), too many connections (53300),
+  SQLite's "database is locked" (``SQLITE_BUSY``, ``SQLITE_LOCKED``);
+- **final** (the same input fails again): a missing table or column, a syntax error, permission
+  denied, bad credentials, a type error, and anything not recognised as transient.
+
+The SQLSTATE decides when the driver gives one (``orig.pgcode`` in psycopg2, ``orig.sqlstate`` in
+psycopg 3); errors raised while connecting carry none in psycopg2, so then the exception class and
+the server's message decide. :func:`source_failure` turns a failure into the error the gatherers
+raise: ``SourceUnavailable`` (the operator retries the task) or ``SourceError`` (an ``error``
+result, final).
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import exc as sa_exc
+
+from airflow_mlobs.core.errors import SourceError, SourceUnavailable
+
+__all__ = ["TRANSIENT_SQLSTATES", "db_cause", "find_db_error", "is_transient", "source_failure"]
+
+#: SQLSTATEs of failures that a later try can get past (PostgreSQL's codes; most are standard).
+TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available (lock_timeout)
+        "57014",  # query_canceled (statement_timeout)
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, shutting down, recovery)
+        "53300",  # too_many_connections
+        "25P03",  # idle_in_transaction_session_timeout
+        "25P04",  # transaction_timeout
+        "58P03",  # system error on a standby: recovery conflict (PostgreSQL 17 reports 40001 too)
+    }
+)
+#: SQLSTATE classes whose every code is transient: 08 is "connection exception".
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08"})
+
+# SQLite's result codes (Python 3.11+ puts the name on sqlite3 errors): busy or locked by another
+# connection; SQLITE_BUSY_SNAPSHOT and the other extended codes start with these names.
+_SQLITE_TRANSIENT = ("SQLITE_BUSY", "SQLITE_LOCKED")
+
+# Without an SQLSTATE: messages that say the credentials or the target are wrong (checked first,
+# so "connection to server ... failed: FATAL: password authentication failed" is final) ...
+_FINAL_MESSAGES = re.compile(
+    r"authentication failed|password|no pg_hba\.conf entry|permission denied|"
+    r"does not exist|unable to open database file|not authorized|access denied",
+    re.IGNORECASE,
+)
+# ... and messages of an outage, a timeout or a lock.
+_TRANSIENT_MESSAGES = re.compile(
+    r"connection refused|could not connect|server closed the connection|"
+    r"terminating connection|connection reset|broken pipe|connection timed out|timeout expired|"
+    r"timed out|could not receive data|could not send data|no connection to the server|"
+    r"connection (?:is |was |already )?closed|connection not open|lost connection|"
+    r"server has gone away|the database system is (?:starting up|shutting down|in recovery mode)|"
+    r"too many (?:clients|connections)|sorry, too many clients|database is locked|"
+    r"database table is locked|temporary failure in name resolution|consuming input failed|"
+    r"ssl syscall error|eof detected|canceling statement due to",
+    re.IGNORECASE,
+)
+# SQLAlchemy's own errors that mean "the pool or the connection went away", not "your query".
+_TRANSIENT_SQLALCHEMY = (sa_exc.DisconnectionError, sa_exc.TimeoutError)
+# DBAPI classes that can carry an outage; a ProgrammingError or DataError never does.
+_DBAPI_CONNECTION_CLASSES = ("OperationalError", "InterfaceError", "DatabaseError", "ConnectionTimeout")
+
+
+def find_db_error(exc: BaseException) -> BaseException | None:
+    """The SQLAlchemy or DBAPI exception in ``exc``'s cause chain (itself included), if any.
+
+    Libraries that wrap database errors (Great Expectations, our own ``SourceError``) keep the
+    original as ``__cause__`` or ``__context__``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.SQLAlchemyError) or _is_dbapi_error(current):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _is_dbapi_error(exc: BaseException) -> bool:
+    # PEP 249 drivers define their errors in their own module; match by module, not by import, so
+    # drivers that are not installed cost nothing.
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in {"psycopg2", "psycopg", "sqlite3", "pymysql", "MySQLdb", "oracledb"}
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a DBAPI error (or of the one a SQLAlchemy error wraps), ``None`` when the
+    driver gave none (psycopg2 gives none for errors raised while connecting)."""
+    orig = getattr(exc, "orig", None) or exc
+    for attribute in ("pgcode", "sqlstate"):
+        code = getattr(orig, attribute, None)
+        if isinstance(code, str) and len(code) == 5:
+            return code
+    diag = getattr(orig, "diag", None)
+    code = getattr(diag, "sqlstate", None)
+    return code if isinstance(code, str) and len(code) == 5 else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether the database failure ``exc`` may pass by itself, so retrying the task makes sense.
+
+    ``exc`` is a SQLAlchemy error, a DBAPI error, or an error whose cause chain holds one; anything
+    else is not a database failure and is not transient. See the module docstring for the rules.
+    """
+    found = find_db_error(exc)
+    if found is None:
+        return False
+    if isinstance(found, _TRANSIENT_SQLALCHEMY):
+        return True
+    code = sqlstate(found)
+    if code is not None:
+        return code in TRANSIENT_SQLSTATES or code[:2] in TRANSIENT_SQLSTATE_CLASSES
+    orig = getattr(found, "orig", None) or found
+    name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return name.startswith(_SQLITE_TRANSIENT)
+    # SQLAlchemy flags a DBAPI error the dialect recognised as a dropped connection.
+    if getattr(found, "connection_invalidated", False):
+        return True
+    if type(orig).__name__ not in _DBAPI_CONNECTION_CLASSES and not isinstance(
+        found, sa_exc.OperationalError | sa_exc.InterfaceError
+    ):
+        return False
+    message = str(orig)
+    if _FINAL_MESSAGES.search(message):
+        return False
+    return _TRANSIENT_MESSAGES.search(message) is not None
+
+
+_CREDENTIALS_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
+_PASSWORD_SETTING = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def db_cause(exc: BaseException) -> str:
+    """The database's own message in one line (the driver's, without SQLAlchemy's SQL and
+    parameters), with any password in a URL or a ``password=`` setting replaced by ``***``."""
+    found = find_db_error(exc) or exc
+    orig = getattr(found, "orig", None)
+    text = str(orig if orig is not None else found)
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    # psycopg2 puts "connection to server at ... failed:" and the reason on one line, and a hint
+    # ("Is the server running ...?") on the next: keep both.
+    line = " ".join(lines[:2]) if lines else type(found).__name__
+    line = _CREDENTIALS_IN_URL.sub(r"\1***@", line)
+    return _PASSWORD_SETTING.sub(r"\1***", line)
+
+
+def source_failure(exc: BaseException, message: str, *, what: str) -> SourceError | SourceUnavailable:
+    """The error a gatherer raises for the database failure ``exc`` while reading ``what`` (e.g.
+    ``"table public.events"``): ``SourceUnavailable`` when it is transient (the task is retried),
+    else ``SourceError(message)`` (an ``error`` result). Use as ``raise source_failure(...) from exc``.
+    """
+    if is_transient(exc):
+        return SourceUnavailable(what, db_cause(exc))
+    return SourceError(message)
