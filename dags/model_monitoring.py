@@ -37,6 +37,9 @@ FEATURES = ["customer_age", "tenure_months", "monthly_spend", "region"]
 with DAG(
     dag_id="model_monitoring",
     description="Freshness and schema checks on the churn model's inputs",
+    # Each run covers the day before it. With schedule="@daily" (CronTriggerTimetable in Airflow 3:
+    # zero-length intervals) the window="1d" below gives the windowed checks the same day; so it
+    # does for manual runs without a logical date.
     schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
     start_date=datetime(2026, 11, 1, tzinfo=UTC),
     catchup=False,
@@ -101,7 +104,8 @@ with DAG(
         task_id="quality_customer_activity",
         conn_id=WAREHOUSE,
         table="customer_activity",
-        timestamp_column="event_time",  # the run's data interval, validated in the database
+        timestamp_column="event_time",  # the day before the run, validated in the database
+        window="1d",
         suite="customer_activity.quality.json",
     )
 
@@ -123,6 +127,7 @@ with DAG(
         conn_id=WAREHOUSE,
         table="customer_activity",
         timestamp_column="event_time",
+        window="1d",
         baseline="churn_features",  # the newest version: v1, then what retraining writes
         columns=FEATURES,
         on_breach="continue",

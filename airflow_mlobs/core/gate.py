@@ -139,6 +139,7 @@ def decide(
     window_start: datetime | None = None,
     window_end: datetime | None = None,
     already_retrained: RetrainEvent | None = None,
+    series: Sequence[str] | None = None,
 ) -> GateDecision:
     """Apply ``policy`` to this window's ``results``.
 
@@ -147,7 +148,9 @@ def decide(
     retraining (before or after ``now``) by this gate, or by ``last_retrain_by`` (another gate with
     one of the same ``targets``), for ``cooldown``. ``already_retrained`` is a retraining stored for
     this very window (a re-run): the gate then holds whatever the policy says. ``targets`` (asset
-    URIs, ``dag:<dag_id>``) are stored with the decision.
+    URIs, ``dag:<dag_id>``) are stored with the decision. ``series`` names, per result, the key of
+    its earlier windows in ``previous`` (default: its dataset); mapped checks over one dataset
+    (one task per segment) each have their own series.
     """
     previous = previous or {}
     configured = [
@@ -161,11 +164,14 @@ def decide(
     ]
     held: dict[str, list[str]] = {}
     findings: list[Finding] = []
-    for result in results:
+    if series is not None and len(series) != len(results):
+        raise ValueError(f"series has {len(series)} keys for {len(results)} results")
+    for position, result in enumerate(results):
+        key = series[position] if series is not None else result.dataset
         for condition, reason in conditions_met(policy, result).items():
             streak = 1
             follows = result.window_start
-            same_check = [e for e in previous.get(result.dataset, []) if e.check == result.check]
+            same_check = [e for e in previous.get(key, []) if e.check == result.check]
             for earlier in same_check[: policy.consecutive_windows - 1]:
                 adjacent = follows is None or earlier.window_end is None or earlier.window_end == follows
                 if not adjacent or condition not in conditions_met(policy, earlier):

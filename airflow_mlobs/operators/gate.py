@@ -97,6 +97,7 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         map_index = int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1)
         results: list[CheckResult] = []
         problems: list[str] = []
+        self._origins: dict[int, tuple[str, int]] = {}
         for task_id in task_ids:
             if explicit and known and task_id not in known:
                 problems.append(
@@ -121,8 +122,12 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
                 problems.append(
                     f"upstream task {task_id!r} pushed {len(values) - len(found)} value(s) that are not check results"
                 )
-            for item in found:
+            mapped = len(values) > 1 or _is_mapped(dag, task_id)
+            for position, item in enumerate(found):
                 result = CheckResult.from_dict(item)
+                # Which map index it came from: the gate's own in a mapped gate, else its position.
+                index = (map_index if map_index >= 0 else position) if mapped else -1
+                self._origins[len(results)] = (task_id, index)
                 if result.status is Status.ERROR:
                     problems.append(f"upstream task {task_id!r} could not run its check: {result.summary}")
                 results.append(result)
@@ -161,7 +166,8 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         skipped = 0
         try:
             store = ResultsStore(engine)
-            previous = self._previous_windows(store, results, now)
+            series = self._series(results)
+            previous = self._previous_windows(store, results, series, now)
             skipped += store.skipped_rows
             last_retrain, last_retrain_by, already = self._retrains(store, targets, now)
             skipped += store.skipped_rows
@@ -185,6 +191,7 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             window_start=window_start,
             window_end=window_end,
             already_retrained=already,
+            series=series,
         )
         compact = self.publish(context, decision.result)
         if not decision.retrain:
@@ -207,16 +214,26 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             ).execute(context)
         return compact
 
+    def _series(self, results: Sequence[CheckResult]) -> list[str]:
+        """Each result's series of windows: its dataset, and for a mapped check also its task and map
+        index, so segments mapped over one dataset keep their own streaks."""
+        keys = []
+        for position, result in enumerate(results):
+            task_id, index = self._origins.get(position, ("", -1))
+            keys.append(result.dataset if index < 0 else f"{result.dataset}|{task_id}[{index}]")
+        return keys
+
     def _previous_windows(
-        self, store: ResultsStore, results: Sequence[CheckResult], now: datetime
+        self, store: ResultsStore, results: Sequence[CheckResult], series: Sequence[str], now: datetime
     ) -> dict[str, list[CheckResult]]:
-        """Earlier results of the same check and dataset, newest first, for ``consecutive_windows``;
+        """Earlier results of the same check and series, newest first, for ``consecutive_windows``;
         read bounded by time (the streak's windows and one more) from the store."""
         previous: dict[str, list[CheckResult]] = {}
         needed = self.policy.consecutive_windows - 1
         if needed < 1:
             return previous
-        for result in results:
+        for position, result in enumerate(results):
+            task_id, index = self._origins.get(position, ("", -1))
             end = result.window_start or result.window_end or now
             length = (
                 result.window_end - result.window_start
@@ -229,13 +246,17 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
                 for s in store.history(
                     dataset=result.dataset,
                     check=result.check,
+                    dag_id=self.dag_id if index >= 0 else None,
+                    task_id=task_id if index >= 0 else None,
                     window_end_before=end + timedelta(microseconds=1),
                     window_end_after=after,
                     limit=None if after is not None else needed * 10,
                 )
-                if s.result.window_end is not None and s.result.window_end < now
+                if s.result.window_end is not None
+                and s.result.window_end < now
+                and (index < 0 or s.run.map_index == index)
             ]
-            previous.setdefault(result.dataset, []).extend(earlier[:needed])
+            previous.setdefault(series[position], []).extend(earlier[:needed])
         return previous
 
     def _retrains(

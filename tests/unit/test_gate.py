@@ -377,3 +377,61 @@ def test_stored_result_status_and_json_round_trip(
     assert back == result
     assert back.to_json() == text
     assert CheckResult.from_dict(result.compact()).metrics == result.metrics
+
+
+# --- re-runs, both sides of the cooldown, mapped series --------------------------------------------
+
+
+def test_a_window_that_already_retrained_holds_and_keeps_its_retraining_time() -> None:
+    from airflow_mlobs.core.gate import RetrainEvent, retrain_event
+
+    first = run(GatePolicy(drift_share=0.5), [drift(0.9, ["a"])])
+    assert first.decision == RETRAIN
+    assert first.result.metrics["retrained_at"] == NOW.isoformat()
+    event = retrain_event(first.result)
+    assert event == RetrainEvent(NOW, GATE)
+    again = run(GatePolicy(drift_share=0.5), [drift(0.9, ["a"])], already_retrained=event)
+    assert again.decision == HOLD
+    assert "already started a retraining" in again.result.summary
+    # The re-run's stored decision still records the retraining, so a third run holds as well.
+    assert retrain_event(again.result) == event
+
+
+def test_cooldown_holds_for_a_retraining_of_a_later_window_too() -> None:
+    """A backfill of an earlier window after a later one retrained: held, not a second retraining."""
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=2))
+    decision = run(policy, [drift(0.9, ["a"])], last_retrain=NOW + timedelta(days=1))
+    assert decision.decision == HOLD
+    assert "for a window 1d later" in decision.result.summary
+    assert decision.result.metrics["retrained_at"] is None
+    free = run(policy, [drift(0.9, ["a"])], last_retrain=NOW + timedelta(days=3))
+    assert free.decision == RETRAIN
+
+
+def test_legacy_stored_retrain_decisions_count_at_their_window_end() -> None:
+    from airflow_mlobs.core.gate import retrain_event
+
+    legacy = run(GatePolicy(drift_share=0.5), [drift(0.9, ["a"])]).result
+    metrics = {k: v for k, v in legacy.metrics.items() if k not in ("retrained_at", "retrained_by")}
+    old = replace(legacy, metrics=metrics, window_end=NOW - timedelta(days=1))
+    event = retrain_event(old)
+    assert event is not None and event.at == NOW - timedelta(days=1)
+    assert retrain_event(run(GatePolicy(drift_share=0.5), [drift(0.1)]).result) is None
+
+
+def test_mapped_results_of_one_dataset_keep_their_own_streaks() -> None:
+    """Three segments mapped over one dataset: segment b's earlier calm window must not be hidden by
+    segment a's drifted one (keyed by dataset alone, the streaks mixed)."""
+    policy = GatePolicy(drift_share=0.5, consecutive_windows=2)
+    today = [drift(0.9, ["a"]), drift(0.9, ["a"])]
+    series = ["wh:events|drift[0]", "wh:events|drift[1]"]
+    previous = {
+        series[0]: [drift(0.9, ["a"], days_ago=1)],  # segment 0 drifted yesterday too
+        series[1]: [drift(0.1, days_ago=1)],  # segment 1 was calm
+    }
+    decision = run(policy, today, previous=previous, series=series)
+    streaks = [f.value for f in decision.result.findings if f.metric == "drift_share"]
+    assert streaks == [2, 1]
+    assert decision.decision == RETRAIN  # segment 0 holds two windows in a row
+    with pytest.raises(ValueError, match="series"):
+        run(policy, today, series=series[:1])
