@@ -281,6 +281,11 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
     :param drift_share: share of drifted columns at which the dataset fails (default 0.5).
     :param warn_share: share at which it warns (default: any drifted column).
     :param importances: per-column weights for the drift share.
+    :param partition: which partition of the dataset this task profiles; its stored profile is
+        keyed by it, for :class:`~airflow_mlobs.operators.drift_merge.DriftMergeOperator` to add
+        up. Default: the map index when the task is mapped, else none. Templated. Mapped tasks are
+        labelled by their partition, else their table and ``where`` (``map_index_template``),
+        unless given another ``map_index_template``.
     """
 
     check_name = CHECK
@@ -293,8 +298,19 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         "window",
         "window_start",
         "window_end",
+        "partition",
     )
     template_ext = (".sql",)
+    # Rendered by Airflow for each mapped task instance (the "Map Index" label in the UI).
+    default_map_index_template = "{{ task.map_index_label() }}"
+
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """As ``BaseOperator.partial``; mapped drift checks get a readable ``map_index_template``
+        (the partition, else the table and ``where``) unless one is given."""
+        if kwargs.get("map_index_template") is None:
+            kwargs["map_index_template"] = cls.default_map_index_template
+        return super().partial(**kwargs)  # type: ignore[misc]
 
     def __init__(
         self,
@@ -322,12 +338,14 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         importances: Mapping[str, float] | None = None,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         store_profile: bool = True,
+        partition: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
         self.baseline_version = baseline_version
         self.baseline_dir = baseline_dir
+        self.partition = partition
         self.conn_id, self.table, self.sql, self.path = conn_id, table, sql, path
         self.where = where
         self.timestamp_column = timestamp_column
@@ -358,8 +376,24 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         """``conn_id:table`` or the path, unless ``dataset`` names it."""
         return self.dataset or self.source_name()
 
+    def partition_name(self, context: Context) -> str | None:
+        """``partition`` if given, else the map index of a mapped task, else ``None``."""
+        if self.partition not in (None, ""):
+            return str(self.partition)
+        map_index = getattr(context.get("ti"), "map_index", None)
+        return str(map_index) if map_index is not None and int(map_index) >= 0 else None
+
+    def map_index_label(self) -> str:
+        """A mapped task's label: its partition, else its table or file and ``where``."""
+        if self.partition not in (None, ""):
+            return str(self.partition)
+        source = self.table or self.path or ("query" if self.sql else "")
+        label = f"{source} where {self.where}" if self.where else str(source)
+        return label if len(label) <= 200 else label[:199] + "…"
+
     def gather(self, baseline: Baseline, start: datetime | None, end: datetime | None) -> Profile:
         """The window's profile over the baseline's columns (pushed down for SQL sources)."""
+
         specs = list(baseline.columns.values())
         if self.path:
             frame = file_source.read_window(
@@ -415,10 +449,13 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
                 f"{', '.join(map(repr, unknown))} (it has {', '.join(baseline.columns)}); rebuild it with these columns"
             )
         profile = self.gather(baseline, start, end)
+        partition = self.partition_name(context)
         if self.store_profile and profile.row_count:
             engine = results_engine(self.results_conn_id)
             try:
-                ResultsStore(engine).save_profile(dataset, f"{baseline.name}/{baseline.version}", profile)
+                ResultsStore(engine).save_profile(
+                    dataset, f"{baseline.name}/{baseline.version}", profile, partition=partition
+                )
             finally:
                 engine.dispose()
         features = self.columns or [c for c in baseline.columns if c not in self.prediction_columns]
@@ -442,6 +479,8 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
                 window_end=end,
             )
             result = _with_predictions(result, predictions)
+        if partition is not None:
+            result = replace(result, metrics={**result.metrics, "partition": partition})
         return with_window_basis(result, judged)
 
 
