@@ -305,8 +305,13 @@ class ResultsStore:
                     )
                 elif dialect.name == "sqlite" and dialect.driver == "pysqlite":
                     # The write lock up front: creators queue on the busy timeout instead of racing.
-                    # (pysqlite opens no transaction of its own before DDL.)
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    # (pysqlite opens no transaction of its own before DDL.) An engine that began a
+                    # transaction itself refuses; the lost-race handling covers it then.
+                    try:
+                        conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    except OperationalError as exc:
+                        if "within a transaction" not in str(exc.orig):
+                            raise
             self._create_or_upgrade(conn)
             conn.commit()
 
@@ -345,9 +350,17 @@ class ResultsStore:
     ) -> int | None:
         """Insert ``row`` or replace the row with the same ``key_column`` value; with ``returns_id``
         the row id is returned (a new id on PostgreSQL and SQLite, as a replaced row is a new one)."""
-        if self.engine.dialect.name in self.native_upsert_dialects:
+        if self._native_upsert_available():
             return self._retrying(lambda: self._native_upsert(table, key_column, row, returns_id))
         return self._retrying(lambda: self._portable_upsert(table, key_column, row, returns_id))
+
+    def _native_upsert_available(self) -> bool:
+        dialect = self.engine.dialect
+        if dialect.name not in self.native_upsert_dialects:
+            return False
+        # SQLite has ON CONFLICT ... DO UPDATE since 3.24 (the version is known once connected).
+        version = getattr(dialect, "server_version_info", None)
+        return not (dialect.name == "sqlite" and version is not None and tuple(version) < (3, 24))
 
     def _retrying(self, save: Callable[[], T]) -> T:
         for attempt in range(_SAVE_ATTEMPTS):
@@ -578,9 +591,10 @@ class ResultsStore:
             self._profile_query(dataset, edges_key, segment)
             .where(_is(profiles_table.c.window_start, _utc(window_start)))
             .where(_is(profiles_table.c.window_end, _utc(window_end)))
-            .order_by(profiles_table.c.partition.asc().nulls_first(), profiles_table.c.id)
+            .order_by(profiles_table.c.id)
         )
-        return self._decode_profiles(query)
+        # Sorted here: NULLS FIRST is not portable SQL.
+        return sorted(self._decode_profiles(query), key=lambda found: (found[0] is not None, found[0] or ""))
 
     @staticmethod
     def _profile_query(dataset: str, edges_key: str, segment: str | None) -> sa.Select[Any]:

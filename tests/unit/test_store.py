@@ -411,3 +411,26 @@ def test_upserts_replace_by_key(any_engine: sa.Engine, portable: bool) -> None:
     with any_engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM mlobs_alert_state")).scalar_one() == 2
     assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_sqlite_engine_that_begins_its_own_transactions(tmp_path: Path) -> None:
+    """SQLAlchemy's recipe for SQLite transactions (the driver's autocommit, BEGIN on each begin):
+    the store's BEGIN IMMEDIATE is refused there, creation and saves still work."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'own.db'}")
+
+    @sa.event.listens_for(engine, "connect")
+    def _autocommit(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    try:
+        store = ResultsStore(engine)
+        store.save(_result(summary="one"), RUN)
+        store.save(_result(summary="two"), RUN)
+        assert [h.result.summary for h in store.history()] == ["two"]
+        assert store.schema_version() == SCHEMA_VERSION
+    finally:
+        engine.dispose()
