@@ -100,64 +100,34 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from airflow_mlobs.core.errors import MlobsInputError
+
+# Defined in the light performance_settings (operators need them at DAG parse time); re-exported here.
+from airflow_mlobs.core.performance_settings import ABSOLUTE as ABSOLUTE
+from airflow_mlobs.core.performance_settings import CHECK as CHECK
+from airflow_mlobs.core.performance_settings import CLASSIFICATION_METRICS as CLASSIFICATION_METRICS
+from airflow_mlobs.core.performance_settings import DEFAULT_BINS as DEFAULT_BINS
+from airflow_mlobs.core.performance_settings import DESCRIPTIVE as DESCRIPTIVE
+from airflow_mlobs.core.performance_settings import HIGHER_IS_BETTER as HIGHER_IS_BETTER
+from airflow_mlobs.core.performance_settings import LOWER_IS_BETTER as LOWER_IS_BETTER
+from airflow_mlobs.core.performance_settings import MULTICLASS_METRICS as MULTICLASS_METRICS
+from airflow_mlobs.core.performance_settings import REGRESSION_METRICS as REGRESSION_METRICS
+from airflow_mlobs.core.performance_settings import DropLevels as DropLevels
+from airflow_mlobs.core.performance_settings import DuplicateLabels as DuplicateLabels
+from airflow_mlobs.core.performance_settings import PerformanceSettings as PerformanceSettings
+from airflow_mlobs.core.performance_settings import Task as Task
+from airflow_mlobs.core.performance_settings import check_duplicate_labels as check_duplicate_labels
+from airflow_mlobs.core.performance_settings import parse_max_drop as parse_max_drop
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
-CHECK = "performance"
-DEFAULT_BINS = 1000
 ECE_BINS = 10
 LOG_LOSS_EPS = 1e-15
 BAND_SIGMAS = 3.0
-
-Task = Literal["classification", "regression", "multiclass"]
-#: Which of a prediction's labels by the cut-off wins (module docstring, "Windows and maturity").
-DuplicateLabels = Literal["latest", "earliest"]
-
-#: Metrics where a larger value is better; every other metric is a loss or an error.
-HIGHER_IS_BETTER = frozenset(
-    {
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "specificity",
-        "balanced_accuracy",
-        "roc_auc",
-        "pr_auc",
-        "r2",
-        "macro_f1",
-        "weighted_f1",
-        "macro_precision",
-        "macro_recall",
-    }
-)
-LOWER_IS_BETTER = frozenset({"log_loss", "ece", "mae", "rmse", "mape"})
-#: Metrics judged by magnitude (a bias of -0.3 is as bad as +0.3).
-ABSOLUTE = frozenset({"bias"})
-#: Reported but not a quality (no direction): cannot carry a baseline.
-DESCRIPTIVE = frozenset({"positive_rate", "prevalence", "expected_accuracy", "expected_positive_rate"})
-CLASSIFICATION_METRICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "specificity",
-    "balanced_accuracy",
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "ece",
-    "positive_rate",
-    "prevalence",
-)
-REGRESSION_METRICS = ("mae", "rmse", "mape", "bias", "r2")
-#: Multi-class metrics (per-class ``precision[c]``, ``recall[c]``, ``f1[c]`` are reported too).
-MULTICLASS_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
 
 
 # --- windows -----------------------------------------------------------------------------------------
@@ -452,15 +422,6 @@ def log_loss_terms(y: ArrayLike, scores: ArrayLike) -> NDArray[np.float64]:
     yy = np.asarray(y, dtype=np.float64)
     s = np.clip(np.asarray(scores, dtype=np.float64), LOG_LOSS_EPS, 1 - LOG_LOSS_EPS)
     return np.asarray(-(yy * np.log(s) + (1 - yy) * np.log(1 - s)), dtype=np.float64)
-
-
-def check_duplicate_labels(value: Any) -> DuplicateLabels:
-    """``value`` if it names a duplicate-label rule; ``ValueError`` naming the choices otherwise."""
-    if isinstance(value, str) and value == "latest":
-        return "latest"
-    if isinstance(value, str) and value == "earliest":
-        return "earliest"
-    raise ValueError(f"duplicate_labels must be 'latest' or 'earliest', got {value!r}")
 
 
 def _label_above(value: Any, other: Any) -> bool:
@@ -1079,25 +1040,6 @@ def compute_metrics(summary: Summary, calibration: Sequence[float] | None = None
 # --- judgement ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DropLevels:
-    """Warn and fail levels of a metric's drop (absolute units, or fractions of ``|baseline|`` when
-    ``relative``)."""
-
-    warn: float
-    fail: float
-    relative: bool = False
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.warn <= self.fail) or not math.isfinite(self.fail):
-            raise ValueError(f"max_drop levels must satisfy 0 <= warn <= fail, got {self.warn}, {self.fail}")
-
-    def absolute(self, baseline: float) -> tuple[float, float]:
-        """The levels in the metric's units."""
-        scale = abs(baseline) if self.relative else 1.0
-        return self.warn * scale, self.fail * scale
-
-
 def drop_of(metric: str, value: float, baseline: float) -> float:
     """The fall from ``baseline`` to ``value`` in the metric's units, positive when worse."""
     if metric in ABSOLUTE:
@@ -1105,44 +1047,6 @@ def drop_of(metric: str, value: float, baseline: float) -> float:
     if metric in LOWER_IS_BETTER:
         return value - baseline
     return baseline - value
-
-
-@dataclass(frozen=True)
-class PerformanceSettings:
-    """How to judge: the main ``metric``, ``baseline`` values per metric, drop levels per metric
-    (``max_drop``; the main metric's also applies to others without their own), ``sigma``,
-    ``min_label_coverage``, segment reporting, and the ``duplicate_labels`` rule the summaries were
-    gathered with (named in the result's note on duplicates)."""
-
-    task: Task = "classification"
-    metric: str = "accuracy"
-    baseline: Mapping[str, float] = field(default_factory=dict)
-    max_drop: Mapping[str, DropLevels] = field(default_factory=dict)
-    sigma: float = 2.0
-    min_label_coverage: float = 0.5
-    min_segment_labels: int = 30
-    worst_segments: int = 3
-    duplicate_labels: DuplicateLabels = "latest"
-
-    def __post_init__(self) -> None:
-        known = {
-            "classification": CLASSIFICATION_METRICS,
-            "regression": REGRESSION_METRICS,
-            "multiclass": MULTICLASS_METRICS,
-        }[self.task]
-        for name in [self.metric, *self.baseline, *self.max_drop]:
-            if name not in known or name in DESCRIPTIVE:
-                judged = [m for m in known if m not in DESCRIPTIVE]
-                raise ValueError(f"unknown {self.task} metric {name!r}; use one of {', '.join(judged)}")
-        if not 0 <= self.min_label_coverage <= 1:
-            raise ValueError(f"min_label_coverage must be within [0, 1], got {self.min_label_coverage}")
-        if self.sigma < 0:
-            raise ValueError(f"sigma must not be negative, got {self.sigma}")
-        check_duplicate_labels(self.duplicate_labels)
-
-    def levels_for(self, metric: str) -> DropLevels | None:
-        """This metric's drop levels; the main metric's when it has none of its own."""
-        return self.max_drop.get(metric) or self.max_drop.get(self.metric)
 
 
 def _fmt(metric: str, value: float | None) -> str:
@@ -1384,22 +1288,3 @@ def _label_notes(coverage: Coverage, duplicate_labels: DuplicateLabels = "latest
     if coverage.late:
         notes.append(f"{coverage.late} labels arrived after the cut-off (not counted)")
     return notes
-
-
-def parse_max_drop(value: Any, *, relative: bool = False, name: str = "max_drop") -> DropLevels:
-    """A :class:`DropLevels` from a number (warn = fail), a ``(warn, fail)`` pair, or text such as
-    ``"5%"`` (relative)."""
-    if isinstance(value, DropLevels):
-        return value
-    if isinstance(value, str) and value.strip().endswith("%"):
-        level = float(value.strip()[:-1]) / 100
-        return DropLevels(level, level, relative=True)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return DropLevels(float(value), float(value), relative)
-    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
-        warn, fail = value
-        if isinstance(warn, str) or isinstance(fail, str):
-            w, f = parse_max_drop(warn, name=name), parse_max_drop(fail, name=name)
-            return DropLevels(w.warn, f.fail, w.relative or f.relative)
-        return DropLevels(float(warn), float(fail), relative)
-    raise ValueError(f"{name}: expected a number, (warn, fail) or '5%', got {value!r}")

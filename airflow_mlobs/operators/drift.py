@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs import settings
 from airflow_mlobs.connections import connected, results_engine
-from airflow_mlobs.core.drift import CHECK, DriftSettings, Threshold, compare
+from airflow_mlobs.core.drift_settings import CHECK, DriftSettings, Threshold
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import (
+    DEFAULT_BINS,
     DEFAULT_MAX_CATEGORIES,
     Baseline,
     ColumnKind,
@@ -30,9 +31,7 @@ from airflow_mlobs.operators.base import (
     with_window_basis,
 )
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources import frame as frame_source
 from airflow_mlobs.sources import sql as sql_source
-from airflow_mlobs.sources.sql_baseline import build_baseline_sql
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -128,7 +127,7 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
         reference_end: datetime | str | None = None,
         columns: Sequence[str] | None = None,
         kinds: Mapping[str, ColumnKind] | None = None,
-        bins: int = frame_source.DEFAULT_BINS,
+        bins: int = DEFAULT_BINS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         calibrate_chunk_size: int | None = None,
         calibrate_chunks: int = 20,
@@ -161,6 +160,10 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
 
     def build(self) -> Baseline:
         """Build the baseline from the configured source."""
+        # numpy, pandas and pyarrow load when a task runs, never at DAG parse time.
+        from airflow_mlobs.sources import frame as frame_source
+        from airflow_mlobs.sources.sql_baseline import build_baseline_sql
+
         start = parse_moment(self.reference_start, "reference_start")
         end = parse_moment(self.reference_end, "reference_end")
         if self.path:
@@ -393,6 +396,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
 
     def gather(self, baseline: Baseline, start: datetime | None, end: datetime | None) -> Profile:
         """The window's profile over the baseline's columns (pushed down for SQL sources)."""
+        from airflow_mlobs.sources import frame as frame_source  # numpy and pandas: not at parse time
 
         specs = list(baseline.columns.values())
         if self.path:
@@ -430,6 +434,8 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
 
     def evaluate(self, context: Context) -> CheckResult:
         """Load the baseline, profile the window, store the profile, compare."""
+        from airflow_mlobs.core.drift import compare  # numpy and scipy: not at parse time
+
         dataset = self.dataset_name()
         judged = judged_window(
             context,

@@ -16,17 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.connections import connected
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
-from airflow_mlobs.core.performance import (
+from airflow_mlobs.core.performance_settings import (
     CHECK,
     DEFAULT_BINS,
+    DEFAULT_CHUNKSIZE,
     DuplicateLabels,
     PerformanceSettings,
-    PerformanceWindow,
-    Summary,
     Task,
     check_duplicate_labels,
-    evaluation_window,
-    judge_performance,
     parse_max_drop,
 )
 from airflow_mlobs.core.result import CheckResult
@@ -38,12 +35,13 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.sources.performance_frame import DEFAULT_CHUNKSIZE, performance_summary_join
-from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
 from airflow_mlobs.sources.sql import parse_table_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_mlobs.core.performance import PerformanceWindow, Summary
+    from airflow_mlobs.sources.performance_sql import PerformanceSource
 
 
 class PerformanceCheckOperator(BaseCheckOperator):
@@ -260,6 +258,10 @@ class PerformanceCheckOperator(BaseCheckOperator):
 
     def evaluate(self, context: Context) -> CheckResult:
         """Shift the window back by the label delay, join and aggregate in the database, judge."""
+        # numpy (and the gatherers) load when a task runs, never at DAG parse time.
+        from airflow_mlobs.core.performance import PerformanceWindow, evaluation_window, judge_performance
+        from airflow_mlobs.sources.performance_sql import PerformanceSource
+
         label_conn = self.label_conn_id or self.conn_id
         judged = judged_window(context, self.window)
         start, end = judged.start, judged.end
@@ -337,6 +339,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
     ) -> tuple[Summary, dict[str, Summary]]:
         """One window's summary (and per segment): in the database when both tables share the
         connection, otherwise joined in memory."""
+        from airflow_mlobs.sources.performance_sql import performance_summary_sql
+
         if self.predictions_path or self.labels_path or label_conn != self.conn_id:
             return self._join_in_memory(source, window, label_conn, options)
         with connected(self.conn_id) as engine:
@@ -358,6 +362,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
     ) -> tuple[Summary, dict[str, Summary]]:
         """Predictions and labels on different connections or in files: stream both and join in
         memory, in chunks (:mod:`airflow_mlobs.sources.performance_frame`)."""
+        from airflow_mlobs.sources.performance_frame import performance_summary_join  # pandas
+
         preds_where = (
             f"file {self.predictions_path}" if self.predictions_path else f"connection {self.conn_id!r}"
         )

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.profile import DEFAULT_BINS as DEFAULT_BINS  # defined there, light for parse time
 from airflow_mlobs.core.profile import (
     DEFAULT_MAX_CATEGORIES,
     Baseline,
@@ -33,7 +34,6 @@ from airflow_mlobs.core.profile import (
     edges_key,
 )
 
-DEFAULT_BINS = 20
 #: A numeric column with at most this many distinct values is treated as categorical (flags, codes).
 DEFAULT_CATEGORICAL_MAX_DISTINCT = 10
 

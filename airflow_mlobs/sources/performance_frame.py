@@ -61,6 +61,7 @@ from airflow_mlobs.core.performance import (
     summarize_multiclass_arrays,
     summarize_regression_arrays,
 )
+from airflow_mlobs.core.performance_settings import DEFAULT_CHUNKSIZE as DEFAULT_CHUNKSIZE
 from airflow_mlobs.core.schema import LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.sources.dberrors import source_failure
@@ -74,7 +75,6 @@ from airflow_mlobs.sources.performance_sql import (
 )
 from airflow_mlobs.sources.sql import TableRef, _db_message
 
-DEFAULT_CHUNKSIZE = 50_000
 _IN_BATCH = 1000
 _TRUE = (True, 1, "1", "true", "True")
 
