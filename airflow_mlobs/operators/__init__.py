@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
+from airflow_mlobs.operators.drift_merge import DriftMergeOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
 from airflow_mlobs.operators.performance import PerformanceCheckOperator
@@ -14,6 +15,7 @@ __all__ = [
     "BaseCheckOperator",
     "BaselineOperator",
     "DriftCheckOperator",
+    "DriftMergeOperator",
     "ExpectationSuiteOperator",
     "FreshnessCheckOperator",
     "PerformanceCheckOperator",

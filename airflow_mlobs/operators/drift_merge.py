@@ -1,0 +1,225 @@
+"""Drift over partitions: ``DriftMergeOperator`` adds up the profiles that mapped
+:class:`~airflow_mlobs.operators.drift.DriftCheckOperator` tasks stored for one window (one per
+partition) and judges the whole dataset once. The partitions are profiled where they live, in
+parallel; this step only adds counts (:meth:`Profile.merge`) and compares
+(:func:`airflow_mlobs.core.drift.compare`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlobs import settings
+from airflow_mlobs.connections import results_engine
+from airflow_mlobs.core.drift_settings import CHECK, DriftSettings
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.profile import DEFAULT_MAX_CATEGORIES, Profile, load_baseline
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.operators.base import (
+    BaseCheckOperator,
+    judged_window,
+    parse_window_arg,
+    with_window_basis,
+)
+from airflow_mlobs.operators.drift import _threshold, _with_predictions
+from airflow_mlobs.store import ResultsStore
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _moment(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else "(open)"
+
+
+class DriftMergeOperator(BaseCheckOperator):
+    """Merge the stored partition profiles of the run's window and compare the sum with a baseline.
+
+    Put it downstream of a mapped drift check, e.g.
+    ``DriftCheckOperator.partial(..., dataset="wh:events").expand(where=[...])``: each mapped task
+    stores its partition's profile (keyed by its ``partition``, by default the map index), and this
+    task reads every partition's profile of exactly the same window from the results history,
+    adds them, and judges the dataset as if it had been profiled at once. The result names how many
+    partitions were merged and which; none found is an ``error`` result saying so.
+
+    :param dataset: the dataset name the mapped drift tasks stored their profiles under (their
+        ``dataset``, or ``conn_id:table``). Templated.
+    :param baseline, baseline_version: which baseline (default: its newest version); it must be the
+        one the partitions were profiled against. Templated.
+    :param baseline_dir: where baselines live (as for ``DriftCheckOperator``). Templated.
+    :param partitions: the partitions to merge (e.g. the list the drift check was expanded over);
+        any of them missing is an ``error``. Default: every partition stored for the window.
+        Templated.
+    :param window, window_start, window_end: the window, as given to the drift check (default: the
+        run's data interval). Templated.
+    :param segment: merge the profiles of this segment value only (default: unsegmented ones).
+    :param columns, prediction_columns, methods, thresholds, correction, drift_share, warn_share,
+        importances, max_categories: as for ``DriftCheckOperator``.
+    """
+
+    check_name = CHECK
+    template_fields: tuple[str, ...] = (
+        *BaseCheckOperator.template_fields,
+        "baseline",
+        "baseline_version",
+        "baseline_dir",
+        "partitions",
+        "window",
+        "window_start",
+        "window_end",
+    )
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        baseline: str,
+        baseline_version: str | None = None,
+        baseline_dir: str | None = None,
+        partitions: Sequence[str] | None = None,
+        window: timedelta | str | None = None,
+        window_start: datetime | str | None = None,
+        window_end: datetime | str | None = None,
+        segment: str | None = None,
+        columns: Sequence[str] | None = None,
+        prediction_columns: Sequence[str] = (),
+        methods: Mapping[str, str] | None = None,
+        thresholds: Mapping[str, Any] | None = None,
+        correction: str = "bh",
+        drift_share: float = 0.5,
+        warn_share: float | None = None,
+        importances: Mapping[str, float] | None = None,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(dataset=dataset, **kwargs)
+        self.baseline = baseline
+        self.baseline_version = baseline_version
+        self.baseline_dir = baseline_dir
+        self.partitions = list(partitions) if partitions is not None else None
+        self.window = window
+        parse_window_arg(window, self.task_id)
+        self.window_start = window_start
+        self.window_end = window_end
+        self.segment = segment
+        self.columns = list(columns) if columns is not None else None
+        self.prediction_columns = list(prediction_columns)
+        self.max_categories = max_categories
+        if correction not in ("none", "bonferroni", "bh", "by"):
+            raise ValueError(
+                f"{self.task_id}: correction must be none, bonferroni, bh or by, got {correction!r}"
+            )
+        self.settings = DriftSettings(
+            methods=dict(methods or {}),  # type: ignore[arg-type]
+            thresholds={c: _threshold(v, c) for c, v in (thresholds or {}).items()},
+            correction=correction,  # type: ignore[arg-type]
+            drift_share=drift_share,
+            warn_share=warn_share,
+            importances=dict(importances or {}),
+        )
+
+    def stored_partitions(
+        self, dataset: str, edges_key: str, start: datetime | None, end: datetime | None
+    ) -> list[tuple[str, Profile]]:
+        """The partition profiles stored for this window (an unpartitioned profile is left out)."""
+        engine = results_engine(self.results_conn_id)
+        try:
+            store = ResultsStore(engine)
+            found = store.window_profiles(
+                dataset, edges_key=edges_key, window_start=start, window_end=end, segment=self.segment
+            )
+            if store.skipped_rows:
+                self.log.warning(
+                    "%d stored profile(s) of %s could not be read and were left out",
+                    store.skipped_rows,
+                    dataset,
+                )
+        finally:
+            engine.dispose()
+        return [(partition, profile) for partition, profile in found if partition is not None]
+
+    def evaluate(self, context: Context) -> CheckResult:
+        """Read the window's partition profiles, merge them, compare the sum with the baseline."""
+        from airflow_mlobs.core.drift import compare  # numpy and scipy: not at parse time
+
+        dataset = self.dataset_name()
+        # Not required: a drift check without a timestamp column stored its profile under the same
+        # (possibly open) window this resolves to.
+        judged = judged_window(
+            context, self.window, start=self.window_start, end=self.window_end, required=False
+        )
+        start, end = judged.start, judged.end
+        baseline = load_baseline(
+            settings.baseline_dir(self.baseline_dir), self.baseline, self.baseline_version
+        )
+        requested = [*(self.columns or []), *self.prediction_columns]
+        unknown = [c for c in requested if c not in baseline.columns]
+        if unknown:
+            raise MlobsInputError(
+                f"baseline {baseline.name} {baseline.version} has no {', '.join(map(repr, unknown))} "
+                f"(it has {', '.join(baseline.columns)}); name columns of the baseline"
+            )
+        found = self.stored_partitions(dataset, baseline.key, start, end)
+        where = (
+            f"for {dataset} over the window {_moment(start)} .. {_moment(end)} against baseline "
+            f"{baseline.name} {baseline.version}" + (f", segment {self.segment!r}" if self.segment else "")
+        )
+        if not found:
+            raise MlobsInputError(
+                f"no partition profiles stored {where}: nothing to merge. Run the mapped "
+                f"DriftCheckOperator tasks for this window first, with dataset={dataset!r}, the same "
+                "baseline version and results connection, and store_profile=True"
+            )
+        if self.partitions is not None:
+            wanted = [str(p) for p in self.partitions]
+            stored = {partition for partition, _ in found}
+            missing = [p for p in wanted if p not in stored]
+            if missing:
+                raise MlobsInputError(
+                    f"partition profiles missing {where}: {', '.join(map(repr, missing))} of "
+                    f"{len(wanted)} expected (stored: {', '.join(map(repr, sorted(stored))) or 'none'}); "
+                    "run those partitions' drift tasks first"
+                )
+            found = [(partition, profile) for partition, profile in found if partition in set(wanted)]
+        names = [partition for partition, _ in found]
+        merged = found[0][1]
+        for _, profile in found[1:]:
+            merged = merged.merge(profile, self.max_categories)
+        self.log.info(
+            "Merged %d partition profiles %s: %s (%d rows)",
+            len(found),
+            where,
+            ", ".join(names),
+            merged.row_count,
+        )
+        features = self.columns or [c for c in baseline.columns if c not in self.prediction_columns]
+        result = compare(
+            baseline,
+            merged,
+            self.settings,
+            dataset=dataset,
+            columns=features,
+            window_start=start,
+            window_end=end,
+        )
+        if self.prediction_columns and merged.row_count:
+            predictions = compare(
+                baseline,
+                merged,
+                replace(self.settings, drift_share=1e-9),
+                dataset=dataset,
+                columns=self.prediction_columns,
+                window_start=start,
+                window_end=end,
+            )
+            result = _with_predictions(result, predictions)
+        metrics = {
+            **result.metrics,
+            "partitions_merged": len(found),
+            "partitions": names,
+            "partition_rows": {partition: profile.row_count for partition, profile in found},
+        }
+        summary = f"{len(found)} partitions merged ({', '.join(names)}): {result.summary}"
+        return with_window_basis(replace(result, summary=summary, metrics=metrics), judged)
