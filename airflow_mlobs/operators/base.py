@@ -101,7 +101,9 @@ def parse_moment(value: datetime | str | None, name: str) -> datetime | None:
 def with_window_basis(result: CheckResult, window: RunWindow) -> CheckResult:
     """``result`` recording the window it judged and how that window was chosen (``window_basis``)."""
     metrics = {**result.metrics, "window_basis": window.basis}
-    judged = result if result.window_start or result.window_end else result.with_window(window.start, window.end)
+    judged = (
+        result if result.window_start or result.window_end else result.with_window(window.start, window.end)
+    )
     return replace(judged, metrics=metrics)
 
 
