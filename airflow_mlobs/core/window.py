@@ -89,14 +89,14 @@ def _zero_length_message(times: RunTimes) -> str:
     return (
         f"this run has a zero-length data interval (start = end = {at}): schedule='@daily' and other "
         "cron strings use CronTriggerTimetable in Airflow 3, whose runs cover no time; pass "
-        "window=\"1d\" (the day before the run) or use schedule=CronDataIntervalTimetable(...)"
+        'window="1d" (the day before the run) or use schedule=CronDataIntervalTimetable(...)'
     )
 
 
 def _no_interval_message() -> str:
     return (
         "this run has no data interval (a manual run triggered without a logical date, or an "
-        "asset-triggered run): pass window=\"1d\" to judge the day before the run, or give "
+        'asset-triggered run): pass window="1d" to judge the day before the run, or give '
         "window_start and window_end"
     )
 
@@ -138,7 +138,9 @@ def resolve_window(
     if window is not None:
         anchor, what = times.anchor()
         if anchor is None:
-            raise WindowError("this run has no data interval, logical date or run-after time to end a window at")
+            raise WindowError(
+                "this run has no data interval, logical date or run-after time to end a window at"
+            )
         basis = f"the {format_duration(window)} before {what} ({anchor.astimezone(UTC).isoformat()})"
         return RunWindow(anchor - window, anchor, f"window={format_duration(window)!s}: {basis}")
     if times.has_interval:

@@ -249,7 +249,8 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
         )
 
 
-def _threshold(value: Any, column: str) -> Threshold:
+def threshold_arg(value: Any, column: str) -> Threshold:
+    """A per-column ``thresholds`` argument: a number (warn = fail), ``(warn, fail)`` or a Threshold."""
     if isinstance(value, Threshold):
         return value
     if isinstance(value, int | float):
@@ -364,7 +365,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         self.validate_source()
         self.settings = DriftSettings(
             methods=dict(methods or {}),  # type: ignore[arg-type]
-            thresholds={c: _threshold(v, c) for c, v in (thresholds or {}).items()},
+            thresholds={c: threshold_arg(v, c) for c, v in (thresholds or {}).items()},
             correction=correction,  # type: ignore[arg-type]
             drift_share=drift_share,
             warn_share=warn_share,
@@ -484,13 +485,13 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
                 window_start=start,
                 window_end=end,
             )
-            result = _with_predictions(result, predictions)
+            result = with_prediction_drift(result, predictions)
         if partition is not None:
             result = replace(result, metrics={**result.metrics, "partition": partition})
         return with_window_basis(result, judged)
 
 
-def _with_predictions(features: CheckResult, predictions: CheckResult) -> CheckResult:
+def with_prediction_drift(features: CheckResult, predictions: CheckResult) -> CheckResult:
     """Fold the prediction-drift result into the feature result: findings prefixed ``prediction:``."""
     findings = (
         *features.findings,

@@ -23,7 +23,7 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.operators.drift import _threshold, _with_predictions
+from airflow_mlobs.operators.drift import threshold_arg, with_prediction_drift
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ class DriftMergeOperator(BaseCheckOperator):
             )
         self.settings = DriftSettings(
             methods=dict(methods or {}),  # type: ignore[arg-type]
-            thresholds={c: _threshold(v, c) for c, v in (thresholds or {}).items()},
+            thresholds={c: threshold_arg(v, c) for c, v in (thresholds or {}).items()},
             correction=correction,  # type: ignore[arg-type]
             drift_share=drift_share,
             warn_share=warn_share,
@@ -214,7 +214,7 @@ class DriftMergeOperator(BaseCheckOperator):
                 window_start=start,
                 window_end=end,
             )
-            result = _with_predictions(result, predictions)
+            result = with_prediction_drift(result, predictions)
         metrics = {
             **result.metrics,
             "partitions_merged": len(found),
