@@ -112,7 +112,12 @@ def _as_utc(value: Any) -> datetime | None:
         return None
     if not isinstance(value, datetime):
         raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    # A plain datetime, not Airflow's pendulum one: pendulum 3 drops the zone of a stdlib-UTC
+    # datetime minus a timedelta, which made window starts naive.
+    return datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
+    )
 
 
 def resolve_as_of(context: Context, override: datetime | str | None) -> datetime:

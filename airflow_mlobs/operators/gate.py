@@ -294,7 +294,8 @@ def _is_mapped(dag: Any, task_id: str) -> bool:
         task = dag.get_task(task_id)
     except Exception:  # not in this DAG: the caller reports it
         return False
-    return getattr(task, "operator_class", None) is not None
+    # Not ``operator_class``: every Airflow 3 operator has one (its own class).
+    return bool(getattr(task, "is_mapped", False))
 
 
 def _is_check_task(dag: Any, task_id: str) -> bool:

@@ -87,3 +87,34 @@ def test_not_required_gives_the_whole_source_with_a_reason() -> None:
 def test_non_positive_window_is_rejected() -> None:
     with pytest.raises(WindowError, match="positive"):
         resolve_window(INTERVAL, window=timedelta(0))
+
+
+def test_airflow_pendulum_times_give_aware_window_bounds() -> None:
+    """Airflow hands tasks pendulum datetimes; pendulum 3 dropped the zone of ``end - window``, so
+    stored window starts were naive and a gate's streak crashed comparing them."""
+    import pendulum
+
+    from airflow_mlobs.operators.base import judged_window
+
+    day = pendulum.datetime(2026, 11, 24, tz="UTC")
+    context = {"data_interval_start": day, "data_interval_end": day, "logical_date": day}
+    window = judged_window(context, "1d")  # type: ignore[arg-type]
+    assert window.start is not None and window.end is not None
+    assert window.start.utcoffset() == timedelta(0) and window.end.utcoffset() == timedelta(0)
+    assert (window.start, window.end) == (D23, D24)
+    assert type(window.start) is datetime
+
+
+def test_the_gate_tells_mapped_upstream_tasks_from_plain_ones() -> None:
+    """Every Airflow 3 operator has ``operator_class``; only ``is_mapped`` tells a mapped task."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    from airflow_mlobs.operators.gate import _is_mapped
+
+    with DAG("mapped_or_not", schedule=None) as dag:
+        EmptyOperator(task_id="plain")
+        EmptyOperator.partial(task_id="mapped").expand(doc=["a", "b"])
+    assert not _is_mapped(dag, "plain")
+    assert _is_mapped(dag, "mapped")
+    assert not _is_mapped(dag, "no_such_task")
