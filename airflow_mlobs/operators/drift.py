@@ -435,7 +435,6 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
 
     def evaluate(self, context: Context) -> CheckResult:
         """Load the baseline, profile the window, store the profile, compare."""
-        from airflow_mlobs.core.drift import compare  # numpy and scipy: not at parse time
 
         dataset = self.dataset_name()
         judged = judged_window(
@@ -465,30 +464,59 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
                 )
             finally:
                 engine.dispose()
-        features = self.columns or [c for c in baseline.columns if c not in self.prediction_columns]
-        result = compare(
+        result = judge_profile(
             baseline,
             profile,
             self.settings,
             dataset=dataset,
-            columns=features,
+            columns=self.columns,
+            prediction_columns=self.prediction_columns,
             window_start=start,
             window_end=end,
         )
-        if self.prediction_columns and profile.row_count:
-            predictions = compare(
-                baseline,
-                profile,
-                replace(self.settings, drift_share=1e-9),
-                dataset=dataset,
-                columns=self.prediction_columns,
-                window_start=start,
-                window_end=end,
-            )
-            result = with_prediction_drift(result, predictions)
         if partition is not None:
             result = replace(result, metrics={**result.metrics, "partition": partition})
         return with_window_basis(result, judged)
+
+
+def judge_profile(
+    baseline: Baseline,
+    profile: Profile,
+    settings: DriftSettings,
+    *,
+    dataset: str,
+    columns: Sequence[str] | None,
+    prediction_columns: Sequence[str],
+    window_start: datetime | None,
+    window_end: datetime | None,
+) -> CheckResult:
+    """Compare a window's profile with the baseline: the feature columns (default: the baseline's,
+    minus the prediction columns) decide the status; prediction columns are judged apart and
+    folded in (:func:`with_prediction_drift`). Shared by the drift check and the partition merge."""
+    from airflow_mlobs.core.drift import compare  # scipy: not at parse time
+
+    features = list(columns or [c for c in baseline.columns if c not in prediction_columns])
+    result = compare(
+        baseline,
+        profile,
+        settings,
+        dataset=dataset,
+        columns=features,
+        window_start=window_start,
+        window_end=window_end,
+    )
+    if prediction_columns and profile.row_count:
+        predictions = compare(
+            baseline,
+            profile,
+            replace(settings, drift_share=1e-9),
+            dataset=dataset,
+            columns=list(prediction_columns),
+            window_start=window_start,
+            window_end=window_end,
+        )
+        result = with_prediction_drift(result, predictions)
+    return result
 
 
 def with_prediction_drift(features: CheckResult, predictions: CheckResult) -> CheckResult:

@@ -23,7 +23,7 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.operators.drift import threshold_arg, with_prediction_drift
+from airflow_mlobs.operators.drift import judge_profile, threshold_arg
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -142,7 +142,6 @@ class DriftMergeOperator(BaseCheckOperator):
 
     def evaluate(self, context: Context) -> CheckResult:
         """Read the window's partition profiles, merge them, compare the sum with the baseline."""
-        from airflow_mlobs.core.drift import compare  # numpy and scipy: not at parse time
 
         dataset = self.dataset_name()
         # Not required: a drift check without a timestamp column stored its profile under the same
@@ -194,27 +193,16 @@ class DriftMergeOperator(BaseCheckOperator):
             ", ".join(names),
             merged.row_count,
         )
-        features = self.columns or [c for c in baseline.columns if c not in self.prediction_columns]
-        result = compare(
+        result = judge_profile(
             baseline,
             merged,
             self.settings,
             dataset=dataset,
-            columns=features,
+            columns=self.columns,
+            prediction_columns=self.prediction_columns,
             window_start=start,
             window_end=end,
         )
-        if self.prediction_columns and merged.row_count:
-            predictions = compare(
-                baseline,
-                merged,
-                replace(self.settings, drift_share=1e-9),
-                dataset=dataset,
-                columns=self.prediction_columns,
-                window_start=start,
-                window_end=end,
-            )
-            result = with_prediction_drift(result, predictions)
         metrics = {
             **result.metrics,
             "partitions_merged": len(found),
