@@ -255,6 +255,10 @@ def decide(
                         reason=f"retrained too recently{by}",
                     )
                 )
+    if retrained is None and already_retrained is not None:
+        # A re-run of a window that retrained, now below the policy (say, after a data fix): the
+        # retraining still happened, and the new decision must keep saying so for the cooldown.
+        retrained = already_retrained
     status = Status.WARN if decision in (RETRAIN, HOLD) else Status.PASS
     result = CheckResult(
         check=CHECK,

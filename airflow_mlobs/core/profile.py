@@ -28,7 +28,7 @@ import hashlib
 import json
 import math
 import os
-import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -421,9 +421,12 @@ class Baseline:
         if isinstance(path, Path):
             # Atomic on a local or shared file system: a reader (a drift check on another worker)
             # sees the old file or the whole new one, never a half-written one.
-            partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, path)
+            partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                partial.write_text(text, encoding="utf-8")
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
         else:  # object storage: one PUT, atomic by itself
             path.write_text(text, encoding="utf-8")
         return path

@@ -49,9 +49,21 @@ def run_times(context: Context) -> RunTimes:
     )
 
 
-def parse_window_arg(value: timedelta | str | float | None, task_id: str) -> None:
-    """Validate a literal ``window`` argument at parse time (a templated one is checked when rendered)."""
-    if value in (None, "") or (isinstance(value, str) and "{{" in value):
+def parse_window_arg(
+    value: timedelta | str | float | None, task_id: str, timestamp_column: str | None = "?"
+) -> None:
+    """Validate a literal ``window`` argument at parse time (a templated one is checked when rendered).
+
+    A window selects rows by their time, so a check given ``window`` without a ``timestamp_column``
+    would judge the whole source under a window's name: a DAG import error instead."""
+    if value in (None, ""):
+        return
+    if timestamp_column in (None, ""):
+        raise ValueError(
+            f"{task_id}: window={value!r} needs timestamp_column: without it the whole source would be "
+            "judged; give the column that dates each row"
+        )
+    if isinstance(value, str) and "{{" in value:
         return
     parse_duration(value, name=f"{task_id}: window")  # type: ignore[arg-type]
 
@@ -95,7 +107,19 @@ def parse_moment(value: datetime | str | None, name: str) -> datetime | None:
             parsed = datetime.fromisoformat(str(value).strip())
         except ValueError as exc:
             raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return _as_utc(parsed)
+
+
+def results_where(results_conn_id: str | None) -> str:
+    """How messages name the results history: the operator's connection, else the configured
+    ``[mlobs] results_conn_id``, else the default SQLite file."""
+    from airflow_mlobs import settings
+
+    try:
+        conn_id = results_conn_id or settings.option("results_conn_id")
+    except Exception:  # configuration unreadable: say what is known
+        conn_id = results_conn_id
+    return repr(conn_id) if conn_id else "the default SQLite file"
 
 
 def with_window_basis(result: CheckResult, window: RunWindow) -> CheckResult:
@@ -176,7 +200,7 @@ class CheckResultMixin:
             if retry is not None:
                 raise retry from exc
             # The result itself is in the log above; say plainly that it was not stored.
-            where = repr(self.results_conn_id) if self.results_conn_id else "the default SQLite file"
+            where = results_where(self.results_conn_id)
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             if isinstance(exc, SourceUnavailable):
                 detail = exc.cause
@@ -320,7 +344,7 @@ def retry_when_results_unavailable(
                 retry = retry_while_tries_left(context, results_unavailable(conn_id, exc), self.log)
                 if retry is not None:
                     raise retry from exc
-                where = repr(conn_id) if conn_id else "the default SQLite file"
+                where = results_where(conn_id)
                 cause = exc.cause if isinstance(exc, SourceUnavailable) else db_cause(exc)
                 raise CheckBreachError(
                     error_result(

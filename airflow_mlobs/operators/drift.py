@@ -355,7 +355,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         self.timestamp_column = timestamp_column
         self.timestamp_timezone = timestamp_timezone
         self.window = window
-        parse_window_arg(window, self.task_id)
+        parse_window_arg(window, self.task_id, timestamp_column)
         self.window_start = window_start
         self.window_end = window_end
         self.columns = list(columns) if columns is not None else None

@@ -98,7 +98,8 @@ class DriftMergeOperator(BaseCheckOperator):
         self.baseline = baseline
         self.baseline_version = baseline_version
         self.baseline_dir = baseline_dir
-        self.partitions = list(partitions) if partitions is not None else None
+        # Kept as given: it is templated (a Jinja string rendered to a list, or an XComArg).
+        self.partitions = list(partitions) if isinstance(partitions, list | tuple) else partitions
         self.window = window
         parse_window_arg(window, self.task_id)
         self.window_start = window_start
@@ -172,7 +173,7 @@ class DriftMergeOperator(BaseCheckOperator):
                 "baseline version and results connection, and store_profile=True"
             )
         if self.partitions is not None:
-            wanted = [str(p) for p in self.partitions]
+            wanted = _partition_list(self.partitions)
             stored = {partition for partition, _ in found}
             missing = [p for p in wanted if p not in stored]
             if missing:
@@ -211,3 +212,19 @@ class DriftMergeOperator(BaseCheckOperator):
         }
         summary = f"{len(found)} partitions merged ({', '.join(names)}): {result.summary}"
         return with_window_basis(replace(result, summary=summary, metrics=metrics), judged)
+
+
+def _partition_list(value: Any) -> list[str]:
+    """The rendered ``partitions``: a list, or text (a JSON or Python list, or comma-separated)."""
+    if isinstance(value, str):
+        import ast
+
+        text = value.strip()
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed = [part.strip() for part in text.split(",") if part.strip()]
+        value = parsed if isinstance(parsed, list | tuple) else [parsed]
+    if not isinstance(value, list | tuple):
+        raise MlobsInputError(f"partitions must be a list of partition names, got {type(value).__name__}")
+    return [str(p) for p in value]

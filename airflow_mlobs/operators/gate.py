@@ -241,21 +241,26 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
                 else None
             )
             after = end - length * (needed + 1) if length else None
-            earlier = [
-                s.result
-                for s in store.history(
-                    dataset=result.dataset,
-                    check=result.check,
-                    dag_id=self.dag_id if index >= 0 else None,
-                    task_id=task_id if index >= 0 else None,
-                    window_end_before=end + timedelta(microseconds=1),
-                    window_end_after=after,
-                    limit=None if after is not None else needed * 10,
-                )
-                if s.result.window_end is not None
-                and s.result.window_end < now
-                and (index < 0 or s.run.map_index == index)
-            ]
+            # The same task (and map index) only: other tasks checking the same dataset (a merge
+            # step, another DAG) store their own verdicts for the same windows.
+            earlier: list[CheckResult] = []
+            seen: set[datetime] = set()
+            for stored in store.history(
+                dataset=result.dataset,
+                check=result.check,
+                dag_id=self.dag_id if task_id else None,
+                task_id=task_id or None,
+                window_end_before=end + timedelta(microseconds=1),
+                window_end_after=after,
+                limit=None if after is not None else needed * 10,
+            ):
+                window_end = stored.result.window_end
+                if window_end is None or window_end >= now or window_end in seen:
+                    continue
+                if task_id and stored.run.map_index != index:
+                    continue
+                seen.add(window_end)  # newest first: a window's latest verdict counts once
+                earlier.append(stored.result)
             previous.setdefault(series[position], []).extend(earlier[:needed])
         return previous
 

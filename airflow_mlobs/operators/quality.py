@@ -112,7 +112,7 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         self.timestamp_column = timestamp_column
         self.timestamp_timezone = timestamp_timezone
         self.window = window
-        parse_window_arg(window, self.task_id)
+        parse_window_arg(window, self.task_id, timestamp_column)
         self.window_start = window_start
         self.window_end = window_end
         self.suite_parameters = dict(suite_parameters or {})

@@ -435,3 +435,14 @@ def test_mapped_results_of_one_dataset_keep_their_own_streaks() -> None:
     assert decision.decision == RETRAIN  # segment 0 holds two windows in a row
     with pytest.raises(ValueError, match="series"):
         run(policy, today, series=series[:1])
+
+
+def test_a_rerun_below_the_policy_still_records_the_retraining_of_its_window() -> None:
+    """Window N retrained; after a data fix its re-run finds no drift. The stored decision for N
+    must keep the retraining (it happened), or N could retrain again and N+1's cooldown is lost."""
+    from airflow_mlobs.core.gate import RetrainEvent, retrain_event
+
+    event = RetrainEvent(NOW, GATE)
+    calm = run(GatePolicy(drift_share=0.5), [drift(0.1)], already_retrained=event)
+    assert calm.decision == NO_RETRAIN
+    assert retrain_event(calm.result) == event

@@ -118,3 +118,38 @@ def test_the_gate_tells_mapped_upstream_tasks_from_plain_ones() -> None:
     assert not _is_mapped(dag, "plain")
     assert _is_mapped(dag, "mapped")
     assert not _is_mapped(dag, "no_such_task")
+
+
+def test_pendulum_window_bounds_given_as_arguments_are_plain_and_aware() -> None:
+    import pendulum
+
+    from airflow_mlobs.operators.base import judged_window, parse_moment
+
+    end = pendulum.datetime(2026, 11, 24, tz="UTC")
+    moment = parse_moment(end, "window_end")
+    assert type(moment) is datetime and moment == D24
+    window = judged_window({}, "1d", end=end)  # type: ignore[arg-type]
+    assert (window.start, window.end) == (D23, D24)
+
+
+def test_window_without_a_timestamp_column_is_a_dag_import_error() -> None:
+    """A window selects rows by time: without a timestamp column the whole table would be judged
+    under a window's name."""
+    from airflow_mlobs.operators import DriftCheckOperator, ExpectationSuiteOperator
+
+    with pytest.raises(ValueError, match="needs timestamp_column"):
+        DriftCheckOperator(task_id="d", conn_id="wh", table="events", baseline="b", window="1d")
+    with pytest.raises(ValueError, match="needs timestamp_column"):
+        ExpectationSuiteOperator(task_id="q", conn_id="wh", table="events", suite="s.json", window="1d")
+    ok = DriftCheckOperator(
+        task_id="d", conn_id="wh", table="events", baseline="b", window="1d", timestamp_column="ts"
+    )
+    assert ok.window == "1d"
+
+
+def test_merge_partitions_rendered_from_a_template() -> None:
+    from airflow_mlobs.operators.drift_merge import _partition_list
+
+    assert _partition_list("['eu', 'us']") == ["eu", "us"]
+    assert _partition_list("eu, us") == ["eu", "us"]
+    assert _partition_list(("eu", 3)) == ["eu", "3"]
