@@ -212,7 +212,10 @@ class CheckResultMixin:
                     f"({where}): {detail}",
                 )
             ) from exc
-        return result.compact()
+        compact = result.compact()
+        if run.map_index >= 0:
+            compact["map_index"] = run.map_index  # a gate reading a mapped task's list knows whose
+        return compact
 
     def send_notifications(
         self, context: Context, result: CheckResult, store: ResultsStore, run: RunKey

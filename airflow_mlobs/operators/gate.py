@@ -126,7 +126,11 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             for position, item in enumerate(found):
                 result = CheckResult.from_dict(item)
                 # Which map index it came from: the gate's own in a mapped gate, else its position.
-                index = (map_index if map_index >= 0 else position) if mapped else -1
+                # Whose result: the map index it carries, else the gate's own in a mapped gate, else
+                # its position (results pushed before map indexes were recorded).
+                carried = item.get("map_index")
+                fallback = map_index if map_index >= 0 else position
+                index = (carried if isinstance(carried, int) else fallback) if mapped else -1
                 self._origins[len(results)] = (task_id, index)
                 if result.status is Status.ERROR:
                     problems.append(f"upstream task {task_id!r} could not run its check: {result.summary}")

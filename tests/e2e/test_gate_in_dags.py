@@ -3,6 +3,7 @@ history rows, and re-runs of a drifted window (exactly one retraining per window
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,9 +59,23 @@ def test_mapped_drift_results_are_each_judged_by_the_gate(
     inputs = decision["metrics"]["inputs"]
     assert len(inputs) == 3 and all(i.startswith("drift:") and i.endswith(":fail") for i in inputs), inputs
     assert asset_events(airflow_db, uri) == before + 1
-    # Each map index stored its own drift result.
+    # Each map index stored its own drift result, and its XCom says whose it is (the gate keys each
+    # mapped result's streak by it, not by its position in the pulled list).
     rows = results_store(airflow_db).history(dag_id=dag_id, task_id="drift")
     assert sorted(r.run.map_index for r in rows) == [0, 1, 2]
+    engine = sa.create_engine(f"sqlite:///{airflow_db / 'airflow.db'}")
+    with engine.connect() as conn:
+        pushed = conn.execute(
+            sa.text(
+                "SELECT x.map_index, x.value FROM xcom x JOIN dag_run r ON r.dag_id = x.dag_id AND r.run_id = x.run_id "
+                "WHERE x.dag_id = :dag AND x.task_id = 'drift' AND x.key = 'return_value' "
+                "AND date(r.logical_date) = :day"
+            ),
+            {"dag": dag_id, "day": DRIFTED_DAY},
+        ).all()
+    engine.dispose()
+    carried = {int(index): json.loads(value)["map_index"] for index, value in pushed}
+    assert carried == {0: 0, 1: 1, 2: 2}
 
 
 def test_rerunning_a_drifted_window_never_retrains_twice(
