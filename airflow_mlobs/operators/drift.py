@@ -249,6 +249,28 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
         )
 
 
+def drift_settings_arg(
+    task_id: str,
+    methods: Mapping[str, str] | None,
+    thresholds: Mapping[str, Any] | None,
+    correction: str,
+    drift_share: float,
+    warn_share: float | None,
+    importances: Mapping[str, float] | None,
+) -> DriftSettings:
+    """The drift operators' settings arguments as :class:`DriftSettings`, checked at parse time."""
+    if correction not in ("none", "bonferroni", "bh", "by"):
+        raise ValueError(f"{task_id}: correction must be none, bonferroni, bh or by, got {correction!r}")
+    return DriftSettings(
+        methods=dict(methods or {}),  # type: ignore[arg-type]
+        thresholds={c: threshold_arg(v, c) for c, v in (thresholds or {}).items()},
+        correction=correction,  # type: ignore[arg-type]
+        drift_share=drift_share,
+        warn_share=warn_share,
+        importances=dict(importances or {}),
+    )
+
+
 def threshold_arg(value: Any, column: str) -> Threshold:
     """A per-column ``thresholds`` argument: a number (warn = fail), ``(warn, fail)`` or a Threshold."""
     if isinstance(value, Threshold):
@@ -363,18 +385,9 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
         self.max_categories = max_categories
         self.store_profile = store_profile
         self.validate_source()
-        self.settings = DriftSettings(
-            methods=dict(methods or {}),  # type: ignore[arg-type]
-            thresholds={c: threshold_arg(v, c) for c, v in (thresholds or {}).items()},
-            correction=correction,  # type: ignore[arg-type]
-            drift_share=drift_share,
-            warn_share=warn_share,
-            importances=dict(importances or {}),
+        self.settings = drift_settings_arg(
+            self.task_id, methods, thresholds, correction, drift_share, warn_share, importances
         )
-        if correction not in ("none", "bonferroni", "bh", "by"):
-            raise ValueError(
-                f"{self.task_id}: correction must be none, bonferroni, bh or by, got {correction!r}"
-            )
 
     def dataset_name(self) -> str:
         """``conn_id:table`` or the path, unless ``dataset`` names it."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs import settings
 from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.drift_settings import CHECK, DriftSettings
+from airflow_mlobs.core.drift_settings import CHECK
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import DEFAULT_MAX_CATEGORIES, Profile, load_baseline
 from airflow_mlobs.core.result import CheckResult
@@ -23,7 +23,7 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.operators.drift import judge_profile, threshold_arg
+from airflow_mlobs.operators.drift import drift_settings_arg, judge_profile
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -108,17 +108,8 @@ class DriftMergeOperator(BaseCheckOperator):
         self.columns = list(columns) if columns is not None else None
         self.prediction_columns = list(prediction_columns)
         self.max_categories = max_categories
-        if correction not in ("none", "bonferroni", "bh", "by"):
-            raise ValueError(
-                f"{self.task_id}: correction must be none, bonferroni, bh or by, got {correction!r}"
-            )
-        self.settings = DriftSettings(
-            methods=dict(methods or {}),  # type: ignore[arg-type]
-            thresholds={c: threshold_arg(v, c) for c, v in (thresholds or {}).items()},
-            correction=correction,  # type: ignore[arg-type]
-            drift_share=drift_share,
-            warn_share=warn_share,
-            importances=dict(importances or {}),
+        self.settings = drift_settings_arg(
+            self.task_id, methods, thresholds, correction, drift_share, warn_share, importances
         )
 
     def stored_partitions(
