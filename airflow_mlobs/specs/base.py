@@ -1,0 +1,39 @@
+"""What every spec shares: how it reaches a database without knowing about Airflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+Connector = Callable[[str], AbstractContextManager["Engine"]]
+"""Opens an engine for a connection name (an Airflow ``conn_id`` or a SQLAlchemy URL) for the
+duration of one check, disposing of it afterwards."""
+
+
+def airflow_connector() -> Connector:
+    """Airflow connections (:func:`airflow_mlobs.connections.connected`), imported only when a check
+    runs, so that importing a spec never loads Airflow."""
+    from airflow_mlobs.connections import connected
+
+    return connected
+
+
+@contextmanager
+def url_connected(url: str) -> Iterator[Engine]:
+    """An engine for a SQLAlchemy URL (the CLI's ``--url``), disposed afterwards."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def connector_or_default(connect: Connector | None) -> Connector:
+    """The given connector, else Airflow connections."""
+    return connect if connect is not None else airflow_connector()
