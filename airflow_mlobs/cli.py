@@ -16,12 +16,12 @@ import sqlalchemy as sa
 
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.profile import ColumnKind, baseline_path
+from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind, baseline_path
 from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.core.types import parse_table_name
+from airflow_mlobs.sources import drift_frame as frame_source
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources import frame as frame_source
-from airflow_mlobs.sources.sql import parse_table_name
-from airflow_mlobs.sources.sql_baseline import build_baseline_sql
+from airflow_mlobs.sources.baseline_sql import build_baseline_sql
 
 
 def _kinds(values: Sequence[str]) -> dict[str, ColumnKind]:
@@ -116,9 +116,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--end", help="reference window end (ISO 8601, exclusive)")
     build.add_argument("--where", help="SQL condition on the reference rows")
     build.add_argument("--timezone", default="UTC", help="zone of naive timestamps (default UTC)")
-    build.add_argument(
-        "--bins", type=int, default=frame_source.DEFAULT_BINS, help="quantile bins (default 20)"
-    )
+    build.add_argument("--bins", type=int, default=DEFAULT_BINS, help="quantile bins (default 20)")
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
     add_suite_command(commands)
     return root

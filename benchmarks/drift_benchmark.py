@@ -47,8 +47,9 @@ import sqlalchemy as sa  # noqa: E402
 
 from airflow_mlobs.core.drift import compare  # noqa: E402
 from airflow_mlobs.core.profile import load_baseline  # noqa: E402
-from airflow_mlobs.sources.frame import build_baseline, profile_frame  # noqa: E402
-from airflow_mlobs.sources.sql import TableRef, profile_sql  # noqa: E402
+from airflow_mlobs.core.types import TableRef  # noqa: E402
+from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame  # noqa: E402
+from airflow_mlobs.sources.drift_sql import profile_sql  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 BENCH_SCHEMA = "mlobs_bench"

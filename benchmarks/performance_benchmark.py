@@ -50,13 +50,13 @@ from airflow_mlobs.core.performance import (  # noqa: E402
     evaluation_window,
     judge_performance,
 )
+from airflow_mlobs.core.types import TableRef  # noqa: E402
 from airflow_mlobs.sources.performance_sql import (  # noqa: E402
     PerformanceSource,
     performance_statement,
     performance_summary_sql,
     postgres_settings,
 )
-from airflow_mlobs.sources.sql import TableRef  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 SCHEMA = "mlobs_bench"

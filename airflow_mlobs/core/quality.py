@@ -38,7 +38,7 @@ from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.jsonio import read_json_file
 from airflow_mlobs.core.profile import Baseline, CategoricalProfile, NumericProfile
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
-from airflow_mlobs.core.schema import LogicalType, logical_type_from_name
+from airflow_mlobs.core.types import LogicalType, logical_type_from_name
 
 CHECK = "quality"
 

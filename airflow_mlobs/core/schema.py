@@ -26,7 +26,6 @@ pandas / numpy (``int64``, ``datetime64[ns]``) and Arrow (``large_string``, ``ti
 from __future__ import annotations
 
 import difflib
-import enum
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,136 +37,9 @@ from typing import Any
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.jsonio import read_json_file
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
+from airflow_mlobs.core.types import ColumnInfo, LogicalType, logical_type_from_name
 
 CHECK = "schema"
-
-
-class LogicalType(enum.StrEnum):
-    """Type families that compare equal across databases and file formats."""
-
-    INTEGER = "integer"
-    FLOAT = "float"
-    DECIMAL = "decimal"
-    STRING = "string"
-    BOOLEAN = "boolean"
-    TIMESTAMP = "timestamp"
-    DATE = "date"
-    BINARY = "binary"
-    OTHER = "other"
-
-
-# Matched against the upper-cased name with parameters removed ("VARCHAR(20)" -> "VARCHAR").
-_TYPE_NAMES: dict[LogicalType, tuple[str, ...]] = {
-    LogicalType.INTEGER: (
-        "INTEGER",
-        "INT",
-        "BIGINT",
-        "SMALLINT",
-        "TINYINT",
-        "MEDIUMINT",
-        "INT2",
-        "INT4",
-        "INT8",
-        "INT16",
-        "INT32",
-        "INT64",
-        "UINT8",
-        "UINT16",
-        "UINT32",
-        "UINT64",
-        "SERIAL",
-        "BIGSERIAL",
-        "BYTEINT",
-        "LONG",
-        "SHORT",
-    ),
-    LogicalType.FLOAT: (
-        "FLOAT",
-        "DOUBLE",
-        "DOUBLE PRECISION",
-        "REAL",
-        "FLOAT4",
-        "FLOAT8",
-        "FLOAT16",
-        "FLOAT32",
-        "FLOAT64",
-        "HALF_FLOAT",
-        "HALFFLOAT",
-        "DOUBLE_PRECISION",
-    ),
-    LogicalType.DECIMAL: ("DECIMAL", "NUMERIC", "NUMBER", "DECIMAL128", "DECIMAL256", "MONEY", "BIGNUMERIC"),
-    LogicalType.STRING: (
-        "STRING",
-        "VARCHAR",
-        "CHAR",
-        "TEXT",
-        "NVARCHAR",
-        "NCHAR",
-        "CHARACTER",
-        "CHARACTER VARYING",
-        "STR",
-        "OBJECT",
-        "LARGE_STRING",
-        "UTF8",
-        "LARGE_UTF8",
-        "CLOB",
-        "UUID",
-        "ENUM",
-        "CITEXT",
-        "STRING_VIEW",
-    ),
-    LogicalType.BOOLEAN: ("BOOLEAN", "BOOL"),
-    LogicalType.TIMESTAMP: (
-        "TIMESTAMP",
-        "DATETIME",
-        "TIMESTAMPTZ",
-        "TIMESTAMP WITH TIME ZONE",
-        "TIMESTAMP WITHOUT TIME ZONE",
-        "DATETIME64",
-        "TIMESTAMP_NTZ",
-        "TIMESTAMP_LTZ",
-        "TIMESTAMP_TZ",
-        "DATETIMETZ",
-        "DATETIMEOFFSET",
-        "DATETIME2",
-        "SMALLDATETIME",
-    ),
-    LogicalType.DATE: ("DATE", "DATE32", "DATE64"),
-    LogicalType.BINARY: ("BINARY", "VARBINARY", "BLOB", "BYTEA", "BYTES", "LARGE_BINARY", "RAW"),
-}
-_NAME_TO_TYPE = {name: logical for logical, names in _TYPE_NAMES.items() for name in names}
-_PARAMS = re.compile(r"\s*[\(\[].*$")
-
-
-def logical_type_from_name(name: str) -> LogicalType:
-    """The logical type of a SQL, pandas/numpy or Arrow type name; ``OTHER`` when unknown."""
-    text = name.strip()
-    try:
-        return LogicalType(text.lower())
-    except ValueError:
-        pass
-    upper = text.upper()
-    dictionary = re.match(r"DICTIONARY<VALUES=([^,>]+)", upper)
-    if dictionary:  # Arrow dictionary (pandas categorical): the type of its values
-        return logical_type_from_name(dictionary.group(1))
-    if upper in _NAME_TO_TYPE:
-        return _NAME_TO_TYPE[upper]
-    base = _PARAMS.sub("", upper).strip()
-    if base in _NAME_TO_TYPE:
-        return _NAME_TO_TYPE[base]
-    # "datetime64[ns, UTC]", "timestamp[us, tz=UTC]", "Int64" (pandas nullable) ...
-    base = base.replace(" ", "_")
-    return _NAME_TO_TYPE.get(base, _NAME_TO_TYPE.get(base.replace("_", " "), LogicalType.OTHER))
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    """A column as read from a catalog or a file's schema."""
-
-    name: str
-    logical_type: LogicalType
-    physical_type: str
-    nullable: bool | None = None
 
 
 @dataclass(frozen=True)

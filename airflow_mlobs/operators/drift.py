@@ -23,6 +23,7 @@ from airflow_mlobs.core.profile import (
 )
 from airflow_mlobs.core.result import CheckResult, Status, worst
 from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import (
     BaseCheckOperator,
     judged_window,
@@ -31,7 +32,7 @@ from airflow_mlobs.operators.base import (
     with_window_basis,
 )
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources import sql as sql_source
+from airflow_mlobs.sources.drift_sql import profile_sql
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -161,8 +162,8 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
     def build(self) -> Baseline:
         """Build the baseline from the configured source."""
         # numpy, pandas and pyarrow load when a task runs, never at DAG parse time.
-        from airflow_mlobs.sources import frame as frame_source
-        from airflow_mlobs.sources.sql_baseline import build_baseline_sql
+        from airflow_mlobs.sources import drift_frame as frame_source
+        from airflow_mlobs.sources.baseline_sql import build_baseline_sql
 
         start = parse_moment(self.reference_start, "reference_start")
         end = parse_moment(self.reference_end, "reference_end")
@@ -201,7 +202,7 @@ class BaselineOperator(_SourceArgs, BaseCheckOperator):
                 engine,
                 name=self.baseline,
                 version=self.version,
-                table=sql_source.parse_table_name(self.table) if self.table else None,
+                table=parse_table_name(self.table) if self.table else None,
                 sql=self.sql,
                 columns=self.columns,
                 kinds=self.kinds,
@@ -410,7 +411,7 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
 
     def gather(self, baseline: Baseline, start: datetime | None, end: datetime | None) -> Profile:
         """The window's profile over the baseline's columns (pushed down for SQL sources)."""
-        from airflow_mlobs.sources import frame as frame_source  # numpy and pandas: not at parse time
+        from airflow_mlobs.sources import drift_frame as frame_source  # numpy and pandas: not at parse time
 
         specs = list(baseline.columns.values())
         if self.path:
@@ -426,10 +427,10 @@ class DriftCheckOperator(_SourceArgs, BaseCheckOperator):
             )
         assert self.conn_id is not None
         with connected(self.conn_id) as engine:
-            profile, stats = sql_source.profile_sql(
+            profile, stats = profile_sql(
                 engine,
                 specs,
-                table=sql_source.parse_table_name(self.table) if self.table else None,
+                table=parse_table_name(self.table) if self.table else None,
                 sql=self.sql,
                 timestamp_column=self.timestamp_column,
                 window_start=start,

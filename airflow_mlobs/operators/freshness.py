@@ -11,9 +11,10 @@ from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.freshness import CHECK, judge_freshness, judge_partition
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_duration
+from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import BaseCheckOperator, resolve_as_of, run_window
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources import sql as sql_source
+from airflow_mlobs.sources.freshness_sql import newest_timestamp
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -98,9 +99,9 @@ class FreshnessSpec:
             observation = file_source.newest_modification(self.path, as_of=as_of, pattern=self.file_pattern)
         else:
             assert self.conn_id is not None and self.timestamp_column is not None
-            table = sql_source.parse_table_name(self.table) if self.table else None
+            table = parse_table_name(self.table) if self.table else None
             with connected(self.conn_id) as engine:
-                observation = sql_source.newest_timestamp(
+                observation = newest_timestamp(
                     engine,
                     column=self.timestamp_column,
                     as_of=as_of,

@@ -28,6 +28,7 @@ from airflow_mlobs.core.performance_settings import (
 )
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_duration
+from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import (
     BaseCheckOperator,
     judged_window,
@@ -35,7 +36,6 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.sources.sql import parse_table_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -12,6 +12,7 @@ from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.quality import CHECK, judge_validation, load_suite_file, suite_columns
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import (
     BaseCheckOperator,
     judged_window,
@@ -20,7 +21,6 @@ from airflow_mlobs.operators.base import (
 )
 from airflow_mlobs.operators.schema import resolve_contract_path
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources import sql as sql_source
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -157,7 +157,7 @@ class ExpectationSuiteOperator(BaseCheckOperator):
             with connected(self.conn_id) as engine:
                 run = quality_source.validate_table(
                     engine,
-                    sql_source.parse_table_name(self.table),
+                    parse_table_name(self.table),
                     suite,
                     source=source,
                     timestamp_column=self.timestamp_column,

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlobs.connections import connected
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.core.schema import CHECK, ColumnInfo, compare_schema, contract_from_columns, load_contract
+from airflow_mlobs.core.schema import CHECK, compare_schema, contract_from_columns, load_contract
+from airflow_mlobs.core.types import ColumnInfo, parse_table_name
 from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources import sql as sql_source
+from airflow_mlobs.sources.sqlkit import read_columns
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -113,7 +114,7 @@ class SchemaCheckOperator(BaseCheckOperator):
             return file_source.read_file_schema(self.path)
         assert self.table is not None and self.conn_id is not None
         with connected(self.conn_id) as engine:
-            return sql_source.read_columns(engine, sql_source.parse_table_name(self.table))
+            return read_columns(engine, parse_table_name(self.table))
 
     def evaluate(self, context: Context) -> CheckResult:
         """Read the schema, optionally write it out, and compare it with the contract."""

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.freshness import FreshnessObservation
-from airflow_mlobs.core.schema import ColumnInfo, logical_type_from_name
+from airflow_mlobs.core.types import ColumnInfo, logical_type_from_name
 
 
 def _is_marker(relative: Path) -> bool:

@@ -28,7 +28,7 @@ with a NULL time or id is ignored; a NULL label sorts below any label for the ti
 order; PostgreSQL's ``DESC`` would put it first: under ``"latest"`` a tie between a NULL and a real
 label at the very same time is the one case where the two paths can differ; under ``"earliest"`` the
 pushed-down statement orders NULLs last explicitly, so the paths agree in every dialect). Segments and classes are canonical text
-(:func:`airflow_mlobs.sources.frame.category_text`). Prediction ids must have the same type on
+(:func:`airflow_mlobs.core.types.category_text`). Prediction ids must have the same type on
 both sides (integers with integers, text with text). Naive timestamps are wall-clock time in
 ``naive_zone`` on both sides, in databases and in files.
 """
@@ -62,18 +62,16 @@ from airflow_mlobs.core.performance import (
     summarize_regression_arrays,
 )
 from airflow_mlobs.core.performance_settings import DEFAULT_CHUNKSIZE as DEFAULT_CHUNKSIZE
-from airflow_mlobs.core.schema import LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
+from airflow_mlobs.core.types import NUMERIC_TYPES, TIME_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.performance_sql import (
-    _NUMERIC_TYPES,
-    _TIME_TYPES,
     NO_SEGMENT,
     PerformanceSource,
     _Catalog,
     class_text,
 )
-from airflow_mlobs.sources.sql import TableRef, _db_message
+from airflow_mlobs.sources.sqlkit import db_message
 
 _IN_BATCH = 1000
 _TRUE = (True, 1, "1", "true", "True")
@@ -170,7 +168,7 @@ class _SqlSide(_Side):
         return out
 
     def _bind(self, col: sa.ColumnClause[Any], name: str, value: Any, key: str) -> Any:
-        if isinstance(value, datetime) and self.logical(name) in _TIME_TYPES:
+        if isinstance(value, datetime) and self.logical(name) in TIME_TYPES:
             value = to_naive_in(value, self.zone) if self.catalog.naive(name) else value
             return sa.bindparam(key, value, type_=col.type)
         if isinstance(value, np.generic):
@@ -190,7 +188,7 @@ class _SqlSide(_Side):
                     yield pd.DataFrame.from_records(part, columns=names)
         except SQLAlchemyError as exc:
             raise source_failure(
-                exc, f"reading {self.table} failed: {_db_message(exc)}", what=f"table {self.table}"
+                exc, f"reading {self.table} failed: {db_message(exc)}", what=f"table {self.table}"
             ) from exc
 
     def min_max(self, column: str, where: Sequence[Condition]) -> tuple[Any, Any]:
@@ -203,7 +201,7 @@ class _SqlSide(_Side):
                 row = conn.execute(statement).one()
         except SQLAlchemyError as exc:
             raise source_failure(
-                exc, f"reading {self.table} failed: {_db_message(exc)}", what=f"table {self.table}"
+                exc, f"reading {self.table} failed: {db_message(exc)}", what=f"table {self.table}"
             ) from exc
         return row[0], row[1]
 
@@ -222,7 +220,7 @@ class _SqlSide(_Side):
                     found.update(r[0] for r in conn.execute(statement))
         except SQLAlchemyError as exc:
             raise source_failure(
-                exc, f"reading {self.table} failed: {_db_message(exc)}", what=f"table {self.table}"
+                exc, f"reading {self.table} failed: {db_message(exc)}", what=f"table {self.table}"
             ) from exc
         return found
 
@@ -507,7 +505,7 @@ def performance_summary_join(
     labs = _side(labels, source.labels, zone)
     label_id = source.label_id_column or source.id_column
     preds.require(source.id_column, "prediction id")
-    preds.require(source.prediction_time_column, "prediction time", _TIME_TYPES)
+    preds.require(source.prediction_time_column, "prediction time", TIME_TYPES)
     if task == "multiclass" and source.predicted_column is None:
         raise SourceError("a multiclass check needs predicted_column (the predicted class)")
     if (
@@ -521,7 +519,7 @@ def performance_summary_join(
     use_score = source.score_column is not None and task != "multiclass"
     if use_score:
         assert source.score_column is not None
-        preds.require(source.score_column, "score", _NUMERIC_TYPES)
+        preds.require(source.score_column, "score", NUMERIC_TYPES)
     for column, role in (
         (source.predicted_column, "predicted class"),
         (source.model_version_column, "model version"),
@@ -530,8 +528,8 @@ def performance_summary_join(
         if column is not None:
             preds.require(column, role)
     labs.require(label_id, "label id")
-    labs.require(source.label_time_column, "label time", _TIME_TYPES)
-    labs.require(source.label_column, "label", _NUMERIC_TYPES if task == "regression" else None)
+    labs.require(source.label_time_column, "label time", TIME_TYPES)
+    labs.require(source.label_column, "label", NUMERIC_TYPES if task == "regression" else None)
     id_kinds = {preds.logical(source.id_column), labs.logical(label_id)}
     integer_ids = id_kinds == {LogicalType.INTEGER}
     if LogicalType.STRING in id_kinds and len(id_kinds) > 1:

@@ -78,17 +78,14 @@ from airflow_mlobs.core.performance import (
     Task,
     check_duplicate_labels,
 )
-from airflow_mlobs.core.schema import ColumnInfo, LogicalType
 from airflow_mlobs.core.timeutil import to_naive_in
+from airflow_mlobs.core.types import NUMERIC_TYPES, TIME_TYPES, ColumnInfo, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
-from airflow_mlobs.sources.sql import QueryStats, TableRef, _catalog_columns, _db_message
+from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message
 
 #: How each prediction's winning label is found (see :func:`performance_statement`).
 Formulation = Literal["auto", "grouped", "ranked"]
 
-_MAX_FLOAT = 1.7976931348623157e308
-_TIME_TYPES = (LogicalType.TIMESTAMP, LogicalType.DATE)
-_NUMERIC_TYPES = (LogicalType.INTEGER, LogicalType.FLOAT, LogicalType.DECIMAL, LogicalType.BOOLEAN)
 #: Label states of a prediction: no label at all, labelled by the cut-off, labelled only after it.
 NO_LABEL, LABELLED, LATE = 0, 1, 2
 _ORPHANS = -1
@@ -98,7 +95,7 @@ NO_SEGMENT = "(none)"
 def class_text(value: Any) -> str:
     """A class value as canonical text (``1``, ``1.0`` -> ``"1"``; booleans ``"true"``/``"false"``),
     shared by the pushed-down and the in-memory multi-class paths."""
-    from airflow_mlobs.sources.frame import category_text
+    from airflow_mlobs.core.types import category_text
 
     return category_text(value)
 
@@ -131,7 +128,7 @@ class _Catalog:
     def __init__(self, engine: Engine, table: TableRef) -> None:
         self.table = table
         self.columns: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]] = {
-            info.name: (info, sql_type) for info, sql_type in _catalog_columns(engine, table)
+            info.name: (info, sql_type) for info, sql_type in catalog_columns(engine, table)
         }
 
     def get(self, name: str, role: str, kinds: tuple[LogicalType, ...] | None = None) -> ColumnInfo:
@@ -214,7 +211,7 @@ def performance_statement(
     labels_cat = preds_cat if source.labels == source.predictions else _Catalog(engine, source.labels)
     label_id = source.label_id_column or source.id_column
     preds_cat.get(source.id_column, "prediction id")
-    preds_cat.get(source.prediction_time_column, "prediction time", _TIME_TYPES)
+    preds_cat.get(source.prediction_time_column, "prediction time", TIME_TYPES)
     if task == "multiclass" and source.predicted_column is None:
         raise SourceError("a multiclass check needs predicted_column (the predicted class)")
     if (
@@ -226,7 +223,7 @@ def performance_statement(
             "give score_column (the predicted probability or value), or predicted_column for classification"
         )
     if source.score_column is not None and task != "multiclass":
-        preds_cat.get(source.score_column, "score", _NUMERIC_TYPES)
+        preds_cat.get(source.score_column, "score", NUMERIC_TYPES)
     if source.predicted_column is not None:
         preds_cat.get(source.predicted_column, "predicted class")
     if source.model_version_column is not None:
@@ -234,10 +231,8 @@ def performance_statement(
     if source.segment_column is not None:
         preds_cat.get(source.segment_column, "segment")
     labels_cat.get(label_id, "label id")
-    labels_cat.get(source.label_time_column, "label time", _TIME_TYPES)
-    label_info = labels_cat.get(
-        source.label_column, "label", _NUMERIC_TYPES if task == "regression" else None
-    )
+    labels_cat.get(source.label_time_column, "label time", TIME_TYPES)
+    label_info = labels_cat.get(source.label_column, "label", NUMERIC_TYPES if task == "regression" else None)
     if label_info.logical_type is LogicalType.BOOLEAN:
         positive_label = positive_label in (True, 1, "1", "true", "True")
 
@@ -370,7 +365,7 @@ def performance_statement(
     else:
         pred_v = j.score
         yv = sa.cast(j.label, sa.Float)
-        finite = sa.and_(pred_v >= -_MAX_FLOAT, pred_v <= _MAX_FLOAT, yv >= -_MAX_FLOAT, yv <= _MAX_FLOAT)
+        finite = sa.and_(pred_v >= -MAX_FLOAT, pred_v <= MAX_FLOAT, yv >= -MAX_FLOAT, yv <= MAX_FLOAT)
         ok = sa.and_(state == LABELLED, finite)
         e = pred_v - yv
         nonzero = sa.and_(ok, yv != 0.0)
@@ -658,7 +653,7 @@ def performance_summary_sql(
     except SQLAlchemyError as exc:
         raise source_failure(
             exc,
-            f"performance query joining {source.predictions} with {source.labels} failed: {_db_message(exc)}",
+            f"performance query joining {source.predictions} with {source.labels} failed: {db_message(exc)}",
             what=f"tables {source.predictions} and {source.labels}",
         ) from exc
     overall, segments = _assemble(

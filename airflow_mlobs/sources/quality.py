@@ -36,9 +36,9 @@ from sqlalchemy.engine import Engine
 
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.quality import SuiteError, check_suite_dict
-from airflow_mlobs.core.schema import LogicalType
+from airflow_mlobs.core.types import LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
-from airflow_mlobs.sources.sql import TableRef, _catalog_columns, _window_conditions
+from airflow_mlobs.sources.sqlkit import catalog_columns, window_conditions
 
 GX_ANALYTICS_ENV = "GX_ANALYTICS_ENABLED"
 #: Unexpected values listed per failed expectation (Great Expectations' SUMMARY format).
@@ -188,7 +188,7 @@ def validate_table(
     """Validate ``suite`` on the rows of ``table`` in ``[window_start, window_end)`` of
     ``timestamp_column``, in the database (see the module docstring). Raises ``SourceError`` naming
     the table or column when they do not exist, ``SuiteError`` for a suite GE cannot load."""
-    catalog = {info.name: (info, sql_type) for info, sql_type in _catalog_columns(engine, table)}
+    catalog = {info.name: (info, sql_type) for info, sql_type in catalog_columns(engine, table)}
     conditions: list[sa.ColumnElement[bool]] = []
     if timestamp_column and (window_start is not None or window_end is not None):
         if timestamp_column not in catalog:
@@ -204,7 +204,7 @@ def validate_table(
             )
         naive = info.logical_type is LogicalType.DATE or not bool(getattr(ts_type, "timezone", False))
         source_table = sa.table(table.name, sa.column(timestamp_column, ts_type), schema=table.schema)
-        conditions = _window_conditions(
+        conditions = window_conditions(
             source_table.c[timestamp_column], naive, naive_zone, window_start, window_end
         )
     else:

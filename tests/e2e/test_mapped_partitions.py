@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.profile import load_baseline
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.sources.sql import parse_table_name
-from airflow_mlobs.sources.sql_baseline import build_baseline_sql
+from airflow_mlobs.core.types import parse_table_name
+from airflow_mlobs.sources.baseline_sql import build_baseline_sql
 from airflow_mlobs.store import ResultsStore
 from tests.e2e.airflow_runner import run_dag
 

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from airflow_mlobs.core.gate import CHECK as GATE
 from airflow_mlobs.core.gate import HOLD, NO_RETRAIN, RETRAIN
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.sources.frame import build_baseline
+from airflow_mlobs.sources.drift_frame import build_baseline
 from airflow_mlobs.store import ResultsStore, StoredResult
 from tests.e2e.scheduler_services import LocalDeployment, local_deployment
 

@@ -15,8 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_mlobs.core.errors import SourceError, SourceUnavailable
-from airflow_mlobs.sources import sql as sql_source
+from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources.dberrors import db_cause, is_transient, sqlstate
+from airflow_mlobs.sources.freshness_sql import newest_timestamp
 from tests.conftest import pg_url
 
 pytestmark = pytest.mark.postgres
@@ -177,10 +178,10 @@ def test_gatherer_raises_unavailable_for_a_timeout_and_source_error_for_a_missin
     with pytest.raises(
         SourceUnavailable, match=r"^query is unavailable: canceling statement due to statement"
     ):
-        sql_source.newest_timestamp(
+        newest_timestamp(
             slow, column="ts", as_of=AS_OF, naive_zone=UTC, sql="SELECT now() AS ts FROM pg_sleep(1)"
         )
     slow.dispose()
-    missing = sql_source.parse_table_name(f"{pg_schema}.no_such_table")
+    missing = parse_table_name(f"{pg_schema}.no_such_table")
     with pytest.raises(SourceError, match="does not exist"):
-        sql_source.newest_timestamp(pg_engine, column="ts", as_of=AS_OF, naive_zone=UTC, table=missing)
+        newest_timestamp(pg_engine, column="ts", as_of=AS_OF, naive_zone=UTC, table=missing)

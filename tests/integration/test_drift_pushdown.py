@@ -35,8 +35,10 @@ from airflow_mlobs.core.profile import (
     Profile,
 )
 from airflow_mlobs.core.result import Status
-from airflow_mlobs.sources.frame import build_baseline, profile_frame
-from airflow_mlobs.sources.sql import QueryStats, TableRef, profile_sql
+from airflow_mlobs.core.types import TableRef
+from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
+from airflow_mlobs.sources.drift_sql import profile_sql
+from airflow_mlobs.sources.sqlkit import QueryStats
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -30,9 +30,9 @@ from airflow_mlobs.core.performance import (
     multiclass_metrics,
 )
 from airflow_mlobs.core.result import Status
+from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.performance_frame import performance_summary_join
 from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
-from airflow_mlobs.sources.sql import TableRef
 from tests.integration.test_performance_sql import RULES, WINDOW, _data, _load, _reference, _rule_winners
 
 pytestmark = pytest.mark.postgres

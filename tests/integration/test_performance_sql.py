@@ -40,13 +40,13 @@ from airflow_mlobs.core.performance import (
     winning_labels,
 )
 from airflow_mlobs.core.result import Status
+from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.performance_frame import performance_summary_join
 from airflow_mlobs.sources.performance_sql import (
     PerformanceSource,
     performance_statement,
     performance_summary_sql,
 )
-from airflow_mlobs.sources.sql import TableRef
 
 pytestmark = pytest.mark.postgres
 

@@ -20,16 +20,12 @@ import sqlalchemy as sa
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.freshness import FreshnessObservation, judge_freshness
 from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.core.schema import (
-    ColumnInfo,
-    LogicalType,
-    compare_schema,
-    contract_from_columns,
-    load_contract,
-)
+from airflow_mlobs.core.schema import compare_schema, contract_from_columns, load_contract
+from airflow_mlobs.core.types import ColumnInfo, LogicalType, TableRef, parse_table_name
 from airflow_mlobs.operators.freshness import FreshnessSpec
 from airflow_mlobs.operators.schema import SchemaCheckOperator
-from airflow_mlobs.sources.sql import TableRef, newest_timestamp, parse_table_name, read_columns
+from airflow_mlobs.sources.freshness_sql import newest_timestamp
+from airflow_mlobs.sources.sqlkit import read_columns
 from airflow_mlobs.store import ResultsStore, RunKey
 from tests.conftest import pg_connection_fields
 

@@ -19,9 +19,9 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.quality import judge_validation
 from airflow_mlobs.core.result import Status
+from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.operators.quality import ExpectationSuiteOperator
 from airflow_mlobs.sources.quality import validate_table
-from airflow_mlobs.sources.sql import TableRef
 from tests.conftest import pg_connection_fields
 
 START = datetime(2026, 11, 25, tzinfo=UTC)

@@ -13,8 +13,9 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.profile import CategoricalProfile, NumericProfile
-from airflow_mlobs.sources.frame import build_baseline, profile_frame_segments
-from airflow_mlobs.sources.sql import TableRef, profile_sql, profile_sql_segments
+from airflow_mlobs.core.types import TableRef
+from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame_segments
+from airflow_mlobs.sources.drift_sql import profile_sql, profile_sql_segments
 
 WINDOW = (datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC))
 

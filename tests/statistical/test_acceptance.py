@@ -58,7 +58,7 @@ from scipy.spatial.distance import jensenshannon
 from airflow_mlobs.core.drift import DEFAULT_THRESHOLDS, compare
 from airflow_mlobs.core.profile import Baseline, ColumnKind
 from airflow_mlobs.core.result import CheckResult, Status, worst
-from airflow_mlobs.sources.frame import build_baseline, profile_frame
+from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
 
 SEED = 20_251_126
 N_REF = 100_000

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from airflow_mlobs.core.profile import load_baseline
-from airflow_mlobs.sources.frame import build_baseline
+from airflow_mlobs.sources.drift_frame import build_baseline
 
 
 def test_a_baseline_being_rewritten_is_always_read_whole(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from airflow_mlobs.core.profile import load_baseline
-from airflow_mlobs.sources.frame import build_baseline
+from airflow_mlobs.sources.drift_frame import build_baseline
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

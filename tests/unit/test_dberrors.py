@@ -14,9 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_mlobs.core.errors import SourceError, SourceUnavailable
+from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import guarded
-from airflow_mlobs.sources import sql as sql_source
 from airflow_mlobs.sources.dberrors import db_cause, is_transient, source_failure
+from airflow_mlobs.sources.freshness_sql import newest_timestamp
+from airflow_mlobs.sources.sqlkit import read_columns
 from tests.servers import TcpProxy, free_port
 
 AS_OF = datetime(2026, 11, 26, tzinfo=UTC)
@@ -100,8 +102,8 @@ def test_sqlite_database_is_locked_is_transient(sqlite_db: Path) -> None:
         assert is_transient(error)
         # What the freshness gatherer raises for it: SourceUnavailable naming the table.
         with pytest.raises(SourceUnavailable, match=r"table events is unavailable: database is locked"):
-            sql_source.newest_timestamp(
-                engine, column="ts", as_of=AS_OF, naive_zone=UTC, table=sql_source.parse_table_name("events")
+            newest_timestamp(
+                engine, column="ts", as_of=AS_OF, naive_zone=UTC, table=parse_table_name("events")
             )
     finally:
         holder.execute("ROLLBACK")
@@ -137,12 +139,12 @@ def test_not_a_database_failure_is_not_transient() -> None:
 def test_a_missing_table_stays_a_source_error(sqlite_db: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{sqlite_db}")
     with pytest.raises(SourceError, match="table no_such_table does not exist"):
-        sql_source.newest_timestamp(
+        newest_timestamp(
             engine,
             column="ts",
             as_of=AS_OF,
             naive_zone=UTC,
-            table=sql_source.parse_table_name("no_such_table"),
+            table=parse_table_name("no_such_table"),
         )
 
 
@@ -151,12 +153,12 @@ def test_guarded_outside_a_task_turns_an_outage_into_a_named_error(closed_port: 
     engine = sa.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{closed_port}/test")
 
     def evaluate():  # type: ignore[no-untyped-def]
-        sql_source.newest_timestamp(
+        newest_timestamp(
             engine,
             column="ts",
             as_of=AS_OF,
             naive_zone=UTC,
-            table=sql_source.parse_table_name("public.events"),
+            table=parse_table_name("public.events"),
         )
 
     result = guarded("freshness", "wh:events", (None, None), evaluate)
@@ -178,7 +180,7 @@ def test_connected_names_the_connection(closed_port: int, airflow_connection) ->
         schema="test",
     )
     with pytest.raises(SourceUnavailable) as info, connected("down_wh") as engine:
-        sql_source.read_columns(engine, sql_source.parse_table_name("public.events"))
+        read_columns(engine, parse_table_name("public.events"))
     message = str(info.value)
     assert message.startswith("connection 'down_wh' (table public.events) is unavailable: ")
     assert "Connection refused" in message

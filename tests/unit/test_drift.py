@@ -17,7 +17,7 @@ from scipy import stats as sps
 from airflow_mlobs.core.drift import DriftSettings, Threshold, compare
 from airflow_mlobs.core.profile import Baseline, NumericProfile, Profile
 from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.sources.frame import build_baseline, profile_frame
+from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
 
 NUMERIC = ("a", "b", "c", "d")
 N = 20_000

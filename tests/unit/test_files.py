@@ -13,7 +13,7 @@ import pytest
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.freshness import judge_freshness
 from airflow_mlobs.core.result import Status
-from airflow_mlobs.core.schema import LogicalType
+from airflow_mlobs.core.types import LogicalType
 from airflow_mlobs.sources.files import newest_modification, partition_files, read_file_schema
 
 AS_OF = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)

@@ -111,7 +111,7 @@ def describe(pulled: dict[str, Any]) -> str:
 TARGETS: list[tuple[str, str]] = [(p, f"import {p}") for p in PACKAGES] + [
     (f"dags/{f.name}", "\n".join(module_level_imports(f))) for f in DAG_FILES
 ]
-CONTROL = "airflow_mlobs.sources.frame (control)"
+CONTROL = "airflow_mlobs.sources.drift_frame (control)"
 
 BAD_DAGS = {
     # file name -> (an operator call with a misspelt literal, text its import error must contain)
@@ -166,7 +166,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             dagbag + f"bag = DagBag(dag_folder={str(bad_folder)!r})\n"
             "results['bad'] = {k.rsplit('/', 1)[-1]: v for k, v in bag.import_errors.items()}",
         ),
-        (CONTROL, "import airflow_mlobs.sources.frame"),
+        (CONTROL, "import airflow_mlobs.sources.drift_frame"),
     ]
     body = f"""
     CURRENT = "airflow.sdk"
@@ -220,9 +220,9 @@ def test_misspelt_literal_is_an_import_error_without_heavy_packages(probe: dict[
 
 
 def test_the_recorder_names_the_module_that_pulled_a_heavy_package_in(probe: dict[str, Any]) -> None:
-    # The control step must be caught with sources/frame.py named: otherwise the clean results
+    # The control step must be caught with sources/drift_frame.py named: otherwise the clean results
     # above could come from a broken recorder.
     assert "pandas" in probe["loaded_by"][CONTROL]
     assert any(
-        frame.startswith("airflow_mlobs/sources/frame.py:") for frame in probe["pulled"]["pandas"]["by"]
+        frame.startswith("airflow_mlobs/sources/drift_frame.py:") for frame in probe["pulled"]["pandas"]["by"]
     )

@@ -21,14 +21,14 @@ from airflow_mlobs.core.profile import (
     capped,
     column_profile_from_dict,
     load_baseline,
+    quantile_levels,
 )
-from airflow_mlobs.sources.frame import (
+from airflow_mlobs.core.types import category_text
+from airflow_mlobs.sources.drift_frame import (
     build_baseline,
     categorical_profile,
-    category_text,
     numeric_profile,
     profile_frame,
-    quantile_levels,
 )
 
 

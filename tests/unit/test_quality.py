@@ -22,7 +22,7 @@ from airflow_mlobs.core.quality import (
     suite_from_baseline,
 )
 from airflow_mlobs.core.result import Status
-from airflow_mlobs.sources.frame import build_baseline
+from airflow_mlobs.sources.drift_frame import build_baseline
 from airflow_mlobs.sources.quality import build_suite, validate_frame
 
 ROOT = Path(__file__).resolve().parents[2]

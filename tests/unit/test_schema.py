@@ -12,15 +12,13 @@ import pytest
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.core.schema import (
-    ColumnInfo,
     ContractError,
-    LogicalType,
     compare_schema,
     contract_from_columns,
     load_contract,
-    logical_type_from_name,
     parse_contract,
 )
+from airflow_mlobs.core.types import ColumnInfo, LogicalType, logical_type_from_name
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_CONTRACT = ROOT / "expectations" / "customer_features.schema.json"

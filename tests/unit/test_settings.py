@@ -74,7 +74,7 @@ def test_a_baseline_round_trips_through_an_object_storage_url(
     import pandas as pd
 
     from airflow_mlobs.core.profile import load_baseline
-    from airflow_mlobs.sources.frame import build_baseline
+    from airflow_mlobs.sources.drift_frame import build_baseline
 
     clean.setenv("AIRFLOW__MLOBS__BASELINE_DIR", f"file://{tmp_path / 'shared'}")
     frame = pd.DataFrame({"x": [float(i % 17) for i in range(200)], "c": ["a", "b"] * 100})

@@ -12,7 +12,7 @@ from scipy import stats as sps
 from scipy.spatial.distance import jensenshannon
 
 from airflow_mlobs.core import stats
-from airflow_mlobs.sources.frame import numeric_profile, quantile_edges
+from airflow_mlobs.sources.drift_frame import numeric_profile, quantile_edges
 
 
 def _count_vectors(seed: int, size: int = 8) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -4,8 +4,8 @@ The reference data never leave the database: kinds come from the catalog (and a 
 aggregate), bin edges from the same "lower" quantile definition as the in-memory builder
 (``numpy.quantile(method="lower")``: the value at 1-based position ``floor(q * (n - 1)) + 1`` of
 the sorted finite values), picked by ``ROW_NUMBER()`` so only the edge values cross the wire, and
-the reference profile from :func:`airflow_mlobs.sources.sql.profile_sql`. A baseline built here
-equals :func:`airflow_mlobs.sources.frame.build_baseline` on the same rows.
+the reference profile from :func:`airflow_mlobs.sources.drift_sql.profile_sql`. A baseline built here
+equals :func:`airflow_mlobs.sources.drift_frame.build_baseline` on the same rows.
 """
 
 from __future__ import annotations
@@ -21,28 +21,23 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.profile import (
+    DEFAULT_BINS,
+    DEFAULT_CATEGORICAL_MAX_DISTINCT,
     DEFAULT_MAX_CATEGORIES,
     Baseline,
     CategoricalProfile,
     ColumnKind,
     ColumnSpec,
+    quantile_levels,
 )
-from airflow_mlobs.core.schema import LogicalType
+from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
-from airflow_mlobs.sources.frame import DEFAULT_BINS, DEFAULT_CATEGORICAL_MAX_DISTINCT, quantile_levels
-from airflow_mlobs.sources.sql import (
-    _MAX_FLOAT,
-    _NUMERIC_TYPES,
-    TableRef,
-    _catalog_columns,
-    _db_message,
-    _window_conditions,
-    profile_sql,
-)
+from airflow_mlobs.sources.drift_sql import profile_sql
+from airflow_mlobs.sources.sqlkit import MAX_FLOAT, catalog_columns, db_message, window_conditions
 
 
 def quantile_positions(n: int, bins: int) -> list[int]:
-    """1-based positions of the "lower" quantiles at :func:`~airflow_mlobs.sources.frame.quantile_levels`
+    """1-based positions of the "lower" quantiles at :func:`~airflow_mlobs.core.profile.quantile_levels`
     among ``n`` sorted values, computed exactly as ``numpy.quantile(method="lower")`` does
     (``floor((n - 1) * q)``), so both builders pick the same values."""
     if n <= 0:
@@ -78,14 +73,14 @@ def build_baseline_sql(
     kinds = dict(kinds or {})
     logical: dict[str, LogicalType] = {}
     if table is not None:
-        catalog = {info.name: info for info, _ in _catalog_columns(engine, table)}
+        catalog = {info.name: info for info, _ in catalog_columns(engine, table)}
         names = (
             list(columns)
             if columns is not None
             else [
                 n
                 for n, info in catalog.items()
-                if n != timestamp_column and info.logical_type in (*_NUMERIC_TYPES, LogicalType.STRING)
+                if n != timestamp_column and info.logical_type in (*NUMERIC_TYPES, LogicalType.STRING)
             ]
         )
         unknown = [n for n in names if n not in catalog]
@@ -96,7 +91,7 @@ def build_baseline_sql(
             table.name,
             *(
                 sa.column(n, t)
-                for info, t in _catalog_columns(engine, table)
+                for info, t in catalog_columns(engine, table)
                 if (n := info.name) in set(names) | {timestamp_column}
             ),
             schema=table.schema,
@@ -126,7 +121,7 @@ def build_baseline_sql(
         if table is not None:
             ts_type = ts.type
             naive = not bool(getattr(ts_type, "timezone", False))
-        conditions += _window_conditions(ts, naive, naive_zone, window_start, window_end)
+        conditions += window_conditions(ts, naive, naive_zone, window_start, window_end)
     if where:
         conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
 
@@ -136,7 +131,7 @@ def build_baseline_sql(
         kind = logical.get(n)
         if kind in (LogicalType.BOOLEAN, LogicalType.STRING):
             kinds[n] = "categorical"
-        elif kind in _NUMERIC_TYPES:
+        elif kind in NUMERIC_TYPES:
             kinds[n] = "numeric"  # may become categorical below (few distinct values)
         else:
             raise SourceError(
@@ -151,7 +146,7 @@ def build_baseline_sql(
                 aggregates: list[sa.ColumnElement[Any]] = []
                 for n in numeric:
                     x = sa.cast(from_clause.c[n], sa.Float)
-                    finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+                    finite = sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT)
                     if engine.dialect.name == "sqlite":
                         finite = sa.and_(finite, sa.func.typeof(from_clause.c[n]).in_(["integer", "real"]))
                     aggregates += [
@@ -169,7 +164,7 @@ def build_baseline_sql(
                         kinds[n] = "categorical"
                         continue
                     x = sa.cast(from_clause.c[n], sa.Float)
-                    finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+                    finite = sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT)
                     if engine.dialect.name == "sqlite":
                         finite = sa.and_(finite, sa.func.typeof(from_clause.c[n]).in_(["integer", "real"]))
                     ordered = (
@@ -192,7 +187,7 @@ def build_baseline_sql(
                     specs[n] = ColumnSpec(n, "numeric", edges=edges, source_type=str(logical.get(n, "")))
     except SQLAlchemyError as exc:
         raise source_failure(
-            exc, f"baseline {name!r}: query on {where_label} failed: {_db_message(exc)}", what=where_label
+            exc, f"baseline {name!r}: query on {where_label} failed: {db_message(exc)}", what=where_label
         ) from exc
 
     categorical = [n for n in names if kinds[n] == "categorical"]

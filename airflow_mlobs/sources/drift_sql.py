@@ -1,24 +1,24 @@
-"""Gathering from SQL databases through SQLAlchemy: catalog reads and aggregate queries only.
+"""Drift profiles gathered in SQL: one aggregate statement and one ranked-categories statement per
+window (optionally grouped by a segment column); only aggregates cross the wire.
 
-Nothing here imports Airflow: functions take a SQLAlchemy ``Engine`` (the operators get it from an
-Airflow connection). Every function returns a small summary; no table rows cross the wire.
+The in-memory gatherer (:mod:`airflow_mlobs.sources.drift_frame`) produces the same
+:class:`~airflow_mlobs.core.profile.Profile` for the same rows; the definitions live in
+:mod:`airflow_mlobs.core.profile`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import types as sat
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.core.errors import SourceError
-from airflow_mlobs.core.freshness import FreshnessObservation
 from airflow_mlobs.core.profile import (
     DEFAULT_MAX_CATEGORIES,
     CategoricalProfile,
@@ -29,276 +29,17 @@ from airflow_mlobs.core.profile import (
     capped,
     edges_key,
 )
-from airflow_mlobs.core.schema import ColumnInfo, LogicalType, logical_type_from_name
-from airflow_mlobs.core.timeutil import to_aware, to_naive_in
+from airflow_mlobs.core.types import (
+    NUMERIC_TYPES,
+    TIME_TYPES,
+    ColumnInfo,
+    LogicalType,
+    TableRef,
+    canonical_category,
+    logical_type_from_name,
+)
 from airflow_mlobs.sources.dberrors import source_failure
-
-
-@dataclass(frozen=True)
-class TableRef:
-    """A table name with its optional schema, as the database spells them (quotes removed)."""
-
-    name: str
-    schema: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}" if self.schema else self.name
-
-
-_PART = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([^."\s]+))\s*')
-
-
-def parse_table_name(text: str, schema: str | None = None) -> TableRef:
-    """Parse ``table``, ``schema.table`` or quoted parts (``"Analytics"."Features"``).
-
-    Quoted parts keep their case; unquoted parts are passed as written (SQLAlchemy quotes names that
-    need it, and PostgreSQL folds unquoted names to lower case, so write them as the catalog has them).
-    """
-    parts: list[str] = []
-    pos = 0
-    while pos < len(text):
-        match = _PART.match(text, pos)
-        if not match or match.end() == pos:
-            raise SourceError(
-                f'cannot read table name {text!r}; write table, schema.table or "Quoted"."Name"'
-            )
-        parts.append(match.group(1).replace('""', '"') if match.group(1) is not None else match.group(2))
-        pos = match.end()
-        if pos < len(text):
-            if text[pos] != ".":
-                raise SourceError(f"cannot read table name {text!r}")
-            pos += 1
-    if len(parts) == 1:
-        return TableRef(name=parts[0], schema=schema)
-    if len(parts) == 2:
-        if schema is not None and schema != parts[0]:
-            raise SourceError(
-                f"table {text!r} names schema {parts[0]!r} but schema={schema!r} was also given"
-            )
-        return TableRef(name=parts[1], schema=parts[0])
-    raise SourceError(f"cannot read table name {text!r}; write table or schema.table")
-
-
-def logical_type_of(sql_type: sat.TypeEngine[Any]) -> LogicalType:
-    """The logical type family of a SQLAlchemy column type (reflected from a catalog)."""
-    checks: list[tuple[type[Any], LogicalType]] = [
-        (sat.Boolean, LogicalType.BOOLEAN),
-        (sat.Integer, LogicalType.INTEGER),
-        (sat.Float, LogicalType.FLOAT),
-        (sat.Numeric, LogicalType.DECIMAL),
-        (sat.DateTime, LogicalType.TIMESTAMP),
-        (sat.Date, LogicalType.DATE),
-        (sat.String, LogicalType.STRING),
-        (sat.Enum, LogicalType.STRING),
-        (sat.Uuid, LogicalType.STRING),
-        (sat._Binary, LogicalType.BINARY),
-    ]
-    for cls, logical in checks:
-        if isinstance(sql_type, cls):
-            return logical
-    try:
-        name = str(sql_type.compile())
-    except Exception:
-        name = type(sql_type).__name__
-    return logical_type_from_name(name)
-
-
-def _type_name(sql_type: sat.TypeEngine[Any], engine: Engine) -> str:
-    try:
-        return str(sql_type.compile(dialect=engine.dialect))
-    except Exception:
-        return type(sql_type).__name__.upper()
-
-
-def read_columns(engine: Engine, table: TableRef) -> list[ColumnInfo]:
-    """The columns of ``table`` from the database catalog (no data scan).
-
-    Raises ``SourceError`` naming the table when it does not exist.
-    """
-    return [info for info, _ in _catalog_columns(engine, table)]
-
-
-def _catalog_columns(engine: Engine, table: TableRef) -> list[tuple[ColumnInfo, sat.TypeEngine[Any]]]:
-    """One catalog read: each column's :class:`ColumnInfo` with its SQLAlchemy type."""
-    try:
-        inspector = sa.inspect(engine)
-        columns = inspector.get_columns(table.name, schema=table.schema)
-    except NoSuchTableError as exc:
-        raise SourceError(f"table {table} does not exist") from exc
-    except SQLAlchemyError as exc:
-        raise source_failure(
-            exc, f"cannot read the catalog for table {table}: {_db_message(exc)}", what=f"table {table}"
-        ) from exc
-    if not columns:
-        # SQLite's inspector returns an empty list for a missing table instead of raising.
-        raise SourceError(f"table {table} does not exist")
-    return [
-        (
-            ColumnInfo(
-                name=str(col["name"]),
-                logical_type=logical_type_of(col["type"]),
-                physical_type=_type_name(col["type"], engine),
-                nullable=bool(col.get("nullable", True)),
-            ),
-            col["type"],
-        )
-        for col in columns
-    ]
-
-
-def _db_message(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig) if orig is not None else str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-_TIME_TYPES = (LogicalType.TIMESTAMP, LogicalType.DATE)
-
-
-def _source(
-    engine: Engine, *, table: TableRef | None, sql: str | None, column: str
-) -> tuple[sa.FromClause, sa.ColumnElement[Any], str, bool | None]:
-    """The FROM clause, the timestamp column expression, a description, and whether it is naive."""
-    if table is not None:
-        catalog = {info.name: (info, sql_type) for info, sql_type in _catalog_columns(engine, table)}
-        found = catalog.get(column) or next(
-            (entry for name, entry in catalog.items() if name.lower() == column.lower()), None
-        )
-        if found is None:
-            raise SourceError(
-                f"column {column!r} not found in table {table}; it has: {', '.join(sorted(catalog))}"
-            )
-        info, sql_type = found
-        if info.logical_type not in _TIME_TYPES:
-            raise SourceError(
-                f"column {info.name!r} of table {table} is {info.physical_type}, not a timestamp or date; "
-                "freshness needs a timestamp column"
-            )
-        # Only the timestamp column is needed; its catalog type drives binding and result parsing.
-        source = sa.table(table.name, sa.column(info.name, sql_type), schema=table.schema)
-        naive: bool | None = None
-        if info.logical_type is LogicalType.TIMESTAMP:
-            naive = not bool(getattr(sql_type, "timezone", False))
-        return source, source.c[info.name], f"table {table}", naive
-    if sql is None:
-        raise SourceError("give either a table or a sql query")
-    # End with a newline, so a final ``-- comment`` cannot swallow the subquery's closing parenthesis.
-    query = sql.strip().rstrip(";").rstrip() + "\n"
-    subquery = sa.text(query).columns(sa.column(column)).subquery("mlobs_src")
-    return subquery, subquery.c[column], "query", None
-
-
-def newest_timestamp(
-    engine: Engine,
-    *,
-    column: str,
-    as_of: datetime,
-    naive_zone: tzinfo,
-    table: TableRef | None = None,
-    sql: str | None = None,
-) -> FreshnessObservation:
-    """The newest ``column`` value at or before ``as_of``, pushed down as ``MAX()``.
-
-    One ``SELECT MAX(col)`` in the common case. When the newest row is after ``as_of`` (a backfill of
-    an old interval), one more ``MAX(col) WHERE col <= :as_of`` query, with ``as_of`` bound in the
-    column's own convention (naive wall-clock in ``naive_zone`` for columns without time zone). Only
-    when there is no such row does a ``COUNT(*), COUNT(col)`` query run, to tell "no rows" from "only
-    NULL timestamps".
-    """
-    where = f"table {table}" if table is not None else "query"
-    try:
-        source, col, where, naive = _source(engine, table=table, sql=sql, column=column)
-        with engine.connect() as conn:
-            raw = conn.execute(sa.select(sa.func.max(col)).select_from(source)).scalar()
-            newest = _as_timestamp(raw, naive_zone, column, where)
-            rows_after: int | None = None
-            if newest is not None and newest > as_of:
-                if naive is None:
-                    naive = (
-                        raw is not None and not isinstance(raw, str) and getattr(raw, "tzinfo", None) is None
-                    )
-                bound = to_naive_in(as_of, naive_zone) if naive else as_of
-                param = sa.bindparam("as_of", bound, type_=col.type if table is not None else None)
-                row = conn.execute(
-                    sa.select(
-                        sa.func.max(sa.case((col <= param, col))),
-                        sa.func.count(sa.case((col > param, 1))),
-                    ).select_from(source)
-                ).one()
-                newest = _as_timestamp(row[0], naive_zone, column, where)
-                rows_after = int(row[1])
-            if newest is not None:
-                return FreshnessObservation(newest=newest, rows_after_as_of=rows_after)
-            counts = conn.execute(sa.select(sa.func.count(), sa.func.count(col)).select_from(source)).one()
-            return FreshnessObservation(
-                newest=None,
-                row_count=int(counts[0]),
-                non_null_count=int(counts[1]),
-                rows_after_as_of=rows_after,
-            )
-    except SQLAlchemyError as exc:
-        raise source_failure(
-            exc, f"freshness query on {where} (column {column!r}) failed: {_db_message(exc)}", what=where
-        ) from exc
-
-
-def _as_timestamp(raw: Any, naive_zone: tzinfo, column: str, where: str) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        return to_aware(raw, naive_zone)
-    except ValueError as exc:
-        raise SourceError(
-            f"column {column!r} of {where} holds {raw!r}, which is not a timestamp; "
-            "freshness needs a timestamp or date column"
-        ) from exc
-
-
-# --- Drift profiles, pushed down ---------------------------------------------------------------
-
-_MAX_FLOAT = 1.7976931348623157e308
-_NUMERIC_TYPES = (LogicalType.INTEGER, LogicalType.FLOAT, LogicalType.DECIMAL, LogicalType.BOOLEAN)
-
-
-@dataclass(frozen=True)
-class QueryStats:
-    """What crossed the wire for one profile: statements issued and rows fetched."""
-
-    statements: int
-    rows_fetched: int
-
-
-def _window_conditions(
-    ts: sa.ColumnElement[Any],
-    naive: bool | None,
-    zone: tzinfo,
-    start: datetime | None,
-    end: datetime | None,
-) -> list[sa.ColumnElement[bool]]:
-    """``start <= ts < end`` with the bounds bound in the column's own convention."""
-    conditions: list[sa.ColumnElement[bool]] = []
-    for bound, op in ((start, "ge"), (end, "lt")):
-        if bound is None:
-            continue
-        value = to_naive_in(bound, zone) if naive else bound
-        param = sa.bindparam(f"window_{op}", value, type_=ts.type if naive is not None else None)
-        conditions.append(ts >= param if op == "ge" else ts < param)
-    return conditions
-
-
-def _canonical_category(text: Any, logical: LogicalType | None) -> str:
-    """Category text from the database, made equal to :func:`airflow_mlobs.sources.frame.category_text`."""
-    from airflow_mlobs.sources.frame import category_text
-
-    if logical is LogicalType.BOOLEAN and str(text) in ("0", "1", "true", "false", "t", "f"):
-        return "true" if str(text) in ("1", "true", "t") else "false"
-    if logical in (LogicalType.INTEGER, LogicalType.FLOAT, LogicalType.DECIMAL):
-        try:
-            return category_text(float(text))
-        except (TypeError, ValueError):
-            return str(text)
-    return category_text(text)
-
+from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message, window_conditions
 
 MAX_SEGMENTS = 200
 
@@ -361,7 +102,7 @@ def profile_sql_segments(
     database; PostgreSQL groups all columns in one scan with GROUPING SETS). On PostgreSQL the
     first statement packs each column's bin counts into one exact numeric sum
     (:func:`_postgres_profile_statement`); elsewhere it counts the rows below each edge. The result equals
-    :func:`airflow_mlobs.sources.frame.profile_frame` on the same rows.
+    :func:`airflow_mlobs.sources.drift_frame.profile_frame` on the same rows.
 
     A ``sql`` query has no catalog: with a window, one more statement reads one non-NULL timestamp
     to learn whether the column carries a zone (naive values are wall-clock time in
@@ -376,7 +117,7 @@ def profile_sql_segments(
     where_label = f"table {table}" if table is not None else "query"
     catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]] = {}
     if table is not None:
-        catalog = {info.name: (info, sql_type) for info, sql_type in _catalog_columns(engine, table)}
+        catalog = {info.name: (info, sql_type) for info, sql_type in catalog_columns(engine, table)}
     missing: list[str] = []
     errors: dict[str, str] = {}
     present: list[ColumnSpec] = []
@@ -386,7 +127,7 @@ def profile_sql_segments(
             continue
         if spec.kind == "numeric" and spec.name in catalog:
             info = catalog[spec.name][0]
-            if info.logical_type not in _NUMERIC_TYPES:
+            if info.logical_type not in NUMERIC_TYPES:
                 errors[spec.name] = (
                     f"type changed: baseline numeric, now {info.physical_type} ({info.logical_type.value})"
                 )
@@ -429,7 +170,7 @@ def profile_sql_segments(
         naive: bool | None = None
         if table is not None:
             ts_info, ts_type = catalog[ts_name]
-            if ts_info.logical_type not in _TIME_TYPES:
+            if ts_info.logical_type not in TIME_TYPES:
                 raise SourceError(
                     f"column {ts_name!r} of table {table} is {ts_info.physical_type}, not a timestamp or date"
                 )
@@ -447,7 +188,7 @@ def profile_sql_segments(
                     ).scalar()
             except SQLAlchemyError as exc:
                 raise source_failure(
-                    exc, f"profile query on {where_label} failed: {_db_message(exc)}", what=where_label
+                    exc, f"profile query on {where_label} failed: {db_message(exc)}", what=where_label
                 ) from exc
             statements += 1
             rows_fetched += sample is not None
@@ -466,7 +207,7 @@ def profile_sql_segments(
                 naive = not (isinstance(sample, datetime) and sample.tzinfo is not None)
                 bound_type = sa.DateTime(timezone=not naive)
             ts = sa.type_coerce(ts, bound_type)
-        conditions += _window_conditions(ts, naive, naive_zone, window_start, window_end)
+        conditions += window_conditions(ts, naive, naive_zone, window_start, window_end)
     if where:
         conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
 
@@ -516,7 +257,7 @@ def profile_sql_segments(
                     top.setdefault((key, present[int(label)].name), []).append((value, int(count)))
     except SQLAlchemyError as exc:
         raise source_failure(
-            exc, f"profile query on {where_label} failed: {_db_message(exc)}", what=where_label
+            exc, f"profile query on {where_label} failed: {db_message(exc)}", what=where_label
         ) from exc
 
     profiles: dict[str | None, Profile] = {}
@@ -567,14 +308,14 @@ def _portable_profile_statement(
         if is_sqlite:
             # SQLite casts text to 0.0; only stored numbers are numbers.
             numeric_value = sa.func.typeof(col).in_(["integer", "real"])
-            finite = sa.and_(numeric_value, x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+            finite = sa.and_(numeric_value, x >= -MAX_FLOAT, x <= MAX_FLOAT)
             aggregates.append(
                 sa.func.count()
                 .filter(sa.and_(col.is_not(None), sa.not_(numeric_value)))
                 .label(f"{prefix}_invalid")
             )
         else:
-            finite = sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT)
+            finite = sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT)
             aggregates.append(sa.literal(0).label(f"{prefix}_invalid"))
         aggregates += [
             sa.func.count().filter(finite).label(f"{prefix}_count"),
@@ -590,7 +331,7 @@ def _portable_profile_statement(
             # `x < edge` is false for NULL, NaN and +inf and true for -inf, so one -inf count per
             # column replaces a finiteness test per edge (measured: half the statement's time).
             below_edge = [x < sa.literal(edge, sa.Float) for edge in spec.edges]
-            aggregates.append(sa.func.count().filter(x < -_MAX_FLOAT).label(f"{prefix}_neginf"))
+            aggregates.append(sa.func.count().filter(x < -MAX_FLOAT).label(f"{prefix}_neginf"))
         for edge_index, condition in enumerate(below_edge):
             aggregates.append(sa.func.count().filter(condition).label(f"{prefix}_lt{edge_index}"))
         layout.append((spec, index))
@@ -635,7 +376,7 @@ def _postgres_profile_statement(
         inner.append(source.c[spec.name].label(f"v{index}"))
         if spec.kind == "numeric":
             x = sa.cast(source.c[spec.name], sa.Float)
-            inner.append(sa.case((sa.and_(x >= -_MAX_FLOAT, x <= _MAX_FLOAT), x)).label(f"f{index}"))
+            inner.append(sa.case((sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT), x)).label(f"f{index}"))
     if segment is not None:
         inner.append(segment.label("mlobs_segment"))
     inner.append(sa.func.clock_timestamp().label("mlobs_no_flatten"))
@@ -735,7 +476,7 @@ def _assemble_profile(
                 logical = logical_type_from_name(spec.source_type) if spec.source_type else None
             counts: dict[str, int] = {}
             for value, count in top.get(spec.name, []):
-                key = _canonical_category(value, logical)
+                key = canonical_category(value, logical)
                 counts[key] = counts.get(key, 0) + count
             kept = capped(counts, nulls=total_rows - nonnull, max_categories=max_categories)
             folded = nonnull - kept.count

@@ -1,6 +1,6 @@
 """In-memory gathering from pandas (or pyarrow) data: baselines and profiles, vectorised numpy.
 
-The SQL gatherer (:mod:`airflow_mlobs.sources.sql`) produces the same :class:`Profile` for the same
+The SQL gatherer (:mod:`airflow_mlobs.sources.drift_sql`) produces the same :class:`Profile` for the same
 rows; the definitions live in :mod:`airflow_mlobs.core.profile`. No per-row Python: numeric columns
 are binned with ``numpy.searchsorted`` + ``numpy.bincount``; categories are counted with
 ``value_counts`` and only the distinct values are converted to text.
@@ -13,15 +13,15 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.profile import DEFAULT_BINS as DEFAULT_BINS  # defined there, light for parse time
 from airflow_mlobs.core.profile import (
+    DEFAULT_BINS,
+    DEFAULT_CATEGORICAL_MAX_DISTINCT,
     DEFAULT_MAX_CATEGORIES,
     Baseline,
     CategoricalProfile,
@@ -32,29 +32,9 @@ from airflow_mlobs.core.profile import (
     Profile,
     capped,
     edges_key,
+    quantile_levels,
 )
-
-#: A numeric column with at most this many distinct values is treated as categorical (flags, codes).
-DEFAULT_CATEGORICAL_MAX_DISTINCT = 10
-
-
-def category_text(value: Any) -> str:
-    """The canonical text of a category value, shared by every gatherer.
-
-    Booleans are ``"true"``/``"false"``; integral numbers print without a decimal point (``1.0`` and
-    ``1`` are the same category ``"1"``); other floats use Python's shortest round-trip form;
-    everything else is ``str(value)``.
-    """
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating | Decimal):
-        number = float(value)
-        if math.isfinite(number) and number == int(number):
-            return str(int(number))
-        return repr(number)
-    return str(value)
+from airflow_mlobs.core.types import category_text
 
 
 def _as_frame(data: Any) -> pd.DataFrame:
@@ -83,18 +63,6 @@ def infer_kind(
         distinct = series.nunique(dropna=True)
         return "categorical" if distinct <= categorical_max_distinct else "numeric"
     return "categorical"
-
-
-#: Extra quantile levels in the tails. Without them the outermost of the 20 equal-mass bins spans
-#: from the 5% (95%) quantile to the sample's extreme, which for skewed or heavy-tailed columns is
-#: so wide that sampling noise at its edge reads as a Wasserstein shift (measured: a no-drift
-#: lognormal column reached the 0.05 level in 29% of 10k-row windows; with these edges, 0%).
-TAIL_LEVELS = (0.001, 0.005, 0.01, 0.02, 0.98, 0.99, 0.995, 0.999)
-
-
-def quantile_levels(bins: int = DEFAULT_BINS) -> np.ndarray[Any, Any]:
-    """The quantile levels of a baseline's bin edges: ``0, 1/bins, ..., 1`` plus :data:`TAIL_LEVELS`."""
-    return np.unique(np.concatenate([np.linspace(0.0, 1.0, bins + 1), TAIL_LEVELS]))
 
 
 def quantile_edges(values: np.ndarray[Any, Any], bins: int = DEFAULT_BINS) -> tuple[float, ...]:
@@ -308,7 +276,7 @@ def profile_frame_segments(
     max_segments: int = 200,
 ) -> dict[str | None, Profile]:
     """One profile per value of ``segment_column`` (keyed by :func:`category_text` of the value,
-    ``None`` for missing), as :func:`airflow_mlobs.sources.sql.profile_sql_segments` gives for the
+    ``None`` for missing), as :func:`airflow_mlobs.sources.drift_sql.profile_sql_segments` gives for the
     same rows. More than ``max_segments`` values is an error naming the column."""
     from dataclasses import replace
 
