@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.core.timeutil import format_duration
+from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.operators.base import (
     ON_BREACH_VALUES,
     CheckResultMixin,
     OnBreach,
-    guarded,
     resolve_as_of,
     run_times,
     run_window,
 )
-from airflow_mlobs.operators.freshness import FreshnessArgsMixin, FreshnessCheckOperator, FreshnessSpec
-from airflow_mlobs.triggers.freshness import FreshnessTrigger
+from airflow_mlobs.operators.freshness import FreshnessArgsMixin, FreshnessCheckOperator
+from airflow_mlobs.specs.freshness import timed_out
+from airflow_mlobs.triggers.freshness import FreshnessTrigger, evaluate_freshness
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,28 +28,12 @@ if TYPE_CHECKING:
     from airflow_mlobs.notifiers.base import CheckNotifier
 
 
-def timed_out(result: CheckResult, waited: timedelta) -> CheckResult:
-    """The last result, marked as the sensor's final failure after waiting ``waited``."""
-    note = Finding(
-        subject="sensor",
-        metric="timeout",
-        status=Status.FAIL,
-        value=format_duration(waited),
-        reason=f"data not fresh after waiting {format_duration(waited)}",
-    )
-    return replace(
-        result,
-        status=Status.FAIL,
-        summary=f"{result.summary} (gave up after waiting {format_duration(waited)})",
-        findings=(*result.findings, note),
-    )
-
-
 class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
     """Wait until the newest data is fresh, then store a passing freshness result.
 
-    Takes the same source and limit arguments as
-    :class:`~airflow_mlobs.operators.freshness.FreshnessCheckOperator` (templated the same way).
+    Takes the source and limit arguments of
+    :class:`~airflow_mlobs.operators.freshness.FreshnessArgsMixin`, as the operator does (templated
+    the same way), and evaluates the same :class:`~airflow_mlobs.specs.freshness.FreshnessSpec`.
     Works in ``poke`` and ``reschedule`` mode, and with ``deferrable=True`` waits in the triggerer
     through :class:`~airflow_mlobs.triggers.freshness.FreshnessTrigger`. At ``timeout`` it stores a
     ``fail`` result whose findings say how long it waited, then applies ``on_breach`` (default
@@ -65,17 +47,6 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
     def __init__(
         self,
         *,
-        conn_id: str | None = None,
-        table: str | None = None,
-        sql: str | None = None,
-        timestamp_column: str | None = None,
-        max_age: timedelta | str | float | None = None,
-        warn_after: timedelta | str | float | None = None,
-        timestamp_timezone: str = "UTC",
-        path: str | None = None,
-        partition: str | None = None,
-        file_pattern: str = "*",
-        as_of: datetime | str | None = None,
         dataset: str | None = None,
         results_conn_id: str | None = None,
         on_breach: OnBreach = "fail",
@@ -86,19 +57,6 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.notify = list(notify)
         self.dataset = dataset
-        self.set_freshness_args(
-            conn_id=conn_id,
-            table=table,
-            sql=sql,
-            timestamp_column=timestamp_column,
-            max_age=max_age,
-            warn_after=warn_after,
-            timestamp_timezone=timestamp_timezone,
-            path=path,
-            partition=partition,
-            file_pattern=file_pattern,
-            as_of=as_of,
-        )
         if on_breach not in ON_BREACH_VALUES:
             raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
         self.results_conn_id = results_conn_id
@@ -116,10 +74,7 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         return None
 
     def _evaluate(self, context: Context) -> CheckResult:
-        spec: FreshnessSpec = self.spec()
-        window = run_window(context)
-        as_of = self._as_of(context) or datetime.now(UTC)
-        return guarded("freshness", spec.dataset_name(), window, lambda: spec.evaluate(as_of, window))
+        return evaluate_freshness(self.spec(), as_of=self._as_of(context), window=run_window(context))
 
     def poke(self, context: Context) -> bool:
         """Fresh (pass or warn) ends the wait; an ``error`` result fails at once."""

@@ -9,15 +9,36 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_mlobs.core.freshness import CHECK
 from airflow_mlobs.core.result import CheckResult, Status
+from airflow_mlobs.specs.freshness import FreshnessSpec
 
 
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def evaluate_freshness(
+    spec: FreshnessSpec, *, as_of: datetime | None, window: tuple[datetime | None, datetime | None]
+) -> CheckResult:
+    """One pass of ``spec`` for a wait (the sensor's poke, the trigger's loop): bad input is an
+    ``error`` result, an unavailable database retries (see
+    :func:`~airflow_mlobs.operators.base.guarded`). Without a fixed ``as_of`` (a run without an
+    interval) the data is judged as of this pass, so data that lands while waiting counts."""
+    from airflow_mlobs.operators.base import guarded
+
+    moment = as_of or datetime.now(UTC)
+    start, end = window
+    return guarded(
+        CHECK,
+        spec.dataset_name(),
+        window,
+        lambda: spec.evaluate(as_of=moment, window_start=start, window_end=end),
+    )
+
+
 class FreshnessTrigger(BaseTrigger):
-    """Re-evaluate a :class:`~airflow_mlobs.operators.freshness.FreshnessSpec` every
+    """Re-evaluate a :class:`~airflow_mlobs.specs.freshness.FreshnessSpec` every
     ``poke_interval`` seconds until it passes (or warns), errors, or ``deadline`` passes.
     ``as_of`` is the moment judged at; None judges as of each evaluation's own time.
 
@@ -60,14 +81,11 @@ class FreshnessTrigger(BaseTrigger):
 
     def evaluate(self) -> CheckResult:
         """One gather-and-judge pass (synchronous; run in a thread by :meth:`run`)."""
-        from airflow_mlobs.operators.base import guarded
-        from airflow_mlobs.operators.freshness import FreshnessSpec
-
-        spec = FreshnessSpec(**self.spec)
-        window = (_parse(self.window_start), _parse(self.window_end))
-        # No fixed moment (a run without an interval): judge as of each evaluation.
-        as_of = datetime.fromisoformat(self.as_of) if self.as_of else datetime.now(UTC)
-        return guarded("freshness", spec.dataset_name(), window, lambda: spec.evaluate(as_of, window))
+        return evaluate_freshness(
+            FreshnessSpec(**self.spec),
+            as_of=_parse(self.as_of),
+            window=(_parse(self.window_start), _parse(self.window_end)),
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until fresh, error, or the deadline; then yield one event."""

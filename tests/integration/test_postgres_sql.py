@@ -22,10 +22,10 @@ from airflow_mlobs.core.freshness import FreshnessObservation, judge_freshness
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.core.schema import compare_schema, contract_from_columns, load_contract
 from airflow_mlobs.core.types import ColumnInfo, LogicalType, TableRef, parse_table_name
-from airflow_mlobs.operators.freshness import FreshnessSpec
 from airflow_mlobs.operators.schema import SchemaCheckOperator
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
 from airflow_mlobs.sources.sqlkit import read_columns
+from airflow_mlobs.specs.freshness import FreshnessSpec
 from airflow_mlobs.store import ResultsStore, RunKey
 from tests.conftest import pg_connection_fields
 
@@ -751,7 +751,7 @@ def test_freshness_spec_through_connection(pg_engine: sa.Engine, pg_schema: str,
     start, end = utc(2024, 3, 1), utc(2024, 3, 2)
     spec = FreshnessSpec(conn_id=pg_wh, table=f"{pg_schema}.events", timestamp_column="ts", max_age="6h")
 
-    result = spec.evaluate(end, (start, end))
+    result = spec.evaluate(as_of=end, window_start=start, window_end=end)
     assert isinstance(result, CheckResult)
     assert result.status is Status.PASS
     assert result.check == "freshness"
@@ -762,7 +762,7 @@ def test_freshness_spec_through_connection(pg_engine: sa.Engine, pg_schema: str,
     assert result.metrics["rows_after_as_of"] == 23
 
     late = utc(2024, 3, 3, 8, 0)  # newest row 2024-03-02 23:00 is 9h old
-    result = spec.evaluate(late, (start, late))
+    result = spec.evaluate(as_of=late, window_start=start, window_end=late)
     assert result.status is Status.FAIL
     assert "stale" in result.summary
     assert result.metrics["age_seconds"] == 9 * 3600
@@ -780,7 +780,7 @@ def test_freshness_spec_through_connection(pg_engine: sa.Engine, pg_schema: str,
         timestamp_timezone="Europe/Berlin",
         max_age="1h",
     )
-    result = spec.evaluate(utc(2024, 7, 1, 8, 30))  # 10:30 Berlin
+    result = spec.evaluate(as_of=utc(2024, 7, 1, 8, 30))  # 10:30 Berlin
     assert result.status is Status.PASS
     assert as_datetime(result.metrics["newest"]) == utc(2024, 7, 1, 8, 0)
     assert result.metrics["rows_after_as_of"] == 1
@@ -790,7 +790,7 @@ def test_undefined_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_WAREHOUSE", raising=False)
     spec = FreshnessSpec(conn_id="no_such_warehouse", table="events", timestamp_column="ts", max_age="6h")
     with pytest.raises(MlobsInputError, match="no_such_warehouse"):
-        spec.evaluate(utc(2024, 1, 1))
+        spec.evaluate(as_of=utc(2024, 1, 1))
     op = SchemaCheckOperator(task_id="s", conn_id="no_such_warehouse", table="events", contract="c.json")
     with pytest.raises(MlobsInputError, match="no_such_warehouse"):
         op.observed_columns()
@@ -799,7 +799,7 @@ def test_undefined_connection(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_table_through_connection(pg_schema: str, pg_wh: str) -> None:
     spec = FreshnessSpec(conn_id=pg_wh, table=f"{pg_schema}.missing", timestamp_column="ts", max_age="6h")
     with pytest.raises(MlobsInputError) as err:
-        spec.evaluate(utc(2024, 1, 1))
+        spec.evaluate(as_of=utc(2024, 1, 1))
     assert "pg_wh" in str(err.value)
     assert f"{pg_schema}.missing" in str(err.value)
 
@@ -1075,7 +1075,7 @@ def test_date_and_query_sources_through_connection(pg_engine: sa.Engine, pg_sche
         timestamp_timezone="Europe/Berlin",
         max_age="1d",
     )
-    result = spec.evaluate(as_of)
+    result = spec.evaluate(as_of=as_of)
     assert result.status is Status.PASS
     assert as_datetime(result.metrics["newest"]) == as_of
     assert result.metrics["rows_after_as_of"] == 5
@@ -1087,12 +1087,12 @@ def test_date_and_query_sources_through_connection(pg_engine: sa.Engine, pg_sche
         timestamp_timezone="Europe/Berlin",
         max_age="12h",
     )
-    result = spec.evaluate(berlin(2024, 1, 5, 12, 0))  # the 01-05 12:00 row is exactly at as_of
+    result = spec.evaluate(as_of=berlin(2024, 1, 5, 12, 0))  # the 01-05 12:00 row is exactly at as_of
     assert result.dataset == "pg_wh:query"
     assert result.status is Status.PASS
     assert as_datetime(result.metrics["newest"]) == berlin(2024, 1, 5, 12, 0)
     assert result.metrics["rows_after_as_of"] == 2  # 01-07 and 01-09
-    result = spec.evaluate(berlin(2024, 1, 6, 12, 0))
+    result = spec.evaluate(as_of=berlin(2024, 1, 6, 12, 0))
     assert result.status is Status.FAIL  # the 01-06 row is odd; newest even row is 24h old
 
 
