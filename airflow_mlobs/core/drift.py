@@ -50,6 +50,7 @@ from airflow_mlobs.core.profile import (
     NumericProfile,
     Profile,
 )
+from airflow_mlobs.core.readings import DriftedColumn, DriftReading
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 
@@ -281,16 +282,17 @@ def compare(
         else:
             summary = f"{dataset}: no drift in {len(judged)} columns against baseline {baseline.name} {baseline.version}"
 
+    reading = DriftReading(
+        rows=current.row_count,
+        reference_rows=baseline.reference.row_count,
+        baseline=f"{baseline.name}/{baseline.version}",
+        columns_judged=len(judged),
+        columns_drifted=len(drifted),
+        drift_share=round(share, 6),
+        drifted_columns=tuple(DriftedColumn(o.name, o.method, round(o.effect or 0.0, 6)) for o in ranked),
+    )
     metrics = {
-        "rows": current.row_count,
-        "reference_rows": baseline.reference.row_count,
-        "baseline": f"{baseline.name}/{baseline.version}",
-        "columns_judged": len(judged),
-        "columns_drifted": len(drifted),
-        "drift_share": round(share, 6),
-        "drifted_columns": [
-            {"column": o.name, "method": o.method, "value": round(o.effect or 0.0, 6)} for o in ranked
-        ],
+        **reading.to_metrics(),
         "correction": settings.correction,
         "columns": {o.name: {k: _round(v) for k, v in o.metrics.items()} for o in outcomes},
     }

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from airflow_mlobs.core.readings import DriftReading, PerformanceReading
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.core.timeutil import format_duration
 
@@ -66,22 +67,21 @@ class GatePolicy:
 def conditions_met(policy: GatePolicy, result: CheckResult) -> dict[str, str]:
     """The policy's conditions ``result`` meets, each with a sentence saying why."""
     met: dict[str, str] = {}
-    if result.check == "drift":
-        share = result.metrics.get("drift_share")
-        if policy.drift_share is not None and isinstance(share, int | float) and share >= policy.drift_share:
+    drift = DriftReading.of(result)
+    if drift is not None:
+        share = drift.drift_share
+        if policy.drift_share is not None and share >= policy.drift_share:
             met["drift_share"] = f"{result.dataset}: drift share {share:.0%} >= {policy.drift_share:.0%}"
-        drifted = [
-            d.get("column") for d in result.metrics.get("drifted_columns", []) if isinstance(d, Mapping)
-        ]
+        drifted = drift.drifted()
         critical = [c for c in policy.critical_features if c in drifted]
         if critical:
             met["critical_features"] = f"{result.dataset}: critical feature(s) drifted: {', '.join(critical)}"
-    if result.check == "performance" and policy.performance_drop is not None:
-        drop = result.metrics.get("drop")
-        if isinstance(drop, int | float) and drop >= policy.performance_drop:
-            metric = result.metrics.get("metric", "metric")
+    performance = PerformanceReading.of(result)
+    if performance is not None and policy.performance_drop is not None:
+        drop = performance.drop
+        if drop is not None and drop >= policy.performance_drop:
             met["performance_drop"] = (
-                f"{result.dataset}: {metric} dropped by {drop:.3g} (>= {policy.performance_drop:g})"
+                f"{result.dataset}: {performance.metric} dropped by {drop:.3g} (>= {policy.performance_drop:g})"
             )
     return met
 
@@ -94,20 +94,79 @@ class RetrainEvent:
     by: str
 
 
+@dataclass(frozen=True)
+class GateReading:
+    """What a stored gate decision says, as :func:`decide` writes it and later gates read it.
+
+    ``retrained`` is the retraining this decision started or kept (``retrained_at`` /
+    ``retrained_by``); ``last_retrain`` the nearest earlier one the cooldown looked at.
+    ``retrained_text`` is the stored ``retrained_at`` as text, as found (``""`` when absent).
+    """
+
+    decision: str
+    reasons: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    last_retrain: datetime | None = None
+    last_retrain_by: str | None = None
+    retrained: RetrainEvent | None = None
+    targets: tuple[str, ...] = ()
+    retrained_text: str = ""
+
+    def to_metrics(self) -> dict[str, object]:
+        """The stored metrics of the decision."""
+        return {
+            "decision": self.decision,
+            "reasons": list(self.reasons),
+            "inputs": list(self.inputs),
+            "last_retrain": self.last_retrain.isoformat() if self.last_retrain else None,
+            "last_retrain_by": self.last_retrain_by if self.last_retrain else None,
+            "retrained_at": self.retrained.at.isoformat() if self.retrained else None,
+            "retrained_by": self.retrained.by if self.retrained else None,
+            "targets": sorted(self.targets),
+        }
+
+    @classmethod
+    def of(cls, result: CheckResult) -> GateReading | None:
+        """The reading of a stored gate decision; ``None`` for any other check."""
+        if result.check != CHECK:
+            return None
+        m = result.metrics
+        at = m.get("retrained_at")
+        text = at if isinstance(at, str) else ""
+        retrained = None
+        if text:
+            try:
+                by = m.get("retrained_by")
+                retrained = RetrainEvent(datetime.fromisoformat(text), str(by) if by else result.dataset)
+            except ValueError:
+                retrained = None
+        last = m.get("last_retrain")
+        try:
+            last_retrain = datetime.fromisoformat(last) if isinstance(last, str) and last else None
+        except ValueError:
+            last_retrain = None
+        by_last = m.get("last_retrain_by")
+        return cls(
+            decision=str(m.get("decision", "")),
+            reasons=tuple(str(r) for r in m.get("reasons") or ()),
+            inputs=tuple(str(i) for i in m.get("inputs") or ()),
+            last_retrain=last_retrain,
+            last_retrain_by=str(by_last) if by_last else None,
+            retrained=retrained,
+            targets=tuple(str(t) for t in m.get("targets") or ()),
+            retrained_text=text,
+        )
+
+
 def retrain_event(result: CheckResult) -> RetrainEvent | None:
     """The retraining a stored gate decision started, if any: ``metrics["retrained_at"]``, or for
     decisions stored before that field existed, a ``retrain`` decision at its window end."""
-    if result.check != CHECK:
+    reading = GateReading.of(result)
+    if reading is None:
         return None
-    at = result.metrics.get("retrained_at")
-    if isinstance(at, str) and at:
-        try:
-            moment = datetime.fromisoformat(at)
-        except ValueError:
-            return None
-        by = result.metrics.get("retrained_by")
-        return RetrainEvent(moment, str(by) if by else result.dataset)
-    if result.metrics.get("decision") == RETRAIN and result.window_end is not None:
+    if reading.retrained_text:
+        return reading.retrained  # None when the stored time cannot be read
+    if reading.decision == RETRAIN and result.window_end is not None:
         return RetrainEvent(result.window_end, result.dataset)
     return None
 
@@ -267,16 +326,15 @@ def decide(
         summary=summary,
         window_start=window_start,
         window_end=window_end,
-        metrics={
-            "decision": decision,
-            "reasons": list(reasons),
-            "inputs": [f"{r.check}:{r.dataset}:{r.status.value}" for r in results],
-            "last_retrain": last_retrain.isoformat() if last_retrain else None,
-            "last_retrain_by": last_retrain_by if last_retrain else None,
-            "retrained_at": retrained.at.isoformat() if retrained else None,
-            "retrained_by": retrained.by if retrained else None,
-            "targets": sorted(targets),
-        },
+        metrics=GateReading(
+            decision=decision,
+            reasons=reasons,
+            inputs=tuple(f"{r.check}:{r.dataset}:{r.status.value}" for r in results),
+            last_retrain=last_retrain,
+            last_retrain_by=last_retrain_by,
+            retrained=retrained,
+            targets=tuple(targets),
+        ).to_metrics(),
         findings=tuple(findings),
     )
     return GateDecision(decision=decision, reasons=reasons, result=result)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from airflow_mlobs.core.readings import DriftReading, FreshnessReading, PerformanceReading
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.core.timeutil import format_duration
 
@@ -171,15 +172,18 @@ def top_rows(result: CheckResult, limit: int = MAX_TABLE_ROWS) -> list[tuple[str
 
 def context_line(result: CheckResult) -> str | None:
     """One line of the check's key numbers: drift share, accuracy against baseline, rows judged."""
-    m = result.metrics
-    if result.check == "drift" and "drift_share" in m:
-        return f"Drift share {m['drift_share']:.0%} ({m.get('columns_drifted', 0)} of {m.get('columns_judged', 0)} columns), baseline {m.get('baseline')}, {m.get('rows', 0)} rows"
-    if result.check == "performance" and "value" in m:
-        coverage = m.get("label_coverage")
-        cov = f", label coverage {coverage:.0%}" if isinstance(coverage, int | float) else ""
-        return f"{m.get('metric', 'metric')} {m['value']:.3g} against baseline {m.get('baseline_value', '-')}{cov}"
-    if result.check == "freshness" and m.get("age_seconds") is not None:
-        return f"Newest data {format_duration(timedelta(seconds=float(m['age_seconds'])))} old"
+    drift = DriftReading.of(result)
+    if drift is not None:
+        return f"Drift share {drift.drift_share:.0%} ({drift.columns_drifted} of {drift.columns_judged} columns), baseline {drift.baseline}, {drift.rows} rows"
+    performance = PerformanceReading.of(result)
+    if performance is not None and performance.value is not None:
+        coverage = performance.label_coverage
+        cov = f", label coverage {coverage:.0%}" if coverage is not None else ""
+        baseline = performance.baseline_value if performance.baseline_value is not None else "-"
+        return f"{performance.metric} {performance.value:.3g} against baseline {baseline}{cov}"
+    freshness = FreshnessReading.of(result)
+    if freshness is not None and freshness.age_seconds is not None:
+        return f"Newest data {format_duration(timedelta(seconds=float(freshness.age_seconds)))} old"
     return None
 
 

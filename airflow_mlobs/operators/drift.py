@@ -21,6 +21,7 @@ from airflow_mlobs.core.profile import (
     baseline_path,
     load_baseline,
 )
+from airflow_mlobs.core.readings import DriftReading
 from airflow_mlobs.core.result import CheckResult, Status, worst
 from airflow_mlobs.core.timeutil import get_zone
 from airflow_mlobs.core.types import parse_table_name
@@ -539,10 +540,11 @@ def with_prediction_drift(features: CheckResult, predictions: CheckResult) -> Ch
         *features.findings,
         *(replace(f, subject=f"prediction:{f.subject}") for f in predictions.findings),
     )
-    drifted = predictions.metrics.get("drifted_columns", [])
+    reading = DriftReading.of(predictions)
+    drifted = reading.drifted_columns if reading else ()
     summary = features.summary
     if drifted:
-        shown = ", ".join(f"{d['column']} ({d['method']} {d['value']:.3g})" for d in drifted)
+        shown = ", ".join(f"{d.column} ({d.method} {d.value:.3g})" for d in drifted)
         summary += f"; prediction drift: {shown}"
     metrics = dict(features.metrics)
     metrics["prediction"] = dict(predictions.metrics)

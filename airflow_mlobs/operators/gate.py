@@ -10,7 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.gate import CHECK, GatePolicy, RetrainEvent, decide, retrain_event
+from airflow_mlobs.core.gate import CHECK, GatePolicy, GateReading, RetrainEvent, decide, retrain_event
 from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.operators.base import CheckResultMixin, retry_when_results_unavailable, run_times
@@ -281,7 +281,8 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
             check=CHECK, window_end_after=now - reach - margin, window_end_before=now + reach + margin
         ):
             same_gate = stored.run.dag_id == self.dag_id and stored.run.task_id == self.task_id
-            shared = set(targets) & set(stored.result.metrics.get("targets") or ())
+            reading = GateReading.of(stored.result)
+            shared = set(targets) & set(reading.targets if reading else ())
             if not (same_gate or shared):
                 continue
             event = retrain_event(stored.result)

@@ -178,3 +178,28 @@ def test_redact() -> None:
 def test_every_kind_renders(kind: str) -> None:
     message = slack_message(drift_result(), kind=kind)  # type: ignore[arg-type]
     assert message["blocks"][0]["type"] == "header"
+
+
+def test_performance_line_without_a_value_or_baseline_renders() -> None:
+    # Defect: a performance result whose main metric is undefined (value None, e.g. only positive
+    # labels) raised TypeError while rendering, so its recovery message was never delivered; and a
+    # missing baseline read "against baseline None".
+    from airflow_mlobs.core.notify import context_line
+
+    undefined = CheckResult(
+        check="performance",
+        dataset="model:churn",
+        status=Status.SKIPPED,
+        summary="model:churn: roc_auc undefined",
+        metrics={"metric": "roc_auc", "value": None, "baseline_value": None, "label_coverage": 0.2},
+    )
+    assert context_line(undefined) is None
+    assert slack_message(undefined, kind="recovery")["text"].startswith("Recovered: performance")
+    no_baseline = CheckResult(
+        check="performance",
+        dataset="model:churn",
+        status=Status.WARN,
+        summary="s",
+        metrics={"metric": "accuracy", "value": 0.81234, "baseline_value": None, "label_coverage": 0.5},
+    )
+    assert context_line(no_baseline) == "accuracy 0.812 against baseline -, label coverage 50%"

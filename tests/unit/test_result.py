@@ -344,3 +344,65 @@ def test_float_value_in_table_is_short() -> None:
     ).format_table()
     assert "3.142" in table
     assert "3.14159" not in table
+
+
+# --------------------------------------------------------------------------------------------------
+# Typed readings: what the gate and the notifications read, from what the judges write
+# --------------------------------------------------------------------------------------------------
+
+
+def test_drift_reading_reads_what_the_judge_writes() -> None:
+    import pandas as pd
+
+    from airflow_mlobs.core.drift import compare
+    from airflow_mlobs.core.readings import DriftReading
+    from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
+
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"a": rng.normal(0, 1, 2000), "b": rng.normal(0, 1, 2000)})
+    current = pd.DataFrame({"a": rng.normal(3, 1, 500), "b": rng.normal(0, 1, 500)})
+    baseline = build_baseline(reference, name="features", version="v1")
+    result = compare(baseline, profile_frame(current, baseline.columns.values()))
+    stored = CheckResult.from_json(result.to_json())
+    reading = DriftReading.of(stored)
+    assert reading is not None
+    assert (reading.rows, reading.reference_rows, reading.baseline) == (500, 2000, "features/v1")
+    assert (reading.columns_judged, reading.columns_drifted, reading.drift_share) == (2, 1, 0.5)
+    assert reading.drifted() == ["a"] and reading.drifted_columns[0].method == "wasserstein"
+    # Written through the same class: the metrics hold the reading's form exactly.
+    assert {k: stored.metrics[k] for k in reading.to_metrics()} == reading.to_metrics()
+    assert DriftReading.of(_result()) is None  # another check
+
+
+def test_freshness_reading_reads_what_the_judge_writes() -> None:
+    from airflow_mlobs.core.freshness import FreshnessObservation, judge_freshness
+    from airflow_mlobs.core.readings import FreshnessReading
+
+    as_of = datetime(2026, 11, 25, tzinfo=UTC)
+    result = judge_freshness(
+        dataset="d",
+        observation=FreshnessObservation(newest=as_of - timedelta(hours=2)),
+        as_of=as_of,
+        max_age=timedelta(hours=6),
+        warn_after=None,
+    )
+    assert FreshnessReading.of(CheckResult.from_json(result.to_json())) == FreshnessReading(7200.0)
+    empty = judge_freshness(
+        dataset="d",
+        observation=FreshnessObservation(newest=None, row_count=0),
+        as_of=as_of,
+        max_age=timedelta(hours=6),
+        warn_after=None,
+    )
+    assert FreshnessReading.of(empty) == FreshnessReading(None)
+
+
+def test_readings_never_take_a_bool_or_text_for_a_number() -> None:
+    from airflow_mlobs.core.readings import DriftReading, PerformanceReading
+
+    drift = _result(check="drift", metrics={"drift_share": True})
+    assert DriftReading.of(drift) is None
+    performance = _result(check="performance", metrics={"drop": "0.2", "value": 0.7})
+    reading = PerformanceReading.of(performance)
+    assert reading is not None and reading.drop is None and reading.value == 0.7
+    assert reading.metric == "metric"
