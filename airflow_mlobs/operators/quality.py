@@ -1,26 +1,24 @@
-"""``ExpectationSuiteOperator``: a Great Expectations suite on the run's window, where the data lives."""
+"""``ExpectationSuiteOperator``: a Great Expectations suite on the run's window, where the data lives.
+
+The check itself is :class:`~airflow_mlobs.specs.quality.QualitySpec`; this module turns the
+operator's arguments and the run's window into that spec's inputs.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlobs.connections import connected
-from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.quality import CHECK, judge_validation, load_suite_file, suite_columns
+from airflow_mlobs.core.quality import CHECK
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import get_zone
-from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import (
     BaseCheckOperator,
     judged_window,
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.operators.schema import resolve_contract_path
-from airflow_mlobs.sources import files as file_source
+from airflow_mlobs.specs.quality import QualitySpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -94,16 +92,6 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        given = [n for n, v in (("table", table), ("path", path), ("dataframe", dataframe)) if v is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"{self.task_id}: give exactly one of table (with conn_id), path or dataframe "
-                f"(got {given or 'none'})"
-            )
-        if table is not None and not conn_id:
-            raise ValueError(f"{self.task_id}: a table source needs conn_id")
-        if not suite:
-            raise ValueError(f"{self.task_id}: suite is required (a suite JSON under expectations/)")
         self.suite = suite
         self.conn_id = conn_id
         self.table = table
@@ -112,26 +100,36 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         self.timestamp_column = timestamp_column
         self.timestamp_timezone = timestamp_timezone
         self.window = window
-        parse_window_arg(window, self.task_id, timestamp_column)
         self.window_start = window_start
         self.window_end = window_end
         self.suite_parameters = dict(suite_parameters or {})
+        self.spec().validate(self.task_id)
+        parse_window_arg(window, self.task_id, timestamp_column)
+
+    def spec(self, dag_file: str | None = None) -> QualitySpec:
+        """The rendered arguments as a :class:`QualitySpec` (a DataFrame source is named by
+        ``task_id`` unless ``dataset`` names it); ``dag_file`` is where relative suite paths are
+        also looked up."""
+        in_memory = self.dataframe is not None
+        return QualitySpec(
+            suite=self.suite,
+            conn_id=self.conn_id,
+            table=self.table,
+            path=self.path,
+            dataframe=in_memory,
+            timestamp_column=self.timestamp_column,
+            timestamp_timezone=self.timestamp_timezone,
+            suite_parameters=self.suite_parameters,
+            dag_file=dag_file,
+            dataset=self.dataset or (self.task_id if in_memory else None),
+        )
 
     def dataset_name(self) -> str:
-        """``conn_id:table``, the path, or ``task_id`` for a DataFrame, unless ``dataset`` names it."""
-        if self.dataset:
-            return self.dataset
-        if self.table:
-            return f"{self.conn_id}:{self.table}"
-        return str(self.path) if self.path else self.task_id
+        """See :meth:`QualitySpec.dataset_name`."""
+        return self.spec().dataset_name()
 
     def evaluate(self, context: Context) -> CheckResult:
-        """Load the suite, run it on the window where the data lives, and judge the result."""
-        # Great Expectations reads this on import; no usage analytics from a worker.
-        os.environ["GX_ANALYTICS_ENABLED"] = "false"
-        from airflow_mlobs.sources import quality as quality_source
-
-        dataset = self.dataset_name()
+        """Resolve the run's window, then run the suite on it where the data lives and judge it."""
         judged = judged_window(
             context,
             self.window,
@@ -139,84 +137,6 @@ class ExpectationSuiteOperator(BaseCheckOperator):
             end=self.window_end,
             required=self.timestamp_column is not None,
         )
-        start, end = judged.start, judged.end
-        if not isinstance(self.suite_parameters, Mapping):
-            raise MlobsInputError(
-                f"suite_parameters must be a mapping of names to values, got {type(self.suite_parameters).__name__}"
-            )
-        dag_file = getattr(context.get("dag"), "fileloc", None)
-        suite_path = resolve_contract_path(self.suite, dag_file)
-        suite = load_suite_file(suite_path)
-        source = str(suite_path)
-        try:
-            zone = get_zone(self.timestamp_timezone)
-        except ValueError as exc:
-            raise MlobsInputError(f"timestamp_timezone: {exc}") from exc
-        if self.table:
-            assert self.conn_id is not None
-            with connected(self.conn_id) as engine:
-                run = quality_source.validate_table(
-                    engine,
-                    parse_table_name(self.table),
-                    suite,
-                    source=source,
-                    timestamp_column=self.timestamp_column,
-                    window_start=start if self.timestamp_column else None,
-                    window_end=end if self.timestamp_column else None,
-                    naive_zone=zone,
-                    suite_parameters=self.suite_parameters,
-                )
-            self.log.info(
-                "Validated %s in the database: %d SQL statements (aggregates and LIMIT %d samples)",
-                dataset,
-                len(run.statements),
-                quality_source.PARTIAL_UNEXPECTED_COUNT,
-            )
-        else:
-            frame = self._frame(suite, start, end)
-            run = quality_source.validate_frame(
-                frame, suite, source=source, suite_parameters=self.suite_parameters
-            )
-        windowed = bool(self.timestamp_column)
-        result = judge_validation(
-            run.validation,
-            dataset=dataset,
-            suite_name=str(suite.get("name") or suite_path.stem),
-            window_start=start if windowed else None,
-            window_end=end if windowed else None,
-        )
-        return with_window_basis(result, judged) if windowed else result
-
-    def _frame(self, suite: Mapping[str, Any], start: datetime | None, end: datetime | None) -> Any:
-        if self.path:
-            if self.timestamp_column is None:
-                return file_source.read_window(self.path)
-            # Only the columns the suite names (and the timestamp), only the window's rows.
-            wanted = [*suite_columns(suite), self.timestamp_column]
-            names_all = any(
-                (e.get("type") or "").startswith("expect_table_column") for e in suite.get("expectations", [])
-            )
-            return file_source.read_window(
-                self.path,
-                None if names_all else wanted,
-                timestamp_column=self.timestamp_column,
-                window_start=start,
-                window_end=end,
-            )
-        frame = self.dataframe() if callable(self.dataframe) else self.dataframe
-        if self.timestamp_column is not None and (start is not None or end is not None):
-            if self.timestamp_column not in frame.columns:
-                raise MlobsInputError(
-                    f"timestamp column {self.timestamp_column!r} not found in the DataFrame; it has: "
-                    + ", ".join(map(str, frame.columns))
-                )
-            import pandas as pd
-
-            stamps = pd.to_datetime(frame[self.timestamp_column], utc=True)
-            mask = pd.Series(True, index=frame.index)
-            if start is not None:
-                mask &= stamps >= start
-            if end is not None:
-                mask &= stamps < end
-            frame = frame[mask]
-        return frame
+        spec = self.spec(getattr(context.get("dag"), "fileloc", None))
+        result = spec.evaluate(window_start=judged.start, window_end=judged.end, frame=self.dataframe)
+        return with_window_basis(result, judged) if self.timestamp_column else result

@@ -1,47 +1,21 @@
-"""``SchemaCheckOperator``: columns, types, nullability and renames against a contract, from the catalog."""
+"""``SchemaCheckOperator``: columns, types, nullability and renames against a contract, from the catalog.
+
+The check itself is :class:`~airflow_mlobs.specs.schema.SchemaSpec`; this module turns the
+operator's arguments into that spec.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
-from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlobs.connections import connected
-from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.core.schema import CHECK, compare_schema, contract_from_columns, load_contract
-from airflow_mlobs.core.types import ColumnInfo, parse_table_name
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.schema import CHECK
 from airflow_mlobs.operators.base import BaseCheckOperator
-from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources.sqlkit import read_columns
+from airflow_mlobs.specs.schema import SchemaSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-EXPECTATIONS_DIR_ENV = "MLOBS_EXPECTATIONS_DIR"
-
-
-def resolve_contract_path(contract: str, dag_file: str | None) -> Path:
-    """Find a contract file: an absolute path; else relative to ``$MLOBS_EXPECTATIONS_DIR``, the
-    working directory, the DAG file's folder, or an ``expectations/`` folder beside or above it.
-    Returns the first that exists, or the path as given (so the error names it)."""
-    path = Path(contract)
-    if path.is_absolute():
-        return path
-    bases: list[Path] = []
-    if os.environ.get(EXPECTATIONS_DIR_ENV):
-        bases.append(Path(os.environ[EXPECTATIONS_DIR_ENV]))
-    bases.append(Path.cwd())
-    if dag_file:
-        folder = Path(dag_file).resolve().parent
-        bases += [folder, folder / "expectations", folder.parent, folder.parent / "expectations"]
-    for base in bases:
-        if (base / path).is_file():
-            return base / path
-    return path
 
 
 class SchemaCheckOperator(BaseCheckOperator):
@@ -89,81 +63,32 @@ class SchemaCheckOperator(BaseCheckOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if bool(table) == bool(path):
-            raise ValueError(f"{self.task_id}: give exactly one of table (with conn_id) or path")
-        if table and not conn_id:
-            raise ValueError(f"{self.task_id}: a table source needs conn_id")
-        if not contract and not write_observed_contract:
-            raise ValueError(f"{self.task_id}: give a contract, write_observed_contract, or both")
         self.contract = contract
         self.conn_id = conn_id
         self.table = table
         self.path = path
         self.write_observed_contract = write_observed_contract
         self.forbidden_columns = list(forbidden_columns)
+        self.spec().validate(self.task_id)
+
+    def spec(self, dag_file: str | None = None) -> SchemaSpec:
+        """The rendered arguments as a :class:`SchemaSpec`; ``dag_file`` is where relative contract
+        paths are also looked up."""
+        return SchemaSpec(
+            contract=self.contract,
+            conn_id=self.conn_id,
+            table=self.table,
+            path=self.path,
+            write_observed_contract=self.write_observed_contract,
+            forbidden_columns=tuple(self.forbidden_columns),
+            dag_file=dag_file,
+            dataset=self.dataset,
+        )
 
     def dataset_name(self) -> str:
-        """``conn_id:table`` or the file path, unless ``dataset`` names it."""
-        if self.dataset:
-            return self.dataset
-        return f"{self.conn_id}:{self.table}" if self.table else str(self.path)
-
-    def observed_columns(self) -> list[ColumnInfo]:
-        """Read the schema from the catalog or the file."""
-        if self.path:
-            return file_source.read_file_schema(self.path)
-        assert self.table is not None and self.conn_id is not None
-        with connected(self.conn_id) as engine:
-            return read_columns(engine, parse_table_name(self.table))
+        """See :meth:`SchemaSpec.dataset_name`."""
+        return self.spec().dataset_name()
 
     def evaluate(self, context: Context) -> CheckResult:
         """Read the schema, optionally write it out, and compare it with the contract."""
-        dataset = self.dataset_name()
-        dag = context.get("dag")
-        dag_file = getattr(dag, "fileloc", None)
-        contract = None
-        if self.contract:
-            contract = load_contract(resolve_contract_path(self.contract, dag_file))
-        observed = self.observed_columns()
-        written: Finding | None = None
-        if self.write_observed_contract:
-            written = self._write_contract(dataset, observed, contract.forbidden if contract else ())
-        if contract is None:
-            return CheckResult(
-                check=CHECK,
-                dataset=dataset,
-                status=Status.PASS,
-                summary=f"{dataset}: recorded {len(observed)} columns as a starting contract",
-                metrics={"columns_observed": len(observed)},
-                findings=(written,) if written else (),
-            )
-        if self.forbidden_columns:
-            contract = replace(contract, forbidden=(*contract.forbidden, *self.forbidden_columns))
-        result = compare_schema(dataset=dataset, observed=observed, contract=contract)
-        if written:
-            result = replace(result, findings=(*result.findings, written))
-        return result
-
-    def _write_contract(self, dataset: str, observed: list[ColumnInfo], forbidden: Sequence[str]) -> Finding:
-        assert self.write_observed_contract is not None
-        target = Path(self.write_observed_contract)
-        if target.exists():
-            return Finding(
-                subject=str(target),
-                metric="observed_contract",
-                status=Status.PASS,
-                reason=f"{target} already exists; not overwritten",
-            )
-        suite = contract_from_columns(target.stem, observed, forbidden=[*forbidden, *self.forbidden_columns])
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(json.dumps(suite, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise MlobsInputError(f"cannot write observed contract {target}: {exc}") from exc
-        self.log.info("Wrote the observed schema of %s to %s", dataset, target)
-        return Finding(
-            subject=str(target),
-            metric="observed_contract",
-            status=Status.PASS,
-            reason=f"wrote the observed schema ({len(observed)} columns) to {target}",
-        )
+        return self.spec(getattr(context.get("dag"), "fileloc", None)).evaluate()

@@ -793,7 +793,7 @@ def test_undefined_connection(monkeypatch: pytest.MonkeyPatch) -> None:
         spec.evaluate(as_of=utc(2024, 1, 1))
     op = SchemaCheckOperator(task_id="s", conn_id="no_such_warehouse", table="events", contract="c.json")
     with pytest.raises(MlobsInputError, match="no_such_warehouse"):
-        op.observed_columns()
+        op.spec().observed_columns()
 
 
 def test_missing_table_through_connection(pg_schema: str, pg_wh: str) -> None:
@@ -805,7 +805,7 @@ def test_missing_table_through_connection(pg_schema: str, pg_wh: str) -> None:
 
     op = SchemaCheckOperator(task_id="s", conn_id=pg_wh, table=f"{pg_schema}.missing", contract="c.json")
     with pytest.raises(MlobsInputError) as err:
-        op.observed_columns()
+        op.spec().observed_columns()
     assert "pg_wh" in str(err.value)
     assert f"{pg_schema}.missing" in str(err.value)
 
@@ -831,7 +831,7 @@ def test_schema_operator_through_connection(
     )
 
     op = SchemaCheckOperator(task_id="s", conn_id=pg_wh, table=table, contract=str(contract_path))
-    observed = op.observed_columns()
+    observed = op.spec().observed_columns()
     assert [c.name for c in observed] == ["customer_id", "customer_age", "score", "segment", "updated_at"]
     assert [(c.name, c.logical_type, c.nullable) for c in observed] == [
         (c.name, c.logical_type, c.nullable) for c in catalog
@@ -847,7 +847,9 @@ def test_schema_operator_through_connection(
     # A rename in the database breaks the contract, with the rename hint.
     run_sql(pg_engine, f"ALTER TABLE {table} RENAME COLUMN customer_age TO age")
     result = compare_schema(
-        dataset=op.dataset_name(), observed=op.observed_columns(), contract=load_contract(contract_path)
+        dataset=op.dataset_name(),
+        observed=op.spec().observed_columns(),
+        contract=load_contract(contract_path),
     )
     assert result.status is Status.FAIL
     assert any("renamed?" in f.reason for f in result.findings)
@@ -859,7 +861,7 @@ def test_observed_columns_only_from_catalog(pg_engine: sa.Engine, pg_schema: str
         pg_engine, f'CREATE TABLE {pg_schema}."Features" ("EventTime" timestamptz NOT NULL, "Value" real)'
     )
     op = SchemaCheckOperator(task_id="s", conn_id=pg_wh, table=f'{pg_schema}."Features"', contract="c.json")
-    assert op.observed_columns() == [
+    assert op.spec().observed_columns() == [
         ColumnInfo("EventTime", LogicalType.TIMESTAMP, "TIMESTAMP WITH TIME ZONE", False),
         ColumnInfo("Value", LogicalType.FLOAT, "REAL", True),
     ]
