@@ -32,8 +32,9 @@ from airflow_mlobs.core.profile import (
 )
 from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
+from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.drift_sql import profile_sql
-from airflow_mlobs.sources.sqlkit import MAX_FLOAT, catalog_columns, db_message, window_conditions
+from airflow_mlobs.sources.sqlkit import catalog_columns, db_message, window_conditions
 
 
 def quantile_positions(n: int, bins: int) -> list[int]:
@@ -63,12 +64,16 @@ def build_baseline_sql(
     categorical_max_distinct: int = DEFAULT_CATEGORICAL_MAX_DISTINCT,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     source: str = "",
+    dialect: SqlDialect | None = None,
 ) -> Baseline:
     """Build a baseline from a table (kinds from the catalog) or a query (``kinds`` required).
 
     ``columns`` defaults to the table's numeric, boolean and text columns (timestamps, dates and
-    binary columns are left out). Raises ``SourceError`` naming the table or columns on bad input.
+    binary columns are left out). ``dialect`` defaults to
+    :func:`~airflow_mlobs.sources.dialect.dialect_for` the engine. Raises ``SourceError`` naming the
+    table or columns on bad input.
     """
+    dialect = dialect or dialect_for(engine)
     explicit = set(kinds or {})
     kinds = dict(kinds or {})
     logical: dict[str, LogicalType] = {}
@@ -146,9 +151,7 @@ def build_baseline_sql(
                 aggregates: list[sa.ColumnElement[Any]] = []
                 for n in numeric:
                     x = sa.cast(from_clause.c[n], sa.Float)
-                    finite = sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT)
-                    if engine.dialect.name == "sqlite":
-                        finite = sa.and_(finite, sa.func.typeof(from_clause.c[n]).in_(["integer", "real"]))
+                    finite = dialect.finite(from_clause.c[n])
                     aggregates += [
                         sa.func.count().filter(finite).label(f"{n}__n"),
                         sa.func.count(sa.distinct(sa.case((finite, x)))).label(f"{n}__distinct"),
@@ -164,9 +167,7 @@ def build_baseline_sql(
                         kinds[n] = "categorical"
                         continue
                     x = sa.cast(from_clause.c[n], sa.Float)
-                    finite = sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT)
-                    if engine.dialect.name == "sqlite":
-                        finite = sa.and_(finite, sa.func.typeof(from_clause.c[n]).in_(["integer", "real"]))
+                    finite = dialect.finite(from_clause.c[n])
                     ordered = (
                         sa.select(x.label("v"), sa.func.row_number().over(order_by=x).label("rn"))
                         .select_from(from_clause)
@@ -203,6 +204,7 @@ def build_baseline_sql(
         naive_zone=naive_zone,
         where=where,
         max_categories=max_categories,
+        dialect=dialect,
     )
     for n in categorical:
         profile = reference.columns.get(n)

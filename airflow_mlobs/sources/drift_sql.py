@@ -39,6 +39,7 @@ from airflow_mlobs.core.types import (
     logical_type_from_name,
 )
 from airflow_mlobs.sources.dberrors import source_failure
+from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message, window_conditions
 
 MAX_SEGMENTS = 200
@@ -56,6 +57,7 @@ def profile_sql(
     naive_zone: tzinfo = UTC,
     where: str | None = None,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    dialect: SqlDialect | None = None,
 ) -> tuple[Profile, QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
     See :func:`profile_sql_segments` for the definitions; this is the same without segments."""
@@ -70,6 +72,7 @@ def profile_sql(
         naive_zone=naive_zone,
         where=where,
         max_categories=max_categories,
+        dialect=dialect,
     )
     return profiles[None], stats
 
@@ -88,6 +91,7 @@ def profile_sql_segments(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     segment_column: str | None = None,
     max_segments: int = MAX_SEGMENTS,
+    dialect: SqlDialect | None = None,
 ) -> tuple[dict[str | None, Profile], QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
 
@@ -99,10 +103,11 @@ def profile_sql_segments(
     non-finite counts, min, max, sum, sum of squares, and the count below each bin edge, from which
     bin counts follow; per categorical column the non-null count), and one grouped statement with
     the ``max_categories + 1`` most frequent values of each categorical column (ranked in the
-    database; PostgreSQL groups all columns in one scan with GROUPING SETS). On PostgreSQL the
-    first statement packs each column's bin counts into one exact numeric sum
-    (:func:`_postgres_profile_statement`); elsewhere it counts the rows below each edge. The result equals
-    :func:`airflow_mlobs.sources.drift_frame.profile_frame` on the same rows.
+    database; where the dialect supports GROUPING SETS, all columns in one scan). Where the dialect
+    packs bin counts (PostgreSQL) the first statement packs each column's bin counts into one exact
+    numeric sum (:func:`_packed_profile_statement`); elsewhere it counts the rows below each edge.
+    ``dialect`` defaults to :func:`~airflow_mlobs.sources.dialect.dialect_for` the engine. The
+    result equals :func:`airflow_mlobs.sources.drift_frame.profile_frame` on the same rows.
 
     A ``sql`` query has no catalog: with a window, one more statement reads one non-NULL timestamp
     to learn whether the column carries a zone (naive values are wall-clock time in
@@ -211,22 +216,17 @@ def profile_sql_segments(
     if where:
         conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
 
-    is_sqlite = engine.dialect.name == "sqlite"
-    is_postgres = engine.dialect.name == "postgresql"
+    dialect = dialect or dialect_for(engine)
     segment = source.c[segment_column] if segment_column else None
-    if is_postgres:
-        aggregate_statement, layout = _postgres_profile_statement(source, present, segment)
+    if dialect.packs_bin_counts:
+        aggregate_statement, layout = _packed_profile_statement(source, present, segment, dialect)
     else:
-        aggregate_statement, layout = _portable_profile_statement(source, present, segment, is_sqlite)
+        aggregate_statement, layout = _portable_profile_statement(source, present, segment, dialect)
 
     categorical = [(i, s) for i, s in enumerate(present) if s.kind == "categorical"]
     try:
         with engine.begin() as conn:
-            if is_postgres:
-                # Measured slower with JIT at 1M and 10M rows, with and without inlining and
-                # optimisation (benchmarks/README.md, drift section): the aggregates are simple
-                # function calls and every parallel worker compiles them again.
-                conn.execute(sa.text("SET LOCAL jit = off"))
+            dialect.prepare_session(conn, "profile")
             grouped_rows = [dict(r._mapping) for r in conn.execute(aggregate_statement(conditions, True))]
             statements += 1
             rows_fetched += len(grouped_rows)
@@ -248,7 +248,7 @@ def profile_sql_segments(
                 rows_by_segment[None] = empty
             top: dict[tuple[str | None, str], list[tuple[Any, int]]] = {}
             if categorical:
-                grouped = _top_categories(engine, source, conditions, categorical, max_categories, segment)
+                grouped = _top_categories(dialect, source, conditions, categorical, max_categories, segment)
                 result = conn.execute(grouped)
                 statements += 1
                 for label, segment_value, value, count in result:
@@ -291,11 +291,15 @@ def _portable_profile_statement(
     source: sa.FromClause,
     present: list[ColumnSpec],
     segment: sa.ColumnElement[Any] | None,
-    is_sqlite: bool,
+    dialect: SqlDialect,
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
     """The profile aggregates for any dialect: per numeric column the finite count, min, max, sum,
     sum of squares and ``count(*) FILTER (WHERE x < edge)`` per bin edge. Returns a function of the
-    window conditions (and whether to group by the segment) and the numeric columns' layout."""
+    window conditions (and whether to group by the segment) and the numeric columns' layout.
+
+    Where a column can hold non-numbers (:meth:`SqlDialect.stored_number`), those are counted as
+    invalid and each edge count tests finiteness; with typed columns, one -inf count per column
+    replaces that test."""
     aggregates: list[sa.ColumnElement[Any]] = [sa.func.count().label("rows")]
     layout: list[tuple[ColumnSpec, int]] = []
     for index, spec in enumerate(present):
@@ -305,17 +309,15 @@ def _portable_profile_statement(
         if spec.kind != "numeric":
             continue
         x = sa.cast(col, sa.Float)
-        if is_sqlite:
-            # SQLite casts text to 0.0; only stored numbers are numbers.
-            numeric_value = sa.func.typeof(col).in_(["integer", "real"])
-            finite = sa.and_(numeric_value, x >= -MAX_FLOAT, x <= MAX_FLOAT)
+        finite = dialect.finite(col)
+        numeric_value = dialect.stored_number(col)
+        if numeric_value is not None:
             aggregates.append(
                 sa.func.count()
                 .filter(sa.and_(col.is_not(None), sa.not_(numeric_value)))
                 .label(f"{prefix}_invalid")
             )
         else:
-            finite = sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT)
             aggregates.append(sa.literal(0).label(f"{prefix}_invalid"))
         aggregates += [
             sa.func.count().filter(finite).label(f"{prefix}_count"),
@@ -324,7 +326,7 @@ def _portable_profile_statement(
             sa.func.sum(x).filter(finite).label(f"{prefix}_sum"),
             sa.func.sum(x * x).filter(finite).label(f"{prefix}_sumsq"),
         ]
-        if is_sqlite:
+        if numeric_value is not None:
             below_edge = [sa.and_(finite, x < sa.literal(edge, sa.Float)) for edge in spec.edges]
             aggregates.append(sa.literal(0).label(f"{prefix}_neginf"))
         else:
@@ -349,12 +351,14 @@ def _portable_profile_statement(
     return statement, layout
 
 
-def _postgres_profile_statement(
+def _packed_profile_statement(
     source: sa.FromClause,
     present: list[ColumnSpec],
     segment: sa.ColumnElement[Any] | None,
+    dialect: SqlDialect,
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
-    """The profile aggregates for PostgreSQL, about 2.5x faster than the portable statement.
+    """The profile aggregates where the dialect packs bin counts (PostgreSQL), about 2.5x faster
+    than the portable statement.
 
     * A subquery computes each numeric column's finite value once per row (``CASE WHEN x >= -max
       AND x <= max THEN x END``: NULL for NULL, NaN and +-inf); count, min, max, sum and sum of
@@ -376,7 +380,7 @@ def _postgres_profile_statement(
         inner.append(source.c[spec.name].label(f"v{index}"))
         if spec.kind == "numeric":
             x = sa.cast(source.c[spec.name], sa.Float)
-            inner.append(sa.case((sa.and_(x >= -MAX_FLOAT, x <= MAX_FLOAT), x)).label(f"f{index}"))
+            inner.append(sa.case((dialect.finite(source.c[spec.name]), x)).label(f"f{index}"))
     if segment is not None:
         inner.append(segment.label("mlobs_segment"))
     inner.append(sa.func.clock_timestamp().label("mlobs_no_flatten"))
@@ -490,7 +494,7 @@ def _assemble_profile(
 
 
 def _top_categories(
-    engine: Engine,
+    dialect: SqlDialect,
     source: sa.FromClause,
     conditions: list[sa.ColumnElement[bool]],
     categorical: list[tuple[int, ColumnSpec]],
@@ -498,11 +502,11 @@ def _top_categories(
     segment: sa.ColumnElement[Any] | None = None,
 ) -> sa.Select[Any]:
     """The ``max_categories + 1`` most frequent values per categorical column (and segment), ranked
-    in the database. Rows: ``(label, segment, value, n)``."""
+    in the database. Rows: ``(label, segment, value, n)``. Where the dialect supports GROUPING
+    SETS, one scan over all columns; otherwise one ``GROUP BY`` per column joined by ``UNION ALL``."""
     segment_text: sa.ColumnElement[Any] = sa.cast(segment, sa.Text) if segment is not None else sa.null()
     keys = [segment] if segment is not None else []
-    if engine.dialect.name == "postgresql":
-        # One scan: GROUPING SETS over all categorical columns at once.
+    if dialect.supports_grouping_sets:
         cols = [source.c[spec.name] for _, spec in categorical]
         value = sa.case(
             *((sa.func.grouping(col) == 0, sa.cast(col, sa.Text)) for col in cols), else_=sa.null()

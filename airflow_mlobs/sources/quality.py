@@ -38,6 +38,7 @@ from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.quality import SuiteError, check_suite_dict
 from airflow_mlobs.core.types import LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
+from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import catalog_columns, window_conditions
 
 GX_ANALYTICS_ENV = "GX_ANALYTICS_ENABLED"
@@ -161,16 +162,11 @@ def _scrub(message: str, engine: Engine) -> str:
     return text[:500]
 
 
-def _add_datasource(context: Any, engine: Engine) -> Any:
+def _add_datasource(context: Any, engine: Engine, dialect: SqlDialect) -> Any:
     # Great Expectations' fluent datasources take a connection string, not an engine, so the
     # password goes into it; the string is never logged or stored (errors are scrubbed).
     url = engine.url.render_as_string(hide_password=False)
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return context.data_sources.add_postgres(_DATASOURCE, connection_string=url)
-    if dialect == "sqlite":
-        return context.data_sources.add_sqlite(_DATASOURCE, connection_string=url)
-    return context.data_sources.add_sql(_DATASOURCE, connection_string=url)
+    return dialect.gx_datasource(context, _DATASOURCE, url)
 
 
 def validate_table(
@@ -184,10 +180,13 @@ def validate_table(
     window_end: datetime | None = None,
     naive_zone: tzinfo,
     suite_parameters: Mapping[str, Any] | None = None,
+    dialect: SqlDialect | None = None,
 ) -> SuiteRun:
     """Validate ``suite`` on the rows of ``table`` in ``[window_start, window_end)`` of
-    ``timestamp_column``, in the database (see the module docstring). Raises ``SourceError`` naming
-    the table or column when they do not exist, ``SuiteError`` for a suite GE cannot load."""
+    ``timestamp_column``, in the database (see the module docstring). ``dialect`` (default:
+    :func:`~airflow_mlobs.sources.dialect.dialect_for` the engine) picks GE's datasource. Raises
+    ``SourceError`` naming the table or column when they do not exist, ``SuiteError`` for a suite
+    GE cannot load."""
     catalog = {info.name: (info, sql_type) for info, sql_type in catalog_columns(engine, table)}
     conditions: list[sa.ColumnElement[bool]] = []
     if timestamp_column and (window_start is not None or window_end is not None):
@@ -225,7 +224,7 @@ def validate_table(
     execution_engine: Any = None
     try:
         try:
-            datasource = _add_datasource(context, engine)
+            datasource = _add_datasource(context, engine, dialect or dialect_for(engine))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # schema_name is deprecated in favour of the URL's
                 asset = datasource.add_table_asset(

@@ -36,8 +36,10 @@ from airflow_mlobs.core.profile import (
 )
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
+from airflow_mlobs.sources.baseline_sql import build_baseline_sql
+from airflow_mlobs.sources.dialect import SqlDialect
 from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
-from airflow_mlobs.sources.drift_sql import profile_sql
+from airflow_mlobs.sources.drift_sql import profile_sql, profile_sql_segments
 from airflow_mlobs.sources.sqlkit import QueryStats
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -442,6 +444,53 @@ def test_sqlite_text_in_numeric_column_is_invalid(tmp_path: Path) -> None:
         assert (got.count, got.nulls, got.non_finite) == (4, 1, 2), name
     assert_same_profile(profile, expected)
     engine.dispose()
+
+
+# --- the generic ANSI dialect against each database's own ----------------------------------------
+
+
+@pytest.mark.parametrize("segment_column", [None, "model_version"])
+@pytest.mark.parametrize("source", ["table", "query"])
+def test_ansi_dialect_profile_equals_native(db: Database, source: str, segment_column: str | None) -> None:
+    """The generic dialect (portable statement, UNION ALL categories, no session settings) gives
+    the database's own dialect's profiles on typed columns: on PostgreSQL it checks the packed
+    statement and GROUPING SETS against the portable ones; on SQLite, that the ANSI statements run
+    there (text in numeric columns, which only SQLite's dialect handles, is not in these rows)."""
+    frame = sample_frame(3_000, seed=5)
+    db.load("features", frame)
+    specs = list(reference_baseline().columns.values())
+    where: dict[str, Any] = (
+        {"table": db.ref("features")}
+        if source == "table"
+        else {"sql": f"SELECT * FROM {db.qualified('features')}"}
+    )
+    window: dict[str, Any] = {
+        "timestamp_column": "ts",
+        "window_start": WINDOW_START,
+        "window_end": WINDOW_END,
+        "segment_column": segment_column,
+    }
+    native, native_stats = profile_sql_segments(db.engine, specs, **where, **window)
+    ansi, ansi_stats = profile_sql_segments(db.engine, specs, **where, **window, dialect=SqlDialect())
+    assert set(ansi) == set(native) == ({None} if segment_column is None else {"v1", "v2", "v3"})
+    for key, profile in native.items():
+        assert profile.row_count > 0
+        assert_same_profile(ansi[key], profile)
+    assert ansi_stats == native_stats
+
+
+def test_ansi_dialect_baseline_equals_native(db: Database) -> None:
+    frame = sample_frame(3_000, seed=9)
+    db.load("features", frame)
+    columns = list(NUMERIC + CATEGORICAL)
+    built = {
+        label: build_baseline_sql(
+            db.engine, name="b", version="v1", table=db.ref("features"), columns=columns, dialect=dialect
+        )
+        for label, dialect in (("native", None), ("ansi", SqlDialect()))
+    }
+    assert built["ansi"].columns == built["native"].columns
+    assert_same_profile(built["ansi"].reference, built["native"].reference)
 
 
 # --- pushdown proof at 1,000,000 rows on PostgreSQL --------------------------------------------------

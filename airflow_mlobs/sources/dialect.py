@@ -1,0 +1,164 @@
+"""Database dialects: one object per database answers every difference the SQL gatherers meet.
+
+The gatherers (``drift_sql``, ``baseline_sql``, ``performance_sql``, ``quality``) never branch on
+a database's name; they ask the engine's dialect object (:func:`dialect_for`) how to test a finite
+number, which statement variant applies, which session settings a query wants, and how Great
+Expectations reaches the database. The model is Airflow common.sql's ``Dialect``.
+
+:class:`SqlDialect` is the generic ANSI behaviour (typed columns, ``FILTER``, window functions,
+``FLOOR``, ``CASE``) and answers for any database without a class of its own; a database is added
+by one subclass overriding what differs, listed in :data:`DIALECTS`. Nothing here opens a
+connection except :meth:`SqlDialect.prepare_session`, so each dialect's choices can be checked
+without a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from airflow_mlobs.sources.sqlkit import MAX_FLOAT
+
+QueryPurpose = Literal["profile", "performance_grouped", "performance_ranked"]
+"""What a statement is for, so a dialect can tune the session before it runs: the drift profile
+aggregates, or the grouped or ranked formulation of the performance join."""
+
+
+class SqlDialect:
+    """The generic ANSI SQL dialect, and the base every database's dialect starts from.
+
+    It assumes a column holds values of its declared type, ``count(*) FILTER (WHERE ...)``,
+    ``ROW_NUMBER() OVER``, ``FLOOR`` and ``CASE``, no ``GROUPING SETS`` and no session tuning. A
+    subclass overrides only what its database does differently (or better).
+    """
+
+    #: The SQLAlchemy dialect name this class answers for (``engine.dialect.name``).
+    name: ClassVar[str] = "ansi"
+    #: Whether the profile statement packs each numeric column's bin counts into one exact numeric
+    #: sum over ``width_bucket(x, edges)``: one aggregate per column instead of one per edge. Needs
+    #: PostgreSQL's array-valued ``width_bucket``, ``numeric[]`` literals (19 decimal digits per bin)
+    #: and ``clock_timestamp()``; see ``drift_sql._packed_profile_statement``.
+    packs_bin_counts: ClassVar[bool] = False
+    #: Whether the top-categories statement ranks all categorical columns in one scan with
+    #: ``GROUP BY GROUPING SETS`` and ``GROUPING()``; otherwise one ``GROUP BY`` per column joined
+    #: by ``UNION ALL``.
+    supports_grouping_sets: ClassVar[bool] = False
+    #: Whether ``ORDER BY x DESC`` puts NULLs first (NULL sorts above every value, as in PostgreSQL,
+    #: Oracle, Snowflake); False where NULL sorts below every value (SQLite, MySQL, SQL Server) or
+    #: last in both directions (DuckDB). The grouped performance statement mirrors this order so
+    #: it picks the same winning label as the ranked one.
+    descending_nulls_first: ClassVar[bool] = False
+
+    def stored_number(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
+        """A condition true when the value stored in ``column`` is a number, for databases whose
+        columns can hold values of any type; ``None`` where the column's declared type
+        guarantees it (then no value of a numeric column is ``invalid``)."""
+        del column
+        return None
+
+    def finite(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """A condition true when ``column`` holds a finite number: false for NULL, NaN, +-infinity
+        (NaN compares above every number where the database has it) and stored non-numbers."""
+        x = sa.cast(column, sa.Float)
+        number = self.stored_number(column)
+        in_range = [x >= -MAX_FLOAT, x <= MAX_FLOAT]
+        return sa.and_(*in_range) if number is None else sa.and_(number, *in_range)
+
+    def floor_capped(self, value: sa.ColumnElement[Any], cap: int) -> sa.ColumnElement[Any]:
+        """``floor(value)`` as an integer, at most ``cap``, for ``value >= 0`` (a score's bin index).
+
+        ANSI leaves rounding vs truncation of ``CAST(float AS INTEGER)`` to the database, so the
+        generic form floors first; the cap is a ``CASE`` (``LEAST`` is not standard)."""
+        floored: sa.ColumnElement[Any] = sa.cast(sa.func.floor(value), sa.Integer)
+        return sa.case((floored > cap, cap), else_=floored)
+
+    def session_settings(self, purpose: QueryPurpose) -> tuple[str, ...]:
+        """Statements run in the transaction before a statement for ``purpose`` (none here)."""
+        del purpose
+        return ()
+
+    def prepare_session(self, conn: Connection, purpose: QueryPurpose) -> None:
+        """Run :meth:`session_settings` for ``purpose`` on ``conn``; call it inside the transaction
+        (``engine.begin()``) that then runs the statement, since the settings are transaction-local."""
+        for setting in self.session_settings(purpose):
+            conn.execute(sa.text(setting))
+
+    def gx_datasource(self, context: Any, name: str, connection_string: str) -> Any:
+        """Add a Great Expectations datasource ``name`` for this database to ``context``: the
+        generic SQL datasource here; subclasses use GE's database-specific one where it exists."""
+        return context.data_sources.add_sql(name, connection_string=connection_string)
+
+
+class PostgresDialect(SqlDialect):
+    """PostgreSQL: packed bin counts, GROUPING SETS, NULLs sort high, planner settings per query."""
+
+    name = "postgresql"
+    packs_bin_counts = True
+    supports_grouping_sets = True
+    descending_nulls_first = True
+
+    def floor_capped(self, value: sa.ColumnElement[Any], cap: int) -> sa.ColumnElement[Any]:
+        """``LEAST(CAST(floor(value) AS INTEGER), cap)``: PostgreSQL's CAST rounds, so floor first."""
+        return sa.func.least(sa.cast(sa.func.floor(value), sa.Integer), cap)
+
+    def session_settings(self, purpose: QueryPurpose) -> tuple[str, ...]:
+        """``SET LOCAL`` planner settings, each measured (``benchmarks/README.md``).
+
+        * ``jit = off`` for the drift profile: slower with JIT at 1M and 10M rows, with and without
+          inlining and optimisation; the aggregates are simple function calls and every parallel
+          worker compiles them again. Also for the ranked performance statement, whose window
+          functions and CASE expressions ran slower compiled; the grouped one runs serially after
+          the join and is faster with JIT (12.5 s instead of 19 s at 10M predictions).
+        * ``enable_sort = off`` for both performance statements: the planner overestimates the
+          groups of the final ``GROUP BY`` (10-100x) and the rows left after ``ROW_NUMBER() = 1``
+          (200x), and would sort (spilling with the default ``work_mem``) instead of hashing.
+        """
+        if purpose == "profile":
+            return ("SET LOCAL jit = off",)
+        if purpose == "performance_ranked":
+            return ("SET LOCAL jit = off", "SET LOCAL enable_sort = off")
+        return ("SET LOCAL enable_sort = off",)
+
+    def gx_datasource(self, context: Any, name: str, connection_string: str) -> Any:
+        """Great Expectations' PostgreSQL datasource."""
+        return context.data_sources.add_postgres(name, connection_string=connection_string)
+
+
+class SqliteDialect(SqlDialect):
+    """SQLite: any column can hold any value (text cast to a number is 0.0), CAST truncates."""
+
+    name = "sqlite"
+
+    def stored_number(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
+        """``typeof(column) IN ('integer', 'real')``: only stored numbers are numbers, since
+        SQLite casts text to 0.0."""
+        return sa.func.typeof(column).in_(["integer", "real"])
+
+    def floor_capped(self, value: sa.ColumnElement[Any], cap: int) -> sa.ColumnElement[Any]:
+        """``CAST(value AS INTEGER)`` (truncates, the floor for ``value >= 0``; ``floor()`` needs
+        SQLite's optional math functions), capped with ``CASE``."""
+        raw: sa.ColumnElement[Any] = sa.cast(value, sa.Integer)
+        return sa.case((raw > cap, cap), else_=raw)
+
+    def gx_datasource(self, context: Any, name: str, connection_string: str) -> Any:
+        """Great Expectations' SQLite datasource."""
+        return context.data_sources.add_sqlite(name, connection_string=connection_string)
+
+
+#: The dialects with a class of their own; any other database gets :class:`SqlDialect`.
+DIALECTS: tuple[type[SqlDialect], ...] = (PostgresDialect, SqliteDialect)
+_BY_NAME: dict[str, SqlDialect] = {cls.name: cls() for cls in DIALECTS}
+_ANSI = SqlDialect()
+
+
+def dialect_named(name: str) -> SqlDialect:
+    """The dialect object for a SQLAlchemy dialect name (``"postgresql"``); the generic ANSI one
+    for a name without a class."""
+    return _BY_NAME.get(name, _ANSI)
+
+
+def dialect_for(engine: Engine | Connection) -> SqlDialect:
+    """The dialect object for ``engine``'s database (see :func:`dialect_named`)."""
+    return dialect_named(engine.dialect.name)
