@@ -44,12 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from airflow_mlobs.core.performance import (  # noqa: E402
-    PerformanceSettings,
-    classification_metrics,
-    evaluation_window,
-    judge_performance,
-)
+from airflow_mlobs.core.performance.judge import judge_performance  # noqa: E402
+from airflow_mlobs.core.performance.metrics import classification_metrics  # noqa: E402
+from airflow_mlobs.core.performance.window import evaluation_window  # noqa: E402
+from airflow_mlobs.core.performance_settings import PerformanceSettings  # noqa: E402
 from airflow_mlobs.core.types import TableRef  # noqa: E402
 from airflow_mlobs.sources.performance_sql import (  # noqa: E402
     PerformanceSource,

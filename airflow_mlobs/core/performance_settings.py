@@ -3,7 +3,7 @@
 
 Light on purpose (the standard library only): operators validate these in the constructor, at DAG
 parse time, and must not pay for numpy there. The windows, summaries, metrics and judgement are in
-:mod:`airflow_mlobs.core.performance`, which re-exports these names.
+the package :mod:`airflow_mlobs.core.performance`.
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ class DriftReading:
 @dataclass(frozen=True)
 class PerformanceReading:
     """What a performance result reports about its main metric (written by
-    :func:`airflow_mlobs.core.performance.judge_performance`).
+    :func:`airflow_mlobs.core.performance.judge.judge_performance`).
 
     ``drop`` is the main metric's fall from its baseline in the metric's units (``None`` when not
     judged); ``label_coverage`` the share of predictions with a label by the cut-off.

@@ -40,7 +40,8 @@ from airflow_mlobs.operators.base import (
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlobs.core.performance import PerformanceWindow, Summary
+    from airflow_mlobs.core.performance.summary import Summary
+    from airflow_mlobs.core.performance.window import PerformanceWindow
     from airflow_mlobs.sources.performance_sql import PerformanceSource
 
 
@@ -259,7 +260,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
     def evaluate(self, context: Context) -> CheckResult:
         """Shift the window back by the label delay, join and aggregate in the database, judge."""
         # numpy (and the gatherers) load when a task runs, never at DAG parse time.
-        from airflow_mlobs.core.performance import PerformanceWindow, evaluation_window, judge_performance
+        from airflow_mlobs.core.performance.judge import judge_performance
+        from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
         from airflow_mlobs.sources.performance_sql import PerformanceSource
 
         label_conn = self.label_conn_id or self.conn_id

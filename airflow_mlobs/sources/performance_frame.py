@@ -49,17 +49,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.core.errors import SourceError
-from airflow_mlobs.core.performance import (
-    DEFAULT_BINS,
-    Coverage,
-    DuplicateLabels,
-    PerformanceWindow,
+from airflow_mlobs.core.performance.summary import (
     Summary,
-    Task,
-    check_duplicate_labels,
     summarize_classification_arrays,
     summarize_multiclass_arrays,
     summarize_regression_arrays,
+)
+from airflow_mlobs.core.performance.window import Coverage, PerformanceWindow
+from airflow_mlobs.core.performance_settings import (
+    DEFAULT_BINS,
+    DuplicateLabels,
+    Task,
+    check_duplicate_labels,
 )
 from airflow_mlobs.core.performance_settings import DEFAULT_CHUNKSIZE as DEFAULT_CHUNKSIZE
 from airflow_mlobs.core.timeutil import to_naive_in
@@ -667,7 +668,11 @@ def performance_summary_join(
 
 
 def _empty_summary(task: Task, bins: int) -> Summary:
-    from airflow_mlobs.core.performance import ClassificationSummary, MulticlassSummary, RegressionSummary
+    from airflow_mlobs.core.performance.summary import (
+        ClassificationSummary,
+        MulticlassSummary,
+        RegressionSummary,
+    )
 
     if task == "classification":
         return ClassificationSummary(bins=bins, coverage=Coverage())

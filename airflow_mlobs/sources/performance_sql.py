@@ -65,16 +65,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from airflow_mlobs.core.errors import SourceError
-from airflow_mlobs.core.performance import (
-    DEFAULT_BINS,
+from airflow_mlobs.core.performance.summary import (
     LOG_LOSS_EPS,
     ClassificationSummary,
-    Coverage,
-    DuplicateLabels,
     MulticlassSummary,
-    PerformanceWindow,
     RegressionSummary,
     Summary,
+)
+from airflow_mlobs.core.performance.window import Coverage, PerformanceWindow
+from airflow_mlobs.core.performance_settings import (
+    DEFAULT_BINS,
+    DuplicateLabels,
     Task,
     check_duplicate_labels,
 )

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from airflow_mlobs.core.performance import ClassificationSummary, classification_metrics
+from airflow_mlobs.core.performance.metrics import classification_metrics
+from airflow_mlobs.core.performance.summary import ClassificationSummary
 from airflow_mlobs.sources.performance_sql import performance_summary_sql
 from tests.integration.test_performance_sql import WINDOW, _source
 

@@ -22,13 +22,9 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_mlobs.core.errors import SourceError
-from airflow_mlobs.core.performance import (
-    ClassificationSummary,
-    DuplicateLabels,
-    MulticlassSummary,
-    RegressionSummary,
-    multiclass_metrics,
-)
+from airflow_mlobs.core.performance.metrics import multiclass_metrics
+from airflow_mlobs.core.performance.summary import ClassificationSummary, MulticlassSummary, RegressionSummary
+from airflow_mlobs.core.performance_settings import DuplicateLabels
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.performance_frame import performance_summary_join

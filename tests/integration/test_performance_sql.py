@@ -25,20 +25,17 @@ import sqlalchemy as sa
 from scipy import stats as sps
 
 from airflow_mlobs.core.errors import SourceError
-from airflow_mlobs.core.performance import (
+from airflow_mlobs.core.performance.judge import judge_performance
+from airflow_mlobs.core.performance.metrics import classification_metrics, regression_metrics
+from airflow_mlobs.core.performance.summary import (
     ClassificationSummary,
-    DuplicateLabels,
     MulticlassSummary,
-    PerformanceSettings,
     RegressionSummary,
-    classification_metrics,
-    evaluation_window,
-    judge_performance,
-    regression_metrics,
     summarize_classification,
     summarize_regression,
-    winning_labels,
 )
+from airflow_mlobs.core.performance.window import evaluation_window, winning_labels
+from airflow_mlobs.core.performance_settings import DuplicateLabels, PerformanceSettings
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.performance_frame import performance_summary_join

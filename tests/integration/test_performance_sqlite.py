@@ -12,12 +12,8 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from airflow_mlobs.core.performance import (
-    ClassificationSummary,
-    MulticlassSummary,
-    RegressionSummary,
-    classification_metrics,
-)
+from airflow_mlobs.core.performance.metrics import classification_metrics
+from airflow_mlobs.core.performance.summary import ClassificationSummary, MulticlassSummary, RegressionSummary
 from airflow_mlobs.sources.performance_frame import performance_summary_join
 from airflow_mlobs.sources.performance_sql import performance_summary_sql
 from tests.integration.test_performance_join import (

@@ -15,27 +15,25 @@ from scipy import stats as sps
 
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.gate import GatePolicy, conditions_met
-from airflow_mlobs.core.notify import context_line
-from airflow_mlobs.core.performance import (
+from airflow_mlobs.core.performance.judge import drop_of, judge_performance
+from airflow_mlobs.core.performance.metrics import classification_metrics, regression_metrics
+from airflow_mlobs.core.performance.summary import (
     ClassificationSummary,
-    Coverage,
-    DropLevels,
-    PerformanceSettings,
     RegressionSummary,
-    classification_metrics,
-    drop_of,
-    evaluation_window,
-    judge_performance,
-    latest_labels,
-    parse_max_drop,
-    regression_metrics,
     score_bin,
-    shift_back,
     summarize_classification,
     summarize_regression,
+)
+from airflow_mlobs.core.performance.window import (
+    Coverage,
+    evaluation_window,
+    latest_labels,
+    shift_back,
     winning_labels,
 )
+from airflow_mlobs.core.performance_settings import DropLevels, PerformanceSettings, parse_max_drop
 from airflow_mlobs.core.result import Status
+from airflow_mlobs.render.headline import headline
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -405,7 +403,7 @@ def test_drop_within_sampling_error_does_not_breach_but_a_real_drop_does() -> No
     assert better.status is Status.PASS and better.metrics["drop"] == pytest.approx(-0.1)
     # the gate and notifications read these keys
     assert "performance_drop" in conditions_met(GatePolicy(drift_share=None, performance_drop=0.1), far)
-    assert context_line(far) is not None and "label coverage 100%" in (context_line(far) or "")
+    assert headline(far) is not None and "label coverage 100%" in (headline(far) or "")
     json.loads(far.to_json())
 
 
@@ -547,7 +545,7 @@ def _miscalibrated(rng: np.random.Generator, n: int, low: float, high: float):  
 def test_calibration_map_is_the_reference_rate_per_score_bin_and_identity_where_empty() -> None:
     rng = np.random.default_rng(21)
     y, s = _miscalibrated(rng, 50_000, 0.0, 0.7)
-    from airflow_mlobs.core.performance import calibration_map
+    from airflow_mlobs.core.performance.metrics import calibration_map
 
     rates = calibration_map(_summary(y, s))
     assert len(rates) == 10
@@ -564,7 +562,7 @@ def test_calibrated_estimates_equal_a_direct_computation_and_track_the_labels() 
     reference = _summary(ref_y, ref_s)
     y, s = _miscalibrated(rng, 20_000, 0.3, 1.0)  # the new mix scores higher
     current = _summary(y, s)
-    from airflow_mlobs.core.performance import calibration_map
+    from airflow_mlobs.core.performance.metrics import calibration_map
 
     rates = np.asarray(calibration_map(reference))
     calibrated = classification_metrics(current, tuple(rates))

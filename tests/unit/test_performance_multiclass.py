@@ -12,15 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from airflow_mlobs.core.performance import (
-    Coverage,
-    DropLevels,
+from airflow_mlobs.core.performance.judge import judge_performance
+from airflow_mlobs.core.performance.metrics import compute_metrics, multiclass_metrics
+from airflow_mlobs.core.performance.summary import (
     MulticlassSummary,
-    PerformanceSettings,
-    compute_metrics,
-    judge_performance,
-    latest_labels,
-    multiclass_metrics,
     summarize_classification,
     summarize_classification_arrays,
     summarize_multiclass,
@@ -28,6 +23,8 @@ from airflow_mlobs.core.performance import (
     summarize_regression,
     summarize_regression_arrays,
 )
+from airflow_mlobs.core.performance.window import Coverage, latest_labels
+from airflow_mlobs.core.performance_settings import DropLevels, PerformanceSettings
 from airflow_mlobs.core.result import Status
 
 CLASSES = ["cat", "dog", "fox", "owl"]
