@@ -163,10 +163,28 @@ class CheckResultMixin:
     results_conn_id: str | None
     on_breach: OnBreach
     notify: Sequence[CheckNotifier] = ()
+    dataset: str | None
     log: Any
     dag_id: str
     task_id: str
     do_xcom_push: bool
+
+    def set_result_args(
+        self,
+        *,
+        dataset: str | None,
+        results_conn_id: str | None,
+        on_breach: OnBreach,
+        notify: Sequence[CheckNotifier],
+    ) -> None:
+        """Store the arguments every check task takes (operator or sensor); a bad ``on_breach`` is a
+        DAG import error."""
+        if on_breach not in ON_BREACH_VALUES:
+            raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
+        self.notify = list(notify)
+        self.dataset = dataset
+        self.results_conn_id = results_conn_id
+        self.on_breach = on_breach
 
     def publish(self, context: Context, result: CheckResult) -> dict[str, Any]:
         """Log and store ``result`` (replacing this task's row for the same interval).
@@ -426,12 +444,9 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.notify = list(notify)
-        if on_breach not in ON_BREACH_VALUES:
-            raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
-        self.dataset = dataset
-        self.results_conn_id = results_conn_id
-        self.on_breach = on_breach
+        self.set_result_args(
+            dataset=dataset, results_conn_id=results_conn_id, on_breach=on_breach, notify=notify
+        )
 
     def dataset_name(self) -> str:
         """How results name the checked data; subclasses derive a default from their source."""

@@ -18,6 +18,7 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
+from airflow_mlobs.operators.schema import TABLE_OR_FILE_FIELDS
 from airflow_mlobs.specs.quality import QualitySpec
 
 if TYPE_CHECKING:
@@ -63,9 +64,7 @@ class ExpectationSuiteOperator(BaseCheckOperator):
     template_fields: tuple[str, ...] = (
         *BaseCheckOperator.template_fields,
         "suite",
-        "conn_id",
-        "table",
-        "path",
+        *TABLE_OR_FILE_FIELDS,
         "timestamp_column",
         "timestamp_timezone",
         "window",

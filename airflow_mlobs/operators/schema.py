@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+TABLE_OR_FILE_FIELDS: tuple[str, ...] = ("conn_id", "table", "path")
+"""The templated source arguments of the checks that read a table or a file (schema, quality)."""
+
+
 class SchemaCheckOperator(BaseCheckOperator):
     """Compare a table's or file's schema with a contract (a Great Expectations suite JSON).
 
@@ -44,9 +48,7 @@ class SchemaCheckOperator(BaseCheckOperator):
     check_name = CHECK
     template_fields: tuple[str, ...] = (
         *BaseCheckOperator.template_fields,
-        "conn_id",
-        "table",
-        "path",
+        *TABLE_OR_FILE_FIELDS,
         "contract",
         "write_observed_contract",
     )

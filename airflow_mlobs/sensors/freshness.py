@@ -11,7 +11,6 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.operators.base import (
-    ON_BREACH_VALUES,
     CheckResultMixin,
     OnBreach,
     resolve_as_of,
@@ -55,12 +54,9 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.notify = list(notify)
-        self.dataset = dataset
-        if on_breach not in ON_BREACH_VALUES:
-            raise ValueError(f"{self.task_id}: on_breach must be 'fail' or 'continue', got {on_breach!r}")
-        self.results_conn_id = results_conn_id
-        self.on_breach = on_breach
+        self.set_result_args(
+            dataset=dataset, results_conn_id=results_conn_id, on_breach=on_breach, notify=notify
+        )
         self.deferrable = deferrable
         self._last: CheckResult | None = None
 
