@@ -22,6 +22,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from airflow_mlobs.render.text import findings_table  # noqa: E402
 from airflow_mlobs.store import ResultsStore  # noqa: E402
 from demo import warehouse  # noqa: E402
 
@@ -142,7 +143,7 @@ def show_run(demo_dir: Path, store: ResultsStore, dag_id: str, date: str, code: 
         if shown and result.status.value != "pass":
             print(
                 "    "
-                + replace(result, findings=tuple(shown)).format_table(max_rows=8).replace("\n", "\n    ")
+                + findings_table(replace(result, findings=tuple(shown)), max_rows=8).replace("\n", "\n    ")
             )
 
 

@@ -4,7 +4,8 @@ A :class:`CheckResult` is what every check produces, whatever it measured: a sta
 summary a person understands, dataset-level metrics, and findings per subject (usually a column).
 It is plain data: JSON-serializable (``to_dict`` / ``from_dict``) with a schema version, so it can be
 stored in the results history, pushed to XCom in a compact form, and read back by later checks (the
-retraining gate, notifications) without importing Airflow.
+retraining gate, notifications) without importing Airflow. How it reads to people (tables,
+messages) is :mod:`airflow_mlobs.render`; its metrics are read through :mod:`airflow_mlobs.core.readings`.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def worst(statuses: Iterable[Status], default: Status = Status.PASS) -> Status:
     return max(found, key=lambda s: s.severity) if found else default
 
 
-def _json_safe(value: Any) -> Any:
-    """Make a metric value JSON-safe: datetimes to ISO text, non-finite floats to ``None``.
+def json_safe(value: Any) -> Any:
+    """A metric value made JSON-safe: datetimes to ISO text, non-finite floats to ``None``.
 
     JSON has no infinity or NaN; a stored ``Infinity`` would break other readers, so a non-finite
     value is stored as ``null`` and its meaning must be carried by the finding's reason.
@@ -69,11 +70,11 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _json_safe(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -98,8 +99,8 @@ class Finding:
             "subject": self.subject,
             "metric": self.metric,
             "status": self.status.value,
-            "value": _json_safe(self.value),
-            "threshold": _json_safe(self.threshold),
+            "value": json_safe(self.value),
+            "threshold": json_safe(self.threshold),
             "reason": self.reason,
         }
 
@@ -165,10 +166,10 @@ class CheckResult:
             "status": self.status.value,
             "summary": self.summary,
             "window": {
-                "start": _json_safe(self.window_start),
-                "end": _json_safe(self.window_end),
+                "start": json_safe(self.window_start),
+                "end": json_safe(self.window_end),
             },
-            "metrics": _json_safe(dict(self.metrics)),
+            "metrics": json_safe(dict(self.metrics)),
             "findings": [f.to_dict() for f in self.findings],
         }
 
@@ -186,10 +187,10 @@ class CheckResult:
             "status": self.status.value,
             "summary": self.summary,
             "window": {
-                "start": _json_safe(self.window_start),
-                "end": _json_safe(self.window_end),
+                "start": json_safe(self.window_start),
+                "end": json_safe(self.window_end),
             },
-            "metrics": _json_safe(dict(self.metrics)),
+            "metrics": json_safe(dict(self.metrics)),
             "findings_total": len(self.findings),
             "findings_not_passing": len(self.breaches()),
             "top_findings": [f.to_dict() for f in top],
@@ -222,30 +223,6 @@ class CheckResult:
     def from_json(cls, text: str) -> CheckResult:
         """Inverse of :meth:`to_json`."""
         return cls.from_dict(json.loads(text))
-
-    def format_table(self, max_rows: int = 20) -> str:
-        """A readable plain-text table of the findings, for task logs and the demo."""
-        rows = [("subject", "metric", "status", "value", "threshold", "reason")]
-        shown = sorted(self.findings, key=lambda f: -f.status.severity)[:max_rows]
-        for f in shown:
-            rows.append((f.subject, f.metric, f.status.value, _short(f.value), _short(f.threshold), f.reason))
-        widths = [max(len(r[i]) for r in rows) for i in range(5)]
-        lines = []
-        for r in rows:
-            cells = [r[i].ljust(widths[i]) for i in range(5)]
-            lines.append("  ".join(cells) + "  " + r[5])
-        if len(self.findings) > max_rows:
-            lines.append(f"... {len(self.findings) - max_rows} more findings")
-        return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = str(_json_safe(value))
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _parse_dt(value: Any) -> datetime | None:

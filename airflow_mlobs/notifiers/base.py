@@ -12,6 +12,11 @@ A notifier is used two ways:
 Delivery retries timeouts, 5xx and 429 with exponential backoff, honouring ``Retry-After``. A
 delivery that still fails never changes the check's outcome: it is logged (without secrets) and
 recorded on the stored result.
+
+Secrets are scrubbed here, where they are known and where text leaves for a log, the store or a
+channel: every delivery error (:func:`redact` with :meth:`CheckNotifier.secrets`) before it is
+logged or recorded, the task-failure message before it is sent, and the Slack clients' own log
+lines (:mod:`.slack`). Rendering (:mod:`airflow_mlobs.render`) never sees a secret.
 """
 
 from __future__ import annotations
@@ -24,14 +29,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_mlobs.core.notify import AlertState, Kind, Links, MinSeverity, decide_notification, redact
+from airflow_mlobs.core.notify import AlertState, Kind, MinSeverity, decide_notification
 from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration
+from airflow_mlobs.render.message import Links
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlobs.store import ResultsStore, RunKey
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret (webhook tokens, passwords; at least 4 characters) replaced."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 class DeliveryError(Exception):

@@ -7,9 +7,11 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Any, cast
 
-from airflow_mlobs.core.notify import Kind, Links, email_message
+from airflow_mlobs.core.notify import Kind
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
+from airflow_mlobs.render.email import email_message
+from airflow_mlobs.render.message import Links
 
 
 class EmailNotifier(CheckNotifier):

@@ -6,9 +6,11 @@ import logging
 from functools import cached_property
 from typing import Any
 
-from airflow_mlobs.core.notify import Kind, Links, redact, slack_message
+from airflow_mlobs.core.notify import Kind
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
+from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError, redact
+from airflow_mlobs.render.message import Links
+from airflow_mlobs.render.slack import slack_message
 
 
 def _retry_after(headers: Any) -> float | None:

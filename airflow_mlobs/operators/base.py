@@ -18,6 +18,7 @@ from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.core.window import RunTimes, RunWindow, as_of_moment, resolve_window
 from airflow_mlobs.exceptions import CheckBreachError, CheckRetryableError
+from airflow_mlobs.render.text import findings_table
 from airflow_mlobs.store import ResultsStore, RunKey
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class CheckResultMixin:
         """
         self.log.info("%s", result.summary)
         if result.findings:
-            self.log.info("Findings:\n%s", result.format_table())
+            self.log.info("Findings:\n%s", findings_table(result))
         ti = context["ti"]
         map_index = getattr(ti, "map_index", None)
         run = RunKey(

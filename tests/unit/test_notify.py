@@ -1,4 +1,4 @@
-"""Pure notification rules and messages: de-duplication, escalation, recovery, rendering."""
+"""Notification rules (de-duplication, escalation, recovery) and how their messages render."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import pytest
 
 from airflow_mlobs.core.notify import (
     AlertState,
-    Links,
     breach_fingerprint,
     decide_notification,
-    email_message,
     reaches,
-    redact,
-    slack_message,
-    top_rows,
 )
 from airflow_mlobs.core.result import CheckResult, Finding, Status
+from airflow_mlobs.notifiers.base import redact
+from airflow_mlobs.render.email import email_message
+from airflow_mlobs.render.headline import headline
+from airflow_mlobs.render.message import Links, top_rows
+from airflow_mlobs.render.slack import slack_message
 
 DAY = datetime(2026, 11, 24, tzinfo=UTC)
 
@@ -184,8 +184,6 @@ def test_performance_line_without_a_value_or_baseline_renders() -> None:
     # Defect: a performance result whose main metric is undefined (value None, e.g. only positive
     # labels) raised TypeError while rendering, so its recovery message was never delivered; and a
     # missing baseline read "against baseline None".
-    from airflow_mlobs.core.notify import context_line
-
     undefined = CheckResult(
         check="performance",
         dataset="model:churn",
@@ -193,7 +191,7 @@ def test_performance_line_without_a_value_or_baseline_renders() -> None:
         summary="model:churn: roc_auc undefined",
         metrics={"metric": "roc_auc", "value": None, "baseline_value": None, "label_coverage": 0.2},
     )
-    assert context_line(undefined) is None
+    assert headline(undefined) is None
     assert slack_message(undefined, kind="recovery")["text"].startswith("Recovered: performance")
     no_baseline = CheckResult(
         check="performance",
@@ -202,4 +200,4 @@ def test_performance_line_without_a_value_or_baseline_renders() -> None:
         summary="s",
         metrics={"metric": "accuracy", "value": 0.81234, "baseline_value": None, "label_coverage": 0.5},
     )
-    assert context_line(no_baseline) == "accuracy 0.812 against baseline -, label coverage 50%"
+    assert headline(no_baseline) == "accuracy 0.812 against baseline -, label coverage 50%"

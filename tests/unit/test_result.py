@@ -17,6 +17,7 @@ from airflow_mlobs.core.result import (
     error_result,
     worst,
 )
+from airflow_mlobs.render.text import findings_table
 
 
 def _result(**overrides: object) -> CheckResult:
@@ -309,7 +310,7 @@ def test_error_result_default_subject() -> None:
     assert result.metrics == {}
 
 
-def test_format_table_has_subjects_and_reasons_worst_first() -> None:
+def test_findings_table_has_subjects_and_reasons_worst_first() -> None:
     result = _result(
         findings=(
             Finding(subject="tenure_months", metric="type", status=Status.WARN, reason="is float"),
@@ -319,7 +320,7 @@ def test_format_table_has_subjects_and_reasons_worst_first() -> None:
             Finding(subject="region", metric="added", status=Status.PASS, value=0.123456789, reason=""),
         )
     )
-    table = result.format_table()
+    table = findings_table(result)
     lines = table.splitlines()
     assert lines[0].split() == ["subject", "metric", "status", "value", "threshold", "reason"]
     assert len(lines) == 4
@@ -328,20 +329,22 @@ def test_format_table_has_subjects_and_reasons_worst_first() -> None:
     assert "region" in lines[3] and "0.1235" in lines[3]
 
 
-def test_format_table_truncates_rows() -> None:
+def test_findings_table_truncates_rows() -> None:
     findings = tuple(
         Finding(subject=f"c{i}", metric="m", status=Status.FAIL, reason=f"r{i}") for i in range(25)
     )
-    table = _result(findings=findings).format_table(max_rows=20)
+    table = findings_table(_result(findings=findings), max_rows=20)
     lines = table.splitlines()
     assert len(lines) == 1 + 20 + 1
     assert lines[-1] == "... 5 more findings"
 
 
 def test_float_value_in_table_is_short() -> None:
-    table = _result(
-        findings=(Finding(subject="x", metric="m", status=Status.FAIL, value=math.pi, threshold=None),)
-    ).format_table()
+    table = findings_table(
+        _result(
+            findings=(Finding(subject="x", metric="m", status=Status.FAIL, value=math.pi, threshold=None),)
+        )
+    )
     assert "3.142" in table
     assert "3.14159" not in table
 

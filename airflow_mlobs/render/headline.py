@@ -1,0 +1,83 @@
+"""The words at the top of a message: its title, and each check's line of key numbers.
+
+:func:`title` names what happened (an alert, a reminder, an escalation, a recovery), the check, the
+dataset and the window. :func:`headline` is the one line of numbers a person reads first, written
+once per check from its typed reading (:mod:`airflow_mlobs.core.readings`); a check without one
+has no headline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from airflow_mlobs.core.drift_settings import CHECK as DRIFT
+from airflow_mlobs.core.freshness import CHECK as FRESHNESS
+from airflow_mlobs.core.notify import Kind
+from airflow_mlobs.core.performance_settings import CHECK as PERFORMANCE
+from airflow_mlobs.core.readings import DriftReading, FreshnessReading, PerformanceReading
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.timeutil import format_duration
+
+
+def title(result: CheckResult, *, kind: Kind, consecutive: int = 1) -> str:
+    """``[prefix]STATUS: check on dataset (window)``, or ``Recovered: ...`` for a recovery."""
+    window = ""
+    if result.window_end is not None:
+        window = (
+            f" ({result.window_start:%Y-%m-%d %H:%M} to {result.window_end:%Y-%m-%d %H:%M} UTC)"
+            if result.window_start
+            else f" (as of {result.window_end:%Y-%m-%d %H:%M} UTC)"
+        )
+    if kind == "recovery":
+        return f"Recovered: {result.check} on {result.dataset}{window}"
+    prefix = {
+        "alert": "",
+        "reminder": "Still failing: ",
+        "escalation": f"Escalation ({consecutive} windows in a row): ",
+    }[kind]
+    return f"{prefix}{result.status.value.upper()}: {result.check} on {result.dataset}{window}"
+
+
+def drift_headline(result: CheckResult) -> str | None:
+    """Drift share, drifted of judged columns, the baseline and the rows judged."""
+    drift = DriftReading.of(result)
+    if drift is None:
+        return None
+    return (
+        f"Drift share {drift.drift_share:.0%} ({drift.columns_drifted} of {drift.columns_judged} columns), "
+        f"baseline {drift.baseline}, {drift.rows} rows"
+    )
+
+
+def performance_headline(result: CheckResult) -> str | None:
+    """The main metric against its baseline, and the label coverage."""
+    performance = PerformanceReading.of(result)
+    if performance is None or performance.value is None:
+        return None
+    coverage = performance.label_coverage
+    cov = f", label coverage {coverage:.0%}" if coverage is not None else ""
+    baseline = performance.baseline_value if performance.baseline_value is not None else "-"
+    return f"{performance.metric} {performance.value:.3g} against baseline {baseline}{cov}"
+
+
+def freshness_headline(result: CheckResult) -> str | None:
+    """How old the newest data was."""
+    freshness = FreshnessReading.of(result)
+    if freshness is None or freshness.age_seconds is None:
+        return None
+    return f"Newest data {format_duration(timedelta(seconds=float(freshness.age_seconds)))} old"
+
+
+#: One headline per check, by check name.
+HEADLINES: dict[str, Callable[[CheckResult], str | None]] = {
+    DRIFT: drift_headline,
+    PERFORMANCE: performance_headline,
+    FRESHNESS: freshness_headline,
+}
+
+
+def headline(result: CheckResult) -> str | None:
+    """The check's line of key numbers (``None`` when the check has none, or the result lacks them)."""
+    render = HEADLINES.get(result.check)
+    return render(result) if render is not None else None
