@@ -3,7 +3,9 @@ window (optionally grouped by a segment column); only aggregates cross the wire.
 
 The in-memory gatherer (:mod:`airflow_mlobs.sources.drift_frame`) produces the same
 :class:`~airflow_mlobs.core.profile.Profile` for the same rows; the definitions live in
-:mod:`airflow_mlobs.core.profile`.
+:mod:`airflow_mlobs.core.profile`. Which statement variants apply (packed bin counts, GROUPING SETS),
+how a finite number is tested and which session settings run first is the engine's
+:class:`~airflow_mlobs.sources.dialect.SqlDialect`'s answer; this module builds every variant.
 """
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""Freshness gathered in SQL: the newest timestamp at or before a moment, pushed down as ``MAX()``."""
+"""Freshness gathered in SQL: the newest timestamp at or before a moment, pushed down as ``MAX()``.
+
+The statements are plain aggregates every database runs the same way, so this gatherer needs
+nothing from :mod:`airflow_mlobs.sources.dialect`; the timestamp column's catalog type decides how
+the moment is bound (naive columns in wall-clock time of the given zone).
+"""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ window in its SQL makes Great Expectations execute the bare query once to learn 
 has no column types, so ``expect_column_values_to_be_of_type`` cannot run. Hence the windowed
 selectable is loaded as the batch data of a whole-table batch (``SqlAlchemyBatchData`` with
 ``source_table_name``), which keeps catalog introspection and pushes the window into every query.
+The engine's :class:`~airflow_mlobs.sources.dialect.SqlDialect` picks GE's datasource for the database.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Nothing here imports Airflow: functions take a SQLAlchemy ``Engine`` (the operators get it from an
 Airflow connection). The check-specific gatherers (``freshness_sql``, ``drift_sql``,
-``baseline_sql``, ``performance_sql``, ``quality``) build on these.
+``baseline_sql``, ``performance_sql``, ``quality``) build on these. Everything here is the same for
+every database (SQLAlchemy's own dialects spell it); where the SQL itself differs between databases,
+the gatherers ask :mod:`airflow_mlobs.sources.dialect` instead.
 """
 
 from __future__ import annotations

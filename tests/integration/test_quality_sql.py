@@ -21,6 +21,7 @@ from airflow_mlobs.core.quality import judge_validation
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.operators.quality import ExpectationSuiteOperator
+from airflow_mlobs.sources.dialect import SqlDialect
 from airflow_mlobs.sources.quality import validate_table
 from tests.conftest import pg_connection_fields
 
@@ -134,7 +135,9 @@ def create_activity(engine: sa.Engine, schema: str | None, rows: int) -> str:
     return name
 
 
-def judge(engine: sa.Engine, table: TableRef, rows_min: int) -> tuple[Any, Any]:
+def judge(
+    engine: sa.Engine, table: TableRef, rows_min: int, dialect: SqlDialect | None = None
+) -> tuple[Any, Any]:
     run = validate_table(
         engine,
         table,
@@ -144,6 +147,7 @@ def judge(engine: sa.Engine, table: TableRef, rows_min: int) -> tuple[Any, Any]:
         window_end=END,
         naive_zone=UTC,
         suite_parameters={"min_rows": rows_min},
+        dialect=dialect,
     )
     return run, judge_validation(run.validation, dataset=str(table), window_start=START, window_end=END)
 
@@ -186,6 +190,22 @@ def test_sqlite_window_suite(tmp_path: Path, row_counter: RowCounter) -> None:
     assert_mapped(result, 2_000)
     assert_pushed_down(run.statements)
     assert row_counter.rows < 200, row_counter.rows
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_ansi_dialect_runs_the_suite_through_the_generic_datasource(
+    database: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The generic dialect points Great Expectations at its generic SQL datasource (``add_sql``):
+    the same findings, still pushed down, as through the database's own datasource."""
+    if database == "sqlite":
+        engine, schema = sa.create_engine(f"sqlite:///{tmp_path / 'wh.db'}"), None
+    else:
+        engine, schema = request.getfixturevalue("pg_engine"), request.getfixturevalue("pg_schema")
+    create_activity(engine, schema, 2_000)
+    run, result = judge(engine, TableRef("activity", schema), 1_000, dialect=SqlDialect())
+    assert_mapped(result, 2_000)
+    assert_pushed_down(run.statements)
 
 
 @pytest.mark.postgres
