@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -194,3 +195,30 @@ def test_partition_missing() -> None:
     assert result.status is Status.FAIL
     assert result.findings[0].reason == "partition dt=2026-11-24 is missing"
     assert CheckResult.from_json(result.to_json()) == result
+
+
+def test_freshness_spec_on_files_without_airflow(tmp_path: Path) -> None:
+    """The spec alone, on a partition and on files' modification times; it round-trips through
+    ``to_kwargs`` (as the trigger rebuilds it)."""
+    from airflow_mlobs.specs.freshness import FreshnessSpec
+
+    partition = tmp_path / "dt=2026-11-25"
+    partition.mkdir()
+    (partition / "part-0.parquet").write_bytes(b"x")
+    spec = FreshnessSpec(partition=str(partition))
+    spec.validate("f")
+    assert FreshnessSpec(**spec.to_kwargs()) == spec
+    assert spec.evaluate(as_of=AS_OF).status is Status.PASS
+    missing = FreshnessSpec(partition=str(tmp_path / "dt=2026-11-26")).evaluate(as_of=AS_OF)
+    assert missing.status is Status.FAIL and missing.dataset.endswith("dt=2026-11-26")
+    now = datetime.now(UTC)
+    files = FreshnessSpec(path=str(partition), max_age="1h").evaluate(as_of=now + timedelta(hours=2))
+    assert files.status is Status.FAIL  # modified about 2 h before as_of
+
+
+def test_freshness_spec_rejects_a_literal_duration_typo() -> None:
+    from airflow_mlobs.specs.freshness import FreshnessSpec
+
+    with pytest.raises(ValueError, match="f: warn_after"):
+        FreshnessSpec(path="p", max_age="6h", warn_after="2 hours").validate("f")
+    FreshnessSpec(path="p", max_age="{{ params.age }}").validate("f")  # read when rendered

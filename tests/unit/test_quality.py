@@ -331,3 +331,56 @@ def test_example_suites_load() -> None:
         suite = load_suite_file(ROOT / "expectations" / name)
         built = build_suite(suite, source=name)
         assert len(built.expectations) == len(suite["expectations"])
+
+
+def test_quality_spec_on_a_frame_window_without_airflow(tmp_path: Path) -> None:
+    """The spec alone: a DataFrame source (or a callable returning one) filtered to the window."""
+    from datetime import UTC, datetime
+
+    from airflow_mlobs.specs.quality import QualitySpec
+
+    suite = tmp_path / "frame.quality.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "frame",
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": "x", "max_value": 10},
+                    },
+                    {
+                        "type": "expect_table_row_count_to_be_between",
+                        "kwargs": {"min_value": 2, "max_value": 2},
+                    },
+                ],
+            }
+        )
+    )
+    frame = pd.DataFrame(
+        {"ts": pd.to_datetime(["2026-11-24 12:00", "2026-11-25 01:00", "2026-11-25 23:00"]), "x": [99, 1, 2]}
+    )
+    spec = QualitySpec(suite=str(suite), dataframe=True, timestamp_column="ts", dataset="frame")
+    spec.validate("q")
+    start, end = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)
+    result = spec.evaluate(window_start=start, window_end=end, frame=lambda: frame)
+    assert result.status is Status.PASS, result.summary  # the 99 is the day before
+    assert (result.dataset, result.window_start, result.window_end) == ("frame", start, end)
+    whole = QualitySpec(suite=str(suite), dataframe=True, dataset="frame").evaluate(frame=frame)
+    assert whole.status is Status.FAIL and whole.window_start is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"suite": "s.json"}, "exactly one of table"),
+        ({"suite": "s.json", "table": "t", "path": "p"}, "exactly one of table"),
+        ({"suite": "s.json", "table": "t"}, "needs conn_id"),
+        ({"suite": "", "path": "p"}, "suite is required"),
+    ],
+)
+def test_quality_spec_rejects_impossible_arguments(kwargs: dict[str, Any], message: str) -> None:
+    from airflow_mlobs.specs.quality import QualitySpec
+
+    with pytest.raises(ValueError, match=f"q: .*{message}"):
+        QualitySpec(**kwargs).validate("q")

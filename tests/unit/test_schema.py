@@ -590,3 +590,46 @@ def test_arrow_halffloat_and_dictionary_types(name: str, expected: LogicalType) 
 def test_malformed_contract_values_are_contract_errors(suite: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ContractError, match=fragment):
         parse_contract(suite, source="contract.json")
+
+
+# --- the spec, without Airflow ---------------------------------------------------------------------
+
+
+def test_schema_spec_on_a_file_records_then_compares(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Record a file's schema as a starting contract, then check the file against it, the contract
+    found through $MLOBS_EXPECTATIONS_DIR (relative path)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_mlobs.specs.schema import EXPECTATIONS_DIR_ENV, SchemaSpec
+
+    data = tmp_path / "features.parquet"
+    pq.write_table(pa.table({"id": pa.array([1], pa.int64()), "score": pa.array([0.5])}), data)
+    contracts = tmp_path / "expectations"
+    record = SchemaSpec(path=str(data), write_observed_contract=str(contracts / "features.json"))
+    record.validate("s")
+    recorded = record.evaluate()
+    assert recorded.status is Status.PASS and recorded.metrics["columns_observed"] == 2
+    assert recorded.dataset == str(data)
+    assert "wrote the observed schema (2 columns)" in recorded.findings[0].reason
+
+    monkeypatch.setenv(EXPECTATIONS_DIR_ENV, str(contracts))
+    checked = SchemaSpec(contract="features.json", path=str(data), forbidden_columns=("sco*",)).evaluate()
+    assert checked.status is Status.FAIL  # forbidden by the spec, not the recorded contract
+    assert [f.subject for f in checked.findings if f.status is Status.FAIL] == ["score"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"contract": "c.json"}, "exactly one of table"),
+        ({"contract": "c.json", "table": "t", "path": "p"}, "exactly one of table"),
+        ({"contract": "c.json", "table": "t"}, "needs conn_id"),
+        ({"path": "p"}, "give a contract"),
+    ],
+)
+def test_schema_spec_rejects_impossible_arguments(kwargs: dict[str, Any], message: str) -> None:
+    from airflow_mlobs.specs.schema import SchemaSpec
+
+    with pytest.raises(ValueError, match=f"s: .*{message}"):
+        SchemaSpec(**kwargs).validate("s")
