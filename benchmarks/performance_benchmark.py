@@ -50,6 +50,7 @@ from airflow_mlobs.core.performance.window import evaluation_window  # noqa: E40
 from airflow_mlobs.core.performance_settings import PerformanceSettings  # noqa: E402
 from airflow_mlobs.core.types import TableRef  # noqa: E402
 from airflow_mlobs.sources.performance_sql import (  # noqa: E402
+    PerformanceQuery,
     PerformanceSource,
     performance_statement,
     performance_summary_sql,
@@ -191,7 +192,7 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
         bare_s = run_bare()
         with RssSampler() as sampler:
             started = time.perf_counter()
-            result = performance_summary_sql(engine, source, window)
+            result = performance_summary_sql(engine, PerformanceQuery(source, window))
             elapsed = time.perf_counter() - started
         if attempt:  # the first of each is the warm-up
             bare_times.append(bare_s)
@@ -213,7 +214,7 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
             )
         ]
     settings = postgres_settings("classification")
-    statement = performance_statement(engine, source, window)
+    statement = performance_statement(engine, PerformanceQuery(source, window))
     with engine.begin() as conn:
         for setting in settings:
             conn.execute(sa.text(setting))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +41,7 @@ if TYPE_CHECKING:
 
     from airflow_mlobs.core.performance.summary import Summary
     from airflow_mlobs.core.performance.window import PerformanceWindow
-    from airflow_mlobs.sources.performance_sql import PerformanceSource
+    from airflow_mlobs.sources.performance_sql import PerformanceQuery
 
 
 class PerformanceCheckOperator(BaseCheckOperator):
@@ -262,7 +261,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         # numpy (and the gatherers) load when a task runs, never at DAG parse time.
         from airflow_mlobs.core.performance.judge import judge_performance
         from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
-        from airflow_mlobs.sources.performance_sql import PerformanceSource
+        from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
 
         label_conn = self.label_conn_id or self.conn_id
         judged = judged_window(context, self.window)
@@ -284,29 +283,26 @@ class PerformanceCheckOperator(BaseCheckOperator):
             model_version_column=self.model_version_column,
             segment_column=self.segment_column,
         )
-        options: dict[str, Any] = {
-            "task": self.task,
-            "positive_label": self.positive_label,
-            "threshold": self.threshold,
-            "model_version": self.model_version,
-            "naive_zone": zone,
-            "bins": self.bins,
-            "count_orphans": self.count_orphan_labels,
-            "duplicate_labels": self.duplicate_labels,
-        }
+        query = PerformanceQuery(
+            source,
+            window,
+            task=self.task,
+            positive_label=self.positive_label,
+            threshold=self.threshold,
+            model_version=self.model_version,
+            naive_zone=zone,
+            bins=self.bins,
+            count_orphans=self.count_orphan_labels,
+            duplicate_labels=self.duplicate_labels,
+        )
         reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
-        overall, segments = self._summaries(source, window, label_conn, options)
+        overall, segments = self._summaries(query, label_conn)
         reference = None
         if reference_bounds is not None:
             reference_window = PerformanceWindow(
                 reference_bounds[0], reference_bounds[1], window.label_cutoff, window.label_cutoff
             )
-            reference, _ = self._summaries(
-                replace(source, segment_column=None),
-                reference_window,
-                label_conn,
-                {**options, "count_orphans": False},
-            )
+            reference, _ = self._summaries(query.for_reference(reference_window), label_conn)
         result = judge_performance(
             overall,
             self.settings,
@@ -336,17 +332,16 @@ class PerformanceCheckOperator(BaseCheckOperator):
             )
         return ref_start, ref_end
 
-    def _summaries(
-        self, source: PerformanceSource, window: PerformanceWindow, label_conn: str, options: dict[str, Any]
-    ) -> tuple[Summary, dict[str, Summary]]:
+    def _summaries(self, query: PerformanceQuery, label_conn: str) -> tuple[Summary, dict[str, Summary]]:
         """One window's summary (and per segment): in the database when both tables share the
         connection, otherwise joined in memory."""
         from airflow_mlobs.sources.performance_sql import performance_summary_sql
 
         if self.predictions_path or self.labels_path or label_conn != self.conn_id:
-            return self._join_in_memory(source, window, label_conn, options)
+            return self._join_in_memory(query, label_conn)
+        window = query.window
         with connected(self.conn_id) as engine:
-            overall, segments, stats = performance_summary_sql(engine, source, window, **options)
+            overall, segments, stats = performance_summary_sql(engine, query)
         self.log.info(
             "Joined %s with %s in the database for predictions in [%s, %s): %d statement, "
             "%d aggregate rows fetched",
@@ -359,9 +354,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         )
         return overall, segments
 
-    def _join_in_memory(
-        self, source: PerformanceSource, window: PerformanceWindow, label_conn: str, options: dict[str, Any]
-    ) -> tuple[Summary, dict[str, Summary]]:
+    def _join_in_memory(self, query: PerformanceQuery, label_conn: str) -> tuple[Summary, dict[str, Summary]]:
         """Predictions and labels on different connections or in files: stream both and join in
         memory, in chunks (:mod:`airflow_mlobs.sources.performance_frame`)."""
         from airflow_mlobs.sources.performance_frame import performance_summary_join  # pandas
@@ -375,7 +368,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
                 preds: Any = self.predictions_path or stack.enter_context(connected(self.conn_id))
                 labels: Any = self.labels_path or stack.enter_context(connected(label_conn))
                 overall, segments, stats = performance_summary_join(
-                    preds, labels, source, window, chunksize=self.chunksize, **options
+                    preds, labels, query, chunksize=self.chunksize
                 )
         except MlobsInputError as exc:
             raise SourceError(

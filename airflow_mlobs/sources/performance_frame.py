@@ -55,21 +55,15 @@ from airflow_mlobs.core.performance.summary import (
     summarize_multiclass_arrays,
     summarize_regression_arrays,
 )
-from airflow_mlobs.core.performance.window import Coverage, PerformanceWindow
-from airflow_mlobs.core.performance_settings import (
-    DEFAULT_BINS,
-    DuplicateLabels,
-    Task,
-    check_duplicate_labels,
-)
-from airflow_mlobs.core.performance_settings import DEFAULT_CHUNKSIZE as DEFAULT_CHUNKSIZE
+from airflow_mlobs.core.performance.window import Coverage
+from airflow_mlobs.core.performance_settings import DEFAULT_CHUNKSIZE, Task
 from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.core.types import NUMERIC_TYPES, TIME_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.performance_sql import (
     NO_SEGMENT,
-    PerformanceSource,
-    _Catalog,
+    PerformanceQuery,
+    TableCatalog,
     class_text,
 )
 from airflow_mlobs.sources.sqlkit import db_message
@@ -138,7 +132,7 @@ class _SqlSide(_Side):
         self.table = table
         self.zone = zone
         self.name = str(table)
-        self.catalog = _Catalog(engine, table)
+        self.catalog = TableCatalog(engine, table)
 
     def logical(self, column: str) -> LogicalType:
         return self.catalog.columns[column][0].logical_type
@@ -472,52 +466,31 @@ def _texts(values: NDArray[Any]) -> list[str | None]:
 def performance_summary_join(
     predictions: Engine | str | Path,
     labels: Engine | str | Path,
-    source: PerformanceSource,
-    window: PerformanceWindow,
+    query: PerformanceQuery,
     *,
-    task: Task = "classification",
-    positive_label: Any = 1,
-    threshold: float = 0.5,
-    model_version: str | None = None,
-    naive_zone: tzinfo | None = None,
-    bins: int = DEFAULT_BINS,
-    count_orphans: bool = True,
     chunksize: int = DEFAULT_CHUNKSIZE,
     restrict_label_ids: bool = True,
-    duplicate_labels: DuplicateLabels = "latest",
 ) -> tuple[Summary, dict[str, Summary], JoinStats]:
     """The window's summary joined in memory (module docstring), the same summary type and values as
-    :func:`airflow_mlobs.sources.performance_sql.performance_summary_sql` on the same rows.
+    :func:`airflow_mlobs.sources.performance_sql.performance_summary_sql` on the same query and rows.
 
-    ``predictions`` / ``labels``: an engine (the table is ``source.predictions`` /
-    ``source.labels``) or a file or dataset directory path. ``restrict_label_ids``: read only the
-    labels whose id lies in the window's id range (integer ids on both sides).
-    ``duplicate_labels``: which label by the cut-off wins, ``"latest"`` or ``"earliest"``. Raises
+    ``predictions`` / ``labels``: an engine (the table is ``query.source.predictions`` /
+    ``query.source.labels``) or a file or dataset directory path. ``restrict_label_ids``: read only
+    the labels whose id lies in the window's id range (integer ids on both sides). Raises
     ``SourceError`` naming the table or file and column for a missing table, file or column.
     """
     if chunksize < 1:
         raise SourceError(f"chunksize must be positive, got {chunksize}")
-    try:
-        earliest = check_duplicate_labels(duplicate_labels) == "earliest"
-    except ValueError as exc:
-        raise SourceError(str(exc)) from exc
-    zone = naive_zone or UTC
+    source, window, task = query.source, query.window, query.task
+    earliest = query.earliest()
+    zone = query.zone
     preds = _side(predictions, source.predictions, zone)
     labs = _side(labels, source.labels, zone)
-    label_id = source.label_id_column or source.id_column
+    label_id = source.label_id
     preds.require(source.id_column, "prediction id")
     preds.require(source.prediction_time_column, "prediction time", TIME_TYPES)
-    if task == "multiclass" and source.predicted_column is None:
-        raise SourceError("a multiclass check needs predicted_column (the predicted class)")
-    if (
-        source.score_column is None
-        and task != "multiclass"
-        and (task == "regression" or source.predicted_column is None)
-    ):
-        raise SourceError(
-            "give score_column (the predicted probability or value), or predicted_column for classification"
-        )
-    use_score = source.score_column is not None and task != "multiclass"
+    query.check_columns()
+    use_score = query.uses_score
     if use_score:
         assert source.score_column is not None
         preds.require(source.score_column, "score", NUMERIC_TYPES)
@@ -538,6 +511,7 @@ def performance_summary_join(
             f"prediction id {source.id_column!r} of {preds.name} is {preds.logical(source.id_column).value} but "
             f"label id {label_id!r} of {labs.name} is {labs.logical(label_id).value}: give ids of one type"
         )
+    positive_label = query.positive_label
     if labs.logical(source.label_column) is LogicalType.BOOLEAN:
         positive_label = positive_label in _TRUE
     predicted_positive = positive_label
@@ -548,8 +522,8 @@ def performance_summary_join(
         Condition(source.prediction_time_column, ">=", window.prediction_start),
         Condition(source.prediction_time_column, "<", window.prediction_end),
     ]
-    if source.model_version_column is not None and model_version is not None:
-        p_where.append(Condition(source.model_version_column, "==", model_version))
+    if source.model_version_column is not None and query.model_version is not None:
+        p_where.append(Condition(source.model_version_column, "==", query.model_version))
 
     # 1. labels by the cut-off, reduced to the winner per id
     id_range: tuple[Any, Any] | None = None
@@ -615,18 +589,11 @@ def performance_summary_join(
             else None
         )
         summaries = _summarize_chunk(
-            task,
+            query,
             chunk,
-            source,
-            found,
-            winners,
-            dup,
-            late,
-            positive_label,
-            predicted_positive,
-            threshold,
-            bins,
-            use_score,
+            _Matched(found, winners, dup, late),
+            positive_label=positive_label,
+            predicted_positive=predicted_positive,
         )
         if segments is None:
             _accumulate(parts, NO_SEGMENT, summaries(np.ones(len(chunk), dtype=bool)))
@@ -637,7 +604,7 @@ def performance_summary_join(
 
     # 4. orphan labels
     orphans: int | None = None
-    if count_orphans:
+    if query.count_orphans:
         arrivals_where = [
             Condition(label_id, "notnull"),
             Condition(source.label_time_column, ">", window.arrivals_start),
@@ -651,7 +618,7 @@ def performance_summary_join(
         known = preds.existing(source.id_column, list(arrived)) if arrived else set()
         orphans = sum(c for v, c in arrived.items() if v not in known)
 
-    empty = _empty_summary(task, bins)
+    empty = _empty_summary(task, query.bins)
     overall = empty
     for summary in parts.values():
         overall = overall + summary  # type: ignore[operator]
@@ -685,21 +652,30 @@ def _accumulate(parts: dict[str, Summary], name: str, summary: Summary) -> None:
     parts[name] = summary if name not in parts else parts[name] + summary  # type: ignore[operator]
 
 
+@dataclass(frozen=True)
+class _Matched:
+    """A chunk's predictions matched to the labels: labelled by the cut-off (``found``), the winning
+    label (``winners``), with duplicate labels (``dup``), labelled only after the cut-off (``late``)."""
+
+    found: NDArray[np.bool_]
+    winners: NDArray[Any]
+    dup: NDArray[np.bool_]
+    late: NDArray[np.bool_]
+
+
 def _summarize_chunk(
-    task: Task,
+    query: PerformanceQuery,
     chunk: pd.DataFrame,
-    source: PerformanceSource,
-    found: NDArray[np.bool_],
-    winners: NDArray[Any],
-    dup: NDArray[np.bool_],
-    late: NDArray[np.bool_],
+    matched: _Matched,
+    *,
     positive_label: Any,
     predicted_positive: Any,
-    threshold: float,
-    bins: int,
-    use_score: bool,
 ) -> Any:
-    """A function from a row mask (one segment) to the chunk's summary of those rows."""
+    """A function from a row mask (one segment) to the chunk's summary of those rows
+    (``positive_label`` / ``predicted_positive``: the positive class in the label and the predicted
+    column's own types)."""
+    task, source, bins = query.task, query.source, query.bins
+    found, winners, dup, late = matched.found, matched.winners, matched.dup, matched.late
     if task == "multiclass":
         assert source.predicted_column is not None
         y_text = np.array(_texts(winners), dtype=object)
@@ -713,7 +689,7 @@ def _summarize_chunk(
         return multiclass
     scores = (
         pd.to_numeric(chunk[source.score_column], errors="coerce").to_numpy(dtype=np.float64)
-        if use_score and source.score_column is not None
+        if query.uses_score and source.score_column is not None
         else np.full(len(chunk), np.nan)
     )
     if task == "regression":
@@ -732,7 +708,7 @@ def _summarize_chunk(
         )
     else:
         with np.errstate(invalid="ignore"):
-            yhat = scores >= threshold
+            yhat = scores >= query.threshold
 
     def classification(mask: NDArray[np.bool_]) -> Summary:
         return summarize_classification_arrays(

@@ -54,8 +54,8 @@ what is left of the gap to a bare join: ``benchmarks/README.md`` (performance se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -122,9 +122,101 @@ class PerformanceSource:
     model_version_column: str | None = None
     segment_column: str | None = None
 
+    @property
+    def label_id(self) -> str:
+        """The prediction id's column in the label table (``label_id_column``, else ``id_column``)."""
+        return self.label_id_column or self.id_column
 
-class _Catalog:
-    """Catalog columns of one table, with errors naming the table and what it has."""
+
+#: The sums of a classification cell (one aggregate row), named as the
+#: :class:`~airflow_mlobs.core.performance.summary.ClassificationSummary` fields they add to.
+CLASSIFICATION_SUMS = ("score_sum", "confidence_sum", "log_loss_sum", "log_loss_sumsq")
+#: The sums of a regression row, named as the
+#: :class:`~airflow_mlobs.core.performance.summary.RegressionSummary` fields they add to
+#: (``count``: the labelled rows with a finite prediction and label).
+REGRESSION_SUMS = (
+    "count",
+    "sum_abs_error",
+    "sum_error",
+    "sum_sq_error",
+    "sum_quartic_error",
+    "sum_y",
+    "sum_sq_y",
+    "sum_ape",
+    "sum_sq_ape",
+    "nonzero_labels",
+    "zero_labels",
+)
+_INTEGER_SUMS = frozenset({"count", "nonzero_labels", "zero_labels"})
+
+
+@dataclass(frozen=True)
+class PerformanceQuery:
+    """What one performance gather joins and summarises, built once and given to the pushed-down
+    gatherer (:func:`performance_summary_sql`, :func:`performance_statement`) and the in-memory one
+    (:func:`airflow_mlobs.sources.performance_frame.performance_summary_join`).
+
+    ``source``: the tables and columns; ``window``: the predictions' window, the label cut-off and
+    the arrivals window of the orphan count; ``task``; ``positive_label`` (the positive class of a
+    binary classifier); ``threshold`` (without ``predicted_column`` the predicted class is
+    ``score >= threshold``); ``model_version`` (with ``source.model_version_column``: judge one
+    version only); ``naive_zone`` (the zone of timestamps without one, default UTC); ``bins`` (score
+    histogram bins); ``count_orphans`` (count the labels for unknown prediction ids);
+    ``duplicate_labels`` (which label by the cut-off wins).
+    """
+
+    source: PerformanceSource
+    window: PerformanceWindow
+    task: Task = "classification"
+    positive_label: Any = 1
+    threshold: float = 0.5
+    model_version: str | None = None
+    naive_zone: tzinfo | None = None
+    bins: int = DEFAULT_BINS
+    count_orphans: bool = True
+    duplicate_labels: DuplicateLabels = "latest"
+
+    @property
+    def zone(self) -> tzinfo:
+        """The zone of naive timestamps (``naive_zone``, default UTC)."""
+        return self.naive_zone or UTC
+
+    @property
+    def uses_score(self) -> bool:
+        """Whether the score column is read (multi-class reads the predicted class only)."""
+        return self.source.score_column is not None and self.task != "multiclass"
+
+    def earliest(self) -> bool:
+        """Whether the ``"earliest"`` duplicate-label rule applies; ``SourceError`` for an unknown rule."""
+        try:
+            return check_duplicate_labels(self.duplicate_labels) == "earliest"
+        except ValueError as exc:
+            raise SourceError(str(exc)) from exc
+
+    def check_columns(self) -> None:
+        """``SourceError`` when the task lacks the column it needs (before any catalog read)."""
+        source, task = self.source, self.task
+        if task == "multiclass" and source.predicted_column is None:
+            raise SourceError("a multiclass check needs predicted_column (the predicted class)")
+        if (
+            source.score_column is None
+            and task != "multiclass"
+            and (task == "regression" or source.predicted_column is None)
+        ):
+            raise SourceError(
+                "give score_column (the predicted probability or value), or predicted_column for classification"
+            )
+
+    def for_reference(self, window: PerformanceWindow) -> PerformanceQuery:
+        """The same query over a labelled reference ``window``: no segments, no orphan count."""
+        return replace(
+            self, source=replace(self.source, segment_column=None), window=window, count_orphans=False
+        )
+
+
+class TableCatalog:
+    """Catalog columns of one table, with errors naming the table and what it has (shared by the
+    pushed-down and the in-memory gatherers)."""
 
     def __init__(self, engine: Engine, table: TableRef) -> None:
         self.table = table
@@ -178,52 +270,27 @@ def _score_bin(engine: Engine, s: sa.ColumnElement[Any], bins: int) -> sa.Column
 
 
 def performance_statement(
-    engine: Engine,
-    source: PerformanceSource,
-    window: PerformanceWindow,
-    *,
-    task: Task = "classification",
-    positive_label: Any = 1,
-    threshold: float = 0.5,
-    model_version: str | None = None,
-    naive_zone: tzinfo | None = None,
-    bins: int = DEFAULT_BINS,
-    count_orphans: bool = True,
-    formulation: Formulation = "auto",
-    duplicate_labels: DuplicateLabels = "latest",
+    engine: Engine, query: PerformanceQuery, *, formulation: Formulation = "auto"
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """The one statement of :func:`performance_summary_sql` (for EXPLAIN and the benchmark).
 
     ``formulation``: how each prediction's winning label is found (module docstring). ``"auto"``:
     ``"grouped"`` for classification, ``"ranked"`` (``ROW_NUMBER()``) for the other tasks; the
     ranked statement can be asked for a classification too (the tests compare the two).
-    ``duplicate_labels``: which label by the cut-off wins, ``"latest"`` or ``"earliest"`` (label
-    time; ties: the larger label).
     """
+    source, window, task = query.source, query.window, query.task
+    positive_label, threshold, bins = query.positive_label, query.threshold, query.bins
     formulation = _resolve(formulation, task)
-    try:
-        earliest = check_duplicate_labels(duplicate_labels) == "earliest"
-    except ValueError as exc:
-        raise SourceError(str(exc)) from exc
-    from datetime import UTC
-
-    zone = naive_zone or UTC
-    preds_cat = _Catalog(engine, source.predictions)
-    labels_cat = preds_cat if source.labels == source.predictions else _Catalog(engine, source.labels)
-    label_id = source.label_id_column or source.id_column
+    earliest = query.earliest()
+    zone = query.zone
+    preds_cat = TableCatalog(engine, source.predictions)
+    labels_cat = preds_cat if source.labels == source.predictions else TableCatalog(engine, source.labels)
+    label_id = source.label_id
     preds_cat.get(source.id_column, "prediction id")
     preds_cat.get(source.prediction_time_column, "prediction time", TIME_TYPES)
-    if task == "multiclass" and source.predicted_column is None:
-        raise SourceError("a multiclass check needs predicted_column (the predicted class)")
-    if (
-        source.score_column is None
-        and task != "multiclass"
-        and (task == "regression" or source.predicted_column is None)
-    ):
-        raise SourceError(
-            "give score_column (the predicted probability or value), or predicted_column for classification"
-        )
-    if source.score_column is not None and task != "multiclass":
+    query.check_columns()
+    if query.uses_score:
+        assert source.score_column is not None
         preds_cat.get(source.score_column, "score", NUMERIC_TYPES)
     if source.predicted_column is not None:
         preds_cat.get(source.predicted_column, "predicted class")
@@ -260,12 +327,13 @@ def performance_statement(
         ),
         pt < _bound(pt, preds_cat.naive(source.prediction_time_column), zone, window.prediction_end, "p_end"),
     ]
-    if source.model_version_column is not None and model_version is not None:
+    if source.model_version_column is not None and query.model_version is not None:
         p_conditions.append(
-            preds.c[source.model_version_column] == sa.bindparam("model_version", model_version)
+            preds.c[source.model_version_column] == sa.bindparam("model_version", query.model_version)
         )
     p_columns: list[sa.ColumnElement[Any]] = [preds.c[source.id_column].label("pid")]
-    if source.score_column and task != "multiclass":
+    if query.uses_score:
+        assert source.score_column is not None
         p_columns.append(sa.cast(preds.c[source.score_column], sa.Float).label("score"))
     if source.predicted_column:
         p_columns.append(preds.c[source.predicted_column].label("predicted"))
@@ -302,9 +370,7 @@ def performance_statement(
             bins=bins,
             earliest=earliest,
         )
-        return _with_orphans(
-            grouped, 4, count_orphans, labels, preds, source, label_id, label_naive, zone, window
-        )
+        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive)
     joined = (
         sa.select(
             p,
@@ -344,7 +410,7 @@ def performance_statement(
             .subquery("k")
         )
         grouped = _classification_cells(keys)
-        empty_sums = 4
+        sums: tuple[str, ...] = CLASSIFICATION_SUMS
     elif task == "multiclass":
         # The confusion matrix as counts per (label, predicted class); the classes are made canonical
         # text in Python (_assemble), so 1, 1.0 and TRUE compare as in the in-memory join.
@@ -362,7 +428,7 @@ def performance_statement(
             .where(j.rn == 1)
             .group_by(j.segment, state, label_of_labelled, j.predicted)
         )
-        empty_sums = 0
+        sums = ()
     else:
         pred_v = j.score
         yv = sa.cast(j.label, sa.Float)
@@ -380,28 +446,35 @@ def performance_statement(
                 sa.null().label("bin"),
                 n.label("n"),
                 duplicate.label("dup"),
-                sa.func.count().filter(ok).label("a1"),
-                sa.func.sum(sa.func.abs(e)).filter(ok).label("a2"),
-                sa.func.sum(e).filter(ok).label("a3"),
-                sa.func.sum(e * e).filter(ok).label("a4"),
-                sa.func.sum(e * e * e * e).filter(ok).label("a5"),
-                sa.func.sum(yv).filter(ok).label("a6"),
-                sa.func.sum(yv * yv).filter(ok).label("a7"),
-                sa.func.sum(ape).filter(nonzero).label("a8"),
-                sa.func.sum(ape * ape).filter(nonzero).label("a9"),
-                sa.func.count().filter(nonzero).label("a10"),
-                sa.func.count().filter(sa.and_(ok, yv == 0.0)).label("a11"),
+                *(
+                    expression.label(name)
+                    for name, expression in zip(
+                        REGRESSION_SUMS,
+                        (
+                            sa.func.count().filter(ok),
+                            sa.func.sum(sa.func.abs(e)).filter(ok),
+                            sa.func.sum(e).filter(ok),
+                            sa.func.sum(e * e).filter(ok),
+                            sa.func.sum(e * e * e * e).filter(ok),
+                            sa.func.sum(yv).filter(ok),
+                            sa.func.sum(yv * yv).filter(ok),
+                            sa.func.sum(ape).filter(nonzero),
+                            sa.func.sum(ape * ape).filter(nonzero),
+                            sa.func.count().filter(nonzero),
+                            sa.func.count().filter(sa.and_(ok, yv == 0.0)),
+                        ),
+                        strict=True,
+                    )
+                ),
             )
             .where(j.rn == 1)
             .group_by(j.segment, state)
         )
-        empty_sums = 11
-    return _with_orphans(
-        grouped, empty_sums, count_orphans, labels, preds, source, label_id, label_naive, zone, window
-    )
+        sums = REGRESSION_SUMS
+    return _with_orphans(grouped, sums, query, labels, preds, label_naive)
 
 
-def _predicted_positive(preds_cat: _Catalog, source: PerformanceSource, positive_label: Any) -> Any:
+def _predicted_positive(preds_cat: TableCatalog, source: PerformanceSource, positive_label: Any) -> Any:
     """The value of ``predicted_column`` that means the positive class (a boolean for a boolean column)."""
     if source.predicted_column and (
         preds_cat.get(source.predicted_column, "predicted class").logical_type is LogicalType.BOOLEAN
@@ -539,28 +612,30 @@ def _classification_cells(per_prediction: sa.Subquery) -> sa.Select[Any]:
         k.bin,
         sa.func.count().label("n"),
         sa.func.count().filter(k.n_labels > 1).label("dup"),
-        sa.func.sum(k.s).label("a1"),
-        sa.func.sum(k.conf).label("a2"),
-        sa.func.sum(k.term).label("a3"),
-        sa.func.sum(k.term * k.term).label("a4"),
+        *(
+            expression.label(name)
+            for name, expression in zip(
+                CLASSIFICATION_SUMS,
+                (sa.func.sum(k.s), sa.func.sum(k.conf), sa.func.sum(k.term), sa.func.sum(k.term * k.term)),
+                strict=True,
+            )
+        ),
     ).group_by(k.segment, k.state, k.y, k.yhat, k.bin)
 
 
 def _with_orphans(
     grouped: sa.Select[Any],
-    empty_sums: int,
-    count_orphans: bool,
+    sums: tuple[str, ...],
+    query: PerformanceQuery,
     labels: sa.TableClause,
     preds: sa.TableClause,
-    source: PerformanceSource,
-    label_id: str,
     label_naive: bool,
-    zone: tzinfo,
-    window: PerformanceWindow,
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
-    """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4)."""
+    """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4); its
+    ``sums`` columns (those of ``grouped``) are NULL."""
     statement: sa.Select[Any] | sa.CompoundSelect[Any] = grouped
-    if count_orphans:
+    source, window, zone, label_id = query.source, query.window, query.zone, query.source.label_id
+    if query.count_orphans:
         orphan_labels = labels.alias("ol")
         known = preds.alias("kp")
         olt = orphan_labels.c[source.label_time_column]
@@ -574,7 +649,7 @@ def _with_orphans(
             sa.null().label("bin"),
             sa.func.count().label("n"),
             sa.literal(0).label("dup"),
-            *(sa.null().label(f"a{i}") for i in range(1, empty_sums + 1)),
+            *(sa.null().label(name) for name in sums),
         ).where(
             olt > arrivals,
             olt <= ocut,
@@ -608,39 +683,17 @@ def _resolve(formulation: Formulation, task: Task) -> Formulation:
 
 
 def performance_summary_sql(
-    engine: Engine,
-    source: PerformanceSource,
-    window: PerformanceWindow,
-    *,
-    task: Task = "classification",
-    positive_label: Any = 1,
-    threshold: float = 0.5,
-    model_version: str | None = None,
-    naive_zone: tzinfo | None = None,
-    bins: int = DEFAULT_BINS,
-    count_orphans: bool = True,
-    duplicate_labels: DuplicateLabels = "latest",
+    engine: Engine, query: PerformanceQuery
 ) -> tuple[Summary, dict[str, Summary], QueryStats]:
     """The window's summary, pushed down (module docstring); also per segment when
-    ``source.segment_column`` is set (keys are the segment values as text, ``"(none)"`` for NULL).
-    ``duplicate_labels``: which label by the cut-off wins, ``"latest"`` or ``"earliest"``.
+    ``query.source.segment_column`` is set (keys are the segment values as text, ``"(none)"`` for
+    NULL).
 
     Raises ``SourceError`` naming the table and column for a missing table or column, a time column
     that is not a timestamp, or a failed query.
     """
-    statement = performance_statement(
-        engine,
-        source,
-        window,
-        task=task,
-        positive_label=positive_label,
-        threshold=threshold,
-        model_version=model_version,
-        naive_zone=naive_zone,
-        bins=bins,
-        count_orphans=count_orphans,
-        duplicate_labels=duplicate_labels,
-    )
+    source, task = query.source, query.task
+    statement = performance_statement(engine, query)
     stats_rows = 0
     rows: list[Any] = []
     try:
@@ -658,7 +711,7 @@ def performance_summary_sql(
             what=f"tables {source.predictions} and {source.labels}",
         ) from exc
     overall, segments = _assemble(
-        rows, task, bins, count_orphans, segmented=source.segment_column is not None
+        rows, task, query.bins, query.count_orphans, segmented=source.segment_column is not None
     )
     return overall, segments, QueryStats(statements=1, rows_fetched=stats_rows)
 
@@ -694,8 +747,8 @@ def _assemble(
             bin_index, yhat = int(row.bin), int(row.yhat)
             if bin_index >= 0:
                 acc["scored"] += count
-                acc["score_sum"] += float(row.a1 or 0.0)
-                acc["confidence_sum"] += float(row.a2 or 0.0)
+                acc["score_sum"] += float(row.score_sum or 0.0)
+                acc["confidence_sum"] += float(row.confidence_sum or 0.0)
                 acc["scored_predicted_positive" if yhat else "scored_predicted_negative"][bin_index] += count
             acc["predicted_positive_all"] += count * yhat
             if state != LABELLED:
@@ -706,25 +759,14 @@ def _assemble(
                 acc["invalid_scores"] += count
                 continue
             (acc["positives"] if int(row.y) == 1 else acc["negatives"])[bin_index] += count
-            acc["log_loss_sum"] += float(row.a3 or 0.0)
-            acc["log_loss_sumsq"] += float(row.a4 or 0.0)
+            acc["log_loss_sum"] += float(row.log_loss_sum or 0.0)
+            acc["log_loss_sumsq"] += float(row.log_loss_sumsq or 0.0)
         elif state == LABELLED:
-            ok = int(row.a1 or 0)
-            acc["count"] += ok
-            acc["invalid"] += count - ok
-            for key, column in (
-                ("sum_abs_error", "a2"),
-                ("sum_error", "a3"),
-                ("sum_sq_error", "a4"),
-                ("sum_quartic_error", "a5"),
-                ("sum_y", "a6"),
-                ("sum_sq_y", "a7"),
-                ("sum_ape", "a8"),
-                ("sum_sq_ape", "a9"),
-            ):
-                acc[key] += float(getattr(row, column) or 0.0)
-            acc["nonzero_labels"] += int(row.a10 or 0)
-            acc["zero_labels"] += int(row.a11 or 0)
+            # By mapping key: a Row's attribute ``count`` is the tuple method, not the column.
+            sums = row._mapping
+            for name in REGRESSION_SUMS:
+                acc[name] += int(sums[name] or 0) if name in _INTEGER_SUMS else float(sums[name] or 0.0)
+            acc["invalid"] += count - int(sums["count"] or 0)
     summaries = {seg: _build(task, bins, acc) for seg, acc in parts.items()}
     overall: Summary = _build(task, bins, _empty(task, bins))
     for summary in summaries.values():
@@ -734,8 +776,6 @@ def _assemble(
         coverage = Coverage(
             coverage.predictions, coverage.labelled, coverage.late, coverage.duplicate, orphans
         )
-    from dataclasses import replace
-
     overall = replace(overall, coverage=coverage)
     return overall, (summaries if segmented else {})
 

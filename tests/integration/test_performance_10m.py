@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.performance.metrics import classification_metrics
 from airflow_mlobs.core.performance.summary import ClassificationSummary
-from airflow_mlobs.sources.performance_sql import performance_summary_sql
+from airflow_mlobs.sources.performance_sql import PerformanceQuery, performance_summary_sql
 from tests.integration.test_performance_sql import WINDOW, _source
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -84,7 +84,7 @@ def test_ten_million_predictions_fetch_aggregates_only_with_flat_memory(
     try:
         with _PeakRss() as rss:
             overall, segments, stats = performance_summary_sql(
-                pg_engine, _source(pg_schema, segment_column="segment"), WINDOW
+                pg_engine, PerformanceQuery(_source(pg_schema, segment_column="segment"), WINDOW)
             )
     finally:
         sa.event.remove(pg_engine, "after_cursor_execute", count_rows)

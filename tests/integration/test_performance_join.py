@@ -28,7 +28,7 @@ from airflow_mlobs.core.performance_settings import DuplicateLabels
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.performance_frame import performance_summary_join
-from airflow_mlobs.sources.performance_sql import PerformanceSource, performance_summary_sql
+from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource, performance_summary_sql
 from tests.integration.test_performance_sql import RULES, WINDOW, _data, _load, _reference, _rule_winners
 
 pytestmark = pytest.mark.postgres
@@ -139,10 +139,13 @@ def test_postgres_predictions_sqlite_labels_equal_the_pushed_down_join(
     _sqlite_labels(labels, data)
     source = _source(pg_schema, predicted_column="predicted_class", segment_column="segment")
     want, want_segments, _ = performance_summary_sql(
-        pg_engine, source, WINDOW, duplicate_labels=duplicate_labels
+        pg_engine, PerformanceQuery(source, WINDOW, duplicate_labels=duplicate_labels)
     )
     got, segments, stats = performance_summary_join(
-        pg_engine, labels, _cross(source), WINDOW, chunksize=chunksize, duplicate_labels=duplicate_labels
+        pg_engine,
+        labels,
+        PerformanceQuery(_cross(source), WINDOW, duplicate_labels=duplicate_labels),
+        chunksize=chunksize,
     )
     assert isinstance(got, ClassificationSummary)
     _assert_same(got, want)
@@ -166,16 +169,24 @@ def test_sqlite_and_sqlite_with_threshold_and_boolean_labels(
     preds, labels = _sqlite(tmp_path / "p.db"), _sqlite(tmp_path / "l.db")
     _sqlite_predictions(preds, data)
     _sqlite_labels(labels, data, sa.Boolean)
-    want, _, _ = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, threshold=0.5)
-    got, _, _ = performance_summary_join(preds, labels, _source(None), WINDOW, threshold=0.5, chunksize=400)
+    want, _, _ = performance_summary_sql(
+        pg_engine, PerformanceQuery(_source(pg_schema), WINDOW, threshold=0.5)
+    )
+    got, _, _ = performance_summary_join(
+        preds, labels, PerformanceQuery(_source(None), WINDOW, threshold=0.5), chunksize=400
+    )
     _assert_same(got, want)
     # one model version only; the orphan count still looks at the whole log
     other, _, _ = performance_summary_join(
-        preds, labels, _source(None, model_version_column="model_version"), WINDOW, model_version="v2"
+        preds,
+        labels,
+        PerformanceQuery(_source(None, model_version_column="model_version"), WINDOW, model_version="v2"),
     )
     assert other.coverage.predictions == 0 and other.coverage.orphan_labels == want.coverage.orphan_labels
     # without the id range: every label up to the cut-off is read, same summary
-    full, _, stats = performance_summary_join(preds, labels, _source(None), WINDOW, restrict_label_ids=False)
+    full, _, stats = performance_summary_join(
+        preds, labels, PerformanceQuery(_source(None), WINDOW), restrict_label_ids=False
+    )
     _assert_same(full, want)
     assert stats.id_range is None
 
@@ -197,9 +208,9 @@ def test_regression_across_databases(
     labels = _sqlite(tmp_path / "labels.db")
     _sqlite_labels(labels, data, sa.Float)
     options: dict[str, Any] = {"task": "regression", "duplicate_labels": duplicate_labels}
-    want, _, _ = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, **options)
+    want, _, _ = performance_summary_sql(pg_engine, PerformanceQuery(_source(pg_schema), WINDOW, **options))
     got, _, _ = performance_summary_join(
-        pg_engine, labels, _cross(_source(pg_schema)), WINDOW, chunksize=700, **options
+        pg_engine, labels, PerformanceQuery(_cross(_source(pg_schema)), WINDOW, **options), chunksize=700
     )
     assert isinstance(got, RegressionSummary)
     _assert_same(got, want)
@@ -228,9 +239,11 @@ def test_files_on_either_side(pg_engine: sa.Engine, pg_schema: str, tmp_path: Pa
         }
     ).to_csv(labels_file, index=False)
     source = _source(pg_schema, predicted_column="predicted_class", segment_column="segment")
-    want, want_segments, _ = performance_summary_sql(pg_engine, source, WINDOW)
+    want, want_segments, _ = performance_summary_sql(pg_engine, PerformanceQuery(source, WINDOW))
     for preds, labels in ((preds_file, labels_file), (pg_engine, labels_file), (preds_file, pg_engine)):
-        got, segments, _ = performance_summary_join(preds, labels, source, WINDOW, chunksize=256)
+        got, segments, _ = performance_summary_join(
+            preds, labels, PerformanceQuery(source, WINDOW), chunksize=256
+        )
         _assert_same(got, want)
         assert {k: v.coverage for k, v in segments.items()} == {
             k: v.coverage for k, v in want_segments.items()
@@ -250,8 +263,10 @@ def test_multiclass_across_databases(
     _sqlite_labels(labels, data, sa.Float)  # 1.0 in one database is the class "1" of the other
     source = _source(pg_schema, predicted_column="predicted_class", score_column=None)
     options: dict[str, Any] = {"task": "multiclass", "duplicate_labels": duplicate_labels}
-    want, _, _ = performance_summary_sql(pg_engine, source, WINDOW, **options)
-    got, _, _ = performance_summary_join(pg_engine, labels, _cross(source), WINDOW, chunksize=500, **options)
+    want, _, _ = performance_summary_sql(pg_engine, PerformanceQuery(source, WINDOW, **options))
+    got, _, _ = performance_summary_join(
+        pg_engine, labels, PerformanceQuery(_cross(source), WINDOW, **options), chunksize=500
+    )
     assert isinstance(got, MulticlassSummary) and isinstance(want, MulticlassSummary)
     _assert_same(got, want)
     assert got.labelled > 500 and {a for a, _, _ in got.cells} == {"0", "1", "2", "3"}
@@ -305,7 +320,7 @@ def test_operator_joins_across_connections_and_files(
     context = {"data_interval_start": WINDOW.prediction_start + timedelta(days=7)}
     context["data_interval_end"] = context["data_interval_start"] + timedelta(days=1)
     want, _, _ = performance_summary_sql(
-        pg_engine, _source(pg_schema, predicted_column="predicted_class"), WINDOW
+        pg_engine, PerformanceQuery(_source(pg_schema, predicted_column="predicted_class"), WINDOW)
     )
     results = [
         PerformanceCheckOperator(task_id=task_id, **common, **extra).evaluate(context)  # type: ignore[arg-type]
@@ -338,7 +353,7 @@ def test_missing_column_and_mismatched_ids_name_the_source(
     _sqlite_labels(labels, data)
     with pytest.raises(SourceError, match=r"label column 'outcome' not found in table labels"):
         performance_summary_join(
-            pg_engine, labels, _cross(_source(pg_schema, label_column="outcome")), WINDOW
+            pg_engine, labels, PerformanceQuery(_cross(_source(pg_schema, label_column="outcome")), WINDOW)
         )
     with labels.begin() as conn:
         conn.execute(
@@ -354,9 +369,11 @@ def test_missing_column_and_mismatched_ids_name_the_source(
         score_column="score",
     )
     with pytest.raises(SourceError, match=r"give ids of one type"):
-        performance_summary_join(pg_engine, labels, bad, WINDOW)
+        performance_summary_join(pg_engine, labels, PerformanceQuery(bad, WINDOW))
     with pytest.raises(SourceError, match=r"does not exist"):
-        performance_summary_join(pg_engine, tmp_path / "nope.parquet", _source(pg_schema), WINDOW)
+        performance_summary_join(
+            pg_engine, tmp_path / "nope.parquet", PerformanceQuery(_source(pg_schema), WINDOW)
+        )
 
 
 def test_one_million_predictions_join_in_bounded_memory(
@@ -395,7 +412,9 @@ def test_one_million_predictions_join_in_bounded_memory(
 
     tracemalloc.start()
     try:
-        got, segments, stats = performance_summary_join(pg_engine, labels, source, WINDOW, chunksize=50_000)
+        got, segments, stats = performance_summary_join(
+            pg_engine, labels, PerformanceQuery(source, WINDOW), chunksize=50_000
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -40,6 +40,7 @@ from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.performance_frame import performance_summary_join
 from airflow_mlobs.sources.performance_sql import (
+    PerformanceQuery,
     PerformanceSource,
     performance_statement,
     performance_summary_sql,
@@ -207,9 +208,11 @@ def test_classification_counts_equal_numpy(
     _load(pg_engine, pg_schema, data)
     overall, segments, stats = performance_summary_sql(
         pg_engine,
-        _source(pg_schema, predicted_column="predicted_class", segment_column="segment"),
-        WINDOW,
-        duplicate_labels=duplicate_labels,
+        PerformanceQuery(
+            _source(pg_schema, predicted_column="predicted_class", segment_column="segment"),
+            WINDOW,
+            duplicate_labels=duplicate_labels,
+        ),
     )
     want = _reference(data, duplicate_labels=duplicate_labels)
     assert isinstance(overall, ClassificationSummary)
@@ -257,7 +260,10 @@ def test_classification_counts_equal_numpy(
     # the rule matters on these data: the conflicting corrections change the confusion counts
     other = "earliest" if duplicate_labels == "latest" else "latest"
     other_summary, _, _ = performance_summary_sql(
-        pg_engine, _source(pg_schema, predicted_column="predicted_class"), WINDOW, duplicate_labels=other
+        pg_engine,
+        PerformanceQuery(
+            _source(pg_schema, predicted_column="predicted_class"), WINDOW, duplicate_labels=other
+        ),
     )
     assert isinstance(other_summary, ClassificationSummary)
     assert other_summary.coverage == overall.coverage
@@ -269,12 +275,17 @@ def test_score_threshold_and_model_version_and_boolean_labels(pg_engine: sa.Engi
     data = _data(np.random.default_rng(6), n=2000)
     data["label_values"] = [bool(v) for v in data["label_values"]]
     _load(pg_engine, pg_schema, data, label_type="BOOLEAN")
-    overall, _, _ = performance_summary_sql(pg_engine, _source(pg_schema), WINDOW, threshold=0.5)
+    overall, _, _ = performance_summary_sql(
+        pg_engine, PerformanceQuery(_source(pg_schema), WINDOW, threshold=0.5)
+    )
     # without predicted_column the class is score >= threshold (a NULL score predicts negative)
     want = _reference({**data, "label_values": [int(v) for v in data["label_values"]]})
     _assert_same(overall, want)
     other, _, _ = performance_summary_sql(
-        pg_engine, _source(pg_schema, model_version_column="model_version"), WINDOW, model_version="v2"
+        pg_engine,
+        PerformanceQuery(
+            _source(pg_schema, model_version_column="model_version"), WINDOW, model_version="v2"
+        ),
     )
     assert other.coverage.predictions == 0 and other.coverage.orphan_labels == want.coverage.orphan_labels
 
@@ -294,7 +305,8 @@ def test_regression_sums_equal_numpy(
     ]
     _load(pg_engine, pg_schema, data, label_type="DOUBLE PRECISION")
     overall, _, stats = performance_summary_sql(
-        pg_engine, _source(pg_schema), WINDOW, task="regression", duplicate_labels=duplicate_labels
+        pg_engine,
+        PerformanceQuery(_source(pg_schema), WINDOW, task="regression", duplicate_labels=duplicate_labels),
     )
     assert isinstance(overall, RegressionSummary)
     _assert_same(overall, _reference(data, regression=True, duplicate_labels=duplicate_labels))
@@ -320,7 +332,7 @@ def test_naive_timestamps_are_wall_clock_in_the_given_zone(pg_engine: sa.Engine,
     source = PerformanceSource(
         TableRef("p", pg_schema), TableRef("l", pg_schema), "id", "ts", "y", "lt", score_column="score"
     )
-    overall, _, _ = performance_summary_sql(pg_engine, source, window, naive_zone=berlin)
+    overall, _, _ = performance_summary_sql(pg_engine, PerformanceQuery(source, window, naive_zone=berlin))
     assert (overall.coverage.predictions, overall.coverage.labelled) == (1, 1)
 
 
@@ -329,24 +341,28 @@ def test_missing_columns_name_the_table(pg_engine: sa.Engine, pg_schema: str) ->
     with pytest.raises(SourceError, match=r"label column 'outcome' not found in table .*labels"):
         performance_summary_sql(
             pg_engine,
-            _source(pg_schema, predicted_column=None).__class__(
-                **{**_source(pg_schema).__dict__, "label_column": "outcome"}
+            PerformanceQuery(
+                _source(pg_schema, predicted_column=None).__class__(
+                    **{**_source(pg_schema).__dict__, "label_column": "outcome"}
+                ),
+                WINDOW,
             ),
-            WINDOW,
         )
     with pytest.raises(SourceError, match=r"table .*nope does not exist"):
         performance_summary_sql(
             pg_engine,
-            PerformanceSource(
-                TableRef("nope", pg_schema),
-                TableRef("labels", pg_schema),
-                "prediction_id",
-                "predicted_at",
-                "label",
-                "labelled_at",
-                score_column="score",
+            PerformanceQuery(
+                PerformanceSource(
+                    TableRef("nope", pg_schema),
+                    TableRef("labels", pg_schema),
+                    "prediction_id",
+                    "predicted_at",
+                    "label",
+                    "labelled_at",
+                    score_column="score",
+                ),
+                WINDOW,
             ),
-            WINDOW,
         )
 
 
@@ -381,7 +397,7 @@ def test_one_million_predictions_only_aggregates_cross_the_wire(pg_engine: sa.En
     sa.event.listen(pg_engine, "after_cursor_execute", count_rows)
     try:
         overall, segments, stats = performance_summary_sql(
-            pg_engine, _source(pg_schema, segment_column="segment"), WINDOW
+            pg_engine, PerformanceQuery(_source(pg_schema, segment_column="segment"), WINDOW)
         )
     finally:
         sa.event.remove(pg_engine, "after_cursor_execute", count_rows)
@@ -508,7 +524,9 @@ def test_grouped_statement_equals_the_ranked_one(
     source = _source(schema, predicted_column=predicted_column, segment_column="segment")  # type: ignore[arg-type]
     statements = {
         formulation: performance_statement(
-            engine, source, WINDOW, bins=10, formulation=formulation, duplicate_labels=duplicate_labels
+            engine,
+            PerformanceQuery(source, WINDOW, bins=10, duplicate_labels=duplicate_labels),
+            formulation=formulation,
         )
         for formulation in ("grouped", "ranked")
     }
@@ -519,7 +537,7 @@ def test_grouped_statement_equals_the_ranked_one(
         for a, b in zip(got, want, strict=True):
             assert a == (pytest.approx(b, rel=1e-12) if isinstance(b, float) else b), (got, want)
     overall, _, _ = performance_summary_sql(
-        engine, source, WINDOW, bins=10, duplicate_labels=duplicate_labels
+        engine, PerformanceQuery(source, WINDOW, bins=10, duplicate_labels=duplicate_labels)
     )
     cov = overall.coverage
     postgres = engine.dialect.name == "postgresql"
@@ -598,12 +616,16 @@ def test_each_prediction_s_winning_label_in_every_path(
     want = _WINNERS[(duplicate_labels, dialect)]
     binary = {i: "1" if w == "1" else w if w in ("NONE", "LATE") else "not 1" for i, w in want.items()}
     options: dict[str, Any] = {"count_orphans": False, "duplicate_labels": duplicate_labels}
-    _, grouped, _ = performance_summary_sql(engine, source, WINDOW, bins=10, **options)
+    _, grouped, _ = performance_summary_sql(engine, PerformanceQuery(source, WINDOW, bins=10, **options))
     assert _winners(grouped) == binary
-    _, ranked, _ = performance_summary_sql(engine, source, WINDOW, task="multiclass", **options)
+    _, ranked, _ = performance_summary_sql(
+        engine, PerformanceQuery(source, WINDOW, task="multiclass", **options)
+    )
     assert _winners(ranked) == want
     # the in-memory join orders NULLs last in every dialect (SQLite's order)
-    _, in_memory, _ = performance_summary_join(engine, engine, source, WINDOW, task="multiclass", **options)
+    _, in_memory, _ = performance_summary_join(
+        engine, engine, PerformanceQuery(source, WINDOW, task="multiclass", **options)
+    )
     assert _winners(in_memory) == _WINNERS[(duplicate_labels, "sqlite")]
     if duplicate_labels == "earliest":  # the numpy reference (it does not take NULL times under "latest")
         ids, values, times = zip(
@@ -630,4 +652,6 @@ def test_each_prediction_s_winning_label_in_every_path(
 def test_grouped_formulation_is_for_classification_only(pg_engine: sa.Engine, pg_schema: str) -> None:
     _load(pg_engine, pg_schema, _data(np.random.default_rng(2), n=20))
     with pytest.raises(SourceError, match="classification only"):
-        performance_statement(pg_engine, _source(pg_schema), WINDOW, task="regression", formulation="grouped")
+        performance_statement(
+            pg_engine, PerformanceQuery(_source(pg_schema), WINDOW, task="regression"), formulation="grouped"
+        )

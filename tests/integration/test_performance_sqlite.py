@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from airflow_mlobs.core.performance.metrics import classification_metrics
 from airflow_mlobs.core.performance.summary import ClassificationSummary, MulticlassSummary, RegressionSummary
 from airflow_mlobs.sources.performance_frame import performance_summary_join
-from airflow_mlobs.sources.performance_sql import performance_summary_sql
+from airflow_mlobs.sources.performance_sql import PerformanceQuery, performance_summary_sql
 from tests.integration.test_performance_join import (
     _assert_same,
     _source,
@@ -37,7 +37,7 @@ def test_classification_on_sqlite_equals_numpy_with_segments(tmp_path: Path) -> 
     data = _data(np.random.default_rng(15))
     engine = _loaded(tmp_path, data)
     source = _source(None, predicted_column="predicted_class", segment_column="segment")
-    overall, segments, stats = performance_summary_sql(engine, source, WINDOW)
+    overall, segments, stats = performance_summary_sql(engine, PerformanceQuery(source, WINDOW))
     want = _reference(data)
     assert isinstance(overall, ClassificationSummary)
     _assert_same(overall, want)
@@ -56,7 +56,7 @@ def test_threshold_and_boolean_labels_on_sqlite(tmp_path: Path) -> None:
     data = _data(np.random.default_rng(16), n=2000)
     data["label_values"] = [bool(v) for v in data["label_values"]]
     engine = _loaded(tmp_path, data, label=sa.Boolean)
-    overall, _, _ = performance_summary_sql(engine, _source(None), WINDOW, threshold=0.5)
+    overall, _, _ = performance_summary_sql(engine, PerformanceQuery(_source(None), WINDOW, threshold=0.5))
     _assert_same(overall, _reference({**data, "label_values": [int(v) for v in data["label_values"]]}))
 
 
@@ -69,7 +69,9 @@ def test_regression_on_sqlite_equals_numpy(tmp_path: Path) -> None:
     value_of = dict(zip(data["ids"].tolist(), truth.tolist(), strict=True))
     data["label_values"] = [value_of.get(i, 1.0) for i in data["label_ids"]]
     engine = _loaded(tmp_path, data, label=sa.Float)
-    overall, _, stats = performance_summary_sql(engine, _source(None), WINDOW, task="regression")
+    overall, _, stats = performance_summary_sql(
+        engine, PerformanceQuery(_source(None), WINDOW, task="regression")
+    )
     assert isinstance(overall, RegressionSummary)
     _assert_same(overall, _reference(data, regression=True))
     assert overall.zero_labels > 0 and stats.rows_fetched <= 4
@@ -83,8 +85,10 @@ def test_multiclass_on_sqlite_equals_the_in_memory_join(tmp_path: Path) -> None:
     data["label_values"] = [str(classes[v % 3]) for v in rng.integers(0, 3, len(data["label_ids"]))]
     engine = _loaded(tmp_path, data, predicted=sa.Text, label=sa.Text)
     source = _source(None, predicted_column="predicted_class")
-    pushed, _, _ = performance_summary_sql(engine, source, WINDOW, task="multiclass")
-    joined, _, _ = performance_summary_join(engine, engine, source, WINDOW, task="multiclass")
+    pushed, _, _ = performance_summary_sql(engine, PerformanceQuery(source, WINDOW, task="multiclass"))
+    joined, _, _ = performance_summary_join(
+        engine, engine, PerformanceQuery(source, WINDOW, task="multiclass")
+    )
     assert isinstance(pushed, MulticlassSummary) and isinstance(joined, MulticlassSummary)
     _assert_same(pushed, joined)
     assert sum(pushed.counts().values()) == pushed.coverage.labelled > 0
@@ -101,5 +105,5 @@ def test_empty_window_on_sqlite_is_a_result_not_an_error(tmp_path: Path, task: s
         WINDOW.label_cutoff.replace(year=2020),
         WINDOW.arrivals_start.replace(year=2020),
     )
-    overall, segments, _ = performance_summary_sql(engine, _source(None), empty, task=task)  # type: ignore[arg-type]
+    overall, segments, _ = performance_summary_sql(engine, PerformanceQuery(_source(None), empty, task=task))  # type: ignore[arg-type]
     assert overall.coverage.predictions == 0 and overall.coverage.labelled == 0 and segments == {}
