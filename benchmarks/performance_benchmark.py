@@ -49,12 +49,13 @@ from airflow_mlobs.core.performance.metrics import classification_metrics  # noq
 from airflow_mlobs.core.performance.window import evaluation_window  # noqa: E402
 from airflow_mlobs.core.performance_settings import PerformanceSettings  # noqa: E402
 from airflow_mlobs.core.types import TableRef  # noqa: E402
+from airflow_mlobs.sources.dialect import dialect_for  # noqa: E402
 from airflow_mlobs.sources.performance_sql import (  # noqa: E402
     PerformanceQuery,
     PerformanceSource,
     performance_statement,
     performance_summary_sql,
-    postgres_settings,
+    session_purpose,
 )
 
 DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -213,11 +214,10 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
                 sa.text("EXPLAIN " + bare.text), {"s": window.prediction_start, "e": window.prediction_end}
             )
         ]
-    settings = postgres_settings("classification")
+    settings = dialect_for(engine).session_settings(session_purpose("classification"))
     statement = performance_statement(engine, PerformanceQuery(source, window))
     with engine.begin() as conn:
-        for setting in settings:
-            conn.execute(sa.text(setting))
+        dialect_for(engine).prepare_session(conn, session_purpose("classification"))
         summary_plan = [r[0] for r in conn.execute(sa.text("EXPLAIN " + _literal_sql(engine, statement)))]
     summary_s, bare_s = statistics.median(summary_times), statistics.median(bare_times)
     return {

@@ -48,8 +48,10 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
 At most ``segments x 3 states x 2 x 2 x bins`` rows for classification (in practice about
 ``segments x 2 x bins``), ``segments x 3`` for regression.
 
-On PostgreSQL the transaction sets :func:`postgres_settings` first. Why the grouped formulation, and
-what is left of the gap to a bare join: ``benchmarks/README.md`` (performance section).
+Every database difference (the score bin's floor, the NULL order of ``DESC``, the session's planner
+settings before the statement, :func:`session_purpose`) is asked of the engine's dialect object
+(:mod:`airflow_mlobs.sources.dialect`). Why the grouped formulation, and what is left of the gap to
+a bare join: ``benchmarks/README.md`` (performance section).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from airflow_mlobs.core.performance_settings import (
 from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.core.types import NUMERIC_TYPES, TIME_TYPES, ColumnInfo, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
+from airflow_mlobs.sources.dialect import QueryPurpose, SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message
 
 #: How each prediction's winning label is found (see :func:`performance_statement`).
@@ -256,17 +259,10 @@ def _bound(column: sa.ColumnElement[Any], naive: bool, zone: tzinfo, value: date
     return sa.bindparam(name, bound, type_=column.type)
 
 
-def _score_bin(engine: Engine, s: sa.ColumnElement[Any], bins: int) -> sa.ColumnElement[int]:
+def _score_bin(dialect: SqlDialect, s: sa.ColumnElement[Any], bins: int) -> sa.ColumnElement[int]:
     """``floor(s * bins)``, 1.0 in the last bin, -1 for NULL or outside [0, 1] (as ``score_bin``)."""
     valid = sa.and_(s >= 0.0, s <= 1.0)
-    if engine.dialect.name == "postgresql":
-        # CAST rounds in PostgreSQL; floor first.
-        raw: sa.ColumnElement[Any] = sa.cast(sa.func.floor(s * float(bins)), sa.Integer)
-        capped: sa.ColumnElement[Any] = sa.func.least(raw, bins - 1)
-    else:
-        raw = sa.cast(s * float(bins), sa.Integer)  # truncates; s >= 0 here
-        capped = sa.case((raw > bins - 1, bins - 1), else_=raw)
-    return sa.case((valid, capped), else_=-1)
+    return sa.case((valid, dialect.floor_capped(s * float(bins), bins - 1)), else_=-1)
 
 
 def performance_statement(
@@ -358,7 +354,7 @@ def performance_statement(
     )
     if formulation == "grouped":
         grouped = _grouped_classification(
-            engine,
+            dialect_for(engine),
             p,
             labels_alias,
             source,
@@ -394,7 +390,7 @@ def performance_statement(
                 j.segment.label("segment"),
                 state.label("state"),
                 *_classification_columns(
-                    engine,
+                    dialect_for(engine),
                     source,
                     score=j.score if source.score_column else sa.null(),
                     predicted=j.predicted if source.predicted_column else None,
@@ -484,7 +480,7 @@ def _predicted_positive(preds_cat: TableCatalog, source: PerformanceSource, posi
 
 
 def _grouped_classification(
-    engine: Engine,
+    dialect: SqlDialect,
     p: sa.Subquery,
     labels: NamedFromClause,
     source: PerformanceSource,
@@ -505,7 +501,7 @@ def _grouped_classification(
     positive: sa.BindParameter[Any] = sa.bindparam("positive_label", positive_label)
     # The dialect's NULL order matters under "latest" only: the ranked "earliest" order puts NULLs
     # last explicitly, in every dialect.
-    postgres_nulls = engine.dialect.name == "postgresql" and not earliest
+    nulls_first = dialect.descending_nulls_first and not earliest
     pick = sa.func.min if earliest else sa.func.max
 
     def winning(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
@@ -521,18 +517,19 @@ def _grouped_classification(
         return sa.or_(time.is_(None), time > t_in if earliest else time < t_in)
 
     # The winner (latest, or earliest, label time; ties the larger label) is the positive class when
-    # a positive label has the winning time and no larger label has it. PostgreSQL's DESC ranks a
-    # NULL label above any label, so under "latest" a NULL label at the latest time wins there too
-    # (as with ROW_NUMBER()); under "earliest" a NULL label never wins a tie (NULLS LAST).
+    # a positive label has the winning time and no larger label has it. Where DESC ranks a NULL
+    # label above any label (descending_nulls_first: PostgreSQL), under "latest" a NULL label at the
+    # latest time wins there too (as with ROW_NUMBER()); under "earliest" a NULL label never wins a
+    # tie (NULLS LAST).
     winner_conditions = [winning(label == positive) == t_in, not_at_winning(winning(label > positive))]
-    if postgres_nulls:
+    if nulls_first:
         winner_conditions.append(not_at_winning(winning(label.is_(None))))
     winner_positive = sa.and_(*winner_conditions)
-    # Only late labels: LATE; but under "latest" PostgreSQL's DESC ranks a label with a NULL time
+    # Only late labels: LATE; but under "latest" a NULLs-first DESC ranks a label with a NULL time
     # first, so there such a label makes the prediction unlabelled (as with ROW_NUMBER()). Under
     # "earliest" a NULL time ranks last everywhere: any late label makes the prediction LATE.
     late: sa.ColumnElement[bool] = sa.func.max(lt).is_not(None)
-    if postgres_nulls:
+    if nulls_first:
         late = sa.and_(late, sa.func.count(labels.c[label_id]) == sa.func.count(lt))
     state = sa.case((labelled, LABELLED), (late, LATE), else_=NO_LABEL)
 
@@ -543,7 +540,7 @@ def _grouped_classification(
             p.c.segment.label("segment"),
             state.label("state"),
             *_classification_columns(
-                engine,
+                dialect,
                 source,
                 score=p.c.score if source.score_column else sa.null(),
                 predicted=p.c.predicted if source.predicted_column else None,
@@ -563,7 +560,7 @@ def _grouped_classification(
 
 
 def _classification_columns(
-    engine: Engine,
+    dialect: SqlDialect,
     source: PerformanceSource,
     *,
     score: sa.ColumnElement[Any],
@@ -594,7 +591,7 @@ def _classification_columns(
     return [
         sa.case((labelled, sa.case((label_positive, 1), else_=0))).label("y"),
         yhat.label("yhat"),
-        (_score_bin(engine, score, bins) if source.score_column else sa.literal(-1)).label("bin"),
+        (_score_bin(dialect, score, bins) if source.score_column else sa.literal(-1)).label("bin"),
         sa.case((valid, score)).label("s"),
         sa.case((valid, sa.case((yhat == 1, score), else_=1.0 - score))).label("conf"),
         term.label("term"),
@@ -660,18 +657,11 @@ def _with_orphans(
     return statement
 
 
-def postgres_settings(task: Task, formulation: Formulation = "auto") -> tuple[str, ...]:
-    """The ``SET LOCAL`` statements run before the statement on PostgreSQL.
-
-    ``enable_sort = off``: the planner overestimates the groups of the final ``GROUP BY`` (10-100x) and
-    of the rows left after ``ROW_NUMBER() = 1`` (200x), and would sort (spilling with the default
-    ``work_mem``) instead of hashing. ``jit = off`` for the ranked statement only: its window
-    functions and CASE expressions ran slower compiled; the grouped statement runs serially after
-    the join and is faster with JIT (12.5 s instead of 19 s at 10M predictions).
-    """
-    if _resolve(formulation, task) == "grouped":
-        return ("SET LOCAL enable_sort = off",)
-    return ("SET LOCAL jit = off", "SET LOCAL enable_sort = off")
+def session_purpose(task: Task, formulation: Formulation = "auto") -> QueryPurpose:
+    """What the statement for ``task`` is, for the dialect's session settings
+    (:meth:`~airflow_mlobs.sources.dialect.SqlDialect.session_settings`: on PostgreSQL sorting off
+    for both formulations, JIT off for the ranked one)."""
+    return "performance_grouped" if _resolve(formulation, task) == "grouped" else "performance_ranked"
 
 
 def _resolve(formulation: Formulation, task: Task) -> Formulation:
@@ -698,9 +688,7 @@ def performance_summary_sql(
     rows: list[Any] = []
     try:
         with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                for setting in postgres_settings(task):
-                    conn.execute(sa.text(setting))
+            dialect_for(engine).prepare_session(conn, session_purpose(task))
             for row in conn.execute(statement):
                 stats_rows += 1
                 rows.append(row)
