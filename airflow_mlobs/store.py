@@ -65,7 +65,7 @@ results_table = sa.Table(
     sa.Column("result_json", sa.Text, nullable=False),
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_mlobs_results_dataset_check", "dataset", "check_name", "window_end"),
-    # v2: the gate reads history(check=...) without a dataset.
+    # v2: the gate reads history(check=..., start=, end=) without a dataset.
     sa.Index("ix_mlobs_results_check_window", "check_name", "window_end"),
 )
 
@@ -218,7 +218,7 @@ class ResultsStore:
 
     ``skipped_rows`` is the number of stored rows the last :meth:`history`, :meth:`profiles` or
     :meth:`window_profiles` call skipped because they could not be decoded (each call logs one
-    warning naming the table and row ids).
+    warning naming the table and row ids); ``skipped_total`` counts them over all calls.
     """
 
     #: Dialects saved with one ``INSERT ... ON CONFLICT DO UPDATE``; others use the portable upsert.
@@ -231,6 +231,7 @@ class ResultsStore:
         self.engine = engine
         self._ready = False
         self.skipped_rows = 0
+        self.skipped_total = 0
 
     # ----------------------------------------------------------------------------------------------
     # Tables: creation and upgrades
@@ -417,6 +418,7 @@ class ResultsStore:
 
     def _note_skipped(self, table: str, column: str, skipped: Sequence[tuple[int, BaseException]]) -> None:
         self.skipped_rows = len(skipped)
+        self.skipped_total += len(skipped)
         if skipped:
             ids = ", ".join(str(row_id) for row_id, _ in skipped[:10]) + (
                 ", ..." if len(skipped) > 10 else ""
@@ -462,22 +464,25 @@ class ResultsStore:
 
     def history(
         self,
-        *,
-        dataset: str | None = None,
         check: str | None = None,
+        dataset: str | None = None,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
         dag_id: str | None = None,
         task_id: str | None = None,
-        window_end_before: datetime | None = None,
-        window_end_after: datetime | None = None,
-        recorded_after: datetime | None = None,
+        map_index: int | None = None,
+        recorded_since: datetime | None = None,
         limit: int | None = None,
     ) -> list[StoredResult]:
-        """Stored results, newest window first (then newest recorded).
+        """Stored results, newest window first (then newest recorded), filtered in SQL.
 
-        The time bounds are exclusive and applied in SQL: ``window_end_before``/``window_end_after``
-        keep rows whose window ends strictly before/after the instant (rows without a window are
-        left out when either is given), ``recorded_after`` rows stored strictly after it. Naive
-        datetimes are taken as UTC. Rows whose ``result_json`` cannot be decoded are skipped (see
+        Time: ``start`` and ``end`` bound the window's end, both inclusive (``start <= window_end
+        <= end``, as :meth:`profiles` bounds windows); rows without a window are left out when
+        either is given. ``recorded_since`` keeps rows stored at or after it. Naive datetimes are
+        taken as UTC. ``limit`` keeps the newest rows: with ``end`` it reads the last windows up to
+        a time without reading the rest of the history. The other filters select by check,
+        dataset, task and map index. Rows whose ``result_json`` cannot be decoded are skipped (see
         ``skipped_rows``); ``limit`` counts them, so fewer rows may come back.
         """
         self.ensure_table()
@@ -487,15 +492,16 @@ class ResultsStore:
             (results_table.c.check_name, check),
             (results_table.c.dag_id, dag_id),
             (results_table.c.task_id, task_id),
+            (results_table.c.map_index, map_index),
         ):
             if value is not None:
                 query = query.where(column == value)
-        if window_end_before is not None:
-            query = query.where(results_table.c.window_end < _utc(window_end_before))
-        if window_end_after is not None:
-            query = query.where(results_table.c.window_end > _utc(window_end_after))
-        if recorded_after is not None:
-            query = query.where(results_table.c.recorded_at > _utc(recorded_after))
+        if start is not None:
+            query = query.where(results_table.c.window_end >= _utc(start))
+        if end is not None:
+            query = query.where(results_table.c.window_end <= _utc(end))
+        if recorded_since is not None:
+            query = query.where(results_table.c.recorded_at >= _utc(recorded_since))
         query = query.order_by(
             results_table.c.window_end.desc().nulls_last(),
             results_table.c.recorded_at.desc(),

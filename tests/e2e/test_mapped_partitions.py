@@ -149,7 +149,7 @@ def _store(airflow_home: Path) -> ResultsStore:
 
 def _results(airflow_home: Path) -> dict[tuple[str, int], CheckResult]:
     found: dict[tuple[str, int], CheckResult] = {}
-    for s in _store(airflow_home).history(dag_id=DAG_ID, window_end_after=WINDOW[0]):
+    for s in _store(airflow_home).history(dag_id=DAG_ID, start=WINDOW[1]):
         found.setdefault((s.run.task_id or "", s.run.map_index), s.result)
     return found
 

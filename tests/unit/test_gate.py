@@ -1,23 +1,30 @@
-"""The retraining gate's policy (pure, no Airflow): conditions, streaks, cooldown, the stored result."""
+"""The retraining gate's policy (pure, no Airflow): conditions, streaks, cooldown, the stored result;
+and one gate run reading its history from a SQLite results store (bounded reads)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from airflow_mlobs.core.gate import (
     CHECK,
     HOLD,
     NO_RETRAIN,
     RETRAIN,
+    GateDecision,
     GatePolicy,
     conditions_met,
     decide,
 )
+from airflow_mlobs.core.gate_run import Upstream, decision_window, judge_gate, read_pushed
 from airflow_mlobs.core.result import CheckResult, Status
+from airflow_mlobs.store import ResultsStore, RunKey, results_table
 
 NOW = datetime(2026, 11, 10, tzinfo=UTC)
 DATASET = "wh:events"
@@ -446,3 +453,143 @@ def test_a_rerun_below_the_policy_still_records_the_retraining_of_its_window() -
     calm = run(GatePolicy(drift_share=0.5), [drift(0.1)], already_retrained=event)
     assert calm.decision == NO_RETRAIN
     assert retrain_event(calm.result) == event
+
+
+# --- one gate run against a results history (core.gate_run, a SQLite store) -----------------------
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[ResultsStore]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    yield ResultsStore(engine)
+    engine.dispose()
+
+
+def _stored(store: ResultsStore, result: CheckResult, *, task_id: str = "drift", map_index: int = -1) -> None:
+    store.save(result, RunKey(dag_id="monitoring", task_id=task_id, run_id="r", map_index=map_index))
+
+
+def _judge(
+    store: ResultsStore, policy: GatePolicy, upstream: Sequence[Upstream], **kwargs: Any
+) -> GateDecision:
+    results = [u.result for u in upstream]
+    window = decision_window(results)
+    assert window is not None
+    return judge_gate(
+        policy,
+        upstream,
+        store,
+        dag_id="monitoring",
+        task_id="retrain_gate",
+        targets=kwargs.pop("targets", ()),
+        window_start=window[0],
+        window_end=window[1],
+        **kwargs,
+    )
+
+
+def test_read_pushed_names_each_result_and_the_problems() -> None:
+    good = drift(0.6, ["a"]).compact()
+    found, problems = read_pushed("drift", good, is_check=True, mapped=False, gate_map_index=-1)
+    assert [(u.task_id, u.map_index, u.series) for u in found] == [("drift", -1, DATASET)]
+    assert problems == []
+    mapped, _ = read_pushed(
+        "drift", [{**good, "map_index": 4}, good], is_check=True, mapped=True, gate_map_index=-1
+    )
+    assert [u.map_index for u in mapped] == [4, 1]  # carried, else its position
+    assert mapped[0].series == f"{DATASET}|drift[4]"
+    own, _ = read_pushed("drift", [good], is_check=True, mapped=True, gate_map_index=2)
+    assert own[0].map_index == 2  # a mapped gate's own map index
+    none, problems = read_pushed("load", None, is_check=False, mapped=False, gate_map_index=-1)
+    assert none == [] and problems == []
+    _, problems = read_pushed("drift", [good, "junk"], is_check=True, mapped=False, gate_map_index=-1)
+    assert problems == ["upstream task 'drift' pushed 1 value(s) that are not check results"]
+
+
+def test_streak_reads_its_own_task_and_map_index(history: ResultsStore) -> None:
+    policy = GatePolicy(drift_share=0.5, consecutive_windows=3)
+    for days_ago in (1, 2):
+        _stored(history, drift(0.8, ["a"], days_ago=days_ago), map_index=0)
+        _stored(history, drift(0.1, [], days_ago=days_ago), map_index=1)  # another segment: calm
+        _stored(history, drift(0.1, [], days_ago=days_ago), task_id="merge")  # another task
+    today = drift(0.8, ["a"])
+    assert _judge(history, policy, [Upstream(today, "drift", 0)]).decision == RETRAIN
+    held = _judge(history, policy, [Upstream(today, "drift", 1)])
+    assert held.decision == NO_RETRAIN and held.result.findings[0].value == 1
+    assert _judge(history, policy, [Upstream(today, "merge")]).decision == NO_RETRAIN
+
+
+def test_a_rerun_and_a_shared_target_hold_the_gate(history: ResultsStore) -> None:
+    policy = GatePolicy(drift_share=0.5, cooldown=timedelta(days=3))
+    today = Upstream(drift(0.8, ["a"]), "drift")
+    first = _judge(history, policy, [today], targets=("model://churn",))
+    assert first.decision == RETRAIN
+    _stored(history, first.result, task_id="retrain_gate")
+    assert _judge(history, policy, [today]).decision == HOLD  # the same window, again
+    # Another gate with the same target, two days later: the cooldown holds it.
+    later = Upstream(drift(0.8, ["a"], days_ago=-2), "drift")
+    other = judge_gate(
+        policy,
+        [later],
+        history,
+        dag_id="other_dag",
+        task_id="gate",
+        targets=("model://churn",),
+        window_start=later.result.window_start,
+        window_end=later.result.window_end or NOW,
+    )
+    assert other.decision == HOLD and "cooldown" in other.result.summary
+
+
+def test_the_gate_reads_only_the_windows_it_needs(history: ResultsStore) -> None:
+    # Three years of daily results and decisions: the gate's reads must not grow with them.
+    years = 3 * 365
+    rows = []
+    for days_ago in range(years, 0, -1):
+        result = drift(0.8, ["a"], days_ago=days_ago)
+        rows.append(
+            {
+                "result_key": RunKey("monitoring", "drift", "r").key_for(result),
+                "dag_id": "monitoring",
+                "task_id": "drift",
+                "map_index": -1,
+                "run_id": f"r{days_ago}",
+                "check_name": "drift",
+                "dataset": DATASET,
+                "status": result.status.value,
+                "summary": result.summary,
+                "window_start": result.window_start,
+                "window_end": result.window_end,
+                "result_json": result.to_json(),
+                "recorded_at": NOW,
+            }
+        )
+    history.ensure_table()
+    with history.engine.begin() as conn:
+        conn.execute(sa.insert(results_table), rows)
+        decisions = [
+            {**row, "result_key": f"gate{row['run_id']}", "task_id": "retrain_gate", "check_name": CHECK}
+            for row in rows
+        ]
+        conn.execute(sa.insert(results_table), decisions)
+
+    fetched: list[int] = []
+
+    def count_rows(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "mlobs_check_results" in statement:
+            # Run the same query again on the side and count what it returns.
+            fetched.append(len(conn.connection.driver_connection.execute(statement, parameters).fetchall()))
+
+    policy = GatePolicy(drift_share=0.5, consecutive_windows=3, cooldown=timedelta(days=2))
+    sa.event.listen(history.engine, "after_cursor_execute", count_rows)
+    try:
+        decision = _judge(history, policy, [Upstream(drift(0.8, ["a"]), "drift")])
+    finally:
+        sa.event.remove(history.engine, "after_cursor_execute", count_rows)
+    assert decision.result.findings[0].value == 3  # the streak was read
+    # Streak: two windows needed, one more of slack, and the current window's end; cooldown: the
+    # decisions within two days either side (of a history of 2 x 1095 rows).
+    assert len(fetched) == 2
+    assert fetched[0] <= 4 and fetched[1] <= 3, fetched

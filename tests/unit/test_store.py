@@ -277,28 +277,32 @@ def test_history_time_bounds_are_applied_in_sql(any_engine: sa.Engine) -> None:
         return [h.result.summary for h in store.history(check="drift", **bounds)]
 
     assert summaries() == [f"day {n}" for n in range(5, -1, -1)] + ["no window"]
-    # Exclusive bounds on the window's end; rows without a window drop out.
-    assert summaries(window_end_before=_day(3)) == ["day 1", "day 0"]
-    assert summaries(window_end_after=_day(4)) == ["day 5", "day 4"]
-    assert summaries(window_end_after=_day(2), window_end_before=_day(5)) == ["day 3", "day 2"]
-    assert summaries(window_end_before=_day(3), limit=1) == ["day 1"]
+    # Inclusive bounds on the window's end (day n's window ends on day n + 1); rows without a
+    # window drop out.
+    assert summaries(end=_day(2)) == ["day 1", "day 0"]
+    assert summaries(start=_day(5)) == ["day 5", "day 4"]
+    assert summaries(start=_day(3), end=_day(4)) == ["day 3", "day 2"]
+    assert summaries(end=_day(2), limit=1) == ["day 1"]
+    assert summaries(start=_day(9)) == [] and summaries(end=_day(0)) == []
     # A naive bound is UTC; an aware one in another zone is the same instant.
-    naive = _day(3).replace(tzinfo=None)
-    assert summaries(window_end_before=naive) == ["day 1", "day 0"]
-    tokyo = _day(3).astimezone(ZoneInfo("Asia/Tokyo"))
-    assert summaries(window_end_before=tokyo) == ["day 1", "day 0"]
-    # The other filters still combine with the bounds, the way the gate calls history().
-    assert [
-        h.result.summary
-        for h in store.history(dataset=_result().dataset, check="schema", window_end_before=_day(4))
-    ] == ["other check"]
+    naive = _day(2).replace(tzinfo=None)
+    assert summaries(end=naive) == ["day 1", "day 0"]
+    tokyo = _day(2).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert summaries(end=tokyo) == ["day 1", "day 0"]
+    # The other filters still combine with the bounds, the way the gate calls history(); check and
+    # dataset may be given by position.
+    assert [h.result.summary for h in store.history("schema", _result().dataset, end=_day(4))] == [
+        "other check"
+    ]
+    assert [h.result.summary for h in store.history("drift", map_index=-1, start=_day(6))] == ["day 5"]
+    assert store.history("drift", map_index=3) == []
 
-    # recorded_after: only what was stored since.
+    # recorded_since: only what was stored since.
     cut = datetime.now(UTC)
     time.sleep(0.01)
     store.save(_result(check="drift", start=_day(0), end=_day(1), summary="day 0 again"), RUN)
-    assert summaries(recorded_after=cut) == ["day 0 again"]
-    assert summaries(recorded_after=datetime.now(UTC) + timedelta(seconds=5)) == []
+    assert summaries(recorded_since=cut) == ["day 0 again"]
+    assert summaries(recorded_since=datetime.now(UTC) + timedelta(seconds=5)) == []
 
 
 def test_undecodable_rows_are_skipped_counted_and_logged(
@@ -330,6 +334,7 @@ def test_undecodable_rows_are_skipped_counted_and_logged(
     # The count is the last call's: a read that meets no bad row resets it.
     assert [h.result.summary for h in store.history(limit=1)] == ["good 3"]
     assert store.skipped_rows == 0
+    assert store.skipped_total == 3  # over all calls (the gate reports it once for its reads)
 
     # Profiles: the same for profiles() and window_profiles().
     store.save_profile("wh:t", "b/v1", _profile("p1", rows=5), partition="a")
