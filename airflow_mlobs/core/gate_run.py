@@ -17,7 +17,7 @@ protocol, no SQLAlchemy here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -32,6 +32,7 @@ from airflow_mlobs.core.gate import (
     retrain_event,
 )
 from airflow_mlobs.core.result import CheckResult, Status
+from airflow_mlobs.core.window import RunTimes
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,53 @@ def read_pushed(
     return upstream, problems
 
 
-def decision_window(results: Sequence[CheckResult]) -> tuple[datetime | None, datetime] | None:
-    """The latest judged window among ``results`` (the window the decision is about), if any."""
+#: What an upstream task pushed, whether it is mapped, and whether it is one of our checks.
+Pulled = tuple[Any, bool, bool]
+
+
+def collect_upstream(
+    task_ids: Sequence[str],
+    pull: Callable[[str], Pulled],
+    *,
+    explicit: bool,
+    known: Collection[str],
+    dag_id: str,
+    gate_task_id: str,
+    gate_map_index: int,
+) -> tuple[list[Upstream], list[str]]:
+    """Every check result the upstream tasks pushed (``pull(task_id)``, see :data:`Pulled`), and the
+    problems that make the gate an ``error``: a task named in ``check_task_ids`` (``explicit``) that
+    is not among the DAG's ``known`` tasks, the problems of :func:`read_pushed`, no check at all.
+    Without ``explicit`` names, tasks that are not checks and pushed no result are left out."""
+    upstream: list[Upstream] = []
+    problems: list[str] = []
+    for task_id in task_ids:
+        if explicit and known and task_id not in known:
+            problems.append(f"check_task_ids names {task_id!r}, which is not a task of DAG {dag_id!r}")
+            continue
+        value, mapped, is_check = pull(task_id)
+        found, wrong = read_pushed(
+            task_id, value, is_check=explicit or is_check, mapped=mapped, gate_map_index=gate_map_index
+        )
+        upstream += found
+        problems += wrong
+    if not upstream and not problems:
+        problems.append(f"no check results to judge: no upstream task of {gate_task_id!r} is a check")
+    return upstream, problems
+
+
+def decision_window(results: Sequence[CheckResult], times: RunTimes) -> tuple[datetime | None, datetime]:
+    """The window the decision is about, and its time: the latest judged window among ``results``,
+    else the run's data interval, else its logical date or run-after time (else now)."""
     judged = [r for r in results if r.window_end is not None]
-    if not judged:
-        return None
-    latest = max(judged, key=lambda r: r.window_end or datetime.min.replace(tzinfo=UTC))
-    assert latest.window_end is not None
-    return latest.window_start, latest.window_end
+    if judged:
+        latest = max(judged, key=lambda r: r.window_end or datetime.min.replace(tzinfo=UTC))
+        assert latest.window_end is not None
+        return latest.window_start, latest.window_end
+    anchor, _ = times.anchor()
+    if anchor is None:
+        anchor = datetime.now(UTC)
+    return (times.interval_start if times.interval_end is not None else anchor), anchor
 
 
 class StoredRun(Protocol):

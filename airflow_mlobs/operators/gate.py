@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.sdk import BaseOperator
@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.gate import CHECK, GatePolicy
-from airflow_mlobs.core.gate_run import Upstream, decision_window, judge_gate, read_pushed
+from airflow_mlobs.core.gate_run import Pulled, Upstream, collect_upstream, decision_window, judge_gate
 from airflow_mlobs.core.result import error_result
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.operators.base import CheckResultMixin, retry_when_results_unavailable, run_times
@@ -89,52 +89,33 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         that are not checks (no check result in XCom, not a check operator) are left out.
         """
         explicit = self.check_task_ids is not None
-        task_ids = (
-            list(self.check_task_ids) if self.check_task_ids is not None else sorted(self.upstream_task_ids)
-        )
         dag = getattr(self, "dag", None)
-        known = set(getattr(dag, "task_ids", ()) or ())
         ti = context["ti"]
         map_index = int(getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1)
-        upstream: list[Upstream] = []
-        problems: list[str] = []
-        for task_id in task_ids:
-            if explicit and known and task_id not in known:
-                problems.append(
-                    f"check_task_ids names {task_id!r}, which is not a task of DAG {self.dag_id!r}"
-                )
-                continue
-            mapped = _is_mapped(dag, task_id)
+
+        def pull(task_id: str) -> Pulled:
+            mapped, is_check = _task_kind(dag, task_id)
             if map_index >= 0 and mapped:
                 # A mapped gate judges its own map index of a mapped upstream (one gate per segment).
-                value: Any = ti.xcom_pull(task_ids=task_id, map_indexes=map_index)
-            else:
-                value = ti.xcom_pull(task_ids=task_id)
-            is_check = explicit or _is_check_task(dag, task_id)
-            found, wrong = read_pushed(
-                task_id, value, is_check=is_check, mapped=mapped, gate_map_index=map_index
-            )
-            upstream += found
-            problems += wrong
-        if not upstream and not problems:
-            problems.append(f"no check results to judge: no upstream task of {self.task_id!r} is a check")
-        return upstream, problems
+                return ti.xcom_pull(task_ids=task_id, map_indexes=map_index), mapped, is_check
+            return ti.xcom_pull(task_ids=task_id), mapped, is_check
 
-    def run_window(self, context: Context) -> tuple[datetime | None, datetime]:
-        """Without a judged window: the run's data interval, else its logical date or run-after time."""
-        times = run_times(context)
-        anchor, _ = times.anchor()
-        if anchor is None:
-            anchor = datetime.now(UTC)
-        return (times.interval_start if times.interval_end is not None else anchor), anchor
+        return collect_upstream(
+            list(self.check_task_ids) if self.check_task_ids is not None else sorted(self.upstream_task_ids),
+            pull,
+            explicit=explicit,
+            known=set(getattr(dag, "task_ids", ()) or ()),
+            dag_id=self.dag_id,
+            gate_task_id=self.task_id,
+            gate_map_index=map_index,
+        )
 
     @retry_when_results_unavailable(CHECK)
     def execute(self, context: Context) -> dict[str, Any]:
         """Decide; store the decision; emit the asset event (success) or skip."""
         upstream, problems = self.upstream_results(context)
         results = [u.result for u in upstream]
-        # The window the decision is about, and its time: the latest judged window among the results.
-        window_start, window_end = decision_window(results) or self.run_window(context)
+        window_start, window_end = decision_window(results, run_times(context))
         if problems:
             error = error_result(
                 check=CHECK, dataset=f"{self.dag_id}.{self.task_id}", message="; ".join(problems)
@@ -180,21 +161,15 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         return compact
 
 
-def _is_mapped(dag: Any, task_id: str) -> bool:
-    """Whether ``task_id`` is a mapped task (``.partial().expand()``)."""
+def _task_kind(dag: Any, task_id: str) -> tuple[bool, bool]:
+    """Whether ``task_id`` is mapped (``.partial().expand()``), and whether it is one of our check
+    operators; ``(False, False)`` when it is not in the DAG (the caller reports that)."""
     try:
         task = dag.get_task(task_id)
-    except Exception:  # not in this DAG: the caller reports it
-        return False
-    # Not ``operator_class``: every Airflow 3 operator has one (its own class).
-    return bool(getattr(task, "is_mapped", False))
-
-
-def _is_check_task(dag: Any, task_id: str) -> bool:
-    """Whether ``task_id`` is one of our check operators (mapped or not)."""
-    try:
-        task = dag.get_task(task_id)
-    except Exception:  # not in this DAG: the caller reports it
-        return False
+    except Exception:  # not in this DAG
+        return False, False
     cls = getattr(task, "operator_class", None) or type(task)
-    return isinstance(cls, type) and issubclass(cls, CheckResultMixin)
+    # Mapped: not ``operator_class``, which every Airflow 3 operator has (its own class).
+    return bool(getattr(task, "is_mapped", False)), isinstance(cls, type) and issubclass(
+        cls, CheckResultMixin
+    )

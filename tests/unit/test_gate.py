@@ -22,8 +22,9 @@ from airflow_mlobs.core.gate import (
     conditions_met,
     decide,
 )
-from airflow_mlobs.core.gate_run import Upstream, decision_window, judge_gate, read_pushed
+from airflow_mlobs.core.gate_run import Upstream, collect_upstream, decision_window, judge_gate, read_pushed
 from airflow_mlobs.core.result import CheckResult, Status
+from airflow_mlobs.core.window import RunTimes
 from airflow_mlobs.store import ResultsStore, RunKey, results_table
 
 NOW = datetime(2026, 11, 10, tzinfo=UTC)
@@ -473,8 +474,7 @@ def _judge(
     store: ResultsStore, policy: GatePolicy, upstream: Sequence[Upstream], **kwargs: Any
 ) -> GateDecision:
     results = [u.result for u in upstream]
-    window = decision_window(results)
-    assert window is not None
+    window = decision_window(results, RunTimes())
     return judge_gate(
         policy,
         upstream,
@@ -593,3 +593,28 @@ def test_the_gate_reads_only_the_windows_it_needs(history: ResultsStore) -> None
     # decisions within two days either side (of a history of 2 x 1095 rows).
     assert len(fetched) == 2
     assert fetched[0] <= 4 and fetched[1] <= 3, fetched
+
+
+def test_decision_window_without_a_judged_window_is_the_runs() -> None:
+    judged = drift(0.1, [])
+    assert decision_window([judged], RunTimes()) == (judged.window_start, judged.window_end)
+    start, end = NOW - timedelta(days=1), NOW
+    assert decision_window([], RunTimes(interval_start=start, interval_end=end)) == (start, end)
+    assert decision_window([], RunTimes(logical_date=NOW)) == (NOW, NOW)
+
+
+def test_collect_upstream_names_missing_tasks_and_leaves_out_non_checks() -> None:
+    pushed = {"drift": (drift(0.6, ["a"]).compact(), False, True), "load": ("rows: 10", False, False)}
+
+    def pull(task_id: str) -> tuple[object, bool, bool]:
+        return pushed.get(task_id, (None, False, False))
+
+    common: dict[str, Any] = {"dag_id": "monitoring", "gate_task_id": "gate", "gate_map_index": -1}
+    found, problems = collect_upstream(
+        ["drift", "load"], pull, explicit=False, known={"drift", "load"}, **common
+    )
+    assert [u.task_id for u in found] == ["drift"] and problems == []
+    _, problems = collect_upstream(["drfit"], pull, explicit=True, known={"drift", "load"}, **common)
+    assert problems == ["check_task_ids names 'drfit', which is not a task of DAG 'monitoring'"]
+    _, problems = collect_upstream(["load"], pull, explicit=False, known={"load"}, **common)
+    assert problems == ["no check results to judge: no upstream task of 'gate' is a check"]
