@@ -3,8 +3,8 @@
 :mod:`airflow_mlobs.core.gate` says what the policy decides from results; this module says which
 results those are. The operator hands over what its upstream tasks pushed (:func:`read_pushed`) and
 a results history (anything with :meth:`ResultHistory.history`, such as
-:class:`airflow_mlobs.store.ResultsStore`), and :func:`judge_gate` reads only the windows the policy
-can use:
+:class:`airflow_mlobs.store.ResultsStore`), and :meth:`Gate.judge` reads only the windows the
+policy can use:
 
 - per upstream result, the earlier windows of its own series (same check, dataset, task and map
   index) ending at most ``consecutive_windows`` (and one more) window lengths before it, newest
@@ -249,83 +249,86 @@ class GateHistory:
     already_retrained: RetrainEvent | None
 
 
-def read_history(
-    policy: GatePolicy,
-    upstream: Sequence[Upstream],
-    history: ResultHistory,
-    *,
-    dag_id: str,
-    task_id: str,
-    targets: Sequence[str],
-    now: datetime,
-) -> GateHistory:
-    """Read what ``policy`` can use about ``upstream`` from ``history`` (module docstring)."""
-    previous: dict[str, list[CheckResult]] = {}
-    for item in upstream:
-        read = streak_read(policy, item, now=now)
-        if read is None:
-            continue
-        rows = history.history(
-            read.check,
-            read.dataset,
-            dag_id=dag_id if read.task_id else None,
-            task_id=read.task_id,
-            map_index=read.map_index,
-            start=read.start,
-            end=read.end,
-            limit=read.limit,
+@dataclass(frozen=True)
+class Gate:
+    """One retraining gate: its policy, its task (named ``<dag_id>.<task_id>``) and the targets it
+    starts (asset URIs, ``dag:<dag_id>``: gates sharing one share the cooldown)."""
+
+    policy: GatePolicy
+    dag_id: str
+    task_id: str
+    targets: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """``<dag_id>.<task_id>``: the dataset of its stored decisions."""
+        return f"{self.dag_id}.{self.task_id}"
+
+    def read_history(
+        self, upstream: Sequence[Upstream], history: ResultHistory, *, now: datetime
+    ) -> GateHistory:
+        """Read what the policy can use about ``upstream`` from ``history`` (module docstring)."""
+        policy = self.policy
+        previous: dict[str, list[CheckResult]] = {}
+        for item in upstream:
+            read = streak_read(policy, item, now=now)
+            if read is None:
+                continue
+            rows = history.history(
+                read.check,
+                read.dataset,
+                dag_id=self.dag_id if read.task_id else None,
+                task_id=read.task_id,
+                map_index=read.map_index,
+                start=read.start,
+                end=read.end,
+                limit=read.limit,
+            )
+            earlier = earlier_windows(
+                (row.result for row in rows), now=now, needed=policy.consecutive_windows - 1
+            )
+            previous.setdefault(item.series, []).extend(earlier)
+
+        reach = policy.cooldown or timedelta(0)
+        margin = timedelta(seconds=1)
+        nearest: RetrainEvent | None = None
+        already: RetrainEvent | None = None
+        for row in history.history(CHECK, start=now - reach - margin, end=now + reach + margin):
+            same_gate = row.run.dag_id == self.dag_id and row.run.task_id == self.task_id
+            reading = GateReading.of(row.result)
+            shared = set(self.targets) & set(reading.targets if reading else ())
+            event = retrain_event(row.result) if same_gate or shared else None
+            if event is None:
+                continue
+            if row.result.window_end == now or event.at == now:
+                already = already or event
+            elif nearest is None or abs(event.at - now) < abs(nearest.at - now):
+                nearest = event
+        return GateHistory(previous, nearest, already)
+
+    def judge(
+        self,
+        upstream: Sequence[Upstream],
+        history: ResultHistory,
+        *,
+        window_start: datetime | None,
+        window_end: datetime,
+    ) -> GateDecision:
+        """Read the history the policy needs and decide for the window ending at ``window_end``
+        (the decision's time)."""
+        read = self.read_history(upstream, history, now=window_end)
+        nearest = read.nearest_retrain
+        return decide(
+            self.policy,
+            [u.result for u in upstream],
+            gate=self.name,
+            now=window_end,
+            previous=read.previous,
+            last_retrain=nearest.at if nearest else None,
+            last_retrain_by=nearest.by if nearest else None,
+            targets=self.targets,
+            window_start=window_start,
+            window_end=window_end,
+            already_retrained=read.already_retrained,
+            series=[u.series for u in upstream],
         )
-        earlier = earlier_windows(
-            (row.result for row in rows), now=now, needed=policy.consecutive_windows - 1
-        )
-        previous.setdefault(item.series, []).extend(earlier)
-
-    reach = policy.cooldown or timedelta(0)
-    margin = timedelta(seconds=1)
-    nearest: RetrainEvent | None = None
-    already: RetrainEvent | None = None
-    for row in history.history(CHECK, start=now - reach - margin, end=now + reach + margin):
-        same_gate = row.run.dag_id == dag_id and row.run.task_id == task_id
-        reading = GateReading.of(row.result)
-        shared = set(targets) & set(reading.targets if reading else ())
-        event = retrain_event(row.result) if same_gate or shared else None
-        if event is None:
-            continue
-        if row.result.window_end == now or event.at == now:
-            already = already or event
-        elif nearest is None or abs(event.at - now) < abs(nearest.at - now):
-            nearest = event
-    return GateHistory(previous, nearest, already)
-
-
-def judge_gate(
-    policy: GatePolicy,
-    upstream: Sequence[Upstream],
-    history: ResultHistory,
-    *,
-    dag_id: str,
-    task_id: str,
-    targets: Sequence[str],
-    window_start: datetime | None,
-    window_end: datetime,
-) -> GateDecision:
-    """Read the history the policy needs and decide for the window ending at ``window_end`` (the
-    decision's time); the gate is named ``<dag_id>.<task_id>``."""
-    read = read_history(
-        policy, upstream, history, dag_id=dag_id, task_id=task_id, targets=targets, now=window_end
-    )
-    nearest = read.nearest_retrain
-    return decide(
-        policy,
-        [u.result for u in upstream],
-        gate=f"{dag_id}.{task_id}",
-        now=window_end,
-        previous=read.previous,
-        last_retrain=nearest.at if nearest else None,
-        last_retrain_by=nearest.by if nearest else None,
-        targets=targets,
-        window_start=window_start,
-        window_end=window_end,
-        already_retrained=read.already_retrained,
-        series=[u.series for u in upstream],
-    )

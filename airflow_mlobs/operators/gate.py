@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.gate import CHECK, GatePolicy
-from airflow_mlobs.core.gate_run import Pulled, Upstream, collect_upstream, decision_window, judge_gate
+from airflow_mlobs.core.gate_run import Gate, Pulled, Upstream, collect_upstream, decision_window
 from airflow_mlobs.core.result import error_result
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.operators.base import CheckResultMixin, retry_when_results_unavailable, run_times
@@ -116,24 +116,14 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         upstream, problems = self.upstream_results(context)
         results = [u.result for u in upstream]
         window_start, window_end = decision_window(results, run_times(context))
+        gate = Gate(self.policy, self.dag_id, self.task_id, tuple(self.targets()))
         if problems:
-            error = error_result(
-                check=CHECK, dataset=f"{self.dag_id}.{self.task_id}", message="; ".join(problems)
-            )
+            error = error_result(check=CHECK, dataset=gate.name, message="; ".join(problems))
             return self.finish(context, error.with_window(window_start, window_end))
         engine = results_engine(self.results_conn_id)
         try:
             store = ResultsStore(engine)
-            decision = judge_gate(
-                self.policy,
-                upstream,
-                store,
-                dag_id=self.dag_id,
-                task_id=self.task_id,
-                targets=self.targets(),
-                window_start=window_start,
-                window_end=window_end,
-            )
+            decision = gate.judge(upstream, store, window_start=window_start, window_end=window_end)
         finally:
             engine.dispose()
         if store.skipped_total:

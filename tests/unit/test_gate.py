@@ -22,7 +22,7 @@ from airflow_mlobs.core.gate import (
     conditions_met,
     decide,
 )
-from airflow_mlobs.core.gate_run import Upstream, collect_upstream, decision_window, judge_gate, read_pushed
+from airflow_mlobs.core.gate_run import Gate, Upstream, collect_upstream, decision_window, read_pushed
 from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.core.window import RunTimes
 from airflow_mlobs.store import ResultsStore, RunKey, results_table
@@ -475,17 +475,8 @@ def _judge(
 ) -> GateDecision:
     results = [u.result for u in upstream]
     window = decision_window(results, RunTimes())
-    return judge_gate(
-        policy,
-        upstream,
-        store,
-        dag_id="monitoring",
-        task_id="retrain_gate",
-        targets=kwargs.pop("targets", ()),
-        window_start=window[0],
-        window_end=window[1],
-        **kwargs,
-    )
+    gate = Gate(policy, "monitoring", "retrain_gate", tuple(kwargs.pop("targets", ())))
+    return gate.judge(upstream, store, window_start=window[0], window_end=window[1])
 
 
 def test_read_pushed_names_each_result_and_the_problems() -> None:
@@ -528,15 +519,8 @@ def test_a_rerun_and_a_shared_target_hold_the_gate(history: ResultsStore) -> Non
     assert _judge(history, policy, [today]).decision == HOLD  # the same window, again
     # Another gate with the same target, two days later: the cooldown holds it.
     later = Upstream(drift(0.8, ["a"], days_ago=-2), "drift")
-    other = judge_gate(
-        policy,
-        [later],
-        history,
-        dag_id="other_dag",
-        task_id="gate",
-        targets=("model://churn",),
-        window_start=later.result.window_start,
-        window_end=later.result.window_end or NOW,
+    other = Gate(policy, "other_dag", "gate", ("model://churn",)).judge(
+        [later], history, window_start=later.result.window_start, window_end=later.result.window_end or NOW
     )
     assert other.decision == HOLD and "cooldown" in other.result.summary
 

@@ -180,24 +180,17 @@ def test_every_kind_renders(kind: str) -> None:
     assert message["blocks"][0]["type"] == "header"
 
 
+def performance_result(status: Status, metric: str, value: float | None, coverage: float) -> CheckResult:
+    metrics = {"metric": metric, "value": value, "baseline_value": None, "label_coverage": coverage}
+    return CheckResult("performance", "model:churn", status, f"model:churn: {metric}", metrics=metrics)
+
+
 def test_performance_line_without_a_value_or_baseline_renders() -> None:
     # Defect: a performance result whose main metric is undefined (value None, e.g. only positive
     # labels) raised TypeError while rendering, so its recovery message was never delivered; and a
     # missing baseline read "against baseline None".
-    undefined = CheckResult(
-        check="performance",
-        dataset="model:churn",
-        status=Status.SKIPPED,
-        summary="model:churn: roc_auc undefined",
-        metrics={"metric": "roc_auc", "value": None, "baseline_value": None, "label_coverage": 0.2},
-    )
+    undefined = performance_result(Status.SKIPPED, "roc_auc", None, 0.2)
     assert headline(undefined) is None
     assert slack_message(undefined, kind="recovery")["text"].startswith("Recovered: performance")
-    no_baseline = CheckResult(
-        check="performance",
-        dataset="model:churn",
-        status=Status.WARN,
-        summary="s",
-        metrics={"metric": "accuracy", "value": 0.81234, "baseline_value": None, "label_coverage": 0.5},
-    )
+    no_baseline = performance_result(Status.WARN, "accuracy", 0.81234, 0.5)
     assert headline(no_baseline) == "accuracy 0.812 against baseline -, label coverage 50%"
