@@ -1,20 +1,17 @@
 """``PerformanceCheckOperator``: model quality per window once the labels have arrived.
 
-The work happens in :mod:`airflow_mlobs.core.performance` (windows, metrics, judgement),
-:mod:`airflow_mlobs.sources.performance_sql` (the join and aggregation, pushed down) and
-:mod:`airflow_mlobs.sources.performance_frame` (the chunked in-memory join across connections or
-files).
+The check itself (join the predictions with their late labels, summarise, judge) is
+:class:`~airflow_mlobs.specs.performance.PerformanceSpec`; this module turns the operator's
+arguments into that spec and gives it the run's window.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlobs.connections import connected
-from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.performance_settings import (
     CHECK,
     DEFAULT_BINS,
@@ -22,26 +19,17 @@ from airflow_mlobs.core.performance_settings import (
     DuplicateLabels,
     PerformanceSettings,
     Task,
-    check_duplicate_labels,
-    parse_max_drop,
 )
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import get_zone, parse_duration
-from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.operators.base import (
-    BaseCheckOperator,
-    judged_window,
-    parse_moment,
-    parse_window_arg,
-    with_window_basis,
-)
+from airflow_mlobs.operators.base import BaseCheckOperator, judged_window, parse_window_arg, with_window_basis
+from airflow_mlobs.specs.freshness import seconds_or_text
+from airflow_mlobs.specs.performance import PerformanceSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_mlobs.core.performance.summary import Summary
-    from airflow_mlobs.core.performance.window import PerformanceWindow
-    from airflow_mlobs.sources.performance_sql import PerformanceQuery
+#: The operator's arguments that are the spec's (all but ``window`` and the base's).
+SPEC_ARGUMENTS = frozenset(f.name for f in fields(PerformanceSpec)) - {"dataset"}
 
 
 class PerformanceCheckOperator(BaseCheckOperator):
@@ -166,223 +154,39 @@ class PerformanceCheckOperator(BaseCheckOperator):
         count_orphan_labels: bool = True,
         **kwargs: Any,
     ) -> None:
+        # Every argument the spec takes is stored under its own name (Airflow renders the templated
+        # ones in place); taken first, so locals() holds only the arguments.
+        arguments = {name: value for name, value in locals().items() if name in SPEC_ARGUMENTS}
         super().__init__(**kwargs)
-        if task not in ("classification", "regression", "multiclass"):
-            raise ValueError(
-                f"{self.task_id}: task must be 'classification', 'multiclass' or 'regression', got {task!r}"
-            )
-        if task == "multiclass" and predicted_column is None:
-            raise ValueError(
-                f"{self.task_id}: task='multiclass' needs predicted_column (the predicted class)"
-            )
-        if not (predictions_path or (conn_id and predictions_table)):
-            raise ValueError(f"{self.task_id}: give conn_id and predictions_table, or predictions_path")
-        if not (labels_path or ((label_conn_id or conn_id) and labels_table)):
-            raise ValueError(
-                f"{self.task_id}: give labels_table (on conn_id or label_conn_id), or labels_path"
-            )
-        if chunksize < 1:
-            raise ValueError(f"{self.task_id}: chunksize must be positive, got {chunksize}")
-        try:
-            self.duplicate_labels: DuplicateLabels = check_duplicate_labels(duplicate_labels)
-        except ValueError as exc:
-            raise ValueError(f"{self.task_id}: {exc}") from exc
-        if (
-            task != "multiclass"
-            and score_column is None
-            and (task == "regression" or predicted_column is None)
-        ):
-            raise ValueError(
-                f"{self.task_id}: give score_column (predicted probability or value)"
-                + (" or predicted_column" if task == "classification" else "")
-            )
-        self.conn_id = conn_id
-        self.label_conn_id = label_conn_id
-        self.predictions_path = predictions_path
-        self.labels_path = labels_path
-        self.chunksize = chunksize
-        self.predictions_table = predictions_table
-        self.labels_table = labels_table
-        self.prediction_time_column = prediction_time_column
-        self.label_time_column = label_time_column
-        self.id_column = id_column
-        self.label_id_column = label_id_column
-        self.label_column = label_column
-        self.score_column = score_column
-        self.predicted_column = predicted_column
-        self.task = task
-        self.positive_label = positive_label
-        self.threshold = threshold
-        self.model_version_column = model_version_column
-        self.model_version = model_version
-        self.segment_column = segment_column
-        self.label_delay = parse_duration(label_delay, name=f"{self.task_id}: label_delay")
+        for name, value in arguments.items():
+            setattr(self, name, value)
         self.window = window
+        spec = self.spec()
+        spec.validate(self.task_id)
         parse_window_arg(window, self.task_id)
-        self.label_cutoff = label_cutoff
-        self.timezone = timezone
-        self.bins = bins
-        self.count_orphan_labels = count_orphan_labels
-        if reference_window is not None and len(reference_window) != 2:
-            raise ValueError(
-                f"{self.task_id}: reference_window must be (start, end), got {reference_window!r}"
-            )
-        self.reference_window = reference_window
-        main = metric or ("mae" if task == "regression" else "accuracy")
-        if isinstance(max_drop, Mapping):
-            levels = {
-                name: parse_max_drop(v, relative=relative, name=f"{self.task_id}: max_drop[{name!r}]")
-                for name, v in max_drop.items()
-            }
-        elif max_drop is not None:
-            levels = {main: parse_max_drop(max_drop, relative=relative, name=f"{self.task_id}: max_drop")}
-        else:
-            levels = {}
-        try:
-            self.settings = PerformanceSettings(
-                task=task,
-                metric=main,
-                baseline={k: float(v) for k, v in (baseline or {}).items()},
-                max_drop=levels,
-                sigma=sigma,
-                min_label_coverage=min_label_coverage,
-                min_segment_labels=min_segment_labels,
-                duplicate_labels=self.duplicate_labels,
-            )
-        except ValueError as exc:
-            raise ValueError(f"{self.task_id}: {exc}") from exc
+        self.label_delay = spec.delay()
+
+    @property
+    def settings(self) -> PerformanceSettings:
+        """How the check judges (:meth:`PerformanceSpec.settings`)."""
+        return self.spec().settings(self.task_id)
+
+    def spec(self) -> PerformanceSpec:
+        """The rendered arguments as a :class:`PerformanceSpec`."""
+        values = {name: getattr(self, name) for name in SPEC_ARGUMENTS}
+        values["label_delay"] = seconds_or_text(values["label_delay"])
+        values["baseline"] = dict(values["baseline"] or {})
+        if isinstance(values["reference_window"], list):  # rendered templates may give a list
+            values["reference_window"] = tuple(values["reference_window"])
+        return PerformanceSpec(**values, dataset=self.dataset)
 
     def dataset_name(self) -> str:
-        """``conn_id:predictions_table`` (or the predictions path), unless ``dataset`` names it."""
-        return self.dataset or self.predictions_path or f"{self.conn_id}:{self.predictions_table}"
+        """See :meth:`PerformanceSpec.dataset_name`."""
+        return self.spec().dataset_name()
 
     def evaluate(self, context: Context) -> CheckResult:
-        """Shift the window back by the label delay, join and aggregate in the database, judge."""
-        # numpy (and the gatherers) load when a task runs, never at DAG parse time.
-        from airflow_mlobs.core.performance.judge import judge_performance
-        from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
-        from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
-
-        label_conn = self.label_conn_id or self.conn_id
+        """Judge the run's window (shifted back by the label delay in the spec)."""
         judged = judged_window(context, self.window)
-        start, end = judged.start, judged.end
-        assert start is not None and end is not None  # a required window always has both bounds
-        zone = get_zone(self.timezone)
-        cutoff = parse_moment(self.label_cutoff, "label_cutoff")
-        window = evaluation_window(start, end, self.label_delay, label_cutoff=cutoff, zone=zone)
-        source = PerformanceSource(
-            predictions=parse_table_name(self.predictions_table or "predictions"),
-            labels=parse_table_name(self.labels_table or "labels"),
-            id_column=self.id_column,
-            prediction_time_column=self.prediction_time_column,
-            label_column=self.label_column,
-            label_time_column=self.label_time_column,
-            score_column=self.score_column,
-            predicted_column=self.predicted_column,
-            label_id_column=self.label_id_column,
-            model_version_column=self.model_version_column,
-            segment_column=self.segment_column,
-        )
-        query = PerformanceQuery(
-            source,
-            window,
-            task=self.task,
-            positive_label=self.positive_label,
-            threshold=self.threshold,
-            model_version=self.model_version,
-            naive_zone=zone,
-            bins=self.bins,
-            count_orphans=self.count_orphan_labels,
-            duplicate_labels=self.duplicate_labels,
-        )
-        reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
-        overall, segments = self._summaries(query, label_conn)
-        reference = None
-        if reference_bounds is not None:
-            reference_window = PerformanceWindow(
-                reference_bounds[0], reference_bounds[1], window.label_cutoff, window.label_cutoff
-            )
-            reference, _ = self._summaries(query.for_reference(reference_window), label_conn)
-        result = judge_performance(
-            overall,
-            self.settings,
-            dataset=self.dataset_name(),
-            window=window,
-            segments=segments or None,
-            window_start=start,
-            window_end=end,
-            reference=reference,
-            reference_window=reference_bounds,
-        )
+        assert judged.start is not None and judged.end is not None  # a required window has both
+        result = self.spec().evaluate(window_start=judged.start, window_end=judged.end)
         return with_window_basis(result, judged)
-
-    def _reference_bounds(self, window: PerformanceWindow) -> tuple[datetime, datetime]:
-        """The rendered ``reference_window`` as aware moments, checked against the cut-off."""
-        assert self.reference_window is not None
-        bounds = [parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
-        ref_start, ref_end = bounds
-        if ref_start is None or ref_end is None or ref_end <= ref_start:
-            raise MlobsInputError(
-                f"reference_window must be (start, end) with start < end, got {self.reference_window!r}"
-            )
-        if ref_end > window.label_cutoff:
-            raise MlobsInputError(
-                f"reference_window ends at {ref_end.isoformat()}, after the label cut-off "
-                f"{window.label_cutoff.isoformat()}: its labels could not have arrived"
-            )
-        return ref_start, ref_end
-
-    def _summaries(self, query: PerformanceQuery, label_conn: str) -> tuple[Summary, dict[str, Summary]]:
-        """One window's summary (and per segment): in the database when both tables share the
-        connection, otherwise joined in memory."""
-        from airflow_mlobs.sources.performance_sql import performance_summary_sql
-
-        if self.predictions_path or self.labels_path or label_conn != self.conn_id:
-            return self._join_in_memory(query, label_conn)
-        window = query.window
-        with connected(self.conn_id) as engine:
-            overall, segments, stats = performance_summary_sql(engine, query)
-        self.log.info(
-            "Joined %s with %s in the database for predictions in [%s, %s): %d statement, "
-            "%d aggregate rows fetched",
-            self.predictions_table,
-            self.labels_table,
-            window.prediction_start.isoformat(),
-            window.prediction_end.isoformat(),
-            stats.statements,
-            stats.rows_fetched,
-        )
-        return overall, segments
-
-    def _join_in_memory(self, query: PerformanceQuery, label_conn: str) -> tuple[Summary, dict[str, Summary]]:
-        """Predictions and labels on different connections or in files: stream both and join in
-        memory, in chunks (:mod:`airflow_mlobs.sources.performance_frame`)."""
-        from airflow_mlobs.sources.performance_frame import performance_summary_join  # pandas
-
-        preds_where = (
-            f"file {self.predictions_path}" if self.predictions_path else f"connection {self.conn_id!r}"
-        )
-        labels_where = f"file {self.labels_path}" if self.labels_path else f"connection {label_conn!r}"
-        try:
-            with ExitStack() as stack:
-                preds: Any = self.predictions_path or stack.enter_context(connected(self.conn_id))
-                labels: Any = self.labels_path or stack.enter_context(connected(label_conn))
-                overall, segments, stats = performance_summary_join(
-                    preds, labels, query, chunksize=self.chunksize
-                )
-        except MlobsInputError as exc:
-            raise SourceError(
-                f"joining predictions on {preds_where} and labels on {labels_where} in memory: {exc}"
-            ) from exc
-        self.log.info(
-            "Joined %s with %s in memory: %d predictions in %d chunks, %d label rows read "
-            "(%d label ids and %d late ids held)",
-            self.predictions_path or f"{self.conn_id}:{self.predictions_table}",
-            self.labels_path or f"{label_conn}:{self.labels_table}",
-            stats.prediction_rows,
-            stats.prediction_chunks,
-            stats.label_rows,
-            stats.label_ids_held,
-            stats.late_ids_held,
-        )
-        return overall, segments

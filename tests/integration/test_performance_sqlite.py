@@ -5,6 +5,7 @@ aggregate rows are fetched."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,59 @@ def test_empty_window_on_sqlite_is_a_result_not_an_error(tmp_path: Path, task: s
     )
     overall, segments, _ = performance_summary_sql(engine, PerformanceQuery(_source(None), empty, task=task))  # type: ignore[arg-type]
     assert overall.coverage.predictions == 0 and overall.coverage.labelled == 0 and segments == {}
+
+
+def test_spec_from_plain_values_gathers_once_and_judges_once_in_the_database_and_in_memory(
+    tmp_path: Path,
+) -> None:
+    """The spec the operator builds, evaluated without Airflow through database URLs: the same
+    result as the gatherer plus the judge, pushed down (one connection) and joined in memory (labels
+    on another connection)."""
+    from airflow_mlobs.core.performance.judge import judge_performance
+    from airflow_mlobs.specs.base import url_connected
+    from airflow_mlobs.specs.performance import PerformanceSpec
+    from tests.integration.test_performance_sql import DELAY, INTERVAL
+
+    data = _data(np.random.default_rng(21))
+    warehouse = _loaded(tmp_path, data)
+    labels_only = _sqlite(tmp_path / "labels.db")
+    _sqlite_labels(labels_only, data)
+    url, labels_url = f"sqlite:///{tmp_path / 'warehouse.db'}", f"sqlite:///{tmp_path / 'labels.db'}"
+    spec = PerformanceSpec(
+        prediction_time_column="predicted_at",
+        label_time_column="labelled_at",
+        conn_id=url,
+        predictions_table="predictions",
+        labels_table="labels",
+        score_column="score",
+        predicted_column="predicted_class",
+        segment_column="segment",
+        label_delay=DELAY.total_seconds(),
+        baseline={"accuracy": 0.9},
+        max_drop=0.02,
+    )
+    spec.validate("check")
+    summary, segments, _ = performance_summary_sql(
+        warehouse,
+        PerformanceQuery(_source(None, predicted_column="predicted_class", segment_column="segment"), WINDOW),
+    )
+    want = judge_performance(
+        summary,
+        spec.settings(),
+        dataset=f"{url}:predictions",
+        window=WINDOW,
+        segments=segments,
+        window_start=INTERVAL[0],
+        window_end=INTERVAL[1],
+    )
+    pushed = spec.evaluate(window_start=INTERVAL[0], window_end=INTERVAL[1], connect=url_connected)
+    assert pushed == want
+    in_memory = replace(spec, label_conn_id=labels_url).evaluate(
+        window_start=INTERVAL[0], window_end=INTERVAL[1], connect=url_connected
+    )
+    # The in-memory join adds the sums in another order: equal up to rounding.
+    assert (in_memory.status, in_memory.findings) == (want.status, want.findings)
+    for name, metric in want.metrics["metrics"].items():
+        assert in_memory.metrics["metrics"][name]["value"] == pytest.approx(metric["value"], rel=1e-9), name
+    with pytest.raises(ValueError, match=r"^check: give score_column"):
+        replace(spec, score_column=None, predicted_column=None).validate("check")

@@ -1,0 +1,325 @@
+"""The delayed-label performance check as a plain spec: one window's predictions joined with their
+late labels, summarised once (in the database, or in memory across connections and files) and
+judged once against the baselines.
+
+Used by ``PerformanceCheckOperator``; anything else that holds database URLs (the CLI, a notebook)
+evaluates the same spec through :func:`~airflow_mlobs.specs.base.url_connected`. Gathering is
+:mod:`airflow_mlobs.sources.performance_sql` (both tables on one connection: one pushed-down
+statement) or :mod:`airflow_mlobs.sources.performance_frame` (the chunked in-memory join);
+judging is :func:`airflow_mlobs.core.performance.judge.judge_performance`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlobs.core.errors import MlobsInputError, SourceError
+from airflow_mlobs.core.performance_settings import (
+    DEFAULT_BINS,
+    DEFAULT_CHUNKSIZE,
+    DuplicateLabels,
+    PerformanceSettings,
+    Task,
+    check_duplicate_labels,
+    parse_max_drop,
+)
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.timeutil import get_zone, parse_duration, to_aware
+from airflow_mlobs.core.types import parse_table_name
+from airflow_mlobs.specs.base import Connector, connector_or_default
+
+if TYPE_CHECKING:
+    from airflow_mlobs.core.performance.summary import Summary
+    from airflow_mlobs.core.performance.window import PerformanceWindow
+    from airflow_mlobs.sources.performance_sql import PerformanceQuery
+
+log = logging.getLogger(__name__)
+
+TASKS = ("classification", "regression", "multiclass")
+
+
+def moment(value: datetime | str | None, name: str) -> datetime | None:
+    """An aware UTC moment from a datetime or ISO text (one without a zone is UTC, like a run's data
+    interval); empty means None. ``MlobsInputError`` naming ``name`` for text that is no timestamp."""
+    if value in (None, ""):
+        return None
+    assert value is not None
+    try:
+        utc = to_aware(value, UTC)
+    except ValueError as exc:
+        raise MlobsInputError(f"{name}: {exc}") from exc
+    # A plain datetime, not Airflow's pendulum one (pendulum 3 drops the zone of a stdlib-UTC
+    # datetime minus a timedelta).
+    return datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
+    )
+
+
+@dataclass(frozen=True)
+class PerformanceSpec:
+    """What to join and how to judge it, as plain serializable values (templates already rendered).
+
+    Predictions come from ``predictions_table`` on ``conn_id`` or from ``predictions_path``; labels
+    from ``labels_table`` on ``label_conn_id`` (default ``conn_id``) or from ``labels_path``. Both
+    tables on one connection: the join runs in the database; otherwise in memory in chunks of
+    ``chunksize`` rows. ``label_delay`` is seconds or text such as ``"7d"``; ``label_cutoff`` and
+    ``reference_window`` are ISO text or datetimes; ``max_drop`` a number, ``(warn, fail)``,
+    ``"5%"``, or a mapping of those per metric (the arguments of ``PerformanceCheckOperator``).
+    """
+
+    prediction_time_column: str
+    label_time_column: str
+    conn_id: str = ""
+    predictions_table: str = ""
+    labels_table: str = ""
+    label_conn_id: str | None = None
+    predictions_path: str | None = None
+    labels_path: str | None = None
+    chunksize: int = DEFAULT_CHUNKSIZE
+    id_column: str = "prediction_id"
+    label_id_column: str | None = None
+    label_column: str = "label"
+    score_column: str | None = None
+    predicted_column: str | None = None
+    task: Task = "classification"
+    positive_label: Any = 1
+    threshold: float = 0.5
+    model_version_column: str | None = None
+    model_version: str | None = None
+    segment_column: str | None = None
+    label_delay: str | float = 0.0
+    label_cutoff: datetime | str | None = None
+    duplicate_labels: DuplicateLabels = "latest"
+    timezone: str = "UTC"
+    metric: str | None = None
+    baseline: Mapping[str, float] = field(default_factory=dict)
+    reference_window: tuple[datetime | str, ...] | None = None
+    max_drop: Any = None
+    relative: bool = False
+    sigma: float = 2.0
+    min_label_coverage: float = 0.5
+    min_segment_labels: int = 30
+    bins: int = DEFAULT_BINS
+    count_orphan_labels: bool = True
+    dataset: str | None = None
+
+    def validate(self, task_id: str) -> None:
+        """Raise ``ValueError`` naming the task for an impossible combination of arguments, a
+        literal ``label_delay`` that is no duration, or settings the judgement cannot take."""
+        if self.task not in TASKS:
+            raise ValueError(
+                f"{task_id}: task must be 'classification', 'multiclass' or 'regression', got {self.task!r}"
+            )
+        if self.task == "multiclass" and self.predicted_column is None:
+            raise ValueError(f"{task_id}: task='multiclass' needs predicted_column (the predicted class)")
+        if not (self.predictions_path or (self.conn_id and self.predictions_table)):
+            raise ValueError(f"{task_id}: give conn_id and predictions_table, or predictions_path")
+        if not (self.labels_path or (self.labels_connection() and self.labels_table)):
+            raise ValueError(f"{task_id}: give labels_table (on conn_id or label_conn_id), or labels_path")
+        if self.chunksize < 1:
+            raise ValueError(f"{task_id}: chunksize must be positive, got {self.chunksize}")
+        try:
+            check_duplicate_labels(self.duplicate_labels)
+        except ValueError as exc:
+            raise ValueError(f"{task_id}: {exc}") from exc
+        if (
+            self.task != "multiclass"
+            and self.score_column is None
+            and (self.task == "regression" or self.predicted_column is None)
+        ):
+            raise ValueError(
+                f"{task_id}: give score_column (predicted probability or value)"
+                + (" or predicted_column" if self.task == "classification" else "")
+            )
+        self.delay(name=f"{task_id}: label_delay")
+        if self.reference_window is not None and len(self.reference_window) != 2:
+            raise ValueError(
+                f"{task_id}: reference_window must be (start, end), got {self.reference_window!r}"
+            )
+        self.settings(task_id)
+
+    def labels_connection(self) -> str:
+        """The labels' connection: ``label_conn_id``, else ``conn_id``."""
+        return self.label_conn_id or self.conn_id
+
+    def delay(self, *, name: str = "label_delay") -> timedelta:
+        """``label_delay`` as a duration."""
+        return parse_duration(self.label_delay, name=name)
+
+    def settings(self, task_id: str = "") -> PerformanceSettings:
+        """How to judge: the main metric (default ``accuracy``, ``mae`` for regression), baselines,
+        drop levels; ``ValueError`` (naming ``task_id`` when given) for unknown metrics or levels."""
+        prefix = f"{task_id}: " if task_id else ""
+        main = self.metric or ("mae" if self.task == "regression" else "accuracy")
+        if isinstance(self.max_drop, Mapping):
+            levels = {
+                name: parse_max_drop(v, relative=self.relative, name=f"{prefix}max_drop[{name!r}]")
+                for name, v in self.max_drop.items()
+            }
+        elif self.max_drop is not None:
+            levels = {main: parse_max_drop(self.max_drop, relative=self.relative, name=f"{prefix}max_drop")}
+        else:
+            levels = {}
+        try:
+            return PerformanceSettings(
+                task=self.task,
+                metric=main,
+                baseline={k: float(v) for k, v in self.baseline.items()},
+                max_drop=levels,
+                sigma=self.sigma,
+                min_label_coverage=self.min_label_coverage,
+                min_segment_labels=self.min_segment_labels,
+                duplicate_labels=self.duplicate_labels,
+            )
+        except ValueError as exc:
+            raise ValueError(f"{prefix}{exc}") from exc
+
+    def dataset_name(self) -> str:
+        """``conn_id:predictions_table`` (or the predictions path), unless ``dataset`` names it."""
+        return self.dataset or self.predictions_path or f"{self.conn_id}:{self.predictions_table}"
+
+    def evaluate(
+        self, *, window_start: datetime, window_end: datetime, connect: Connector | None = None
+    ) -> CheckResult:
+        """Judge the run for the data interval ``[window_start, window_end)``: shift it back by the
+        label delay, gather the window's summary (and the reference window's), judge.
+        ``connect`` opens the databases (default: Airflow connections).
+
+        Raises ``MlobsInputError`` for bad input (a moment that is no timestamp, a reference window
+        after the cut-off, a missing table or column); the operator turns that into an ``error``.
+        """
+        # numpy and the gatherers load when a check runs, never when a DAG imports the spec.
+        from airflow_mlobs.core.performance.judge import judge_performance
+        from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
+
+        zone = get_zone(self.timezone)
+        cutoff = moment(self.label_cutoff, "label_cutoff")
+        window = evaluation_window(window_start, window_end, self.delay(), label_cutoff=cutoff, zone=zone)
+        query = self.query(window)
+        reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
+        connector = connector_or_default(connect)
+        overall, segments = self._summaries(query, connector)
+        reference = None
+        if reference_bounds is not None:
+            reference_window = PerformanceWindow(*reference_bounds, window.label_cutoff, window.label_cutoff)
+            reference, _ = self._summaries(query.for_reference(reference_window), connector)
+        return judge_performance(
+            overall,
+            self.settings(),
+            dataset=self.dataset_name(),
+            window=window,
+            segments=segments or None,
+            window_start=window_start,
+            window_end=window_end,
+            reference=reference,
+            reference_window=reference_bounds,
+        )
+
+    def query(self, window: PerformanceWindow) -> PerformanceQuery:
+        """What the gatherers join for ``window`` (tables default to ``predictions`` / ``labels``
+        where a side is a file)."""
+        from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
+
+        source = PerformanceSource(
+            predictions=parse_table_name(self.predictions_table or "predictions"),
+            labels=parse_table_name(self.labels_table or "labels"),
+            id_column=self.id_column,
+            prediction_time_column=self.prediction_time_column,
+            label_column=self.label_column,
+            label_time_column=self.label_time_column,
+            score_column=self.score_column,
+            predicted_column=self.predicted_column,
+            label_id_column=self.label_id_column,
+            model_version_column=self.model_version_column,
+            segment_column=self.segment_column,
+        )
+        return PerformanceQuery(
+            source,
+            window,
+            task=self.task,
+            positive_label=self.positive_label,
+            threshold=self.threshold,
+            model_version=self.model_version,
+            naive_zone=get_zone(self.timezone),
+            bins=self.bins,
+            count_orphans=self.count_orphan_labels,
+            duplicate_labels=self.duplicate_labels,
+        )
+
+    def _reference_bounds(self, window: PerformanceWindow) -> tuple[datetime, datetime]:
+        """The rendered ``reference_window`` as aware moments, checked against the cut-off."""
+        assert self.reference_window is not None
+        bounds = [moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
+        ref_start, ref_end = bounds
+        if ref_start is None or ref_end is None or ref_end <= ref_start:
+            raise MlobsInputError(
+                f"reference_window must be (start, end) with start < end, got {self.reference_window!r}"
+            )
+        if ref_end > window.label_cutoff:
+            raise MlobsInputError(
+                f"reference_window ends at {ref_end.isoformat()}, after the label cut-off "
+                f"{window.label_cutoff.isoformat()}: its labels could not have arrived"
+            )
+        return ref_start, ref_end
+
+    def _summaries(self, query: PerformanceQuery, connect: Connector) -> tuple[Summary, dict[str, Summary]]:
+        """One window's summary (and per segment): in the database when both tables share the
+        connection, otherwise joined in memory."""
+        from airflow_mlobs.sources.performance_sql import performance_summary_sql
+
+        if self.predictions_path or self.labels_path or self.labels_connection() != self.conn_id:
+            return self._join_in_memory(query, connect)
+        with connect(self.conn_id) as engine:
+            overall, segments, stats = performance_summary_sql(engine, query)
+        log.info(
+            "Joined %s with %s in the database for predictions in [%s, %s): %d statement, "
+            "%d aggregate rows fetched",
+            self.predictions_table,
+            self.labels_table,
+            query.window.prediction_start.isoformat(),
+            query.window.prediction_end.isoformat(),
+            stats.statements,
+            stats.rows_fetched,
+        )
+        return overall, segments
+
+    def _join_in_memory(
+        self, query: PerformanceQuery, connect: Connector
+    ) -> tuple[Summary, dict[str, Summary]]:
+        """Predictions and labels on different connections or in files: stream both and join in
+        memory, in chunks (:mod:`airflow_mlobs.sources.performance_frame`)."""
+        from airflow_mlobs.sources.performance_frame import performance_summary_join  # pandas
+
+        label_conn = self.labels_connection()
+        preds_where = (
+            f"file {self.predictions_path}" if self.predictions_path else f"connection {self.conn_id!r}"
+        )
+        labels_where = f"file {self.labels_path}" if self.labels_path else f"connection {label_conn!r}"
+        try:
+            with ExitStack() as stack:
+                preds: Any = self.predictions_path or stack.enter_context(connect(self.conn_id))
+                labels: Any = self.labels_path or stack.enter_context(connect(label_conn))
+                overall, segments, stats = performance_summary_join(
+                    preds, labels, query, chunksize=self.chunksize
+                )
+        except MlobsInputError as exc:
+            raise SourceError(
+                f"joining predictions on {preds_where} and labels on {labels_where} in memory: {exc}"
+            ) from exc
+        log.info(
+            "Joined %s with %s in memory: %d predictions in %d chunks, %d label rows read "
+            "(%d label ids and %d late ids held)",
+            self.predictions_path or f"{self.conn_id}:{self.predictions_table}",
+            self.labels_path or f"{label_conn}:{self.labels_table}",
+            stats.prediction_rows,
+            stats.prediction_chunks,
+            stats.label_rows,
+            stats.label_ids_held,
+            stats.late_ids_held,
+        )
+        return overall, segments
