@@ -793,22 +793,8 @@ def _empty(task: Task, bins: int) -> dict[str, Any]:
             }
         )
     else:
-        acc.update(
-            {
-                key: 0.0
-                for key in (
-                    "sum_abs_error",
-                    "sum_error",
-                    "sum_sq_error",
-                    "sum_quartic_error",
-                    "sum_y",
-                    "sum_sq_y",
-                    "sum_ape",
-                    "sum_sq_ape",
-                )
-            }
-        )
-        acc.update({"count": 0, "nonzero_labels": 0, "zero_labels": 0, "invalid": 0})
+        acc.update({name: 0 if name in _INTEGER_SUMS else 0.0 for name in REGRESSION_SUMS})
+        acc["invalid"] = 0
     return acc
 
 
