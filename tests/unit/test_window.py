@@ -110,14 +110,14 @@ def test_the_gate_tells_mapped_upstream_tasks_from_plain_ones() -> None:
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
 
-    from airflow_mlobs.operators.gate import _is_mapped
+    from airflow_mlobs.operators.gate import _task_kind
 
     with DAG("mapped_or_not", schedule=None) as dag:
         EmptyOperator(task_id="plain")
         EmptyOperator.partial(task_id="mapped").expand(doc=["a", "b"])
-    assert not _is_mapped(dag, "plain")
-    assert _is_mapped(dag, "mapped")
-    assert not _is_mapped(dag, "no_such_task")
+    assert _task_kind(dag, "plain") == (False, False)
+    assert _task_kind(dag, "mapped") == (True, False)
+    assert _task_kind(dag, "no_such_task") == (False, False)
 
 
 def test_pendulum_window_bounds_given_as_arguments_are_plain_and_aware() -> None:
