@@ -26,13 +26,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as postgresql_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from airflow_mlobs.core.profile import Profile
 from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.sources.dialect import dialect_for
 
 log = logging.getLogger(__name__)
 
@@ -221,11 +220,13 @@ class ResultsStore:
     warning naming the table and row ids); ``skipped_total`` counts them over all calls.
     """
 
-    #: Dialects saved with one ``INSERT ... ON CONFLICT DO UPDATE``; others use the portable upsert.
-    native_upsert_dialects: tuple[str, ...] = ("postgresql", "sqlite")
-    #: Dialects whose table creation runs under a lock (PostgreSQL advisory lock, SQLite
-    #: ``BEGIN IMMEDIATE``); others rely on catching the lost race and looking again.
-    creation_lock_dialects: tuple[str, ...] = ("postgresql", "sqlite")
+    #: Save with the database's one-statement upsert where its dialect has one
+    #: (:meth:`~airflow_mlobs.sources.dialect.SqlDialect.upsert_insert`); else, or when False, the
+    #: portable update-then-insert.
+    native_upsert: bool = True
+    #: Create the tables under the dialect's lock where it has one (PostgreSQL advisory lock, SQLite
+    #: ``BEGIN IMMEDIATE``); else, or when False, rely on catching the lost race and looking again.
+    creation_lock: bool = True
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -293,26 +294,9 @@ class ResultsStore:
             )
 
     def _create_or_upgrade_locked(self) -> None:
-        dialect = self.engine.dialect
         with self.engine.connect() as conn:
-            if dialect.name in self.creation_lock_dialects:
-                if dialect.name == "postgresql":
-                    # Held to the end of this transaction; one lock per schema (search_path).
-                    conn.execute(
-                        sa.text(
-                            "SELECT pg_advisory_xact_lock(:cls, hashtext(coalesce(current_schema(), '')))"
-                        ),
-                        {"cls": _LOCK_CLASS},
-                    )
-                elif dialect.name == "sqlite" and dialect.driver == "pysqlite":
-                    # The write lock up front: creators queue on the busy timeout instead of racing.
-                    # (pysqlite opens no transaction of its own before DDL.) An engine that began a
-                    # transaction itself refuses; the lost-race handling covers it then.
-                    try:
-                        conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    except OperationalError as exc:
-                        if "within a transaction" not in str(exc.orig):
-                            raise
+            if self.creation_lock:
+                dialect_for(conn).lock_table_creation(conn, _LOCK_CLASS)
             self._create_or_upgrade(conn)
             conn.commit()
 
@@ -351,17 +335,12 @@ class ResultsStore:
     ) -> int | None:
         """Insert ``row`` or replace the row with the same ``key_column`` value; with ``returns_id``
         the row id is returned (a new id on PostgreSQL and SQLite, as a replaced row is a new one)."""
-        if self._native_upsert_available():
-            return self._retrying(lambda: self._native_upsert(table, key_column, row, returns_id))
+        insert = (
+            dialect_for(self.engine).upsert_insert(table, self.engine.dialect) if self.native_upsert else None
+        )
+        if insert is not None:
+            return self._retrying(lambda: self._native_upsert(insert, table, key_column, row, returns_id))
         return self._retrying(lambda: self._portable_upsert(table, key_column, row, returns_id))
-
-    def _native_upsert_available(self) -> bool:
-        dialect = self.engine.dialect
-        if dialect.name not in self.native_upsert_dialects:
-            return False
-        # SQLite has ON CONFLICT ... DO UPDATE since 3.24 (the version is known once connected).
-        version = getattr(dialect, "server_version_info", None)
-        return not (dialect.name == "sqlite" and version is not None and tuple(version) < (3, 24))
 
     def _retrying(self, save: Callable[[], T]) -> T:
         for attempt in range(_SAVE_ATTEMPTS):
@@ -376,11 +355,9 @@ class ResultsStore:
         raise AssertionError("unreachable")
 
     def _native_upsert(
-        self, table: sa.Table, key_column: str, row: dict[str, Any], returns_id: bool
+        self, insert: Any, table: sa.Table, key_column: str, row: dict[str, Any], returns_id: bool
     ) -> int | None:
-        dialect = self.engine.dialect
-        make_insert = postgresql_dialect.insert if dialect.name == "postgresql" else sqlite_dialect.insert
-        statement = make_insert(table).values(**row)
+        statement = insert.values(**row)
         updates: dict[str, Any] = {name: statement.excluded[name] for name in row if name != key_column}
         if returns_id:
             # The proposed row's id (its default was drawn), so the replaced row gets a new id.
@@ -390,7 +367,7 @@ class ResultsStore:
             if not returns_id:
                 conn.execute(statement)
                 return None
-            if dialect.insert_returning:
+            if self.engine.dialect.insert_returning:
                 return int(conn.execute(statement.returning(table.c.id)).scalar_one())
             conn.execute(statement)
             return self._id_of(conn, table, key_column, row[key_column])

@@ -1,7 +1,7 @@
 """Database dialects: one object per database answers every difference the SQL gatherers meet.
 
-The gatherers (``drift_sql``, ``baseline_sql``, ``performance_sql``, ``quality``) never branch on
-a database's name; they ask the engine's dialect object (:func:`dialect_for`) how to test a finite
+The gatherers (``drift_sql``, ``baseline_sql``, ``performance_sql``, ``quality``) and the results
+store never branch on a database's name; they ask the engine's dialect object (:func:`dialect_for`) how to test a finite
 number, which statement variant applies, which session settings a query wants, and how Great
 Expectations reaches the database. The model is Airflow common.sql's ``Dialect``.
 
@@ -17,7 +17,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as postgresql_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from airflow_mlobs.sources.sqlkit import MAX_FLOAT
 
@@ -90,6 +93,19 @@ class SqlDialect:
         generic SQL datasource here; subclasses use GE's database-specific one where it exists."""
         return context.data_sources.add_sql(name, connection_string=connection_string)
 
+    def lock_table_creation(self, conn: Connection, key: int) -> None:
+        """Serialise processes creating or upgrading the results tables for the rest of ``conn``'s
+        transaction (``key`` names the lock). Generic SQL has no such lock: nothing is done and the
+        results store catches the lost race and looks again."""
+        del conn, key
+
+    def upsert_insert(self, table: sa.Table, engine_dialect: sa.engine.Dialect) -> Any | None:
+        """An ``INSERT`` into ``table`` offering ``on_conflict_do_update`` and ``excluded`` (one
+        statement that inserts or replaces a row), or ``None`` where the database has none; then the
+        results store updates first and inserts when nothing was updated."""
+        del table, engine_dialect
+        return None
+
 
 class PostgresDialect(SqlDialect):
     """PostgreSQL: packed bin counts, GROUPING SETS, NULLs sort high, planner settings per query."""
@@ -125,6 +141,18 @@ class PostgresDialect(SqlDialect):
         """Great Expectations' PostgreSQL datasource."""
         return context.data_sources.add_postgres(name, connection_string=connection_string)
 
+    def lock_table_creation(self, conn: Connection, key: int) -> None:
+        """A transaction-level advisory lock, one per schema (``search_path``)."""
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:cls, hashtext(coalesce(current_schema(), '')))"),
+            {"cls": key},
+        )
+
+    def upsert_insert(self, table: sa.Table, engine_dialect: sa.engine.Dialect) -> Any | None:
+        """PostgreSQL's ``INSERT ... ON CONFLICT DO UPDATE``."""
+        del engine_dialect
+        return postgresql_dialect.insert(table)
+
 
 class SqliteDialect(SqlDialect):
     """SQLite: any column can hold any value (text cast to a number is 0.0), CAST truncates."""
@@ -145,6 +173,27 @@ class SqliteDialect(SqlDialect):
     def gx_datasource(self, context: Any, name: str, connection_string: str) -> Any:
         """Great Expectations' SQLite datasource."""
         return context.data_sources.add_sqlite(name, connection_string=connection_string)
+
+    def lock_table_creation(self, conn: Connection, key: int) -> None:
+        """The write lock up front (``BEGIN IMMEDIATE``, pysqlite only, which opens no transaction of
+        its own before DDL): creators queue on the busy timeout instead of racing. A connection that
+        already began a transaction refuses; the store's lost-race handling covers it then."""
+        del key
+        if conn.dialect.driver != "pysqlite":
+            return
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except OperationalError as exc:
+            if "within a transaction" not in str(exc.orig):
+                raise
+
+    def upsert_insert(self, table: sa.Table, engine_dialect: sa.engine.Dialect) -> Any | None:
+        """SQLite's ``INSERT ... ON CONFLICT DO UPDATE``, since SQLite 3.24 (the version is known
+        once connected; before that it is assumed)."""
+        version = getattr(engine_dialect, "server_version_info", None)
+        if version is not None and tuple(version) < (3, 24):
+            return None
+        return sqlite_dialect.insert(table)
 
 
 #: The dialects with a class of their own; any other database gets :class:`SqlDialect`.

@@ -41,8 +41,8 @@ DAY = datetime(2026, 11, 24, tzinfo=UTC)
 class PortableStore(ResultsStore):
     """The store as it runs on databases without a native upsert or creation lock."""
 
-    native_upsert_dialects: tuple[str, ...] = ()
-    creation_lock_dialects: tuple[str, ...] = ()
+    native_upsert = False
+    creation_lock = False
 
 
 def _engine(url: str, schema: str | None) -> sa.Engine:

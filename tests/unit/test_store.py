@@ -244,8 +244,8 @@ def test_freshness_result_reads_back_equal(store: ResultsStore) -> None:
 class PortableStore(ResultsStore):
     """The store as it runs on databases without a native upsert or creation lock."""
 
-    native_upsert_dialects: tuple[str, ...] = ()
-    creation_lock_dialects: tuple[str, ...] = ()
+    native_upsert = False
+    creation_lock = False
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
