@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -17,7 +16,7 @@ import sqlalchemy as sa
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind, baseline_path
-from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import drift_frame as frame_source
 from airflow_mlobs.sources import files as file_source
@@ -34,10 +33,6 @@ def _kinds(values: Sequence[str]) -> dict[str, ColumnKind]:
     return kinds
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
 def build_baseline_command(args: argparse.Namespace) -> str:
     """Build and save a baseline; returns what was done, in one line."""
     columns = args.columns.split(",") if args.columns else None
@@ -45,7 +40,7 @@ def build_baseline_command(args: argparse.Namespace) -> str:
     target = baseline_path(args.dir, args.name, args.version)
     if target.exists() and not args.overwrite:
         return f"baseline {args.name} {args.version} already exists at {target}; kept (use --overwrite to rebuild)"
-    start, end = _when(args.start), _when(args.end)
+    start, end = parse_moment(args.start, "--start"), parse_moment(args.end, "--end")
     if args.path:
         frame = file_source.read_window(
             args.path,

@@ -6,6 +6,8 @@ import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from airflow_mlobs.core.errors import MlobsInputError
+
 _UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
 
@@ -100,3 +102,26 @@ def to_aware(value: datetime | date | str, naive_zone: tzinfo) -> datetime:
 def to_naive_in(value: datetime, zone: tzinfo) -> datetime:
     """The wall-clock time of aware ``value`` in ``zone``, without zone (to bind against naive columns)."""
     return value.astimezone(zone).replace(tzinfo=None)
+
+
+def parse_moment(value: datetime | date | str | None, name: str) -> datetime | None:
+    """An aware UTC moment from a datetime, a date or ISO 8601 text, the one reading of a moment
+    argument for operators, specs and the command line alike.
+
+    A value without a zone (``"2026-01-05"``, ``"{{ ds }}"``) is UTC, like a run's data interval, never
+    the machine's local zone; empty text and ``None`` mean ``None``. The result is a plain
+    ``datetime`` in UTC, not Airflow's pendulum subclass (pendulum 3 drops the zone of a stdlib-UTC
+    datetime minus a timedelta, which made window starts naive). ``MlobsInputError`` naming ``name``
+    for anything that is not a timestamp.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, datetime | date | str):
+        raise MlobsInputError(f"{name}: expected an ISO 8601 timestamp, got {type(value).__name__}")
+    try:
+        utc = to_aware(value, UTC)
+    except ValueError as exc:
+        raise MlobsInputError(f"{name}: {exc}") from exc
+    return datetime(
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
+    )

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.errors import MlobsInputError, SourceUnavailable
 from airflow_mlobs.core.result import CheckResult, Status, error_result
-from airflow_mlobs.core.timeutil import parse_duration
+from airflow_mlobs.core.timeutil import parse_duration, parse_moment
 from airflow_mlobs.core.window import RunTimes, RunWindow, as_of_moment, resolve_window
 from airflow_mlobs.exceptions import CheckBreachError, CheckRetryableError
 from airflow_mlobs.render.text import findings_table
@@ -35,7 +35,7 @@ def run_window(context: Context) -> tuple[datetime | None, datetime | None]:
     """The run's data interval (aware, UTC); ``(None, None)`` for runs without one."""
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
-    return (_as_utc(start), _as_utc(end))
+    return (parse_moment(start, "data_interval_start"), parse_moment(end, "data_interval_end"))
 
 
 def run_times(context: Context) -> RunTimes:
@@ -45,8 +45,8 @@ def run_times(context: Context) -> RunTimes:
     return RunTimes(
         interval_start=start,
         interval_end=end,
-        logical_date=_as_utc(context.get("logical_date")),
-        run_after=_as_utc(getattr(dag_run, "run_after", None)),
+        logical_date=parse_moment(context.get("logical_date"), "logical_date"),
+        run_after=parse_moment(getattr(dag_run, "run_after", None), "run_after"),
     )
 
 
@@ -96,21 +96,6 @@ def judged_window(
     )
 
 
-def parse_moment(value: datetime | str | None, name: str) -> datetime | None:
-    """An aware UTC moment from a datetime or ISO text; one without a zone (e.g. ``"{{ ds }}"``) is
-    UTC, like the run's data interval. Empty means None."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        parsed = value
-    else:
-        try:
-            parsed = datetime.fromisoformat(str(value).strip())
-        except ValueError as exc:
-            raise MlobsInputError(f"{name}: {value!r} is not an ISO 8601 timestamp") from exc
-    return _as_utc(parsed)
-
-
 def results_where(results_conn_id: str | None) -> str:
     """How messages name the results history: the operator's connection, else the configured
     ``[mlobs] results_conn_id``, else the default SQLite file."""
@@ -130,19 +115,6 @@ def with_window_basis(result: CheckResult, window: RunWindow) -> CheckResult:
         result if result.window_start or result.window_end else result.with_window(window.start, window.end)
     )
     return replace(judged, metrics=metrics)
-
-
-def _as_utc(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise TypeError(f"expected a datetime, got {type(value).__name__}")
-    utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    # A plain datetime, not Airflow's pendulum one: pendulum 3 drops the zone of a stdlib-UTC
-    # datetime minus a timedelta, which made window starts naive.
-    return datetime(
-        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
-    )
 
 
 def resolve_as_of(context: Context, override: datetime | str | None) -> datetime:

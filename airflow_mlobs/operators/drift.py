@@ -23,12 +23,11 @@ from airflow_mlobs.core.profile import (
 )
 from airflow_mlobs.core.readings import DriftReading
 from airflow_mlobs.core.result import CheckResult, Status, worst
-from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import (
     BaseCheckOperator,
     judged_window,
-    parse_moment,
     parse_window_arg,
     with_window_basis,
 )

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
@@ -29,7 +29,7 @@ from airflow_mlobs.core.performance_settings import (
     parse_max_drop,
 )
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import get_zone, parse_duration, to_aware
+from airflow_mlobs.core.timeutil import get_zone, parse_duration, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.specs.base import Connector, connector_or_default
 
@@ -41,23 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TASKS = ("classification", "regression", "multiclass")
-
-
-def moment(value: datetime | str | None, name: str) -> datetime | None:
-    """An aware UTC moment from a datetime or ISO text (one without a zone is UTC, like a run's data
-    interval); empty means None. ``MlobsInputError`` naming ``name`` for text that is no timestamp."""
-    if value in (None, ""):
-        return None
-    assert value is not None
-    try:
-        utc = to_aware(value, UTC)
-    except ValueError as exc:
-        raise MlobsInputError(f"{name}: {exc}") from exc
-    # A plain datetime, not Airflow's pendulum one (pendulum 3 drops the zone of a stdlib-UTC
-    # datetime minus a timedelta).
-    return datetime(
-        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond, tzinfo=UTC
-    )
 
 
 @dataclass(frozen=True)
@@ -198,7 +181,7 @@ class PerformanceSpec:
         from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
 
         zone = get_zone(self.timezone)
-        cutoff = moment(self.label_cutoff, "label_cutoff")
+        cutoff = parse_moment(self.label_cutoff, "label_cutoff")
         window = evaluation_window(window_start, window_end, self.delay(), label_cutoff=cutoff, zone=zone)
         query = self.query(window)
         reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
@@ -254,7 +237,7 @@ class PerformanceSpec:
     def _reference_bounds(self, window: PerformanceWindow) -> tuple[datetime, datetime]:
         """The rendered ``reference_window`` as aware moments, checked against the cut-off."""
         assert self.reference_window is not None
-        bounds = [moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
+        bounds = [parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
         ref_start, ref_end = bounds
         if ref_start is None or ref_end is None or ref_end <= ref_start:
             raise MlobsInputError(

@@ -59,7 +59,7 @@ def _fmt(metric: str, value: float | None) -> str:
 
 
 @dataclass(frozen=True)
-class Baseline:
+class MetricBaseline:
     """A metric's baseline value, with its standard error when it was measured on a reference
     window (``source="reference"``) rather than given."""
 
@@ -69,7 +69,7 @@ class Baseline:
 
 
 def _judge_metric(
-    name: str, metric: MetricValue, settings: PerformanceSettings, subject: str, base: Baseline | None
+    name: str, metric: MetricValue, settings: PerformanceSettings, subject: str, base: MetricBaseline | None
 ) -> tuple[Finding, float | None]:
     """One metric against its baseline: the finding and the drop."""
     baseline = base.value if base is not None else None
@@ -103,7 +103,7 @@ class _Reference:
     """What a labelled reference window contributes: baselines (given values merged in),
     the calibration map of the estimates, notes, and its report in the result's metrics."""
 
-    baselines: dict[str, Baseline]
+    baselines: dict[str, MetricBaseline]
     calibration: tuple[float, ...] | None = None
     notes: list[str] = field(default_factory=list)
     report: dict[str, Any] | None = None
@@ -116,14 +116,14 @@ def _with_reference(
 ) -> _Reference:
     """The given baselines, completed from ``reference`` for the main metric and every metric with
     its own ``max_drop`` (a given value wins)."""
-    baselines: dict[str, Baseline] = {k: Baseline(v) for k, v in settings.baseline.items()}
+    baselines: dict[str, MetricBaseline] = {k: MetricBaseline(v) for k, v in settings.baseline.items()}
     if reference is None:
         return _Reference(baselines)
     ref_metrics = compute_metrics(reference)
     for name in dict.fromkeys([settings.metric, *settings.max_drop]):
         ref = ref_metrics.get(name)
         if name not in baselines and ref is not None and ref.value is not None:
-            baselines[name] = Baseline(ref.value, ref.se, "reference")
+            baselines[name] = MetricBaseline(ref.value, ref.se, "reference")
     calibration: tuple[float, ...] | None = None
     if isinstance(reference, ClassificationSummary) and reference.labelled - reference.invalid_scores > 0:
         calibration = calibration_map(reference)
@@ -145,7 +145,7 @@ def _reported(
     summary: Summary,
     settings: PerformanceSettings,
     metrics: Mapping[str, MetricValue],
-    main_base: Baseline | None,
+    main_base: MetricBaseline | None,
     window: PerformanceWindow | None,
     reference_report: dict[str, Any] | None,
 ) -> dict[str, Any]:
@@ -191,7 +191,7 @@ def _immature(
     coverage: Coverage,
     settings: PerformanceSettings,
     metrics: Mapping[str, MetricValue],
-    main_base: Baseline | None,
+    main_base: MetricBaseline | None,
     calibrated: bool,
 ) -> tuple[str, Finding]:
     """The summary line and finding of a window whose labels are not mature, with the estimates."""
@@ -217,7 +217,7 @@ def _immature(
 
 
 def _judge_model(
-    metrics: Mapping[str, MetricValue], settings: PerformanceSettings, baselines: Mapping[str, Baseline]
+    metrics: Mapping[str, MetricValue], settings: PerformanceSettings, baselines: Mapping[str, MetricBaseline]
 ) -> tuple[list[Finding], float | None, Status]:
     """The main metric and every other metric with a baseline: findings, the main drop, the status."""
     main = settings.metric
@@ -234,7 +234,7 @@ def _judge_model(
 
 
 def _judge_segments(
-    segments: Mapping[str, Summary], settings: PerformanceSettings, main_base: Baseline | None
+    segments: Mapping[str, Summary], settings: PerformanceSettings, main_base: MetricBaseline | None
 ) -> tuple[list[Finding], list[dict[str, Any]], list[str]]:
     """The main metric per segment with enough labels (capped at ``warn``): the findings, the rows
     sorted by drop (worst first) and the segments that warn."""
@@ -270,7 +270,7 @@ def _headline(
     dataset: str,
     settings: PerformanceSettings,
     main_metric: MetricValue,
-    main_base: Baseline | None,
+    main_base: MetricBaseline | None,
     main_drop: float | None,
     coverage: Coverage,
     findings: Sequence[Finding],
