@@ -54,7 +54,7 @@ class SuiteError(MlobsInputError):
 def load_suite_file(path: str | Path) -> dict[str, Any]:
     """Read an expectation suite JSON file. Raises :class:`SuiteError` naming the file for a
     missing file, invalid JSON (with line and column) or a document that is not a suite."""
-    suite = read_json_file(path, what="suite file", error=SuiteError)
+    suite = read_json_file(path, what="suite file", error=SuiteError, document="an expectation suite")
     check_suite_dict(suite, source=str(path))
     return dict(suite)
 
@@ -75,6 +75,16 @@ def check_suite_dict(suite: Any, *, source: str = "<suite>") -> None:
         if isinstance(meta, Mapping) and meta.get("severity") not in (None, "warn", "fail"):
             raise SuiteError(
                 f"{where} ({kind}): meta.severity must be 'warn' or 'fail', got {meta.get('severity')!r}"
+            )
+        mostly = (expectation.get("kwargs") or {}).get("mostly")
+        # A {"$PARAMETER": ...} mostly is Great Expectations' to check once it is filled in.
+        if (
+            mostly is not None
+            and not isinstance(mostly, Mapping)
+            and (isinstance(mostly, bool) or not isinstance(mostly, int | float) or not 0 <= mostly <= 1)
+        ):
+            raise SuiteError(
+                f"{where} ({kind}): kwargs.mostly must be a number between 0 and 1, got {mostly!r}"
             )
 
 
@@ -235,9 +245,8 @@ def judge_expectation(result: Mapping[str, Any], dataset: str) -> Finding:
     status = expectation_severity(config)
     label = subject if subject == "table" else f"`{subject}`"
     if percent is not None and observed is None:
-        examples = [v for v in (outcome.get("partial_unexpected_list") or []) if v is not None]
-        shown = f" (e.g. {', '.join(_num(v) for v in examples[:_MAX_EXAMPLES])})" if examples else ""
         count = outcome.get("unexpected_count")
+        shown = _examples(outcome.get("partial_unexpected_list"), count if isinstance(count, int) else None)
         counted = f" ({count} row{'' if count == 1 else 's'})" if isinstance(count, int) else ""
         reason = (
             f"{label}: {_pct(float(percent))} of values{counted} "
@@ -253,6 +262,38 @@ def judge_expectation(result: Mapping[str, Any], dataset: str) -> Finding:
     return Finding(
         subject=subject, metric=kind, status=status, value=value, threshold=expected or None, reason=reason
     )
+
+
+def _example_key(value: Any) -> str:
+    """Equal examples share a key; NaN is one value here (``NaN != NaN``), ``1`` and ``'1'`` two."""
+    if isinstance(value, float) and math.isnan(value):
+        return "float:nan"
+    return f"{type(value).__name__}:{value!r}"
+
+
+def _examples(sample: Any, unexpected: int | None) -> str:
+    """`` (e.g. 150, 7)``: the distinct unexpected values of Great Expectations' sample, in the
+    order first seen, at most five. When the sample holds every unexpected row, each value says how
+    often it occurs (``150 x3``): those counts are then exact, not a sample's."""
+    if not isinstance(sample, list):
+        return ""
+    counts: dict[str, int] = {}
+    first: dict[str, Any] = {}
+    for value in sample:
+        if value is None:
+            continue
+        key = _example_key(value)
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, value)
+    if not counts:
+        return ""
+    exact = unexpected is not None and unexpected == len(sample)
+    shown = [
+        _num(first[key]) + (f" x{counts[key]}" if exact and counts[key] > 1 else "")
+        for key in list(first)[:_MAX_EXAMPLES]
+    ]
+    more = len(first) - _MAX_EXAMPLES
+    return f" (e.g. {', '.join(shown)}" + (f", and {more} more distinct" if more > 0 else "") + ")"
 
 
 def _aggregate_label(kind: str) -> str:
@@ -279,14 +320,33 @@ def judge_validation(
     suite_name: str | None = None,
     window_start: datetime | None = None,
     window_end: datetime | None = None,
+    row_count: int | None = None,
+    data_label: str | None = None,
 ) -> CheckResult:
     """Judge a Great Expectations 1.x suite validation result (its dict form: ``success``,
-    ``results``, ``statistics``, ``suite_name``); see the module docstring for the mapping."""
+    ``results``, ``statistics``, ``suite_name``); see the module docstring for the mapping.
+
+    ``row_count`` is how many rows were validated, when the gatherer knows. With none (an empty
+    window or table) every expectation about values would pass vacuously, so the result is
+    ``skipped`` with the reason ``no rows in <data_label> in the window <start> .. <end>``; only the
+    expectations that mean something without rows are judged (:data:`ROWLESS_EXPECTATIONS`: row and
+    column counts, column sets and types, and a column the data lacks). So a suite that asks for rows
+    (``expect_table_row_count_to_be_between`` with a minimum above 0) fails on an empty window."""
     results = validation.get("results")
     if not isinstance(results, list):
         raise MlobsInputError("not a suite validation result: no 'results' list")
     name = suite_name or str(validation.get("suite_name") or "suite")
     findings = [judge_expectation(r, dataset) for r in results]
+    if row_count == 0:
+        return _judge_no_rows(
+            results,
+            findings,
+            dataset=dataset,
+            name=name,
+            label=data_label or dataset,
+            window_start=window_start,
+            window_end=window_end,
+        )
     order = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.PASS: 3, Status.SKIPPED: 4}
     findings.sort(key=lambda f: order[f.status])
     evaluated = len(findings)
@@ -304,14 +364,15 @@ def judge_validation(
         "errored_expectations": errored,
         "success_percent": round(100.0 * successful / evaluated, 2) if evaluated else 100.0,
     }
-    row_count = next(
-        (
-            f.value
-            for f in findings
-            if f.metric == "expect_table_row_count_to_be_between" and isinstance(f.value, int)
-        ),
-        None,
-    )
+    if row_count is None:
+        row_count = next(
+            (
+                f.value
+                for f in findings
+                if f.metric == "expect_table_row_count_to_be_between" and isinstance(f.value, int)
+            ),
+            None,
+        )
     if row_count is not None:
         metrics["row_count"] = row_count
     bad = [f for f in findings if f.status is not Status.PASS]
@@ -339,6 +400,89 @@ def judge_validation(
         window_end=window_end,
         metrics=metrics,
         findings=tuple(findings),
+    )
+
+
+ROWLESS_EXPECTATIONS: frozenset[str] = frozenset(
+    {
+        "expect_table_row_count_to_be_between",
+        "expect_table_row_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_table_column_count_to_equal",
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_column_to_exist",
+        "expect_column_values_to_be_of_type",
+        "expect_column_values_to_be_in_type_list",
+    }
+)
+"""Expectations whose verdict on zero rows means something (they are about the table's shape)."""
+
+
+def window_text(start: datetime | None, end: datetime | None) -> str:
+    """`` in the window 2026-11-25T00:00:00+00:00 .. 2026-11-26T00:00:00+00:00``, or nothing."""
+    if start is None and end is None:
+        return ""
+    return f" in the window {start.isoformat() if start else '-'} .. {end.isoformat() if end else '-'}"
+
+
+def _judge_no_rows(
+    results: Sequence[Any],
+    findings: Sequence[Finding],
+    *,
+    dataset: str,
+    name: str,
+    label: str,
+    window_start: datetime | None,
+    window_end: datetime | None,
+) -> CheckResult:
+    reason = f"no rows in {label}{window_text(window_start, window_end)}"
+    judged: list[Finding] = []
+    for raw, finding in zip(results, findings, strict=True):
+        config = (raw.get("expectation_config") or {}) if isinstance(raw, Mapping) else {}
+        kind = str(config.get("type") or config.get("expectation_type") or "")
+        message = exception_message(raw.get("exception_info")) if isinstance(raw, Mapping) else None
+        missing_column = message is not None and _missing_column(message) is not None
+        if kind in ROWLESS_EXPECTATIONS or missing_column:
+            judged.append(finding)
+        else:
+            judged.append(
+                Finding(
+                    subject=finding.subject,
+                    metric=finding.metric,
+                    status=Status.SKIPPED,
+                    threshold=finding.threshold,
+                    reason=f"not evaluated: {reason}",
+                )
+            )
+    order = {Status.ERROR: 0, Status.FAIL: 1, Status.WARN: 2, Status.PASS: 3, Status.SKIPPED: 4}
+    judged.sort(key=lambda f: order[f.status])
+    status = worst((f.status for f in judged if f.status is not Status.SKIPPED), default=Status.PASS)
+    bad = [f for f in judged if f.status in (Status.ERROR, Status.FAIL, Status.WARN)]
+    summary = f"{dataset}: suite {name}: {reason}"
+    if bad:
+        summary += ": " + "; ".join(f.reason for f in bad[:3])
+    else:
+        status = Status.SKIPPED
+        summary += "; nothing to validate"
+    metrics: dict[str, Any] = {
+        "suite": name,
+        "row_count": 0,
+        "evaluated_expectations": sum(f.status is not Status.SKIPPED for f in judged),
+        "skipped_expectations": sum(f.status is Status.SKIPPED for f in judged),
+        "failed_expectations": sum(f.status is Status.FAIL for f in judged),
+        "warned_expectations": sum(f.status is Status.WARN for f in judged),
+        "errored_expectations": sum(f.status is Status.ERROR for f in judged),
+    }
+    return CheckResult(
+        check=CHECK,
+        dataset=dataset,
+        status=status,
+        summary=summary,
+        window_start=window_start,
+        window_end=window_end,
+        metrics=metrics,
+        findings=tuple(judged),
     )
 
 

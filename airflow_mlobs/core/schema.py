@@ -70,6 +70,33 @@ class ContractError(MlobsInputError):
     """A contract file that cannot be used; the message names the file and what is wrong."""
 
 
+SCHEMA_EXPECTATIONS: tuple[str, ...] = (
+    "expect_table_columns_to_match_set",
+    "expect_column_to_exist",
+    "expect_column_values_to_be_of_type",
+    "expect_column_values_to_be_in_type_list",
+    "expect_column_values_to_not_be_null",
+)
+"""The expectation types the schema check reads; a contract needs at least one (or forbidden
+column patterns), else it would "match" any table."""
+
+
+def _misspelt_schema_kind(kind: str) -> str | None:
+    """The schema expectation type ``kind`` is most likely a misspelling of, if any."""
+    if kind in SCHEMA_EXPECTATIONS:
+        return None
+    close = difflib.get_close_matches(kind, SCHEMA_EXPECTATIONS, n=1, cutoff=0.9)
+    return close[0] if close else None
+
+
+def _check_mostly(kwargs: Mapping[str, Any], where: str) -> None:
+    mostly = kwargs.get("mostly")
+    if mostly is None:
+        return
+    if isinstance(mostly, bool) or not isinstance(mostly, int | float) or not 0 <= float(mostly) <= 1:
+        raise ContractError(f"{where}: kwargs.mostly must be a number between 0 and 1, got {mostly!r}")
+
+
 _GE_SEVERITY = {"critical": Status.FAIL, "warning": Status.WARN, "info": Status.WARN}
 
 
@@ -109,13 +136,20 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
             raise ContractError(f"{where}: needs a 'type' and 'kwargs'")
         where = f"{where} ({kind})"
         severity = _severity(expectation, where)
+        _check_mostly(kwargs, where)
+        misspelt = _misspelt_schema_kind(kind)
+        if misspelt is not None:
+            raise ContractError(f"{where}: unknown expectation type {kind!r}; did you mean {misspelt!r}?")
         if kind == "expect_table_columns_to_match_set":
             column_set = kwargs.get("column_set")
             if not isinstance(column_set, list) or not all(isinstance(c, str) for c in column_set):
                 raise ContractError(f"{where}: kwargs.column_set must be a list of column names")
+            exact_match = kwargs.get("exact_match", True)
+            if not isinstance(exact_match, bool):
+                raise ContractError(f"{where}: kwargs.exact_match must be true or false, got {exact_match!r}")
             for column in column_set:
                 rule(column, where)["sev"].append(severity)
-            exact = exact or bool(kwargs.get("exact_match", True))
+            exact = exact or exact_match
         elif kind == "expect_column_to_exist":
             rule(kwargs.get("column"), where)["sev"].append(severity)
         elif kind in ("expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"):
@@ -137,10 +171,6 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
         elif kind == "expect_column_values_to_not_be_null":
             mostly = kwargs.get("mostly", 1.0)
             entry = rule(kwargs.get("column"), where)
-            if mostly is not None and (isinstance(mostly, bool) or not isinstance(mostly, int | float)):
-                raise ContractError(
-                    f"{where}: kwargs.mostly must be a number between 0 and 1, got {mostly!r}"
-                )
             if mostly is None or float(mostly) >= 1.0:
                 entry["not_null"] = True
         else:
@@ -154,6 +184,13 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
     forbidden = mlobs_meta.get("forbidden_columns", [])
     if not isinstance(forbidden, list) or not all(isinstance(p, str) for p in forbidden):
         raise ContractError(f"{source}: meta.mlobs.forbidden_columns must be a list of glob patterns")
+    if not rules and not forbidden:
+        found = f" (it has only {', '.join(sorted(set(ignored)))})" if ignored else ""
+        raise ContractError(
+            f"{source}: no schema expectations{found}, so it would match any table; a schema contract "
+            f"needs at least one of {', '.join(SCHEMA_EXPECTATIONS)} (or meta.mlobs.forbidden_columns). "
+            "A data-quality suite belongs to ExpectationSuiteOperator"
+        )
     columns = {
         name: ColumnRule(
             name=name,
@@ -178,7 +215,7 @@ def parse_contract(suite: Mapping[str, Any], *, source: str = "<suite>") -> Sche
 
 def load_contract(path: str | Path) -> SchemaContract:
     """Read a contract file. Raises ``ContractError`` naming the file for a missing or bad file."""
-    suite = read_json_file(path, what="contract file", error=ContractError)
+    suite = read_json_file(path, what="contract file", error=ContractError, document="an expectation suite")
     return parse_contract(suite, source=str(path))
 
 

@@ -70,6 +70,11 @@ class SchemaCheckOperator(BaseCheckOperator):
         self.table = table
         self.path = path
         self.write_observed_contract = write_observed_contract
+        if isinstance(forbidden_columns, str):
+            raise ValueError(
+                f"{self.task_id}: forbidden_columns must be a list of glob patterns such as ['pii_*'], "
+                f"got the string {forbidden_columns!r}"
+            )
         self.forbidden_columns = list(forbidden_columns)
         self.spec().validate(self.task_id)
 

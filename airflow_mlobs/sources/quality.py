@@ -34,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.core.errors import MlobsInputError, SourceError
 from airflow_mlobs.core.quality import SuiteError, check_suite_dict
@@ -54,15 +55,24 @@ class SuiteRun:
 
     validation: dict[str, Any]
     statements: tuple[str, ...] = field(default=())
+    row_count: int | None = None
+
+
+def quiet_gx_logging() -> None:
+    """Lower Great Expectations' loggers to ERROR. Must run *before* the first import: importing it
+    logs some 200 INFO lines (``great_expectations._docs_decorators``, the expectation registry)
+    that would otherwise open the first quality task's log."""
+    for name in ("great_expectations", "great_expectations.expectations.metrics.util"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def import_gx() -> Any:
-    """Import Great Expectations with its usage analytics off (it reads the variable on import)."""
+    """Import Great Expectations with its usage analytics off (it reads the variable on import) and
+    its import-time INFO logging silenced (see :func:`quiet_gx_logging`)."""
     os.environ[GX_ANALYTICS_ENV] = "false"
+    quiet_gx_logging()
     import great_expectations as gx
 
-    for name in ("great_expectations", "great_expectations.expectations.metrics.util"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     return gx
 
 
@@ -212,6 +222,7 @@ def validate_table(
     windowed = sa.select(sa.text("*")).select_from(source_table).where(*conditions)
 
     gx_suite = build_suite(suite, source=source)
+    row_count = _count_rows(engine, source_table, conditions, table)
     gx = import_gx()
     from great_expectations.execution_engine.sqlalchemy_batch_data import SqlAlchemyBatchData
     from great_expectations.validator.validator import Validator
@@ -264,7 +275,25 @@ def validate_table(
             if connection is not None:
                 connection.close()
             execution_engine.engine.dispose()
-    return SuiteRun(validation=validation, statements=tuple(statements))
+    return SuiteRun(validation=validation, statements=tuple(statements), row_count=row_count)
+
+
+def _count_rows(
+    engine: Engine, source_table: sa.TableClause, conditions: list[sa.ColumnElement[bool]], table: TableRef
+) -> int:
+    """How many rows the window holds (one ``COUNT(*)``): zero rows is a skipped check, not a pass."""
+    try:
+        with engine.connect() as conn:
+            counted = conn.execute(
+                sa.select(sa.func.count()).select_from(source_table).where(*conditions)
+            ).scalar()
+    except SQLAlchemyError as exc:
+        raise source_failure(
+            exc,
+            f"counting the rows of table {table} failed: {_scrub(str(exc), engine)}",
+            what=f"table {table}",
+        ) from exc
+    return int(counted or 0)
 
 
 def validate_frame(
@@ -287,4 +316,4 @@ def validate_frame(
         .get_batch(batch_parameters={"dataframe": frame})
     )
     validator = Validator(execution_engine=batch.data.execution_engine, batches=[batch], data_context=context)
-    return SuiteRun(validation=_validate_with(validator, gx_suite, suite_parameters))
+    return SuiteRun(validation=_validate_with(validator, gx_suite, suite_parameters), row_count=len(frame))

@@ -60,10 +60,59 @@ class FreshnessSpec:
             raise ValueError(f"{task_id}: a table or sql source needs conn_id and timestamp_column")
         if not self.partition and self.max_age is None:
             raise ValueError(f"{task_id}: max_age is required (a timedelta or text like '6h')")
-        # Catch a typo in a literal duration when the DAG is parsed, not at 3 a.m.
-        for name, value in (("max_age", self.max_age), ("warn_after", self.warn_after)):
-            if isinstance(value, str) and "{{" not in value:
-                parse_duration(value, name=f"{task_id}: {name}")
+        # Catch a typo in a literal value when the DAG is parsed, not at 3 a.m.
+        self.limits(task_id, ValueError, literal_only=True)
+
+    def limits(
+        self, where: str, error: type[ValueError], *, literal_only: bool = False
+    ) -> tuple[timedelta | None, timedelta | None]:
+        """Check every setting and return ``(max_age, warn_after)`` as durations (``None`` when not
+        given, or templated under ``literal_only``). Raises ``error`` naming ``where`` (the task, or
+        the dataset at run time), the argument and what it allows: durations non-negative with
+        ``warn_after`` at most ``max_age``, a known ``timestamp_timezone``, ``file_pattern`` a
+        non-empty glob of file names. With ``literal_only`` (DAG parse time) templated values
+        (``{{ ... }}``) are left for the run, when they are checked rendered."""
+
+        def given(value: Any) -> bool:
+            return value is not None and not (literal_only and isinstance(value, str) and "{{" in value)
+
+        for name in ("conn_id", "table", "sql", "timestamp_column", "path", "partition", "dataset"):
+            value = getattr(self, name)
+            if given(value) and (not isinstance(value, str) or not value.strip()):
+                raise error(f"{where}: {name} must be a non-empty string, got {value!r}")
+        durations: dict[str, timedelta | None] = {}
+        for name in ("max_age", "warn_after"):
+            value = getattr(self, name)
+            durations[name] = None
+            if given(value) and value != "":
+                try:
+                    durations[name] = parse_duration(value, name=name)
+                except ValueError as exc:
+                    raise error(f"{where}: {exc} (a duration of 0 or more, e.g. '6h')") from exc
+        max_age, warn_after = durations["max_age"], durations["warn_after"]
+        if max_age is not None and warn_after is not None and warn_after > max_age:
+            raise error(
+                f"{where}: warn_after ({format_duration(warn_after)}) must not exceed max_age "
+                f"({format_duration(max_age)}); allowed: 0 <= warn_after <= max_age"
+            )
+        if given(self.timestamp_timezone):
+            try:
+                get_zone(self.timestamp_timezone)
+            except ValueError as exc:
+                raise error(f"{where}: timestamp_timezone: {exc}") from exc
+        if given(self.file_pattern):
+            pattern = self.file_pattern
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise error(
+                    f"{where}: file_pattern must be a non-empty glob such as '*.parquet', got {pattern!r}"
+                )
+            if "/" in pattern:
+                raise error(
+                    f"{where}: file_pattern {pattern!r} is matched against file names, not paths, so it "
+                    "would match nothing; give a name glob such as '*.parquet' and put folders in "
+                    "path or partition"
+                )
+        return max_age, warn_after
 
     def dataset_name(self) -> str:
         """``conn_id:table``, ``conn_id:query``, or the path, unless ``dataset`` names it."""
@@ -93,6 +142,7 @@ class FreshnessSpec:
         Raises ``MlobsInputError`` for bad input; the operator turns that into an ``error`` result.
         """
         dataset = self.dataset_name()
+        max_age, warn_after = self.limits(dataset, MlobsInputError)
         if self.partition:
             exists, count = file_source.partition_files(self.partition, self.file_pattern)
             return judge_partition(
@@ -103,16 +153,9 @@ class FreshnessSpec:
                 window_start=window_start,
                 window_end=window_end,
             )
-        try:
-            max_age = parse_duration(self.max_age if self.max_age is not None else "", name="max_age")
-            warn_after = (
-                parse_duration(self.warn_after, name="warn_after")
-                if self.warn_after not in (None, "")
-                else None
-            )
-            zone = get_zone(self.timestamp_timezone)
-        except ValueError as exc:
-            raise MlobsInputError(f"{dataset}: {exc}") from exc
+        if max_age is None:
+            raise MlobsInputError(f"{dataset}: max_age is required (a timedelta or text like '6h')")
+        zone = get_zone(self.timestamp_timezone)
         if self.path:
             observation = file_source.newest_modification(self.path, as_of=as_of, pattern=self.file_pattern)
         else:
@@ -127,8 +170,6 @@ class FreshnessSpec:
                     table=table,
                     sql=self.sql,
                 )
-        if warn_after is not None and warn_after > max_age:
-            raise MlobsInputError(f"{dataset}: warn_after must not exceed max_age")
         return judge_freshness(
             dataset=dataset,
             observation=observation,

@@ -71,6 +71,32 @@ class QualitySpec:
             raise ValueError(f"{task_id}: a table source needs conn_id")
         if not self.suite:
             raise ValueError(f"{task_id}: suite is required (a suite JSON under expectations/)")
+        self.check_values(task_id, ValueError, literal_only=True)
+
+    def check_values(self, where: str, error: type[ValueError], *, literal_only: bool = False) -> None:
+        """Raise ``error`` naming ``where`` (the task, or the dataset at run time) and the argument
+        for a value outside what it allows. With ``literal_only`` (at DAG parse time) a templated
+        value (``{{ ... }}``) is left for the run, when it is checked rendered."""
+
+        def given(value: Any) -> bool:
+            return not (literal_only and isinstance(value, str) and "{{" in value)
+
+        for name in ("suite", "conn_id", "table", "path", "timestamp_column"):
+            value = getattr(self, name)
+            if value is None or not given(value):
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise error(f"{where}: {name} must be a non-empty string, got {value!r}")
+        if given(self.timestamp_timezone):
+            try:
+                get_zone(self.timestamp_timezone)
+            except ValueError as exc:
+                raise error(f"{where}: timestamp_timezone: {exc}") from exc
+        if given(self.suite_parameters) and not isinstance(self.suite_parameters, Mapping):
+            raise error(
+                f"{where}: suite_parameters must be a mapping of names to values, "
+                f"got {type(self.suite_parameters).__name__}"
+            )
 
     def dataset_name(self) -> str:
         """``conn_id:table`` or the path, unless ``dataset`` names it (it must, for a DataFrame)."""
@@ -99,17 +125,11 @@ class QualitySpec:
         from airflow_mlobs.sources import quality as quality_source
 
         dataset = self.dataset_name()
-        if not isinstance(self.suite_parameters, Mapping):
-            raise MlobsInputError(
-                f"suite_parameters must be a mapping of names to values, got {type(self.suite_parameters).__name__}"
-            )
+        self.check_values(dataset, MlobsInputError)
         suite_path = resolve_contract_path(self.suite, self.dag_file)
         suite = load_suite_file(suite_path)
         source = str(suite_path)
-        try:
-            zone = get_zone(self.timestamp_timezone)
-        except ValueError as exc:
-            raise MlobsInputError(f"timestamp_timezone: {exc}") from exc
+        zone = get_zone(self.timestamp_timezone)
         windowed = bool(self.timestamp_column)
         start = window_start if windowed else None
         end = window_end if windowed else None
@@ -133,17 +153,21 @@ class QualitySpec:
                 len(run.statements),
                 quality_source.PARTIAL_UNEXPECTED_COUNT,
             )
+            label = f"table {self.table}"
         else:
             rows = self._rows(suite, frame, window_start, window_end)
             run = quality_source.validate_frame(
                 rows, suite, source=source, suite_parameters=self.suite_parameters
             )
+            label = f"file {self.path}" if self.path else f"the DataFrame {dataset}"
         return judge_validation(
             run.validation,
             dataset=dataset,
             suite_name=str(suite.get("name") or suite_path.stem),
             window_start=start,
             window_end=end,
+            row_count=run.row_count,
+            data_label=label,
         )
 
     def _rows(
@@ -167,15 +191,33 @@ class QualitySpec:
             )
         if callable(frame):
             frame = frame()
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            raise MlobsInputError(
+                f"the DataFrame source {self.dataset_name()} is {type(frame).__name__}, not a pandas "
+                "DataFrame; give a DataFrame or a callable returning one"
+            )
+        if frame.columns.duplicated().any():
+            duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+            raise MlobsInputError(
+                f"the DataFrame source {self.dataset_name()} has duplicate column names: "
+                + ", ".join(duplicated)
+                + "; rename them so each expectation names one column"
+            )
         if self.timestamp_column is not None and (start is not None or end is not None):
             if self.timestamp_column not in frame.columns:
                 raise MlobsInputError(
                     f"timestamp column {self.timestamp_column!r} not found in the DataFrame; it has: "
                     + ", ".join(map(str, frame.columns))
                 )
-            import pandas as pd
-
-            stamps = pd.to_datetime(frame[self.timestamp_column], utc=True)
+            try:
+                stamps = pd.to_datetime(frame[self.timestamp_column], utc=True)
+            except (ValueError, TypeError) as exc:
+                raise MlobsInputError(
+                    f"timestamp column {self.timestamp_column!r} of the DataFrame {self.dataset_name()} "
+                    f"holds values that are not timestamps: {' '.join(str(exc).split())[:200]}"
+                ) from exc
             mask = pd.Series(True, index=frame.index)
             if start is not None:
                 mask &= stamps >= start

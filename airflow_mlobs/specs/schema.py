@@ -76,6 +76,28 @@ class SchemaSpec:
             raise ValueError(f"{task_id}: a table source needs conn_id")
         if not self.contract and not self.write_observed_contract:
             raise ValueError(f"{task_id}: give a contract, write_observed_contract, or both")
+        self.check_values(task_id, ValueError, literal_only=True)
+
+    def check_values(self, where: str, error: type[ValueError], *, literal_only: bool = False) -> None:
+        """Raise ``error`` naming ``where`` (the task, or the dataset at run time) and the argument
+        for a value it does not allow; with ``literal_only`` a templated value is left for the run."""
+        for name in ("contract", "conn_id", "table", "path", "write_observed_contract"):
+            value = getattr(self, name)
+            if value is None or (literal_only and isinstance(value, str) and "{{" in value):
+                continue
+            if not isinstance(value, str) or not value.strip():
+                raise error(f"{where}: {name} must be a non-empty string, got {value!r}")
+        if isinstance(self.forbidden_columns, str):
+            raise error(
+                f"{where}: forbidden_columns must be a list of glob patterns such as ['pii_*'], "
+                f"got the string {self.forbidden_columns!r}"
+            )
+        for pattern in self.forbidden_columns:
+            if not isinstance(pattern, str) or not pattern.strip():
+                raise error(
+                    f"{where}: forbidden_columns must hold non-empty glob patterns such as 'pii_*', "
+                    f"got {pattern!r}"
+                )
 
     def dataset_name(self) -> str:
         """``conn_id:table`` or the file path, unless ``dataset`` names it."""
@@ -97,6 +119,7 @@ class SchemaSpec:
 
         Raises ``MlobsInputError`` for bad input (a missing table, file or contract)."""
         dataset = self.dataset_name()
+        self.check_values(dataset, MlobsInputError)
         contract = None
         if self.contract:
             contract = load_contract(resolve_contract_path(self.contract, self.dag_file))
