@@ -58,11 +58,20 @@ class SuiteRun:
     row_count: int | None = None
 
 
+_GX_LOGGERS = (
+    "great_expectations",
+    "great_expectations.expectations.metrics.util",
+    # Sets its own level to INFO when imported ("Created temporary directory ... for ephemeral docs").
+    "great_expectations.data_context.types.base",
+)
+
+
 def quiet_gx_logging() -> None:
-    """Lower Great Expectations' loggers to ERROR. Must run *before* the first import: importing it
-    logs some 200 INFO lines (``great_expectations._docs_decorators``, the expectation registry)
-    that would otherwise open the first quality task's log."""
-    for name in ("great_expectations", "great_expectations.expectations.metrics.util"):
+    """Lower Great Expectations' loggers to ERROR. Runs *before* the first import, since importing
+    it logs some 200 INFO lines (``great_expectations._docs_decorators``, the expectation registry)
+    that would otherwise open the first quality task's log, and again after it, for the module that
+    sets its own level when imported."""
+    for name in _GX_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -73,6 +82,7 @@ def import_gx() -> Any:
     quiet_gx_logging()
     import great_expectations as gx
 
+    quiet_gx_logging()
     return gx
 
 

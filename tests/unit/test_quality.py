@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +169,13 @@ def test_load_suite_file_errors_name_the_file(tmp_path: Path) -> None:
         load_suite_file(broken)
     not_suite = tmp_path / "list.json"
     not_suite.write_text("[]")
-    with pytest.raises(SuiteError, match="list.json is not an expectation suite: its top level is an array"):
+    with pytest.raises(
+        SuiteError, match=r"list\.json is not an expectation suite: its top level is an array"
+    ):
         load_suite_file(not_suite)
     no_list = tmp_path / "nolist.json"
     no_list.write_text('{"name": "x"}')
-    with pytest.raises(SuiteError, match="nolist.json: not an expectation suite .no 'expectations' list"):
+    with pytest.raises(SuiteError, match=r"nolist\.json: not an expectation suite \(no 'expectations' list"):
         load_suite_file(no_list)
 
 
@@ -389,3 +392,43 @@ def test_quality_spec_rejects_impossible_arguments(kwargs: dict[str, Any], messa
 
     with pytest.raises(ValueError, match=f"q: .*{message}"):
         QualitySpec(**kwargs).validate("q")
+
+
+FIRST_IMPORT = """
+import json, logging, sys, tempfile
+from pathlib import Path
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="LOG %(name)s %(levelname)s %(message)s")
+assert "great_expectations" not in sys.modules
+import pandas as pd
+from airflow_mlobs.specs.quality import QualitySpec
+suite = Path(tempfile.mkdtemp()) / "s.json"
+suite.write_text(json.dumps({"name": "s", "expectations": [
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "a", "min_value": 0, "max_value": 9}}]}))
+result = QualitySpec(suite=str(suite), dataframe=True, dataset="df").evaluate(frame=pd.DataFrame({"a": [1, 2]}))
+print("STATUS", result.status.value)
+"""
+
+
+def test_first_great_expectations_import_logs_nothing_below_error() -> None:
+    # Importing GE logs ~214 INFO lines (great_expectations._docs_decorators, the expectation
+    # registry); a task's first quality check must not open its log with them. A fresh interpreter,
+    # since GE is imported once per process.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_IMPORT],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "STATUS pass" in done.stdout
+    noisy = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if line.startswith("LOG great_expectations") and " ERROR " not in line and " CRITICAL " not in line
+    ]
+    assert noisy == [], f"{len(noisy)} lines, e.g. {noisy[:3]}"
