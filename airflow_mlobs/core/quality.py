@@ -113,6 +113,8 @@ def expectation_subject(kwargs: Mapping[str, Any]) -> str:
 def _num(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.6g}"
@@ -246,7 +248,13 @@ def judge_expectation(result: Mapping[str, Any], dataset: str) -> Finding:
     label = subject if subject == "table" else f"`{subject}`"
     if percent is not None and observed is None:
         count = outcome.get("unexpected_count")
-        shown = _examples(outcome.get("partial_unexpected_list"), count if isinstance(count, int) else None)
+        shown = _examples(
+            outcome.get("partial_unexpected_list"),
+            count if isinstance(count, int) else None,
+            # NULLs are never unexpected values of a map expectation (they are "missing"), so a null
+            # example is a NaN that the JSON form of the result turned into null.
+            nan_from_null=not kind.endswith("_null"),
+        )
         counted = f" ({count} row{'' if count == 1 else 's'})" if isinstance(count, int) else ""
         reason = (
             f"{label}: {_pct(float(percent))} of values{counted} "
@@ -271,15 +279,18 @@ def _example_key(value: Any) -> str:
     return f"{type(value).__name__}:{value!r}"
 
 
-def _examples(sample: Any, unexpected: int | None) -> str:
+def _examples(sample: Any, unexpected: int | None, *, nan_from_null: bool = False) -> str:
     """`` (e.g. 150, 7)``: the distinct unexpected values of Great Expectations' sample, in the
     order first seen, at most five. When the sample holds every unexpected row, each value says how
-    often it occurs (``150 x3``): those counts are then exact, not a sample's."""
+    often it occurs (``150 x3``): those counts are then exact, not a sample's. ``nan_from_null``
+    shows a null in the sample as ``NaN`` (see the caller); otherwise nulls are not shown."""
     if not isinstance(sample, list):
         return ""
     counts: dict[str, int] = {}
     first: dict[str, Any] = {}
     for value in sample:
+        if value is None and nan_from_null:
+            value = math.nan
         if value is None:
             continue
         key = _example_key(value)

@@ -107,6 +107,15 @@ def newest_timestamp(
         raise source_failure(
             exc, f"freshness query on {where} (column {column!r}) failed: {db_message(exc)}", what=where
         ) from exc
+    except (ValueError, TypeError, OverflowError) as exc:
+        # The driver or SQLAlchemy could not read a stored value as the declared type (SQLite keeps
+        # any text in a TIMESTAMP column: "Invalid isoformat string: 'garbage'").
+        if isinstance(exc, SourceError):
+            raise
+        raise SourceError(
+            f"column {column!r} of {where} holds a value that cannot be read as a timestamp "
+            f"({' '.join(str(exc).split())[:200]}); fix the stored values or cast the column in sql="
+        ) from exc
 
 
 def _as_timestamp(raw: Any, naive_zone: tzinfo, column: str, where: str) -> datetime | None:

@@ -19,6 +19,7 @@ from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
 from airflow_mlobs.specs.base import Connector, connector_or_default
+from airflow_mlobs.specs.schema import connection_label
 
 
 def seconds_or_text(value: timedelta | str | float | None) -> str | float | None:
@@ -95,7 +96,13 @@ class FreshnessSpec:
                 f"{where}: warn_after ({format_duration(warn_after)}) must not exceed max_age "
                 f"({format_duration(max_age)}); allowed: 0 <= warn_after <= max_age"
             )
-        if given(self.timestamp_timezone):
+        zone_name = self.timestamp_timezone
+        if not (literal_only and isinstance(zone_name, str) and "{{" in zone_name):
+            if not isinstance(self.timestamp_timezone, str) or not self.timestamp_timezone.strip():
+                raise error(
+                    f"{where}: timestamp_timezone must be a time zone name such as 'UTC' or "
+                    f"'Europe/Berlin', got {self.timestamp_timezone!r}"
+                )
             try:
                 get_zone(self.timestamp_timezone)
             except ValueError as exc:
@@ -119,9 +126,9 @@ class FreshnessSpec:
         if self.dataset:
             return self.dataset
         if self.table:
-            return f"{self.conn_id}:{self.table}"
+            return f"{connection_label(self.conn_id)}:{self.table}"
         if self.sql:
-            return f"{self.conn_id}:query"
+            return f"{connection_label(self.conn_id)}:query"
         return str(self.path or self.partition)
 
     def to_kwargs(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from airflow_mlobs.core.timeutil import get_zone
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.specs.base import Connector, connector_or_default
-from airflow_mlobs.specs.schema import resolve_contract_path
+from airflow_mlobs.specs.schema import connection_label, resolve_contract_path
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,11 @@ class QualitySpec:
             if not isinstance(value, str) or not value.strip():
                 raise error(f"{where}: {name} must be a non-empty string, got {value!r}")
         if given(self.timestamp_timezone):
+            if not isinstance(self.timestamp_timezone, str) or not self.timestamp_timezone.strip():
+                raise error(
+                    f"{where}: timestamp_timezone must be a time zone name such as 'UTC' or "
+                    f"'Europe/Berlin', got {self.timestamp_timezone!r}"
+                )
             try:
                 get_zone(self.timestamp_timezone)
             except ValueError as exc:
@@ -103,7 +108,7 @@ class QualitySpec:
         if self.dataset:
             return self.dataset
         if self.table:
-            return f"{self.conn_id}:{self.table}"
+            return f"{connection_label(self.conn_id)}:{self.table}"
         return str(self.path)
 
     def evaluate(

@@ -27,6 +27,19 @@ EXPECTATIONS_DIR_ENV = "MLOBS_EXPECTATIONS_DIR"
 log = logging.getLogger(__name__)
 
 
+def connection_label(conn_id: str | None) -> str:
+    """How a result names a connection: the Airflow ``conn_id``, or for a SQLAlchemy URL (the CLI's,
+    a notebook's) the URL with its password masked, so no secret reaches a stored result."""
+    if conn_id is None or "://" not in conn_id:
+        return str(conn_id)
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(conn_id).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: name it without what follows the scheme
+        return conn_id.split("://", 1)[0] + "://..."
+
+
 def resolve_contract_path(contract: str, dag_file: str | None) -> Path:
     """Find a contract or suite file: an absolute path; else relative to ``$MLOBS_EXPECTATIONS_DIR``,
     the working directory, the DAG file's folder, or an ``expectations/`` folder beside or above it.
@@ -103,7 +116,7 @@ class SchemaSpec:
         """``conn_id:table`` or the file path, unless ``dataset`` names it."""
         if self.dataset:
             return self.dataset
-        return f"{self.conn_id}:{self.table}" if self.table else str(self.path)
+        return f"{connection_label(self.conn_id)}:{self.table}" if self.table else str(self.path)
 
     def observed_columns(self, *, connect: Connector | None = None) -> list[ColumnInfo]:
         """Gather: the schema from the catalog (through ``connect``; default Airflow connections)
