@@ -156,7 +156,7 @@ def assert_mapped(result: Any, rows: int) -> None:
     findings = {(f.subject, f.metric): f for f in result.findings}
     age = findings[("customer_age", "expect_column_values_to_be_between")]
     assert age.status is Status.FAIL
-    assert "outside 18..100 (e.g. 150, 150)" in age.reason
+    assert "outside 18..100 (e.g. 150 x2)" in age.reason
     assert "(2 rows)" in age.reason
     region = findings[("region", "expect_column_values_to_be_in_set")]
     assert region.status is Status.WARN and "(e.g. 'mars')" in region.reason
