@@ -6,11 +6,12 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from airflow_mlobs.operators import FreshnessCheckOperator, SchemaCheckOperator
+from airflow_mlobs.operators import ExpectationSuiteOperator, FreshnessCheckOperator, SchemaCheckOperator
 from airflow_mlobs.sensors.freshness import FreshnessSensor
 from airflow_mlobs.triggers.freshness import FreshnessTrigger
 
@@ -60,6 +61,66 @@ def test_schema_operator_requires_a_source_and_a_contract() -> None:
         SchemaCheckOperator(task_id="s", contract="x.json")
     with pytest.raises(ValueError, match="contract"):
         SchemaCheckOperator(task_id="s", conn_id="c", table="t")
+
+
+FRESH = {"conn_id": "c", "table": "t", "timestamp_column": "ts"}
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: FreshnessCheckOperator(task_id="f1", max_age=-60, **FRESH),
+            "f1: max_age: must not be negative, got -60",
+        ),
+        (
+            lambda: FreshnessCheckOperator(task_id="f2", max_age="1h", warn_after="90m", **FRESH),
+            r"f2: warn_after \(1h 30m\) must not exceed max_age \(1h\); allowed: 0 <= warn_after <= max_age",
+        ),
+        (
+            lambda: FreshnessCheckOperator(task_id="f3", max_age="1h", path="/d", file_pattern="a/*.csv"),
+            "f3: file_pattern 'a/\\*.csv' is matched against file names, not paths",
+        ),
+        (
+            lambda: FreshnessSensor(task_id="f4", max_age="1h", timestamp_timezone="CET+1", **FRESH),
+            "f4: timestamp_timezone: unknown time zone 'CET\\+1'",
+        ),
+        (
+            lambda: SchemaCheckOperator(
+                task_id="s1", contract="c.json", path="x.csv", forbidden_columns="pii_*"
+            ),
+            r"s1: forbidden_columns must be a list of glob patterns such as \['pii_\*'\], got the string",
+        ),
+        (
+            lambda: ExpectationSuiteOperator(
+                task_id="q1", suite="s.json", conn_id="c", table="t", timestamp_timezone="Berlin"
+            ),
+            "q1: timestamp_timezone: unknown time zone 'Berlin'",
+        ),
+    ],
+    ids=[
+        "negative-max_age",
+        "warn_after-over-max_age",
+        "file_pattern-path",
+        "sensor-zone",
+        "forbidden-string",
+        "quality-zone",
+    ],
+)
+def test_settings_out_of_range_are_dag_import_errors(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_templated_limits_wait_for_rendering() -> None:
+    op = FreshnessCheckOperator(
+        task_id="t",
+        max_age="{{ params.max_age }}",
+        warn_after="2h",
+        file_pattern="{{ params.glob }}",
+        **FRESH,
+    )
+    assert op.warn_after == "2h"
 
 
 def test_sensor_shares_the_operator_arguments() -> None:
