@@ -249,7 +249,8 @@ def compare_schema(
     """Compare observed columns with a contract.
 
     Findings, one per problem: ``missing`` (a required column is absent; with a rename hint when a
-    new column of the same type family and a similar name appeared), ``added`` (a column the contract
+    new column of the same type family and a similar name appeared), ``duplicate`` (a name that
+    appears more than once, as a CSV header can have it), ``added`` (a column the contract
     does not name; a breach only for an exact contract), ``type`` (logical type outside the allowed
     families), ``nullable`` (declared nullable where the contract expects NOT NULL; a warning) and
     ``forbidden`` (a column matching a forbidden pattern). Column names compare case-insensitively
@@ -321,6 +322,21 @@ def compare_schema(
             )
         )
 
+    counts: dict[str, int] = {}
+    for column in observed:
+        counts[column.name] = counts.get(column.name, 0) + 1
+    duplicated = sorted(name for name, count in counts.items() if count > 1)
+    for name in duplicated:
+        findings.append(
+            Finding(
+                subject=name,
+                metric="duplicate",
+                status=Status.FAIL,
+                value=counts[name],
+                threshold="unique column names",
+                reason=f"`{name}` appears {counts[name]} times; each column needs its own name",
+            )
+        )
     for column in observed:
         forbidden_by = next(
             (p for p in contract.forbidden if fnmatch.fnmatchcase(column.name.lower(), p.lower())), None
@@ -367,6 +383,7 @@ def compare_schema(
         "added": sorted(c.name for c in added),
         "retyped": sorted(f.subject for f in findings if f.metric == "type"),
         "forbidden": sorted(f.subject for f in findings if f.metric == "forbidden"),
+        "duplicated": duplicated,
     }
     return CheckResult(
         check=CHECK,

@@ -190,6 +190,15 @@ def _add_datasource(context: Any, engine: Engine, dialect: SqlDialect) -> Any:
     return dialect.gx_datasource(context, _DATASOURCE, url)
 
 
+def gx_identifier(engine: Engine, name: str) -> str:
+    """``name`` as Great Expectations' table asset needs it: a name the database must quote (spaces,
+    ``Größe``, upper case, reserved words) wrapped in double quotes, which GE then keeps quoted;
+    unquoted, GE would lower-case it and put it into SQL bare (``SELECT 1 FROM Größe Tabelle``)."""
+    if engine.dialect.identifier_preparer.quote(name) == name:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def validate_table(
     engine: Engine,
     table: TableRef,
@@ -250,7 +259,9 @@ def validate_table(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # schema_name is deprecated in favour of the URL's
                 asset = datasource.add_table_asset(
-                    name="window", table_name=table.name, schema_name=table.schema
+                    name="window",
+                    table_name=gx_identifier(engine, table.name),
+                    schema_name=gx_identifier(engine, table.schema) if table.schema else None,
                 )
             batch = asset.add_batch_definition_whole_table("whole_table").get_batch()
             execution_engine = datasource.get_execution_engine()

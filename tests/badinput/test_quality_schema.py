@@ -782,3 +782,92 @@ def test_url_password_never_reaches_the_dataset_name() -> None:
         "s3cret"
         not in SchemaSpec(contract="c", table="t", conn_id="postgresql://u:s3cret@db/x").dataset_name()
     )
+
+
+# --- Identifiers the database must quote, in every check ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "table_name",
+    ["Größe Tabelle", "CustomerActivity", "order", LONG_63],
+    ids=["unicode-and-space", "mixed-case", "reserved-word", "63-characters"],
+)
+def test_quality_and_freshness_on_names_that_need_quoting(db: Db, tmp_path: Path, table_name: str) -> None:
+    # Great Expectations lower-cases an unquoted table name and puts it into SQL bare; each of these
+    # names was an error ("no such table: Größe") before the table asset got it quoted.
+    quoted = db.quoted(table_name)
+    db.run(
+        f'CREATE TABLE {quoted} ("select" TEXT, "order" INTEGER, "Größe" REAL, "{LONG_63}" INTEGER, '
+        f'"when" {db.tz_type})'
+    )
+    stamp = IN_WINDOW if db.kind == "postgresql" else IN_WINDOW.replace(tzinfo=None)
+    db.run(
+        f"INSERT INTO {quoted} VALUES ('a', 5, 1.5, 7, :t)",
+        f"INSERT INTO {quoted} VALUES ('z', 500, 99.0, 8, :t)",
+        rows=[{"t": stamp}],
+    )
+    table = f'{db.schema}."{table_name}"' if db.schema else f'"{table_name}"'
+
+    def between(column: str, high: int) -> dict[str, Any]:
+        return {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": column, "min_value": 0, "max_value": high},
+        }
+
+    suite = write_suite(
+        tmp_path,
+        "odd.quality",
+        [
+            {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "select", "value_set": ["a"]}},
+            between("order", 10),
+            between("Größe", 10),
+            between(LONG_63, 7),
+        ],
+    )
+    spec = QualitySpec(suite=suite, conn_id=db.url, table=table, timestamp_column="when")
+    status, message = outcome(
+        lambda: spec.evaluate(window_start=START, window_end=END, connect=url_connected)
+    )
+    assert status == "fail", message
+    for reason in (
+        "`select`: 50% of values (1 row) not in {'a'} (e.g. 'z')",
+        "`order`: 50% of values (1 row) outside 0..10 (e.g. 500)",
+        "`Größe`: 50% of values (1 row) outside 0..10 (e.g. 99)",
+        f"`{LONG_63}`: 50% of values (1 row) outside 0..7 (e.g. 8)",
+    ):
+        assert reason in message, message
+    status, message = freshness(db, table, timestamp_column="when")
+    assert (status, message.split(" | ")[0]) == (
+        "fail",
+        f"{db.url}:{table} is stale: newest row 18h old (limit 6h)",
+    )
+
+
+def test_csv_with_a_duplicate_header_breaks_the_contract(tmp_path: Path) -> None:
+    csv = tmp_path / "features.csv"
+    csv.write_text("id,customer_age,customer_age\n1,30,31\n", encoding="utf-8")
+    contract = write_suite(tmp_path, "c", [column_set("id", "customer_age")])
+    status, message = outcome(lambda: SchemaSpec(contract=contract, path=str(csv)).evaluate())
+    assert status == "fail"
+    assert (
+        f"{csv} breaks contract c: `customer_age` appears 2 times; each column needs its own name" in message
+    )
+
+
+def test_quality_of_a_csv_with_a_duplicate_header(tmp_path: Path) -> None:
+    csv = tmp_path / "activity.csv"
+    csv.write_text("id,customer_age,customer_age\n1,30,31\n", encoding="utf-8")
+    suite = write_suite(tmp_path, "s", [AGE_RANGE])
+    status, message = outcome(lambda: QualitySpec(suite=suite, path=str(csv)).evaluate())
+    assert status == "error"
+    assert f"cannot read {csv}" in message and "multiple columns named customer_age" in message
+
+
+def test_quality_of_a_csv_with_mixed_types_in_a_column(tmp_path: Path) -> None:
+    csv = tmp_path / "activity.csv"
+    csv.write_text("id,customer_age\n1,30\n2,thirty\n3,\n", encoding="utf-8")
+    suite = write_suite(tmp_path, "s", [AGE_RANGE])
+    status, message = outcome(lambda: QualitySpec(suite=suite, path=str(csv)).evaluate())
+    assert status == "error"
+    assert "`customer_age`: expect_column_values_to_be_between could not be evaluated" in message
+    assert str(csv) in message
