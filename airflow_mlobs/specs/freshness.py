@@ -14,7 +14,7 @@ from typing import Any
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.freshness import judge_freshness, judge_partition
 from airflow_mlobs.core.result import CheckResult, Finding, Status
-from airflow_mlobs.core.timeutil import format_duration, get_zone, parse_duration
+from airflow_mlobs.core.timeutil import format_duration, get_zone, parse_duration, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
@@ -150,6 +150,13 @@ class FreshnessSpec:
         """
         dataset = self.dataset_name()
         max_age, warn_after = self.limits(dataset, MlobsInputError)
+        # A moment without a zone is UTC (never the machine's zone), as everywhere in the package.
+        moment = parse_moment(as_of, "as_of")
+        if moment is None:
+            raise MlobsInputError(f"{dataset}: as_of is required (the moment the data is judged at)")
+        as_of = moment
+        window_start = parse_moment(window_start, "window_start")
+        window_end = parse_moment(window_end, "window_end")
         if self.partition:
             exists, count = file_source.partition_files(self.partition, self.file_pattern)
             return judge_partition(

@@ -18,7 +18,7 @@ from typing import Any
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.quality import judge_validation, load_suite_file, suite_columns
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import get_zone
+from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.specs.base import Connector, connector_or_default
@@ -131,6 +131,9 @@ class QualitySpec:
 
         dataset = self.dataset_name()
         self.check_values(dataset, MlobsInputError)
+        # Bounds without a zone are UTC (never the machine's zone), as everywhere in the package.
+        window_start = parse_moment(window_start, "window_start")
+        window_end = parse_moment(window_end, "window_end")
         suite_path = resolve_contract_path(self.suite, self.dag_file)
         suite = load_suite_file(suite_path)
         source = str(suite_path)

@@ -871,3 +871,29 @@ def test_quality_of_a_csv_with_mixed_types_in_a_column(tmp_path: Path) -> None:
     assert status == "error"
     assert "`customer_age`: expect_column_values_to_be_between could not be evaluated" in message
     assert str(csv) in message
+
+
+def test_naive_moments_given_to_the_specs_are_utc(db: Db, tmp_path: Path) -> None:
+    # A notebook passing datetime(2026, 11, 26, 6) meant UTC; comparing it with the aware newest
+    # timestamp was a TypeError, and a naive window bound was read in the machine's zone.
+    table = events(db, [AS_OF - timedelta(minutes=30)])
+    spec = FreshnessSpec(max_age="6h", conn_id=db.url, table=table, timestamp_column="event_time")
+    status, message = outcome(lambda: spec.evaluate(as_of=AS_OF.replace(tzinfo=None), connect=url_connected))
+    assert (status, message.split(" | ")[0]) == (
+        "pass",
+        f"{db.url}:{table} is fresh: newest row 30m old (limit 6h)",
+    )
+    quality_table = activity(db, [{"customer_age": 150}])
+    suite = write_suite(tmp_path, "s", [AGE_RANGE])
+    quality = QualitySpec(suite=suite, conn_id=db.url, table=quality_table, timestamp_column="event_time")
+    status, message = outcome(
+        lambda: quality.evaluate(
+            window_start=START.replace(tzinfo=None),
+            window_end=END.replace(tzinfo=None),
+            connect=url_connected,
+        )
+    )
+    assert status == "fail"
+    assert "`customer_age`: 100% of values (1 row) outside 18..100 (e.g. 150)" in message
+    status, message = outcome(lambda: spec.evaluate(as_of="tomorrow", connect=url_connected))  # type: ignore[arg-type]
+    assert (status, message) == ("error", "as_of: 'tomorrow' is not an ISO 8601 timestamp")
