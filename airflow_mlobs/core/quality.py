@@ -475,7 +475,13 @@ def _judge_no_rows(
         summary += ": " + "; ".join(f.reason for f in bad[:3])
     else:
         status = Status.SKIPPED
-        summary += "; nothing to validate"
+        shape = sum(f.status is Status.PASS for f in judged)
+        skipped = len(judged) - shape
+        summary += (
+            f"; the {shape} expectation(s) about the table's shape passed, the other {skipped} need rows"
+            if shape
+            else "; nothing to validate"
+        )
     metrics: dict[str, Any] = {
         "suite": name,
         "row_count": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -432,3 +433,30 @@ def test_first_great_expectations_import_logs_nothing_below_error() -> None:
         if line.startswith("LOG great_expectations") and " ERROR " not in line and " CRITICAL " not in line
     ]
     assert noisy == [], f"{len(noisy)} lines, e.g. {noisy[:3]}"
+
+
+def _empty_result(kind: str, kwargs: dict[str, Any], success: bool, **outcome: Any) -> dict[str, Any]:
+    return {"expectation_config": {"type": kind, "kwargs": kwargs}, "success": success, "result": outcome}
+
+
+def test_no_rows_judges_only_the_tables_shape() -> None:
+    start, end = datetime(2026, 11, 25, tzinfo=UTC), datetime(2026, 11, 26, tzinfo=UTC)
+    validation = {
+        "results": [
+            _empty_result("expect_column_to_exist", {"column": "age"}, True),
+            _empty_result("expect_column_values_to_be_between", {"column": "age", "min_value": 0}, True),
+            _empty_result("expect_column_mean_to_be_between", {"column": "age", "min_value": 1}, False),
+        ]
+    }
+    judged = judge_validation(
+        validation, dataset="wh:t", window_start=start, window_end=end, row_count=0, data_label="table t"
+    )
+    assert judged.status is Status.SKIPPED
+    assert judged.summary == (
+        "wh:t: suite suite: no rows in table t in the window 2026-11-25T00:00:00+00:00 .. "
+        "2026-11-26T00:00:00+00:00; the 1 expectation(s) about the table's shape passed, the other 2 need rows"
+    )
+    assert [f.status for f in judged.findings] == [Status.PASS, Status.SKIPPED, Status.SKIPPED]
+    assert judged.metrics["skipped_expectations"] == 2
+    # With rows the same validation is judged as usual: the failed mean fails.
+    assert judge_validation(validation, dataset="wh:t", row_count=5).status is Status.FAIL
