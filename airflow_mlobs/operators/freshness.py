@@ -38,7 +38,8 @@ class FreshnessArgsMixin(BaseOperator):
     :param path: a file or directory whose newest file modification time is judged. Templated.
     :param partition: the partition path the run expects (e.g. ``/data/events/dt={{ ds }}``); the check
         fails when it is missing or empty. Templated.
-    :param file_pattern: glob for file names under ``path`` / ``partition`` (default ``*``).
+    :param file_pattern: glob for file names (not paths) under ``path`` / ``partition`` (default
+        ``*``); one with a ``/`` would match nothing and is refused.
     :param as_of: the moment to judge at (datetime or ISO text); default ``data_interval_end``. Templated.
     """
 

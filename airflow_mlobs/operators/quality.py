@@ -36,7 +36,9 @@ class ExpectationSuiteOperator(BaseCheckOperator):
 
     Each expectation becomes a finding (see :mod:`airflow_mlobs.core.quality`): a failed expectation
     ``fail``s or ``warn``s by its ``meta.severity`` (or Great Expectations' ``severity``); one that
-    could not run, e.g. naming a column the data lacks, is an ``error`` naming the column.
+    could not run, e.g. naming a column the data lacks, is an ``error`` naming the column. A window
+    without rows is ``skipped`` ("no rows in table t in the window <start> .. <end>"), unless an
+    expectation about the table's shape fails, such as a row-count minimum: then it ``fail``s.
 
     :param suite: path of the suite JSON; relative paths are looked up in ``$MLOBS_EXPECTATIONS_DIR``,
         the working directory, and ``expectations/`` beside or above the DAG file. Templated.
