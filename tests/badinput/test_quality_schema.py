@@ -897,3 +897,23 @@ def test_naive_moments_given_to_the_specs_are_utc(db: Db, tmp_path: Path) -> Non
     assert "`customer_age`: 100% of values (1 row) outside 18..100 (e.g. 150)" in message
     status, message = outcome(lambda: spec.evaluate(as_of="tomorrow", connect=url_connected))  # type: ignore[arg-type]
     assert (status, message) == ("error", "as_of: 'tomorrow' is not an ISO 8601 timestamp")
+
+
+def test_text_timestamps_through_a_query(db: Db) -> None:
+    # A query's column has no catalog type, so ISO 8601 text is read as a timestamp (in
+    # timestamp_timezone) on every database, as SQLite keeps timestamps; text that is not one is an
+    # error naming the column (MAX of text compares as text: cast mixed formats in the query).
+    table = db.quoted("text_events")
+    db.run(f"CREATE TABLE {table} (event_time TEXT)", f"INSERT INTO {table} VALUES ('2026-11-26 05:00:00')")
+    status, message = freshness(db, sql=f"SELECT event_time FROM {table}")
+    assert (status, message.split(" | ")[0]) == (
+        "pass",
+        f"{db.url}:query is fresh: newest row 1h old (limit 6h)",
+    )
+    db.run(f"INSERT INTO {table} VALUES ('yesterday')")
+    status, message = freshness(db, sql=f"SELECT event_time FROM {table}")
+    assert (status, message) == (
+        "error",
+        "column 'event_time' of query holds 'yesterday', which is not a timestamp; "
+        "freshness needs a timestamp or date column",
+    )
