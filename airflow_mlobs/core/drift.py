@@ -12,8 +12,20 @@ Per column:
   PSI, JS, Hellinger and the binned KS statistic are always reported. The p-value is the KS test's.
 - categorical: the default method is the Jensen-Shannon distance (base 2) over the union of
   categories; the p-value is the chi-square test of homogeneity. The share of current values in
-  categories the reference never saw is its own finding (``unseen_share``).
-- always: the change in missing rate (absolute change, two-proportion test), its own finding.
+  categories the reference never saw is its own finding (``unseen_share``), counted by the gatherer
+  against the baseline's category set before folding, so rare new values folded into ``(other)``
+  count too.
+- a constant reference (a single value ``c``; the baseline's edges are ``c`` and the next double
+  above it, so the bins count ``x < c``, ``x == c`` and ``x > c``): judged by the Jensen-Shannon
+  distance over those three bins, which sees a change in either direction; the finding names the
+  shares of window values below and above ``c``.
+- always: the change in missing rate (NULL share; absolute change, two-proportion test), and for
+  numeric columns the change in the share of non-finite values (``+-inf``, NaN where kept apart
+  from NULL, decimals beyond double range), judged the same way and at least a ``warn`` naming
+  the count when the reference had none. A column that became (mostly) NULL or non-finite fails.
+- too little data: a window with fewer than ``min_rows`` rows is ``skipped`` (an empty one is an
+  ``error``); a column with fewer than ``min_rows`` finite (numeric) or non-NULL (categorical)
+  values has its distribution finding ``skipped`` (its missing-rate and non-finite findings count).
 
 Dataset: ``drift_share`` is the share of judged columns that drifted (weighted by ``importances``
 when given). The check fails when it reaches ``drift_share`` and warns when any column drifted (or,
@@ -117,7 +129,19 @@ def _categorical_metrics(
 ) -> tuple[dict[str, Any], float | None]:
     names, ref_counts, cur_counts = _aligned_categories(ref, cur)
     chi2 = stats.chi2_homogeneity(ref_counts, cur_counts)
-    unseen = sum(c for n, c in zip(names, cur_counts, strict=True) if n not in ref.counts and n != "(other)")
+    unseen_listed = sum(
+        c for n, c in zip(names, cur_counts, strict=True) if n not in ref.counts and n != "(other)"
+    )
+    # The gatherer's count covers the folded tail too; without it (an older stored profile) only the
+    # listed categories are known, and folded ones are counted when the reference folded nothing.
+    unseen_exact = cur.unseen is not None or not cur.other
+    if cur.unseen is not None:
+        unseen = cur.unseen
+    elif not ref.overflow:
+        unseen = unseen_listed + cur.other
+        unseen_exact = False
+    else:
+        unseen = unseen_listed
     total_cur = sum(cur_counts)
     shifts = sorted(
         (
@@ -140,9 +164,15 @@ def _categorical_metrics(
             n for n, c in zip(names, cur_counts, strict=True) if c and n not in ref.counts and n != "(other)"
         ][:10],
         "top_shifts": {n: round(d, 6) for n, d in shifts[:5]},
-        "approximate": ref.overflow or cur.overflow,
+        "approximate": ref.overflow or cur.overflow or not unseen_exact,
     }
     return metrics, chi2.pvalue
+
+
+def _shown_category(value: str) -> str:
+    """A category for a message: quoted when it is empty or has leading or trailing whitespace
+    (``''``, ``' north'``), so it cannot be mistaken for another."""
+    return repr(value) if not value or value != value.strip() else value
 
 
 def _level(value: float, threshold: Threshold) -> Status:
@@ -204,6 +234,35 @@ def compare(
             findings=(Finding("window", "rows", Status.ERROR, value=0, reason="no rows in the window"),),
         )
 
+    if not errors and current.row_count < settings.min_rows:
+        reason = (
+            f"window has {current.row_count} row{'s' if current.row_count != 1 else ''}, fewer than "
+            f"min_rows={settings.min_rows}; too few to judge drift"
+        )
+        return CheckResult(
+            check=CHECK,
+            dataset=dataset,
+            status=Status.SKIPPED,
+            summary=f"{dataset}: {reason} against baseline {baseline.name} {baseline.version}",
+            window_start=window_start,
+            window_end=window_end,
+            metrics={
+                "rows": current.row_count,
+                "min_rows": settings.min_rows,
+                "baseline": f"{baseline.name}/{baseline.version}",
+            },
+            findings=(
+                Finding(
+                    "window",
+                    "rows",
+                    Status.SKIPPED,
+                    value=current.row_count,
+                    threshold=settings.min_rows,
+                    reason=reason,
+                ),
+            ),
+        )
+
     # p-values adjusted across the judged columns, then the drift decision per column.
     adjusted = stats.adjust_pvalues([o.pvalue for o in outcomes], settings.correction)
     for outcome, p_adj in zip(outcomes, adjusted, strict=True):
@@ -224,6 +283,8 @@ def compare(
                 f"{outcome.method} {outcome.effect:.4g} >= {threshold.fail if level is Status.FAIL else threshold.warn:g}"
                 + (f" (adjusted p={p_adj:.2g})" if p_adj is not None else "")
             )
+        if "constant" in outcome.metrics and level is not Status.PASS:
+            reason = f"`{outcome.name}`: {outcome.metrics['constant']}; {reason}"
         outcome.status = level
         outcome.reason = reason
         outcome.findings.insert(
@@ -367,29 +428,35 @@ def _judge_column(
                 method,
                 f"`{name}`: {cur.invalid} values are not numbers (text in a numeric column? type changed since the baseline)",
             )
-        if cur.non_finite:
-            findings.append(
-                Finding(
-                    name,
-                    "non_finite",
-                    Status.WARN,
-                    value=cur.non_finite,
-                    threshold=0,
-                    reason=f"`{name}`: {cur.non_finite} infinite or NaN values (not binned)",
-                )
-            )
+        non_finite = _non_finite_finding(name, ref, cur, settings)
+        if non_finite is not None:
+            findings.append(non_finite)
         if cur.count == 0:
-            reason = f"`{name}`: no finite values in the window" + (
-                " (all NULL)" if cur.nulls == cur.rows else ""
-            )
-            return _skipped(name, method, reason, 0, findings)
+            if cur.nulls == cur.rows:
+                detail = " (all NULL)"
+            elif cur.non_finite:
+                detail = f" ({cur.non_finite} of {cur.rows} infinite, NaN or beyond double range)"
+            else:
+                detail = ""
+            return _skipped(name, method, f"`{name}`: no finite values in the window{detail}", 0, findings)
         if ref.count == 0:
             reason = f"`{name}`: the reference has no finite values"
             return _skipped(name, method, reason, cur.count, findings)
+        if cur.count < settings.min_rows:
+            reason = (
+                f"`{name}`: {cur.count} finite value{'s' if cur.count != 1 else ''} in the window, "
+                f"fewer than min_rows={settings.min_rows}"
+            )
+            return _skipped(name, method, reason, cur.count, findings)
         metrics, pvalue = _numeric_metrics(spec, ref, cur)
-        if method == "wasserstein" and metrics["wasserstein"] is None:
+        if ref.min is not None and ref.min == ref.max:
             method = "js"  # a constant reference has no spread to scale by
-            metrics["note"] = "reference is constant: judged by Jensen-Shannon distance"
+            metrics.update(_constant_reference(spec, ref, cur))
+        elif metrics.get(method) is None:
+            # Never judge nothing: a spread that cannot be measured (all values below 2**-500,
+            # whose squares are not summed) falls back to the distance that needs none.
+            method = "js"
+            metrics["note"] = f"{settings.method_for(spec)} undefined here: judged by Jensen-Shannon distance"
     else:
         assert isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile)
         if cur.count == 0:
@@ -398,13 +465,21 @@ def _judge_column(
         if ref.count == 0:
             reason = f"`{name}`: the reference has no values"
             return _skipped(name, method, reason, cur.count, findings)
+        if cur.count < settings.min_rows:
+            reason = (
+                f"`{name}`: {cur.count} non-NULL value{'s' if cur.count != 1 else ''} in the window, "
+                f"fewer than min_rows={settings.min_rows}"
+            )
+            return _skipped(name, method, reason, cur.count, findings)
         if method in ("wasserstein", "ks"):
             method = "js"
         metrics, pvalue = _categorical_metrics(ref, cur)
         unseen = metrics["unseen_share"] or 0.0
         level = _level(unseen, settings.unseen_share)
         if level is not Status.PASS:
-            shown = ", ".join(map(str, metrics["unseen_categories"][:5]))
+            shown = ", ".join(_shown_category(c) for c in metrics["unseen_categories"][:5])
+            if len(metrics["unseen_categories"]) > 5 or (unseen and not metrics["unseen_categories"]):
+                shown += ", ..." if shown else "folded into (other)"
             findings.append(
                 Finding(
                     name,
@@ -420,6 +495,67 @@ def _judge_column(
     effect = metrics.get(method)
     return _ColumnOutcome(
         name, method, effect if isinstance(effect, float) else None, pvalue, metrics, findings
+    )
+
+
+def _constant_reference(spec: ColumnSpec, ref: NumericProfile, cur: NumericProfile) -> dict[str, Any]:
+    """How the window differs from a constant reference ``c``: the shares of finite window values
+    below and above ``c``. Baselines built since the constant split (edges ``(c, nextafter(c))``)
+    count them exactly; an older single-edge baseline only bounds the share above (``approximate``)."""
+    constant = float(ref.min)  # type: ignore[arg-type]
+    bins = cur.bins
+    below = bins[0] if bins else 0
+    if len(bins) >= 3:
+        above, exact = sum(bins[2:]), True
+    elif cur.min is not None and cur.min > constant:
+        above, exact = cur.count, True
+    elif cur.max is not None and cur.max == constant:
+        above, exact = 0, True
+    else:
+        above, exact = (1 if cur.max is not None and cur.max > constant else 0), False
+    share_below, share_above = below / cur.count, above / cur.count
+    text = (
+        f"reference is constant at {constant:g}; {share_below + share_above:.1%} of window values differ "
+        f"({share_below:.1%} below, {share_above:.1%} above)"
+    )
+    if not exact:
+        text += " (at least: rebuild the baseline to count values above the constant)"
+    return {
+        "note": "reference is constant: judged by Jensen-Shannon distance over below / equal / above",
+        "constant": text,
+        "share_below_constant": share_below,
+        "share_above_constant": share_above,
+    }
+
+
+def _non_finite_finding(
+    name: str, ref: NumericProfile, cur: NumericProfile, settings: DriftSettings
+) -> Finding | None:
+    """The change in the share of non-finite values, judged like the missing rate; at least a
+    ``warn`` naming the count when the window has some and the reference had none."""
+    if not cur.non_finite and not ref.non_finite:
+        return None
+    test = stats.two_proportion_test(ref.non_finite, ref.rows, cur.non_finite, cur.rows)
+    change = test.statistic or 0.0
+    level = _level(abs(change), settings.missing_rate)
+    if level is not Status.PASS and test.pvalue is not None and test.pvalue >= settings.alpha:
+        level = Status.PASS
+    if level is Status.PASS and cur.non_finite and not ref.non_finite:
+        level = Status.WARN
+    if level is Status.PASS:
+        return None
+    ref_rate = ref.non_finite / ref.rows if ref.rows else 0.0
+    cur_rate = cur.non_finite / cur.rows if cur.rows else 0.0
+    return Finding(
+        name,
+        "non_finite",
+        level,
+        value=round(change, 6),
+        threshold=settings.missing_rate.fail if level is Status.FAIL else settings.missing_rate.warn,
+        reason=(
+            f"`{name}`: {cur.non_finite} infinite, NaN or out-of-range values, not binned "
+            f"(non-finite rate {ref_rate:.1%} -> {cur_rate:.1%})"
+        ),
     )
 
 

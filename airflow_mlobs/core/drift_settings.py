@@ -7,6 +7,7 @@ The judgement that uses them is :mod:`airflow_mlobs.core.drift`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -16,6 +17,13 @@ if TYPE_CHECKING:
     from airflow_mlobs.core.stats import Correction
 
 CHECK = "drift"
+
+#: Fewer rows than this in a window and the check is ``skipped`` (a verdict on a handful of rows is
+#: noise: one row of age 150 against an 18..80 reference is not evidence of drift, and at 30 rows a
+#: two-sample KS test can detect only a shift of about a third of the distribution's mass). Also the
+#: fewest finite (or non-NULL) values a column needs in the window for its distribution to be judged.
+DEFAULT_MIN_ROWS = 30
+CORRECTION_NAMES: tuple[str, ...] = ("none", "bonferroni", "bh", "by")
 
 Method = Literal["wasserstein", "psi", "js", "hellinger", "ks"]
 METHODS: tuple[str, ...] = ("wasserstein", "psi", "js", "hellinger", "ks")
@@ -29,6 +37,9 @@ class Threshold:
     fail: float
 
     def __post_init__(self) -> None:
+        for label, value in (("warn", self.warn), ("fail", self.fail)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+                raise ValueError(f"threshold {label} must be a number >= 0, got {value!r}")
         if not (0 <= self.warn <= self.fail):
             raise ValueError(
                 f"threshold levels must satisfy 0 <= warn <= fail, got warn={self.warn}, fail={self.fail}"
@@ -68,6 +79,48 @@ class DriftSettings:
     missing_rate: Threshold = MISSING_RATE_THRESHOLD
     unseen_share: Threshold = UNSEEN_SHARE_THRESHOLD
     use_calibrated_thresholds: bool = True
+    min_rows: int = DEFAULT_MIN_ROWS
+
+    def __post_init__(self) -> None:
+        """Check every argument here, so operators (at DAG parse time) and the CLI get the same
+        errors: a ``ValueError`` naming the argument and the allowed values."""
+        for label, method in (
+            ("numeric_method", self.numeric_method),
+            ("categorical_method", self.categorical_method),
+        ):
+            if method not in METHODS:
+                raise ValueError(f"{label} must be one of {', '.join(METHODS)}, got {method!r}")
+        for column, method in self.methods.items():
+            if method not in METHODS:
+                raise ValueError(f"methods[{column!r}] must be one of {', '.join(METHODS)}, got {method!r}")
+        for column, threshold in self.thresholds.items():
+            if not isinstance(threshold, Threshold):
+                raise ValueError(f"thresholds[{column!r}] must be a Threshold(warn, fail), got {threshold!r}")
+        for label, threshold in (("missing_rate", self.missing_rate), ("unseen_share", self.unseen_share)):
+            if not isinstance(threshold, Threshold):
+                raise ValueError(f"{label} must be a Threshold(warn, fail), got {threshold!r}")
+        if self.correction not in CORRECTION_NAMES:
+            raise ValueError(
+                f"correction must be one of {', '.join(CORRECTION_NAMES)}, got {self.correction!r}"
+            )
+        if not _is_number(self.alpha) or not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be a number in (0, 1), got {self.alpha!r}")
+        if not _is_number(self.drift_share) or not 0 < self.drift_share <= 1:
+            raise ValueError(
+                f"drift_share must be a number in (0, 1] (the share of judged columns that fails the "
+                f"dataset), got {self.drift_share!r}"
+            )
+        if self.warn_share is not None and (
+            not _is_number(self.warn_share) or not 0 < self.warn_share <= self.drift_share
+        ):
+            raise ValueError(
+                f"warn_share must be None or a number in (0, drift_share={self.drift_share}], got {self.warn_share!r}"
+            )
+        for column, weight in self.importances.items():
+            if not _is_number(weight) or not math.isfinite(weight) or weight < 0:
+                raise ValueError(f"importances[{column!r}] must be a finite number >= 0, got {weight!r}")
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 1:
+            raise ValueError(f"min_rows must be an integer >= 1, got {self.min_rows!r}")
 
     def method_for(self, spec: ColumnSpec) -> str:
         """The method judging ``spec``: a per-column override or the kind's default."""
@@ -87,3 +140,8 @@ class DriftSettings:
             level = float(baseline.thresholds[column])
             return Threshold(warn=level, fail=level)
         return DEFAULT_THRESHOLDS[method]
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool and not NaN ("half", True and NaN are not)."""
+    return not isinstance(value, bool) and isinstance(value, int | float) and not math.isnan(value)

@@ -12,10 +12,23 @@ Nulls, non-finite and invalid values
     ``+inf``/``-inf`` (and NaN where a database keeps it apart from NULL); ``invalid`` counts values
     that are not numbers at all (text in a numeric column). None of them is binned; ``count`` is the
     number of finite, binned values, so ``count + nulls + non_finite + invalid == row_count``.
+Moments
+    ``total`` and ``total_sq`` are the sum and the sum of squares of the finite values in units of
+    ``2**scale_exp`` and ``2**(2*scale_exp)``: ``sum(x) = total * 2**scale_exp``. ``scale_exp`` is 0
+    unless a value reaches :data:`MOMENT_SPLIT` (``2**480``, about ``3e144``), whose square could
+    overflow a double (from about ``1.3e154``; a ``DBL_MAX`` sentinel, say). Then the values below
+    the split are summed as they are and those above it multiplied by ``2**-MOMENT_SHIFT`` first, and
+    both parts are added in units of ``2**MOMENT_SHIFT`` (:func:`split_moments`). Powers of two
+    scale exactly, so the moments stay finite for any finite double, and strict JSON holds. Values
+    below :data:`MOMENT_TINY` (``2**-500``) add nothing to the sum of squares (theirs would
+    underflow).
 Categories
     Values are compared as text. A profile keeps at most ``max_categories`` distinct values (the most
     frequent); the rest are counted in ``other``. ``overflow`` records that values were folded, which
-    makes the category comparison approximate (reported, not hidden).
+    makes the category comparison approximate (reported, not hidden). ``unseen`` counts the non-NULL
+    values not in the baseline's category set, counted by the gatherer before any folding (so values
+    in ``other`` count too); ``None`` where it was not counted (a reference profile, or a profile
+    stored before it existed).
 Merging
     Two profiles of the same columns over the same edges merge by adding counts (min of mins, max of
     maxes). Daily profiles roll up into weeks; partitions profiled by separate tasks combine. Merging
@@ -66,6 +79,50 @@ def quantile_levels(bins: int = DEFAULT_BINS) -> NDArray[np.float64]:
 
 ColumnKind = Literal["numeric", "categorical"]
 
+#: Values with ``abs(x) >= MOMENT_SPLIT`` are scaled by ``2**-MOMENT_SHIFT`` before their moments
+#: are summed (module docstring): ``(2**480)**2 * 2**63`` rows stays below the largest double.
+MOMENT_SPLIT = 2.0**480
+MOMENT_SHIFT = 600
+#: Values with ``abs(x) < MOMENT_TINY`` are left out of the sum of squares: their squares (below
+#: ``2**-1000``) would underflow, which PostgreSQL raises as an error; what they would add is below
+#: the precision of any sum that also holds a value of ordinary size.
+MOMENT_TINY = 2.0**-500
+
+
+def check_baseline_args(name: str, bins: int, max_categories: int) -> None:
+    """A baseline needs ``bins >= 2`` quantile bins and ``max_categories >= 1``; else a
+    ``ValueError`` naming the argument."""
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
+        raise MlobsInputError(f"baseline {name!r}: bins must be an integer >= 2, got {bins!r}")
+    if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 1:
+        raise MlobsInputError(
+            f"baseline {name!r}: max_categories must be an integer >= 1, got {max_categories!r}"
+        )
+
+
+def constant_split(edges: tuple[float, ...]) -> tuple[float, ...]:
+    """A constant column's single edge ``c`` becomes ``(c, nextafter(c, +inf))``, so its bins count
+    ``x < c``, ``x == c`` and ``x > c`` and a change in either direction shows (``c`` is kept
+    alone when it is the largest double: nothing is above it)."""
+    if len(edges) == 1 and edges[0] < 1.7976931348623157e308:
+        return (edges[0], math.nextafter(edges[0], math.inf))
+    return edges
+
+
+def split_moments(
+    small_sum: float, small_sq: float, big_sum: float, big_sq: float, big_count: int
+) -> tuple[float, float, int]:
+    """``(total, total_sq, scale_exp)`` from the moments of the values below :data:`MOMENT_SPLIT`
+    (as they are) and of those above it (each multiplied by ``2**-MOMENT_SHIFT``). Without values
+    above the split, the plain sums with ``scale_exp = 0``."""
+    if not big_count:
+        return float(small_sum), float(small_sq), 0
+    return (
+        math.ldexp(float(small_sum), -MOMENT_SHIFT) + float(big_sum),
+        math.ldexp(float(small_sq), -2 * MOMENT_SHIFT) + float(big_sq),
+        MOMENT_SHIFT,
+    )
+
 
 @dataclass(frozen=True)
 class NumericProfile:
@@ -80,6 +137,7 @@ class NumericProfile:
     total: float = 0.0
     total_sq: float = 0.0
     bins: tuple[int, ...] = ()
+    scale_exp: int = 0
 
     kind: ColumnKind = field(default="numeric", init=False)
 
@@ -91,22 +149,29 @@ class NumericProfile:
     @property
     def mean(self) -> float | None:
         """Mean of the finite values; ``None`` when there are none."""
-        return self.total / self.count if self.count else None
+        return _capped_ldexp(self.total / self.count, self.scale_exp) if self.count else None
 
     @property
     def std(self) -> float | None:
-        """Population standard deviation of the finite values (never negative from rounding)."""
+        """Population standard deviation of the finite values (never negative from rounding),
+        ``sqrt(E[x^2] - E[x]^2)`` computed in the moments' own scale (module docstring)."""
         if not self.count:
             return None
         if self.min is not None and self.min == self.max:
             return 0.0  # a constant column: E[x^2] - E[x]^2 would leave rounding noise
         mean = self.total / self.count
-        return math.sqrt(max(self.total_sq / self.count - mean * mean, 0.0))
+        return _capped_ldexp(math.sqrt(max(self.total_sq / self.count - mean * mean, 0.0)), self.scale_exp)
+
+    def _moments_at(self, scale_exp: int) -> tuple[float, float]:
+        shift = self.scale_exp - scale_exp
+        return math.ldexp(self.total, shift), math.ldexp(self.total_sq, 2 * shift)
 
     def merge(self, other: NumericProfile) -> NumericProfile:
         """Add ``other``'s counts; both must use the same bins."""
         if len(self.bins) != len(other.bins):
             raise MlobsInputError("cannot merge numeric profiles over different bin edges")
+        scale_exp = max(self.scale_exp, other.scale_exp)
+        (total_a, sq_a), (total_b, sq_b) = self._moments_at(scale_exp), other._moments_at(scale_exp)
         return NumericProfile(
             count=self.count + other.count,
             nulls=self.nulls + other.nulls,
@@ -114,14 +179,15 @@ class NumericProfile:
             invalid=self.invalid + other.invalid,
             min=_opt(min, self.min, other.min),
             max=_opt(max, self.max, other.max),
-            total=self.total + other.total,
-            total_sq=self.total_sq + other.total_sq,
+            total=total_a + total_b,
+            total_sq=sq_a + sq_b,
             bins=tuple(a + b for a, b in zip(self.bins, other.bins, strict=True)),
+            scale_exp=scale_exp,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Compact JSON-safe form."""
-        return {
+        """Compact JSON-safe form (``scale_exp`` only when not 0)."""
+        out = {
             "kind": "numeric",
             "count": self.count,
             "nulls": self.nulls,
@@ -133,6 +199,9 @@ class NumericProfile:
             "sum_sq": self.total_sq,
             "bins": list(self.bins),
         }
+        if self.scale_exp:
+            out["scale_exp"] = self.scale_exp
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> NumericProfile:
@@ -147,6 +216,7 @@ class NumericProfile:
             total=float(data["sum"]),
             total_sq=float(data["sum_sq"]),
             bins=tuple(int(c) for c in data["bins"]),
+            scale_exp=int(data.get("scale_exp", 0)),
         )
 
 
@@ -158,6 +228,7 @@ class CategoricalProfile:
     counts: Mapping[str, int] = field(default_factory=dict)
     other: int = 0
     overflow: bool = False
+    unseen: int | None = None
 
     kind: ColumnKind = field(default="categorical", init=False)
 
@@ -178,24 +249,29 @@ class CategoricalProfile:
         merged = dict(self.counts)
         for key, value in other.counts.items():
             merged[key] = merged.get(key, 0) + value
+        unseen = None if self.unseen is None or other.unseen is None else self.unseen + other.unseen
         return capped(
             merged,
             nulls=self.nulls + other.nulls,
             other=self.other + other.other,
             overflow=self.overflow or other.overflow,
             max_categories=max_categories,
+            unseen=unseen,
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-safe form (categories sorted by count, then name)."""
         ordered = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return {
+        out: dict[str, Any] = {
             "kind": "categorical",
             "nulls": self.nulls,
             "counts": dict(ordered),
             "other": self.other,
             "overflow": self.overflow,
         }
+        if self.unseen is not None:
+            out["unseen"] = self.unseen
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CategoricalProfile:
@@ -205,22 +281,48 @@ class CategoricalProfile:
             counts={str(k): int(v) for k, v in data["counts"].items()},
             other=int(data.get("other", 0)),
             overflow=bool(data.get("overflow", False)),
+            unseen=None if data.get("unseen") is None else int(data["unseen"]),
         )
 
 
 def capped(
-    counts: Mapping[str, int], *, nulls: int, other: int = 0, overflow: bool = False, max_categories: int
+    counts: Mapping[str, int],
+    *,
+    nulls: int,
+    other: int = 0,
+    overflow: bool = False,
+    max_categories: int,
+    unseen: int | None = None,
 ) -> CategoricalProfile:
     """A categorical profile keeping the ``max_categories`` most frequent values (ties by name)."""
     if len(counts) <= max_categories:
-        return CategoricalProfile(nulls=nulls, counts=dict(counts), other=other, overflow=overflow)
+        return CategoricalProfile(
+            nulls=nulls, counts=dict(counts), other=other, overflow=overflow, unseen=unseen
+        )
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     kept = dict(ordered[:max_categories])
     folded = sum(v for _, v in ordered[max_categories:])
-    return CategoricalProfile(nulls=nulls, counts=kept, other=other + folded, overflow=True)
+    return CategoricalProfile(nulls=nulls, counts=kept, other=other + folded, overflow=True, unseen=unseen)
+
+
+def count_unseen(counts: Mapping[str, int], categories: Sequence[str]) -> int | None:
+    """Values in ``counts`` (all of them, before folding) not in the baseline's ``categories``;
+    ``None`` when there is no category set to compare with."""
+    if not categories:
+        return None
+    known = set(categories)
+    return sum(n for value, n in counts.items() if value not in known)
 
 
 ColumnProfile = NumericProfile | CategoricalProfile
+
+
+def _capped_ldexp(value: float, exponent: int) -> float:
+    """``value * 2**exponent``, capped at the largest double (rounding must not make an infinity)."""
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.copysign(1.7976931348623157e308, value)
 
 
 def _opt(func: Any, a: float | None, b: float | None) -> float | None:
@@ -494,6 +596,11 @@ def load_baseline(directory: str | Path, name: str, version: str | None = None) 
             )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise MlobsInputError(
+            f"baseline file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); baselines are "
+            "UTF-8 JSON: rebuild it with BaselineOperator (or re-save the file as UTF-8)"
+        ) from exc
     except json.JSONDecodeError as exc:
         raise MlobsInputError(
             f"baseline file {path} is not valid JSON: {exc.msg} at line {exc.lineno}"

@@ -24,7 +24,9 @@ Wasserstein-1 (binned, normalised)
     values spread uniformly within each bin (CDFs linear between edges), the open-ended first and
     last bins bounded by the observed min and max, divided by the reference standard deviation.
     Exact for data uniform within bins; otherwise within about one bin width. ``None`` when the reference
-    is constant (std 0) and there is nothing to scale by.
+    is constant (std 0) and there is nothing to scale by. Computed with the bounds scaled by a power
+    of two when they reach ``2**1000`` (bins spanning a ``DBL_MAX`` sentinel), capped at the
+    largest double.
 Chi-square test of homogeneity
     Pearson's statistic on the 2 x k table of counts over the union of categories (categories with
     zero count on both sides dropped), ``dof = k - 1``; no continuity correction. Never infinite: an
@@ -132,6 +134,12 @@ def wasserstein_binned(
     bounds = np.concatenate(
         ([min(low, edges[0])], np.asarray(edges, dtype=np.float64), [max(high, edges[-1])])
     )
+    # The distance is scale-free: bounds and std scaled by one power of two (exact in binary), so
+    # bins spanning -1e308..1e308 have finite widths; for ordinary data the result is bit-identical.
+    span = float(np.max(np.abs(bounds)))
+    exponent = math.frexp(span)[1] if span > 2.0**1000 else 0
+    if exponent:
+        bounds = bounds * math.ldexp(1.0, -exponent)
     widths = np.diff(bounds)  # one per bin
     # CDF gap at every bound (0 at both ends); values spread uniformly within each bin, so the gap
     # is linear across a bin and its integral is a trapezoid (split where the gap changes sign).
@@ -142,7 +150,13 @@ def wasserstein_binned(
     with np.errstate(divide="ignore", invalid="ignore"):
         crossing = np.where(magnitude > 0, (left**2 + right**2) / (2 * magnitude), 0.0)
     distance = float(np.sum(widths * np.where(left * right >= 0, magnitude / 2, crossing)))
-    return distance / reference_std
+    ratio = distance / reference_std
+    try:
+        ratio = math.ldexp(ratio, exponent)
+    except OverflowError:
+        ratio = math.inf
+    # Capped, never infinite: a sentinel near the largest double is a huge shift, still a number.
+    return min(ratio, 1.7976931348623157e308)
 
 
 def chi2_homogeneity(reference: Sequence[float], current: Sequence[float]) -> TestResult:

@@ -28,13 +28,15 @@ from airflow_mlobs.core.profile import (
     CategoricalProfile,
     ColumnKind,
     ColumnSpec,
+    check_baseline_args,
+    constant_split,
     quantile_levels,
 )
 from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
-from airflow_mlobs.sources.dberrors import source_failure
+from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
-from airflow_mlobs.sources.drift_sql import profile_sql
-from airflow_mlobs.sources.sqlkit import catalog_columns, db_message, window_conditions
+from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, short_sql
+from airflow_mlobs.sources.sqlkit import catalog_columns, window_conditions
 
 
 def quantile_positions(n: int, bins: int) -> list[int]:
@@ -71,8 +73,10 @@ def build_baseline_sql(
     ``columns`` defaults to the table's numeric, boolean and text columns (timestamps, dates and
     binary columns are left out). ``dialect`` defaults to
     :func:`~airflow_mlobs.sources.dialect.dialect_for` the engine. Raises ``SourceError`` naming the
-    table or columns on bad input.
+    table or columns on bad input, and a column with no finite value in the reference (which
+    would otherwise become the category ``inf``, or a column skipped at every run).
     """
+    check_baseline_args(name, bins, max_categories)
     dialect = dialect or dialect_for(engine)
     explicit = set(kinds or {})
     kinds = dict(kinds or {})
@@ -144,30 +148,38 @@ def build_baseline_sql(
             )
 
     numeric = [n for n in names if kinds[n] == "numeric"]
+    # Values that may not fit a double (DECIMAL, or a query's column of unknown type) are tested
+    # against exact bounds before any cast.
+    exact = {n for n in numeric if table is None or logical.get(n) is LogicalType.DECIMAL}
+
+    def kind_statement(columns: list[str]) -> sa.Select[Any]:
+        aggregates: list[sa.ColumnElement[Any]] = []
+        for n in columns:
+            x = sa.cast(from_clause.c[n], sa.Float)
+            finite = dialect.finite(from_clause.c[n], exact=n in exact)
+            aggregates += [
+                sa.func.count().label(f"{n}__rows"),
+                sa.func.count(from_clause.c[n]).label(f"{n}__nonnull"),
+                sa.func.count().filter(finite).label(f"{n}__n"),
+                sa.func.count(sa.distinct(sa.case((finite, x)))).label(f"{n}__distinct"),
+            ]
+        return sa.select(*aggregates).select_from(from_clause).where(*conditions)
+
     specs: dict[str, ColumnSpec] = {}
     try:
         with engine.connect() as conn:
             if numeric:
-                aggregates: list[sa.ColumnElement[Any]] = []
-                for n in numeric:
-                    x = sa.cast(from_clause.c[n], sa.Float)
-                    finite = dialect.finite(from_clause.c[n])
-                    aggregates += [
-                        sa.func.count().filter(finite).label(f"{n}__n"),
-                        sa.func.count(sa.distinct(sa.case((finite, x)))).label(f"{n}__distinct"),
-                    ]
-                stats = (
-                    conn.execute(sa.select(*aggregates).select_from(from_clause).where(*conditions))
-                    .one()
-                    ._mapping
-                )
+                stats = conn.execute(kind_statement(numeric)).one()._mapping
                 for n in numeric:
                     finite_n, distinct = int(stats[f"{n}__n"] or 0), int(stats[f"{n}__distinct"] or 0)
+                    if not finite_n:
+                        rows, nonnull = int(stats[f"{n}__rows"] or 0), int(stats[f"{n}__nonnull"] or 0)
+                        raise _no_reference_values(name, n, where_label, rows, rows - nonnull, nonnull)
                     if n not in explicit and distinct <= categorical_max_distinct:
                         kinds[n] = "categorical"
                         continue
                     x = sa.cast(from_clause.c[n], sa.Float)
-                    finite = dialect.finite(from_clause.c[n])
+                    finite = dialect.finite(from_clause.c[n], exact=n in exact)
                     ordered = (
                         sa.select(x.label("v"), sa.func.row_number().over(order_by=x).label("rn"))
                         .select_from(from_clause)
@@ -184,11 +196,21 @@ def build_baseline_sql(
                         if positions
                         else []
                     )
-                    edges = tuple(sorted({float(v) for v in values}))
+                    edges = constant_split(tuple(sorted({float(v) for v in values})))
                     specs[n] = ColumnSpec(n, "numeric", edges=edges, source_type=str(logical.get(n, "")))
     except SQLAlchemyError as exc:
-        raise source_failure(
-            exc, f"baseline {name!r}: query on {where_label} failed: {db_message(exc)}", what=where_label
+        if is_transient(exc):
+            raise source_failure(exc, "", what=where_label) from exc
+        culprits = (
+            failing_columns(engine, dialect, numeric, lambda n: kind_statement([n]))
+            if is_value_error(exc)
+            else []
+        )
+        target = where_label if sql is None else f"query {short_sql(sql)!r}"
+        names_text = ", ".join(repr(c) for c in culprits)
+        on_columns = f" for column{'s' if len(culprits) > 1 else ''} {names_text}" if culprits else ""
+        raise SourceError(
+            f"baseline {name!r}: query on {target} failed{on_columns}: {db_cause(exc)}"
         ) from exc
 
     categorical = [n for n in names if kinds[n] == "categorical"]
@@ -208,6 +230,8 @@ def build_baseline_sql(
     )
     for n in categorical:
         profile = reference.columns.get(n)
+        if isinstance(profile, CategoricalProfile) and not profile.count:
+            raise _no_reference_values(name, n, where_label, profile.rows, profile.nulls, 0)
         categories = tuple(profile.to_dict()["counts"]) if isinstance(profile, CategoricalProfile) else ()
         specs[n] = ColumnSpec(n, "categorical", categories=categories, source_type=str(logical.get(n, "")))
     ordered_specs = {n: specs[n] for n in names if n in specs}
@@ -218,4 +242,15 @@ def build_baseline_sql(
         reference=reference,
         created_at=datetime.now(UTC),
         source=source or where_label,
+    )
+
+
+def _no_reference_values(
+    name: str, column: str, where_label: str, rows: int, nulls: int, non_finite: int
+) -> SourceError:
+    """A baseline cannot describe a column its reference has no finite value for."""
+    detail = f"{nulls} NULL" + (f", {non_finite} infinite, NaN or beyond double range" if non_finite else "")
+    return SourceError(
+        f"baseline {name!r}: column {column!r} of {where_label} has no finite values in the reference "
+        f"({rows} rows: {detail}); fix the reference data or leave the column out of `columns`"
     )

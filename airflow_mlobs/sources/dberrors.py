@@ -24,7 +24,14 @@ from sqlalchemy import exc as sa_exc
 
 from airflow_mlobs.core.errors import SourceError, SourceUnavailable
 
-__all__ = ["TRANSIENT_SQLSTATES", "db_cause", "find_db_error", "is_transient", "source_failure"]
+__all__ = [
+    "TRANSIENT_SQLSTATES",
+    "db_cause",
+    "find_db_error",
+    "is_transient",
+    "is_value_error",
+    "source_failure",
+]
 
 #: SQLSTATEs of failures that a later try can get past (PostgreSQL's codes; most are standard).
 TRANSIENT_SQLSTATES = frozenset(
@@ -139,6 +146,32 @@ def is_transient(exc: BaseException) -> bool:
     if _FINAL_MESSAGES.search(message):
         return False
     return _TRANSIENT_MESSAGES.search(message) is not None
+
+
+#: SQLSTATEs of a failure caused by one column's values or name, beyond the whole class 22 (data
+#: exception: "value out of range: overflow" 22003, "invalid input syntax for type double
+#: precision" 22P02, division by zero 22012 ...): an ambiguous (duplicate) or undefined column, a
+#: type mismatch, no operator for the column's type.
+_COLUMN_SQLSTATES = frozenset({"42702", "42703", "42804", "42883"})
+_COLUMN_MESSAGES = re.compile(
+    r"out of range|overflow|invalid input syntax|ambiguous|no such column|does not exist|"
+    r"datatype mismatch|operator does not exist|could not convert",
+    re.IGNORECASE,
+)
+
+
+def is_value_error(exc: BaseException) -> bool:
+    """Whether the database failure ``exc`` is about a column's values or name (a data exception,
+    SQLSTATE class 22; an ambiguous or undefined column; a type mismatch), so the gatherer can look
+    for the column that causes it. Never true for an outage (:func:`is_transient`)."""
+    found = find_db_error(exc)
+    if found is None or is_transient(found):
+        return False
+    code = sqlstate(found)
+    if code is not None:
+        return code[:2] == "22" or code in _COLUMN_SQLSTATES
+    orig = getattr(found, "orig", None) or found
+    return _COLUMN_MESSAGES.search(str(orig)) is not None
 
 
 _CREDENTIALS_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)

@@ -14,6 +14,7 @@ without a database.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
@@ -61,13 +62,27 @@ class SqlDialect:
         del column
         return None
 
-    def finite(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-        """A condition true when ``column`` holds a finite number: false for NULL, NaN, +-infinity
-        (NaN compares above every number where the database has it) and stored non-numbers."""
-        x = sa.cast(column, sa.Float)
+    def finite(self, column: sa.ColumnElement[Any], *, exact: bool = False) -> sa.ColumnElement[bool]:
+        """A condition true when ``column`` holds a finite double: false for NULL, NaN, +-infinity
+        (NaN compares above every number where the database has it) and stored non-numbers.
+
+        ``exact`` (a DECIMAL/NUMERIC column, or a query's column of unknown type) compares the value
+        itself with exact ``NUMERIC`` bounds before any cast, so a decimal beyond double range is
+        not finite instead of failing the cast (PostgreSQL: "value out of range: overflow"). A
+        double column compared so still casts only the bound, once."""
         number = self.stored_number(column)
-        in_range = [x >= -MAX_FLOAT, x <= MAX_FLOAT]
+        if exact:
+            bound = sa.literal(Decimal(repr(MAX_FLOAT)), sa.Numeric)
+            in_range = [column >= -bound, column <= bound]
+        else:
+            x = sa.cast(column, sa.Float)
+            in_range = [x >= -MAX_FLOAT, x <= MAX_FLOAT]
         return sa.and_(*in_range) if number is None else sa.and_(number, *in_range)
+
+    def query_column_names(self, keys: list[str]) -> list[str]:
+        """The column names a query gave, from the keys of ``SELECT * FROM (<query>)``: the keys
+        themselves here (a name given twice appears twice)."""
+        return list(keys)
 
     def floor_capped(self, value: sa.ColumnElement[Any], cap: int) -> sa.ColumnElement[Any]:
         """``floor(value)`` as an integer, at most ``cap``, for ``value >= 0`` (a score's bin index).
@@ -163,6 +178,22 @@ class SqliteDialect(SqlDialect):
         """``typeof(column) IN ('integer', 'real')``: only stored numbers are numbers, since
         SQLite casts text to 0.0."""
         return sa.func.typeof(column).in_(["integer", "real"])
+
+    def query_column_names(self, keys: list[str]) -> list[str]:
+        """SQLite renames a repeated name in a subquery ``a:1``, ``a:2``: read back as ``a``, so a
+        name given twice is seen twice (and not silently answered by the first)."""
+        seen = set(keys)
+        names = []
+        for key in keys:
+            base, _, suffix = key.rpartition(":")
+            names.append(base if base and suffix.isdigit() and base in seen else key)
+        return names
+
+    def finite(self, column: sa.ColumnElement[Any], *, exact: bool = False) -> sa.ColumnElement[bool]:
+        """SQLite stores every number as an integer or a double (a DECIMAL beyond double range is
+        the double infinity), so the double test is exact: ``exact`` changes nothing."""
+        del exact
+        return super().finite(column)
 
     def floor_capped(self, value: sa.ColumnElement[Any], cap: int) -> sa.ColumnElement[Any]:
         """``CAST(value AS INTEGER)`` (truncates, the floor for ``value >= 0``; ``floor()`` needs

@@ -23,6 +23,9 @@ from airflow_mlobs.core.profile import (
     DEFAULT_BINS,
     DEFAULT_CATEGORICAL_MAX_DISTINCT,
     DEFAULT_MAX_CATEGORIES,
+    MOMENT_SHIFT,
+    MOMENT_SPLIT,
+    MOMENT_TINY,
     Baseline,
     CategoricalProfile,
     ColumnKind,
@@ -31,8 +34,12 @@ from airflow_mlobs.core.profile import (
     NumericProfile,
     Profile,
     capped,
+    check_baseline_args,
+    constant_split,
+    count_unseen,
     edges_key,
     quantile_levels,
+    split_moments,
 )
 from airflow_mlobs.core.types import category_text
 
@@ -68,12 +75,13 @@ def infer_kind(
 def quantile_edges(values: np.ndarray[Any, Any], bins: int = DEFAULT_BINS) -> tuple[float, ...]:
     """Bin edges at the reference quantiles :func:`quantile_levels` (the "lower" order statistic,
     ``numpy.quantile(method="lower")``, so every edge is an observed value), tied edges removed.
-    Empty input gives no edges."""
+    Empty input gives no edges; a constant column the constant and the next double above it
+    (:func:`~airflow_mlobs.core.profile.constant_split`)."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return ()
     edges = np.quantile(finite, quantile_levels(bins), method="lower")
-    return tuple(float(e) for e in np.unique(edges))
+    return constant_split(tuple(float(e) for e in np.unique(edges)))
 
 
 def _numeric_values(series: pd.Series) -> tuple[np.ndarray[Any, Any], int, int]:
@@ -94,6 +102,22 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
     finite_mask = np.isfinite(values)
     non_finite = int((~finite_mask).sum()) - nulls - invalid
     finite = values[finite_mask]
+    magnitude = np.abs(finite)
+    big = magnitude >= MOMENT_SPLIT
+    big_count = int(np.count_nonzero(big))
+    if big_count or (magnitude.size and magnitude.min() < MOMENT_TINY):
+        small = finite[~big]
+        squared = small[np.abs(small) >= MOMENT_TINY]  # tiny squares would underflow (profile docs)
+        scaled = np.ldexp(finite[big], -MOMENT_SHIFT)
+        total, total_sq, scale_exp = split_moments(
+            float(small.sum()),
+            float(np.dot(squared, squared)),
+            float(scaled.sum()),
+            float(np.dot(scaled, scaled)),
+            big_count,
+        )
+    else:
+        total, total_sq, scale_exp = float(finite.sum()), float(np.dot(finite, finite)), 0
     # Counting the values below each edge is the same binning as
     # searchsorted(edges, x, side="right") + bincount, and about 3x faster for a few dozen edges.
     below = [int(np.count_nonzero(finite < edge)) for edge in np.asarray(edges, dtype=np.float64)]
@@ -105,16 +129,18 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
         invalid=invalid,
         min=float(finite.min()) if finite.size else None,
         max=float(finite.max()) if finite.size else None,
-        total=float(finite.sum()),
-        total_sq=float(np.dot(finite, finite)),
+        total=total,
+        total_sq=total_sq,
         bins=tuple(int(c) for c in bins),
+        scale_exp=scale_exp,
     )
 
 
 def categorical_profile(
-    series: pd.Series, max_categories: int = DEFAULT_MAX_CATEGORIES
+    series: pd.Series, max_categories: int = DEFAULT_MAX_CATEGORIES, categories: Sequence[str] = ()
 ) -> CategoricalProfile:
-    """Count categories by their canonical text (:func:`category_text`)."""
+    """Count categories by their canonical text (:func:`category_text`); with the baseline's
+    ``categories``, also the values not among them (``unseen``, before folding)."""
     nulls = int(series.isna().sum())
     counts: dict[str, int] = {}
     for value, count in series.value_counts(dropna=True, sort=False).items():
@@ -122,7 +148,7 @@ def categorical_profile(
             continue
         key = category_text(value)
         counts[key] = counts.get(key, 0) + int(count)
-    return capped(counts, nulls=nulls, max_categories=max_categories)
+    return capped(counts, nulls=nulls, max_categories=max_categories, unseen=count_unseen(counts, categories))
 
 
 def build_baseline(
@@ -149,12 +175,17 @@ def build_baseline(
         raise MlobsInputError(
             f"baseline {name!r}: columns not in the reference data: {', '.join(map(str, unknown))}"
         )
-    if bins < 1:
-        raise MlobsInputError(f"baseline {name!r}: bins must be at least 1, got {bins}")
+    check_baseline_args(name, bins, max_categories)
     specs: dict[str, ColumnSpec] = {}
     for column in names:
         series = frame[column]
         kind = (kinds or {}).get(column) or infer_kind(series, categorical_max_distinct)
+        if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+            # Inferred from no finite value at all, the column would become a category `inf`.
+            values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+            if not np.isfinite(values).any():
+                nulls = int(series.isna().sum())
+                raise _no_reference_values(name, column, len(series), nulls, len(series) - nulls)
         if kind is None:
             if columns is not None:
                 raise MlobsInputError(
@@ -162,16 +193,21 @@ def build_baseline(
                 )
             continue
         if kind == "numeric":
-            values, _, invalid = _numeric_values(series)
+            values, nulls, invalid = _numeric_values(series)
             if invalid and invalid == series.notna().sum():
                 raise MlobsInputError(
                     f"baseline {name!r}: column {column!r} has no numeric values; declare it categorical"
                 )
+            finite = int(np.isfinite(values).sum())
+            if not finite:
+                raise _no_reference_values(name, column, len(series), nulls, len(series) - nulls - invalid)
             specs[str(column)] = ColumnSpec(
                 str(column), "numeric", edges=quantile_edges(values, bins), source_type=str(series.dtype)
             )
         else:
             profile = categorical_profile(series, max_categories)
+            if not profile.count:
+                raise _no_reference_values(name, column, len(series), profile.nulls, 0)
             specs[str(column)] = ColumnSpec(
                 str(column),
                 "categorical",
@@ -186,6 +222,15 @@ def build_baseline(
         reference=reference,
         created_at=datetime.now(UTC),
         source=source,
+    )
+
+
+def _no_reference_values(name: str, column: Any, rows: int, nulls: int, non_finite: int) -> MlobsInputError:
+    """A baseline cannot describe a column the reference has no values for: an error naming it."""
+    detail = f"{nulls} NULL" + (f", {non_finite} infinite or NaN" if non_finite else "")
+    return MlobsInputError(
+        f"baseline {name!r}: column {column!r} has no finite values in the reference ({rows} rows: "
+        f"{detail}); fix the reference data or leave the column out of `columns`"
     )
 
 
@@ -215,7 +260,7 @@ def profile_frame(
         series = frame[spec.name]
         if spec.kind == "numeric":
             return numeric_profile(series, spec.edges)
-        return categorical_profile(series, max_categories)
+        return categorical_profile(series, max_categories, spec.categories)
 
     # Columns are independent and numpy releases the GIL in its loops: profile them in parallel.
     workers = min(len(work), os.cpu_count() or 1)

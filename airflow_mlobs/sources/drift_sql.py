@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import types as sat
@@ -23,13 +23,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.profile import (
     DEFAULT_MAX_CATEGORIES,
+    MOMENT_SHIFT,
+    MOMENT_SPLIT,
+    MOMENT_TINY,
     CategoricalProfile,
     ColumnProfile,
     ColumnSpec,
     NumericProfile,
     Profile,
     capped,
+    count_unseen,
     edges_key,
+    split_moments,
 )
 from airflow_mlobs.core.types import (
     NUMERIC_TYPES,
@@ -40,7 +45,7 @@ from airflow_mlobs.core.types import (
     canonical_category,
     logical_type_from_name,
 )
-from airflow_mlobs.sources.dberrors import source_failure
+from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message, window_conditions
 
@@ -122,6 +127,9 @@ def profile_sql_segments(
     """
     spec_list = list(specs)
     where_label = f"table {table}" if table is not None else "query"
+    statements = 0
+    rows_fetched = 0
+    first_row: dict[str, Any] | None = None
     catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]] = {}
     if table is not None:
         catalog = {info.name: (info, sql_type) for info, sql_type in catalog_columns(engine, table)}
@@ -167,10 +175,39 @@ def profile_sql_segments(
             if extra and extra not in names:
                 names.append(extra)
         query = sql.strip().rstrip(";").rstrip() + "\n"
+        # A query has no catalog: one row of it tells its column names (a column the baseline
+        # expects and the query lacks is missing, a name given twice is an error, not a silent pick
+        # of one of them) and, for a window, whether the timestamps carry a zone.
+        dialect = dialect or dialect_for(engine)
+        query_columns, first_row = _query_columns(engine, query, where_label, sql)
+        query_columns = dialect.query_column_names(query_columns)
+        statements += 1
+        rows_fetched += first_row is not None
+        twice = sorted({n for n in query_columns if query_columns.count(n) > 1} & set(names))
+        if twice:
+            raise SourceError(
+                f"query {short_sql(sql)!r} returns column{'s' if len(twice) > 1 else ''} "
+                f"{', '.join(map(repr, twice))} more than once; give each column one name (AS ...)"
+            )
+        for label, extra in (("timestamp", ts_name), ("segment", segment_column)):
+            if extra and extra not in query_columns:
+                raise SourceError(
+                    f"{label} column {extra!r} not found in query {short_sql(sql)!r}; it returns: "
+                    f"{', '.join(query_columns)}"
+                )
+        for spec in [s for s in present if s.name not in query_columns]:
+            missing.append(spec.name)
+            present.remove(spec)
+        names = [n for n in names if n in query_columns]
         source = sa.text(query).columns(*(sa.column(n) for n in names)).subquery("mlobs_src")
 
-    statements = 0
-    rows_fetched = 0
+    # Columns whose values may not fit a double: compared with exact bounds before any cast.
+    exact = {
+        spec.name
+        for spec in present
+        if spec.kind == "numeric"
+        and (table is None or catalog[spec.name][0].logical_type is LogicalType.DECIMAL)
+    }
     conditions: list[sa.ColumnElement[bool]] = []
     if ts_name:
         ts: sa.ColumnElement[Any] = source.c[ts_name]
@@ -187,18 +224,20 @@ def profile_sql_segments(
             # the bounds are bound in the column's own convention (naive ones in naive_zone).
             from datetime import date
 
-            probe = sa.text(query).columns(sa.column(ts_name)).subquery("mlobs_probe")
-            try:
-                with engine.connect() as conn:
-                    sample = conn.execute(
-                        sa.select(probe.c[ts_name]).where(probe.c[ts_name].is_not(None)).limit(1)
-                    ).scalar()
-            except SQLAlchemyError as exc:
-                raise source_failure(
-                    exc, f"profile query on {where_label} failed: {db_message(exc)}", what=where_label
-                ) from exc
-            statements += 1
-            rows_fetched += sample is not None
+            sample = None if first_row is None else first_row.get(ts_name)
+            if sample is None and first_row is not None:  # the first row had none: look further
+                probe = sa.text(query).columns(sa.column(ts_name)).subquery("mlobs_probe")
+                try:
+                    with engine.connect() as conn:
+                        sample = conn.execute(
+                            sa.select(probe.c[ts_name]).where(probe.c[ts_name].is_not(None)).limit(1)
+                        ).scalar()
+                except SQLAlchemyError as exc:
+                    raise source_failure(
+                        exc, f"profile query on {where_label} failed: {db_message(exc)}", what=where_label
+                    ) from exc
+                statements += 1
+                rows_fetched += sample is not None
             if isinstance(sample, str):  # SQLite keeps timestamps as text
                 text = sample.strip()
                 for parse in (date.fromisoformat, datetime.fromisoformat):
@@ -220,10 +259,8 @@ def profile_sql_segments(
 
     dialect = dialect or dialect_for(engine)
     segment = source.c[segment_column] if segment_column else None
-    if dialect.packs_bin_counts:
-        aggregate_statement, layout = _packed_profile_statement(source, present, segment, dialect)
-    else:
-        aggregate_statement, layout = _portable_profile_statement(source, present, segment, dialect)
+    builder = _packed_profile_statement if dialect.packs_bin_counts else _portable_profile_statement
+    aggregate_statement, layout = builder(source, present, segment, dialect, exact)
 
     categorical = [(i, s) for i, s in enumerate(present) if s.kind == "categorical"]
     try:
@@ -257,16 +294,43 @@ def profile_sql_segments(
                     rows_fetched += 1
                     key = None if segment_value is None else str(segment_value)
                     top.setdefault((key, present[int(label)].name), []).append((value, int(count)))
+            # Where a column's values were folded, the values not in the baseline's category set
+            # are counted in the database (a rare third statement; otherwise they follow from the
+            # ranked categories exactly).
+            folded = _folded_columns(categorical, rows_by_segment, top)
+            unseen_counts: dict[tuple[str | None, str], int] = {}
+            if folded:
+                unseen_statement = _unseen_statement(source, conditions, folded, catalog, segment)
+                for unseen_row in conn.execute(unseen_statement):
+                    counts_row = dict(unseen_row._mapping)
+                    key = counts_row.pop("segment", None)
+                    rows_fetched += 1
+                    for index, spec in folded:
+                        unseen_counts[(None if key is None else str(key), spec.name)] = int(
+                            counts_row[f"u{index}"] or 0
+                        )
+                statements += 1
     except SQLAlchemyError as exc:
-        raise source_failure(
-            exc, f"profile query on {where_label} failed: {db_message(exc)}", what=where_label
-        ) from exc
+        if is_transient(exc):
+            raise source_failure(exc, "", what=where_label) from exc
+        culprits = (
+            []
+            if not is_value_error(exc)
+            else failing_columns(
+                engine,
+                dialect,
+                present,
+                lambda spec: builder(source, [spec], None, dialect, exact)[0](conditions, False),
+            )
+        )
+        raise SourceError(_failure_message(exc, where_label, sql, culprits)) from exc
 
     profiles: dict[str | None, Profile] = {}
     for segment_key, row in rows_by_segment.items():
         profiles[segment_key] = _assemble_profile(
             row,
             {name: values for (key, name), values in top.items() if key == segment_key},
+            {name: n for (key, name), n in unseen_counts.items() if key == segment_key},
             present,
             catalog,
             max_categories,
@@ -289,15 +353,23 @@ _StatementFor = Callable[[list[sa.ColumnElement[bool]], bool], sa.Select[Any]]
 _BIN_DIGITS = 19
 
 
+_SCALE = 2.0**-MOMENT_SHIFT
+_Column = TypeVar("_Column", ColumnSpec, str)
+
+
 def _portable_profile_statement(
     source: sa.FromClause,
     present: list[ColumnSpec],
     segment: sa.ColumnElement[Any] | None,
     dialect: SqlDialect,
+    exact: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
-    """The profile aggregates for any dialect: per numeric column the finite count, min, max, sum,
-    sum of squares and ``count(*) FILTER (WHERE x < edge)`` per bin edge. Returns a function of the
-    window conditions (and whether to group by the segment) and the numeric columns' layout.
+    """The profile aggregates for any dialect: per numeric column the finite count, min, max, the
+    split moments (sum and sum of squares of the values below :data:`MOMENT_SPLIT`, and count, sum
+    and sum of squares of those above it scaled by ``2**-MOMENT_SHIFT``) and
+    ``count(*) FILTER (WHERE x < edge)`` per bin edge. Returns a function of the window conditions
+    (and whether to group by the segment) and the numeric columns' layout. ``exact`` names the
+    columns tested for finiteness before the cast (:meth:`SqlDialect.finite`).
 
     Where a column can hold non-numbers (:meth:`SqlDialect.stored_number`), those are counted as
     invalid and each edge count tests finiteness; with typed columns, one -inf count per column
@@ -311,7 +383,7 @@ def _portable_profile_statement(
         if spec.kind != "numeric":
             continue
         x = sa.cast(col, sa.Float)
-        finite = dialect.finite(col)
+        finite = dialect.finite(col, exact=spec.name in exact)
         numeric_value = dialect.stored_number(col)
         if numeric_value is not None:
             aggregates.append(
@@ -321,12 +393,20 @@ def _portable_profile_statement(
             )
         else:
             aggregates.append(sa.literal(0).label(f"{prefix}_invalid"))
+        small = sa.and_(finite, x > -MOMENT_SPLIT, x < MOMENT_SPLIT)
+        squared = sa.and_(small, sa.func.abs(x) >= MOMENT_TINY)
+        big = sa.and_(finite, sa.or_(x <= -MOMENT_SPLIT, x >= MOMENT_SPLIT))
+        # CAST groups the product: `x * s * x * s` would overflow from the left.
+        scaled = sa.cast(x * sa.literal(_SCALE, sa.Float), sa.Float)
         aggregates += [
             sa.func.count().filter(finite).label(f"{prefix}_count"),
             sa.func.min(x).filter(finite).label(f"{prefix}_min"),
             sa.func.max(x).filter(finite).label(f"{prefix}_max"),
-            sa.func.sum(x).filter(finite).label(f"{prefix}_sum"),
-            sa.func.sum(x * x).filter(finite).label(f"{prefix}_sumsq"),
+            sa.func.sum(x).filter(small).label(f"{prefix}_sum"),
+            sa.func.sum(x * x).filter(squared).label(f"{prefix}_sumsq"),
+            sa.func.count().filter(big).label(f"{prefix}_bign"),
+            sa.func.sum(scaled).filter(big).label(f"{prefix}_bigsum"),
+            sa.func.sum(scaled * scaled).filter(big).label(f"{prefix}_bigsq"),
         ]
         if numeric_value is not None:
             below_edge = [sa.and_(finite, x < sa.literal(edge, sa.Float)) for edge in spec.edges]
@@ -358,13 +438,17 @@ def _packed_profile_statement(
     present: list[ColumnSpec],
     segment: sa.ColumnElement[Any] | None,
     dialect: SqlDialect,
+    exact: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
     """The profile aggregates where the dialect packs bin counts (PostgreSQL), about 2.5x faster
     than the portable statement.
 
     * A subquery computes each numeric column's finite value once per row (``CASE WHEN x >= -max
       AND x <= max THEN x END``: NULL for NULL, NaN and +-inf); count, min, max, sum and sum of
-      squares then aggregate it with no FILTER. ``clock_timestamp()`` (volatile, parallel safe) in
+      squares then aggregate it with no FILTER (the moments as split moments: the subquery also
+      gives the value when below :data:`MOMENT_SPLIT`, and the value times ``2**-MOMENT_SHIFT``
+      when above it, so no square overflows; PostgreSQL raises on a double overflow, where other
+      databases return infinity). ``clock_timestamp()`` (volatile, parallel safe) in
       the subquery's select list keeps the planner from flattening it, which would repeat the CASE
       in every aggregate; the plan stays a parallel aggregate.
     * All bin counts of a column come from one aggregate: ``sum(w[width_bucket(f, edges) + 1])``
@@ -381,8 +465,23 @@ def _packed_profile_statement(
     for index, spec in enumerate(present):
         inner.append(source.c[spec.name].label(f"v{index}"))
         if spec.kind == "numeric":
-            x = sa.cast(source.c[spec.name], sa.Float)
-            inner.append(sa.case((dialect.finite(source.c[spec.name]), x)).label(f"f{index}"))
+            col = source.c[spec.name]
+            x = sa.cast(col, sa.Float)
+            finite = dialect.finite(col, exact=spec.name in exact)
+            # |x| below the split (false for NULL, NaN and +-inf); on the value itself where it may
+            # not fit a double. Squares only from 2**-500 up: PostgreSQL raises on an underflow.
+            magnitude = sa.func.abs(col) if spec.name in exact else sa.func.abs(x)
+            bound_type = sa.Numeric if spec.name in exact else sa.Float
+            small = magnitude < sa.literal(MOMENT_SPLIT, bound_type)
+            squared = sa.and_(small, magnitude >= sa.literal(MOMENT_TINY, bound_type))
+            inner += [
+                sa.case((finite, x)).label(f"f{index}"),
+                sa.case((small, x)).label(f"s{index}"),
+                sa.case((squared, x * x)).label(f"q{index}"),
+                sa.case((sa.and_(sa.not_(small), finite), x * sa.literal(_SCALE, sa.Float))).label(
+                    f"b{index}"
+                ),
+            ]
     if segment is not None:
         inner.append(segment.label("mlobs_segment"))
     inner.append(sa.func.clock_timestamp().label("mlobs_no_flatten"))
@@ -395,7 +494,8 @@ def _packed_profile_statement(
             aggregates.append(sa.func.count(rows.c[f"v{index}"]).label(f"{prefix}_nonnull"))
             if spec.kind != "numeric":
                 continue
-            f = rows.c[f"f{index}"]
+            f, small_value, big_value = rows.c[f"f{index}"], rows.c[f"s{index}"], rows.c[f"b{index}"]
+            small_square = rows.c[f"q{index}"]
             weights = sa.literal_column(
                 "(ARRAY["
                 + ", ".join(f"1e{_BIN_DIGITS * k}" for k in range(len(spec.edges) + 1))
@@ -413,8 +513,11 @@ def _packed_profile_statement(
                 sa.literal(0).label(f"{prefix}_invalid"),
                 sa.func.min(f).label(f"{prefix}_min"),
                 sa.func.max(f).label(f"{prefix}_max"),
-                sa.func.sum(f).label(f"{prefix}_sum"),
-                sa.func.sum(f * f).label(f"{prefix}_sumsq"),
+                sa.func.sum(small_value).label(f"{prefix}_sum"),
+                sa.func.sum(small_square).label(f"{prefix}_sumsq"),
+                sa.func.count(big_value).label(f"{prefix}_bign"),
+                sa.func.sum(big_value).label(f"{prefix}_bigsum"),
+                sa.func.sum(big_value * big_value).label(f"{prefix}_bigsq"),
                 sa.func.sum(weights[bucket]).filter(f.is_not(None)).label(f"{prefix}_packed"),
             ]
         if segment is not None and by_segment:
@@ -448,6 +551,7 @@ def _bins_from_row(row: dict[str, Any], prefix: str, edges: int) -> list[int]:
 def _assemble_profile(
     row: dict[str, Any],
     top: dict[str, list[tuple[Any, int]]],
+    unseen_counts: dict[str, int],
     present: list[ColumnSpec],
     catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]],
     max_categories: int,
@@ -464,6 +568,13 @@ def _assemble_profile(
             count = int(row[f"{prefix}_count"] or 0)
             invalid = int(row[f"{prefix}_invalid"] or 0)
             bins = row[f"{prefix}_bins"]
+            total, total_sq, scale_exp = split_moments(
+                float(row[f"{prefix}_sum"] or 0.0),
+                float(row[f"{prefix}_sumsq"] or 0.0),
+                float(row[f"{prefix}_bigsum"] or 0.0),
+                float(row[f"{prefix}_bigsq"] or 0.0),
+                int(row[f"{prefix}_bign"] or 0),
+            )
             columns[spec.name] = NumericProfile(
                 count=count,
                 nulls=total_rows - nonnull,
@@ -471,9 +582,10 @@ def _assemble_profile(
                 invalid=invalid,
                 min=None if row[f"{prefix}_min"] is None else float(row[f"{prefix}_min"]),
                 max=None if row[f"{prefix}_max"] is None else float(row[f"{prefix}_max"]),
-                total=float(row[f"{prefix}_sum"] or 0.0),
-                total_sq=float(row[f"{prefix}_sumsq"] or 0.0),
+                total=total,
+                total_sq=total_sq,
                 bins=tuple(bins),
+                scale_exp=scale_exp,
             )
         else:
             if spec.name in catalog:
@@ -486,11 +598,15 @@ def _assemble_profile(
                 counts[key] = counts.get(key, 0) + count
             kept = capped(counts, nulls=total_rows - nonnull, max_categories=max_categories)
             folded = nonnull - kept.count
+            unseen = count_unseen(counts, spec.categories)
+            if folded and unseen is not None:
+                unseen = unseen_counts.get(spec.name, unseen)
             columns[spec.name] = CategoricalProfile(
                 nulls=kept.nulls,
                 counts=kept.counts,
                 other=kept.other + folded,
                 overflow=kept.overflow or folded > 0,
+                unseen=unseen,
             )
     return replace(shell, row_count=total_rows, columns=columns)
 
@@ -561,3 +677,131 @@ def _top_categories(
     return sa.select(ranked.c.label, ranked.c.segment, ranked.c.value, ranked.c.n).where(
         ranked.c.rank <= max_categories + 1
     )
+
+
+def _folded_columns(
+    categorical: list[tuple[int, ColumnSpec]],
+    rows_by_segment: dict[str | None, dict[str, Any]],
+    top: dict[tuple[str | None, str], list[tuple[Any, int]]],
+) -> list[tuple[int, ColumnSpec]]:
+    """The categorical columns (with a baseline category set) whose ranked values do not cover all
+    their non-NULL values in some segment: their unseen count must come from the database."""
+    folded = []
+    for index, spec in categorical:
+        if not spec.categories:
+            continue
+        for key, row in rows_by_segment.items():
+            listed = sum(n for _, n in top.get((key, spec.name), []))
+            if int(row.get(f"c{index}_nonnull") or 0) > listed:
+                folded.append((index, spec))
+                break
+    return folded
+
+
+def _unseen_statement(
+    source: sa.FromClause,
+    conditions: list[sa.ColumnElement[bool]],
+    folded: list[tuple[int, ColumnSpec]],
+    catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]],
+    segment: sa.ColumnElement[Any] | None,
+) -> sa.Select[Any]:
+    """Per folded column, the non-NULL values not in the baseline's category set
+    (``count(*) FILTER (WHERE x NOT IN (...))``). Numbers are compared as doubles (category text
+    ``"2"`` is the value 2.0 whatever the database prints), everything else as text."""
+    aggregates: list[sa.ColumnElement[Any]] = []
+    for index, spec in folded:
+        col = source.c[spec.name]
+        logical = (
+            catalog[spec.name][0].logical_type
+            if spec.name in catalog
+            else logical_type_from_name(spec.source_type)
+            if spec.source_type
+            else None
+        )
+        numbers = _as_numbers(spec.categories) if logical in NUMERIC_TYPES else None
+        known = (
+            sa.cast(col, sa.Float).in_(numbers)
+            if numbers is not None
+            else sa.cast(col, sa.Text).in_(list(spec.categories))
+        )
+        aggregates.append(
+            sa.func.count().filter(sa.and_(col.is_not(None), sa.not_(known))).label(f"u{index}")
+        )
+    statement = sa.select(*aggregates).select_from(source).where(*conditions)
+    if segment is not None:
+        statement = statement.add_columns(sa.cast(segment, sa.Text).label("segment")).group_by(segment)
+    return statement
+
+
+def _as_numbers(categories: Sequence[str]) -> list[float] | None:
+    """The categories as finite doubles, or ``None`` when one is not a finite number."""
+    values = []
+    for text in categories:
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        values.append(value)
+    return values
+
+
+def short_sql(sql: str, limit: int = 160) -> str:
+    """A query on one line, cut to ``limit`` characters, for messages."""
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def failing_columns(
+    engine: Engine,
+    dialect: SqlDialect,
+    columns: Sequence[_Column],
+    statement_for: Callable[[_Column], sa.Select[Any]],
+) -> list[str]:
+    """After a statement over several columns failed for its data (not an outage): which columns
+    fail alone. Each column's aggregates run by themselves (one statement per column, only on this
+    error path); an empty list when none or every one fails (the failure is not a column's)."""
+    failing: list[str] = []
+    for column in columns:
+        try:
+            with engine.begin() as conn:
+                dialect.prepare_session(conn, "profile")
+                conn.execute(statement_for(column)).all()
+        except SQLAlchemyError:
+            failing.append(column.name if isinstance(column, ColumnSpec) else str(column))
+    if len(columns) > 1 and len(failing) == len(columns):
+        return []
+    return failing
+
+
+def _failure_message(exc: SQLAlchemyError, where_label: str, sql: str | None, culprits: Sequence[str]) -> str:
+    """``profile query on <table or query> failed [for column 'x']: <database's message>``, the
+    query quoted (shortened) for a ``sql`` source."""
+    target = where_label if sql is None else f"query {short_sql(sql)!r}"
+    columns = ""
+    if culprits:
+        names = ", ".join(repr(c) for c in culprits)
+        columns = f" for column{'s' if len(culprits) > 1 else ''} {names}"
+    return f"profile query on {target} failed{columns}: {db_cause(exc)}"
+
+
+def _query_columns(
+    engine: Engine, query: str, where_label: str, sql: str
+) -> tuple[list[str], dict[str, Any] | None]:
+    """The column names a query returns, in order and with repeats, and its first row (``None``
+    when it has none): ``SELECT * FROM (<query>) LIMIT 1``."""
+    statement: sa.Select[Any] = (
+        sa.select(sa.literal_column("*")).select_from(sa.text(f"({query}) AS mlobs_probe")).limit(1)
+    )
+    try:
+        with engine.connect() as conn:
+            result = conn.execute(statement)
+            keys = list(map(str, result.keys()))
+            row = result.first()
+    except SQLAlchemyError as exc:
+        if is_transient(exc):
+            raise source_failure(exc, "", what=where_label) from exc
+        raise SourceError(f"profile query on query {short_sql(sql)!r} failed: {db_cause(exc)}") from exc
+    first = None if row is None else dict(zip(keys, row, strict=True))
+    return keys, first

@@ -9,6 +9,7 @@ the wire, and no growth of the worker's memory with the table size.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import resource
@@ -218,12 +219,14 @@ def assert_same_profile(actual: Profile, expected: Profile) -> None:
             assert got.bins == want.bins, name
             assert got.min == want.min, name
             assert got.max == want.max, name
+            assert got.scale_exp == want.scale_exp, name
             assert close(got.total, want.total), (name, got.total, want.total)
             assert close(got.total_sq, want.total_sq), (name, got.total_sq, want.total_sq)
         else:
             assert isinstance(got, CategoricalProfile) and isinstance(want, CategoricalProfile)
             assert dict(got.counts) == dict(want.counts), name
             assert (got.nulls, got.other, got.overflow) == (want.nulls, want.other, want.overflow), name
+            assert got.unseen == want.unseen, name
 
 
 # --- equality on the same rows ---------------------------------------------------------------------
@@ -323,7 +326,8 @@ def test_query_source_equals_in_memory(db: Database, ts_column: str, zone: tzinf
     rows = rows[rows["model_version"] != "v1"]
     expected = profile_frame(rows, specs, window_start=WINDOW_START, window_end=WINDOW_END)
     assert_same_profile(profile, expected)
-    # The two profile statements, and one reading a single timestamp: a query has no catalog.
+    # The two profile statements, and one reading the query's first row (its column names and a
+    # timestamp): a query has no catalog.
     assert_stats(db, stats, specs, portable=QueryStats(statements=3, rows_fetched=1 + 1 + 6 + 2 + 2), extra=1)
 
 
@@ -333,7 +337,9 @@ def test_query_source_without_window(db: Database) -> None:
     specs = list(reference_baseline().columns.values())
     profile, stats = profile_sql(db.engine, specs, sql=f"SELECT * FROM {db.qualified('features')};")
     assert_same_profile(profile, profile_frame(frame, specs))
-    assert stats.statements == 2
+    # One row of the query first (its column names: a query has no catalog), then the two profile
+    # statements.
+    assert stats.statements == 3
 
 
 def overflow_frame() -> pd.DataFrame:
@@ -366,6 +372,84 @@ def test_categories_beyond_max_categories_fold_into_other(db: Database) -> None:
     assert dict(code.counts) == {str(i): 100 - 5 * i for i in range(10)} and code.other == 200
     # At most max_categories + 1 rows per categorical column crossed the wire.
     assert stats.rows_fetched <= 1 + 4 * (10 + 1)
+
+
+def test_unseen_values_folded_into_other_are_counted_in_the_database(db: Database) -> None:
+    """Values not in the baseline's category set are counted before folding, pushed down (a third
+    statement, only when a column folded) and equal to the in-memory count."""
+    frame = overflow_frame()
+    db.load("features", frame, types={"cat_many": sa.Text(), "code": sa.Integer()})
+    known = tuple(f"lvl{i:02d}" for i in range(0, 30, 2))  # every other level is unseen
+    specs = [
+        ColumnSpec("cat_many", "categorical", categories=known),
+        ColumnSpec(
+            "code", "categorical", categories=tuple(str(i) for i in range(0, 30, 2)), source_type="INTEGER"
+        ),
+    ]
+    profile, stats = profile_sql(db.engine, specs, table=db.ref("features"), max_categories=10)
+    expected = profile_frame(frame, specs, max_categories=10)
+    assert_same_profile(profile, expected)
+    unseen = sum(100 - 5 * i for i in range(1, 10, 2)) + 10 * 10  # odd levels: 5 frequent, 10 tied
+    assert profile.columns["cat_many"].unseen == unseen  # type: ignore[union-attr]
+    assert profile.columns["code"].unseen == unseen  # type: ignore[union-attr]
+    assert stats.statements == 3
+    unfolded, unfolded_stats = profile_sql(db.engine, specs, table=db.ref("features"), max_categories=100)
+    assert unfolded.columns["cat_many"].unseen == unseen  # type: ignore[union-attr]
+    assert unfolded_stats.statements == 2  # nothing folded: counted from the ranked categories
+
+
+HUGE = [1.7976931348623157e308, -1.7976931348623157e308, 1e200, -3e160, 2.0**480, 1e-300, 0.0, -7.5, 42.0]
+
+
+def test_huge_finite_values_profile_equals_in_memory(db: Database) -> None:
+    """Finite values whose squares overflow a double (a DBL_MAX sentinel, 1e200) are summed as split
+    moments in both gatherers: equal profiles, strict JSON, and the exact mean and std."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(41)
+    values = np.concatenate([rng.normal(50.0, 10.0, 500), np.array(HUGE * 3)])
+    frame = sample_frame(len(values), seed=43)
+    frame["f_float"] = values
+    db.load("features", frame)
+    specs = [ColumnSpec("f_float", "numeric", edges=(0.0, 40.0, 50.0, 60.0, 1e100))]
+    profile, _ = profile_sql(db.engine, specs, table=db.ref("features"))
+    expected = profile_frame(frame, specs)
+    assert_same_profile(profile, expected)
+    json.loads(profile.to_json())
+    column = profile.columns["f_float"]
+    assert isinstance(column, NumericProfile) and column.scale_exp > 0
+    exact = [Fraction(float(v)) for v in values]
+    mean = sum(exact) / len(exact)
+    variance = sum((v - mean) ** 2 for v in exact) / len(exact)
+    std = math.ldexp(math.sqrt(float(variance / 2**1200)), 600)  # the variance is beyond a double
+    # The +-DBL_MAX pairs cancel: a double sum is exact only to about 1e-16 of the largest value.
+    resolution = 1e-15 * max(abs(v) for v in values)
+    assert column.mean == pytest.approx(float(mean), abs=resolution)
+    assert column.std == pytest.approx(std, rel=1e-9)
+    merged = column.merge(column)
+    assert merged.mean == pytest.approx(float(mean), abs=resolution)
+    assert merged.std == pytest.approx(std, rel=1e-9)
+
+
+@pytest.mark.postgres
+def test_numeric_beyond_double_is_non_finite_on_postgres(pg_engine: sa.Engine, pg_schema: str) -> None:
+    """A NUMERIC value beyond double range is counted as non-finite (PostgreSQL would otherwise
+    fail the whole statement with "value out of range: overflow"), like float(Decimal) in memory."""
+    from decimal import Decimal
+
+    db = Database(pg_engine, pg_schema)
+    frame = sample_frame(400, seed=47)
+    decimals = [Decimal(f"{v:.2f}") for v in np.abs(frame["f_int"]) + 1]
+    for index in range(0, 400, 10):
+        decimals[index] = Decimal("1e400") if index % 20 else Decimal("-1e400")
+    frame["f_dec"] = decimals
+    db.load("features", frame, types={"f_dec": sa.Numeric()})
+    specs = [ColumnSpec("f_dec", "numeric", edges=(10.0, 100.0, 500.0))]
+    for source in ({"table": db.ref("features")}, {"sql": f"SELECT f_dec FROM {db.qualified('features')}"}):
+        profile, _ = profile_sql(pg_engine, specs, **source)  # type: ignore[arg-type]
+        expected = profile_frame(frame.assign(f_dec=frame["f_dec"].astype(object)), specs)
+        assert_same_profile(profile, expected)
+        assert profile.columns["f_dec"].non_finite == 40  # type: ignore[union-attr]
 
 
 # --- schema changes and errors ---------------------------------------------------------------------

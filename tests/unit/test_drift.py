@@ -15,6 +15,7 @@ import pytest
 from scipy import stats as sps
 
 from airflow_mlobs.core.drift import DriftSettings, Threshold, compare
+from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import Baseline, NumericProfile, Profile
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
@@ -308,18 +309,28 @@ def test_all_null_categorical_column(baseline: Baseline) -> None:
     assert "all NULL" in distribution.reason
 
 
-def test_reference_without_values_is_skipped_with_reason(reference: pd.DataFrame) -> None:
+@pytest.mark.parametrize("fill", [np.nan, np.inf], ids=["all-null", "all-infinite"])
+def test_reference_without_values_is_a_build_error(reference: pd.DataFrame, fill: float) -> None:
+    """A baseline cannot describe a column its reference has no finite value for: before, an
+    all-inf column became the category `inf` and an all-NULL one was skipped at every run."""
     frame = reference.copy()
-    frame["e"] = np.nan
-    built = build_baseline(frame, name="features", version="v1", kinds={"e": "numeric"})
-    current = _frame(seed=7)
-    current["e"] = np.random.default_rng(7).normal(size=len(current))
-    result = compare(built, _profile(built, current))
+    frame["e"] = fill
+    for kinds in ({"e": "numeric"}, None):
+        with pytest.raises(MlobsInputError, match="column 'e' has no finite values in the reference"):
+            build_baseline(frame, name="features", version="v1", kinds=kinds)
+
+
+def test_old_baseline_without_reference_values_is_skipped_with_reason(baseline: Baseline) -> None:
+    """A stored baseline from before that rule: the column's distribution is skipped, by name."""
+    empty = NumericProfile(nulls=N, bins=(0,) * (len(baseline.columns["a"].edges) + 1))
+    columns = {**baseline.reference.columns, "a": empty}
+    old = replace(baseline, reference=replace(baseline.reference, columns=columns))
+    result = compare(old, _profile(baseline, _frame(seed=7)))
     _check(result)
-    distribution = _finding(result, "e", "wasserstein")
+    distribution = _finding(result, "a", "wasserstein")
     assert distribution.status is Status.SKIPPED
     assert "reference has no finite values" in distribution.reason
-    assert _finding(result, "e", "missing_rate").status is Status.FAIL  # 100% -> 0% missing
+    assert _finding(result, "a", "missing_rate").status is Status.FAIL  # 100% -> 0% missing
 
 
 @pytest.mark.parametrize("value", [5.0, 3.7, 123.456, 1e6 + 0.1])
@@ -327,7 +338,7 @@ def test_constant_reference_is_judged_by_js(reference: pd.DataFrame, value: floa
     frame = reference.copy()
     frame["k"] = value
     built = build_baseline(frame, name="features", version="v1", kinds={"k": "numeric"})
-    assert built.columns["k"].edges == (value,)
+    assert built.columns["k"].edges == (value, math.nextafter(value, math.inf))  # below / equal / above
 
     same = _frame(seed=8)
     same["k"] = value
@@ -425,22 +436,64 @@ def test_infinities_are_a_finding_not_binned(baseline: Baseline) -> None:
     result = compare(baseline, profile)
     _check(result)
     non_finite = _finding(result, "d", "non_finite")
-    assert non_finite.status is Status.WARN
-    assert non_finite.value == 10
-    assert "infinite" in non_finite.reason
+    assert non_finite.status is Status.WARN  # 0.05% of the window: below the rate level, still named
+    assert non_finite.value == pytest.approx(10 / len(current))
+    assert "`d`: 10 infinite" in non_finite.reason
     assert _finding(result, "d", "wasserstein").status is Status.PASS
     assert result.status is Status.WARN
 
 
-def test_all_infinite_column(baseline: Baseline) -> None:
+@pytest.mark.parametrize("fill", [np.inf, -np.inf, np.nan], ids=["inf", "-inf", "nan"])
+def test_all_non_finite_column_drifts(baseline: Baseline, fill: float) -> None:
+    """A column that becomes 100% +inf fails like one that becomes 100% NULL (before: a warning)."""
     current = _frame(seed=12)
-    current["d"] = np.inf
+    current["d"] = fill
     result = compare(baseline, _profile(baseline, current))
     _check(result)
-    assert _finding(result, "d", "non_finite").value == len(current)
+    metric = "missing_rate" if np.isnan(fill) else "non_finite"  # pandas keeps NaN as missing
+    finding = _finding(result, "d", metric)
+    assert finding.status is Status.FAIL
+    assert finding.value == pytest.approx(1.0)
     skipped = _finding(result, "d", "wasserstein")
     assert skipped.status is Status.SKIPPED
     assert "no finite values" in skipped.reason
+    assert result.metrics["drifted_columns"][0]["column"] == "d"
+    assert result.status is Status.WARN  # 1 of 5 columns drifted, below drift_share
+
+
+def test_mostly_infinite_column_drifts(baseline: Baseline) -> None:
+    current = _frame(seed=12)
+    current.loc[current.index[: len(current) * 6 // 10], "d"] = np.inf
+    result = compare(baseline, _profile(baseline, current))
+    _check(result)
+    finding = _finding(result, "d", "non_finite")
+    assert finding.status is Status.FAIL
+    assert "non-finite rate 0.0% -> 60.0%" in finding.reason
+    assert [d["column"] for d in result.metrics["drifted_columns"]] == ["d"]
+
+
+@pytest.mark.parametrize(
+    "fill",
+    [
+        lambda n, rng: np.full(n, 6.0),
+        lambda n, rng: rng.uniform(5.0, 100.0, n),
+        lambda n, rng: np.full(n, 4.0),
+    ],
+    ids=["all-above", "uniform-above", "all-below"],
+)
+def test_constant_reference_sees_a_change_in_either_direction(reference: pd.DataFrame, fill: Any) -> None:
+    frame = reference.copy()
+    frame["k"] = 5.0
+    built = build_baseline(frame, name="features", version="v1", kinds={"k": "numeric"})
+    current = _frame(seed=8)
+    current["k"] = fill(len(current), np.random.default_rng(8))
+    result = compare(built, _profile(built, current))
+    _check(result)
+    main = _finding(result, "k", "js")
+    assert main.status is Status.FAIL
+    assert "reference is constant at 5; 100.0% of window values differ" in main.reason
+    column = result.metrics["columns"]["k"]
+    assert column["share_above_constant"] + column["share_below_constant"] == pytest.approx(1.0)
 
 
 def test_million_distinct_categories_complete_approximately() -> None:
@@ -520,11 +573,9 @@ def test_profile_over_other_edges_is_an_error(baseline: Baseline, reference: pd.
         assert "other bin edges" in _finding(result, col, "column").reason
 
 
-def test_unknown_method_is_an_error(baseline: Baseline) -> None:
-    result = compare(baseline, _profile(baseline, _frame(seed=17)), DriftSettings(methods={"a": "energy"}))  # type: ignore[dict-item]
-    _check(result)
-    assert result.status is Status.ERROR
-    assert "unknown method 'energy'" in _finding(result, "a", "column").reason
+def test_unknown_method_is_refused_by_the_settings() -> None:
+    with pytest.raises(ValueError, match=r"methods\['a'\] must be one of wasserstein, psi"):
+        DriftSettings(methods={"a": "energy"})  # type: ignore[dict-item]
 
 
 def test_result_round_trips(baseline: Baseline) -> None:

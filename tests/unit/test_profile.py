@@ -393,7 +393,7 @@ def test_build_baseline_kinds() -> None:
     assert baseline.reference.edges_key == baseline.key
 
 
-@pytest.mark.parametrize("bins", [1, 5, 20])
+@pytest.mark.parametrize("bins", [2, 5, 20])
 def test_quantile_edges_unique_and_increasing(bins: int) -> None:
     baseline = _baseline(bins=bins)
     for name in ("x", "amount"):
@@ -406,6 +406,20 @@ def test_quantile_edges_unique_and_increasing(bins: int) -> None:
         assert len(profile.bins) == len(edges) + 1
         assert edges[0] == profile.min  # the 0 quantile is the smallest observed value
         assert edges[-1] == profile.max
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"bins": 1}, "bins must be an integer >= 2, got 1"),
+        ({"bins": 0}, "bins must be an integer >= 2, got 0"),
+        ({"max_categories": 0}, "max_categories must be an integer >= 1, got 0"),
+    ],
+    ids=["one-bin", "no-bins", "no-categories"],
+)
+def test_baseline_arguments_are_checked(arguments: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_baseline(pd.DataFrame({"v": np.arange(100.0)}), name="f", version="1", **arguments)  # type: ignore[arg-type]
 
 
 def test_quantile_edges_of_tied_values_are_deduplicated() -> None:
