@@ -19,9 +19,10 @@ Moments
     overflow a double (from about ``1.3e154``; a ``DBL_MAX`` sentinel, say). Then the values below
     the split are summed as they are and those above it multiplied by ``2**-MOMENT_SHIFT`` first, and
     both parts are added in units of ``2**MOMENT_SHIFT`` (:func:`split_moments`). Powers of two
-    scale exactly, so the moments stay finite for any finite double, and strict JSON holds. Values
-    below :data:`MOMENT_TINY` (``2**-500``) add nothing to the sum of squares (theirs would
-    underflow).
+    scale exactly, so the moments stay finite for any finite double, and strict JSON holds. In the
+    database, values below :data:`MOMENT_TINY` (``2**-500``) add nothing to the sum of squares
+    (theirs would underflow, which PostgreSQL raises); in memory they do unless the split applies,
+    a difference below ``2**-1000`` per value.
 Categories
     Values are compared as text. A profile keeps at most ``max_categories`` distinct values (the most
     frequent); the rest are counted in ``other``. ``overflow`` records that values were folded, which

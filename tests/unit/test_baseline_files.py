@@ -37,3 +37,19 @@ def test_a_baseline_being_rewritten_is_always_read_whole(tmp_path: Path) -> None
         reader.join()
     assert errors == []
     assert [p.name for p in (tmp_path / "shared").iterdir()] == ["v1.json"]  # no temporary files left
+
+
+def test_a_baseline_file_that_is_not_utf8_names_the_file(tmp_path: Path) -> None:
+    import codecs
+
+    import pytest
+
+    from airflow_mlobs.core.errors import MlobsInputError
+
+    baseline = build_baseline(pd.DataFrame({"x": [float(j) for j in range(100)]}), name="b", version="v1")
+    path = baseline.save(tmp_path)
+    path.write_bytes(codecs.BOM_UTF16_LE + baseline.to_json().encode("utf-16-le"))  # re-saved by an editor
+    with pytest.raises(MlobsInputError) as raised:
+        load_baseline(tmp_path, "b", "v1")
+    assert f"baseline file {path} is not UTF-8 text" in str(raised.value)
+    assert "rebuild it with BaselineOperator" in str(raised.value)

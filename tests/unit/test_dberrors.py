@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from airflow_mlobs.core.errors import SourceError, SourceUnavailable
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import guarded
-from airflow_mlobs.sources.dberrors import db_cause, is_transient, source_failure
+from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
 from airflow_mlobs.sources.sqlkit import read_columns
 from tests.servers import TcpProxy, free_port
@@ -123,6 +123,41 @@ def test_sqlite_bad_statements_are_final(sqlite_db: Path, statement: str, words:
     assert words in db_cause(error)
     assert not is_transient(error)
     assert isinstance(source_failure(error, f"query failed: {db_cause(error)}", what="query"), SourceError)
+
+
+@pytest.mark.parametrize(
+    ("statement", "column_error"),
+    [
+        ("SELECT no_such_column FROM events", True),
+        ("SELECT * FROM no_such_table", False),
+        ("SELEC 1", False),
+    ],
+    ids=["undefined-column", "missing-table", "syntax"],
+)
+def test_sqlite_value_errors_are_told_apart(sqlite_db: Path, statement: str, column_error: bool) -> None:
+    """``is_value_error``: a failure a column causes, so the gatherer looks for that column."""
+    error = raised(sa.create_engine(f"sqlite:///{sqlite_db}"), statement)
+    assert is_value_error(error) is column_error
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("statement", "column_error"),
+    [
+        ("SELECT 1e300::float8 * 1e300::float8", True),  # 22003 value out of range: overflow
+        ("SELECT 'n/a'::float8", True),  # 22P02 invalid input syntax
+        ("SELECT a FROM (SELECT 1 AS a, 2 AS a) t", True),  # 42702 ambiguous
+        ("SELECT * FROM no_such_table_here", False),  # 42P01
+        ("SELEC 1", False),  # 42601
+    ],
+    ids=["overflow", "text-as-number", "ambiguous", "missing-table", "syntax"],
+)
+def test_postgres_value_errors_are_told_apart(
+    pg_engine: sa.Engine, statement: str, column_error: bool
+) -> None:
+    error = raised(pg_engine, statement)
+    assert is_value_error(error) is column_error
+    assert not is_transient(error)
 
 
 def test_sqlite_file_that_cannot_be_opened_is_final(tmp_path: Path) -> None:

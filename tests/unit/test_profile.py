@@ -465,3 +465,44 @@ def test_constant_numeric_profile_has_zero_std() -> None:
         for n in (10, 1000, 12345):
             profile = numeric_profile(pd.Series(np.full(n, value)), (value,))
             assert profile.std == 0.0, (value, n, profile.std)
+
+
+def test_split_moments_round_trip_and_merge_across_scales() -> None:
+    """A profile holding values beyond 2**480 keeps its moments in units of 2**600 (strict JSON),
+    and merges with an ordinary one into the moments of all the values."""
+    from fractions import Fraction
+
+    edges = (0.0, 10.0)
+    ordinary = pd.Series([1.0, 2.0, 3.0, 12.0])
+    huge = pd.Series([1.7976931348623157e308, 5.0, -1e200])
+    a, b = numeric_profile(ordinary, edges), numeric_profile(huge, edges)
+    assert (a.scale_exp, b.scale_exp) == (0, 600)
+    assert "scale_exp" not in a.to_dict()
+    assert NumericProfile.from_dict(json.loads(json.dumps(b.to_dict(), allow_nan=False))) == b
+    merged = a.merge(b)
+    values = [Fraction(v) for v in [*ordinary, *huge]]
+    mean = sum(values) / len(values)
+    assert merged.scale_exp == 600 and merged.count == 7
+    assert merged.mean == pytest.approx(float(mean), rel=1e-12)
+    variance = sum((v - mean) ** 2 for v in values) / len(values)
+    assert merged.std == pytest.approx(float(variance / 2**1200) ** 0.5 * 2.0**600, rel=1e-12)
+    assert a.merge(a).total == pytest.approx(2 * a.total)  # ordinary data: plain sums as before
+
+
+def test_unseen_is_counted_before_folding_and_merges() -> None:
+    series = pd.Series(["a"] * 50 + ["b"] * 30 + [f"new{i}" for i in range(20)], dtype=object)
+    profile = categorical_profile(series, max_categories=2, categories=("a", "b"))
+    assert profile.other == 20 and profile.unseen == 20  # all of them folded into (other)
+    assert CategoricalProfile.from_dict(profile.to_dict()) == profile
+    assert profile.merge(profile).unseen == 40
+    assert categorical_profile(series, max_categories=2).unseen is None  # no category set to compare
+    assert profile.merge(categorical_profile(series, max_categories=2)).unseen is None
+
+
+def test_constant_column_edges_split_below_equal_above() -> None:
+    baseline = build_baseline(
+        pd.DataFrame({"k": [5.0] * 50, "x": np.arange(50.0)}), name="f", version="1", kinds={"k": "numeric"}
+    )
+    assert baseline.columns["k"].edges == (5.0, np.nextafter(5.0, np.inf))
+    profile = numeric_profile(pd.Series([4.0, 5.0, 5.0, 6.0, 100.0]), baseline.columns["k"].edges)
+    assert profile.bins == (1, 2, 2)

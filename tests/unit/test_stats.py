@@ -371,3 +371,28 @@ def test_adjust_pvalues_all_none_and_bad_method() -> None:
     assert stats.adjust_pvalues([], "bonferroni") == []
     with pytest.raises(ValueError, match="correction must be one of"):
         stats.adjust_pvalues([0.1], "holm")  # type: ignore[arg-type]
+
+
+def test_wasserstein_across_the_double_range_is_finite_and_scale_free() -> None:
+    """Bins reaching a DBL_MAX sentinel have widths beyond a double: computed with the bounds scaled
+    by a power of two, the value equals the same distribution scaled down (exact in binary)."""
+    ref, cur = [10, 30, 40, 20], [5, 25, 40, 30]
+    edges, low, high = [-1e300, 0.0, 1e300], -1.7976931348623157e308, 1.7976931348623157e308
+    huge = stats.wasserstein_binned(ref, cur, edges, low=low, high=high, reference_std=1e307)
+    scale = 2.0**-100
+    small = stats.wasserstein_binned(
+        ref, cur, [e * scale for e in edges], low=low * scale, high=high * scale, reference_std=1e307 * scale
+    )
+    assert huge is not None and math.isfinite(huge)
+    assert huge == pytest.approx(small, rel=1e-12)
+    # An ordinary reference std against a DBL_MAX spread: a huge effect, capped, never infinite.
+    capped = stats.wasserstein_binned(ref, cur, edges, low=low, high=high, reference_std=1e-10)
+    assert capped == 1.7976931348623157e308
+
+
+def test_js_distance_of_a_constant_reference_three_bins_equals_scipy() -> None:
+    """A constant reference's bins are below / equal / above: the JS distance is scipy's."""
+    reference, current = [0, 1000, 0], [30, 900, 70]
+    assert stats.js_distance(reference, current) == pytest.approx(
+        float(jensenshannon(np.array(reference) / 1000, np.array(current) / 1000, base=2)), abs=1e-12
+    )
