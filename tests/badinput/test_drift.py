@@ -387,6 +387,55 @@ def overflow_in_query_pg(db: Db) -> CheckResult:
     return sql_check(db, people(0), people(1), sql=sql)
 
 
+def baseline_text_in_numeric_query_pg(db: Db) -> CheckResult:
+    current = people(1).assign(age=lambda f: f["age"].astype(str).where(f.index > 3, "n/a"))
+    db.write("ref", current, {"age": sa.Text(), "region": sa.Text()})
+    sql = f"SELECT age::float8 AS age, region FROM {db.quoted('ref')}"
+    baseline = build_baseline_sql(
+        db.engine,
+        name="people",
+        version="v1",
+        sql=sql,
+        columns=["age", "region"],
+        kinds={"age": "numeric", "region": "categorical"},
+    )
+    return judged(baseline, profile_sql(db.engine, list(baseline.columns.values()), sql=sql)[0])
+
+
+def baseline_numeric_beyond_double_pg(db: Db) -> CheckResult:
+    """A NUMERIC reference with values beyond double range: those are non-finite, the rest binned;
+    a window where 60% are beyond it fails."""
+    types = {"age": sa.Numeric(), "region": sa.Text()}
+    db.write("ref", people(0), types)
+    db.run(f"UPDATE {db.quoted('ref')} SET age = 1e400 WHERE age > 75")
+    db.write("cur", people(1), types)
+    db.run(f"UPDATE {db.quoted('cur')} SET age = -1e400 WHERE age < 50")
+    baseline = build_baseline_sql(db.engine, name="people", version="v1", table=db.table("ref"))
+    reference = baseline.reference.columns["age"]
+    assert reference.non_finite > 0 and reference.count + reference.non_finite == N  # type: ignore[union-attr]
+    profile, _ = profile_sql(db.engine, list(baseline.columns.values()), table=db.table("cur"))
+    return judged(baseline, profile)
+
+
+def baseline_query_dbl_max(db: Db) -> CheckResult:
+    """A query source (no catalog: exact bounds) holding a DBL_MAX sentinel in the reference."""
+    db.write("ref", with_values(people(0), "age", 0.01, DBL_MAX), TYPES)
+    db.write("cur", with_values(people(1), "age", 0.01, DBL_MAX), TYPES)
+    kinds = {"age": "numeric", "region": "categorical"}
+    baseline = build_baseline_sql(
+        db.engine,
+        name="people",
+        version="v1",
+        sql=f"SELECT * FROM {db.quoted('ref')}",
+        columns=list(kinds),
+        kinds=kinds,  # type: ignore[arg-type]
+    )
+    profile, _ = profile_sql(
+        db.engine, list(baseline.columns.values()), sql=f"SELECT * FROM {db.quoted('cur')}"
+    )
+    return judged(baseline, profile)
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -604,6 +653,25 @@ CASES = [
         "fail",
         ("`age`: ", "infinite, NaN or out-of-range values"),
     ),
+    Case(
+        "baseline-text-in-numeric-query",
+        "postgres",
+        baseline_text_in_numeric_query_pg,
+        "error",
+        (
+            "baseline 'people': query on query 'SELECT age::float8 AS age",
+            "for column 'age'",
+            "invalid input syntax",
+        ),
+    ),
+    Case(
+        "baseline-numeric-beyond-double",
+        "postgres",
+        baseline_numeric_beyond_double_pg,
+        "fail",
+        ("`age`: ", "non-finite rate"),
+    ),
+    Case("baseline-query-dbl-max", "both", baseline_query_dbl_max, "pass", ("no drift in 2 columns",)),
     Case("null", "postgres", null_pg, "fail", ("`age`: missing rate 0.0% ->",)),
     Case(
         "numeric-beyond-double",
