@@ -28,6 +28,7 @@ __all__ = [
     "TRANSIENT_SQLSTATES",
     "db_cause",
     "find_db_error",
+    "is_out_of_range",
     "is_transient",
     "is_value_error",
     "source_failure",
@@ -172,6 +173,19 @@ def is_value_error(exc: BaseException) -> bool:
         return code[:2] == "22" or code in _COLUMN_SQLSTATES
     orig = getattr(found, "orig", None) or found
     return _COLUMN_MESSAGES.search(str(orig)) is not None
+
+
+def is_out_of_range(exc: BaseException) -> bool:
+    """Whether ``exc`` is a double overflow or underflow the database raised ("value out of range:
+    overflow", SQLSTATE 22003) instead of returning an infinity or 0."""
+    found = find_db_error(exc)
+    if found is None:
+        return False
+    code = sqlstate(found)
+    if code is not None:
+        return code == "22003"
+    orig = getattr(found, "orig", None) or found
+    return re.search(r"out of range", str(orig), re.IGNORECASE) is not None
 
 
 _CREDENTIALS_IN_URL = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)

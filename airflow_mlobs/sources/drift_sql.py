@@ -10,6 +10,7 @@ how a finite number is tested and which session settings run first is the engine
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
@@ -45,7 +46,13 @@ from airflow_mlobs.core.types import (
     canonical_category,
     logical_type_from_name,
 )
-from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
+from airflow_mlobs.sources.dberrors import (
+    db_cause,
+    is_out_of_range,
+    is_transient,
+    is_value_error,
+    source_failure,
+)
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message, window_conditions
 
@@ -266,7 +273,18 @@ def profile_sql_segments(
     try:
         with engine.begin() as conn:
             dialect.prepare_session(conn, "profile")
-            grouped_rows = [dict(r._mapping) for r in conn.execute(aggregate_statement(conditions, True))]
+            try:
+                with conn.begin_nested():  # a savepoint: the statement may be run again
+                    grouped_rows = [
+                        dict(r._mapping) for r in conn.execute(aggregate_statement(conditions, True))
+                    ]
+            except SQLAlchemyError as exc:
+                if not dialect.packs_bin_counts or not is_out_of_range(exc):
+                    raise
+                # A square overflowed or underflowed (PostgreSQL raises): the split moments.
+                statements += 1
+                aggregate_statement, layout = builder(source, present, segment, dialect, exact, split=True)
+                grouped_rows = [dict(r._mapping) for r in conn.execute(aggregate_statement(conditions, True))]
             statements += 1
             rows_fetched += len(grouped_rows)
             if len(grouped_rows) > max_segments:
@@ -320,7 +338,7 @@ def profile_sql_segments(
                 engine,
                 dialect,
                 present,
-                lambda spec: builder(source, [spec], None, dialect, exact)[0](conditions, False),
+                lambda spec: builder(source, [spec], None, dialect, exact, split=True)[0](conditions, False),
             )
         )
         raise SourceError(_failure_message(exc, where_label, sql, culprits)) from exc
@@ -363,11 +381,13 @@ def _portable_profile_statement(
     segment: sa.ColumnElement[Any] | None,
     dialect: SqlDialect,
     exact: set[str] = frozenset(),  # type: ignore[assignment]
+    split: bool = True,
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
-    """The profile aggregates for any dialect: per numeric column the finite count, min, max, the
+    """The profile aggregates for any dialect (always the split moments: ``split`` is ignored): per numeric column the finite count, min, max, the
     split moments (sum and sum of squares of the values below :data:`MOMENT_SPLIT`, and count, sum
     and sum of squares of those above it scaled by ``2**-MOMENT_SHIFT``) and
-    ``count(*) FILTER (WHERE x < edge)`` per bin edge. Returns a function of the window conditions
+    ``count(*) FILTER (WHERE x < edge)`` per bin edge. Databases that do not raise on a double
+    overflow return an infinity or 0 for a square, so the split is not left to an error. Returns a function of the window conditions
     (and whether to group by the segment) and the numeric columns' layout. ``exact`` names the
     columns tested for finiteness before the cast (:meth:`SqlDialect.finite`).
 
@@ -439,16 +459,19 @@ def _packed_profile_statement(
     segment: sa.ColumnElement[Any] | None,
     dialect: SqlDialect,
     exact: set[str] = frozenset(),  # type: ignore[assignment]
+    split: bool = False,
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
     """The profile aggregates where the dialect packs bin counts (PostgreSQL), about 2.5x faster
     than the portable statement.
 
     * A subquery computes each numeric column's finite value once per row (``CASE WHEN x >= -max
       AND x <= max THEN x END``: NULL for NULL, NaN and +-inf); count, min, max, sum and sum of
-      squares then aggregate it with no FILTER (the moments as split moments: the subquery also
-      gives the value when below :data:`MOMENT_SPLIT`, and the value times ``2**-MOMENT_SHIFT``
-      when above it, so no square overflows; PostgreSQL raises on a double overflow, where other
-      databases return infinity). ``clock_timestamp()`` (volatile, parallel safe) in
+      squares then aggregate it with no FILTER. PostgreSQL raises on a double overflow or
+      underflow ("value out of range", SQLSTATE 22003, where other databases return infinity or
+      0): with ``split`` (the statement run again after that error, so ordinary data pays nothing)
+      the subquery also gives the value when below :data:`MOMENT_SPLIT`, its square from
+      :data:`MOMENT_TINY` up, and the value times ``2**-MOMENT_SHIFT`` when above the split, the
+      split moments of :mod:`airflow_mlobs.core.profile`. ``clock_timestamp()`` (volatile, parallel safe) in
       the subquery's select list keeps the planner from flattening it, which would repeat the CASE
       in every aggregate; the plan stays a parallel aggregate.
     * All bin counts of a column come from one aggregate: ``sum(w[width_bucket(f, edges) + 1])``
@@ -474,8 +497,10 @@ def _packed_profile_statement(
             bound_type = sa.Numeric if spec.name in exact else sa.Float
             small = magnitude < sa.literal(MOMENT_SPLIT, bound_type)
             squared = sa.and_(small, magnitude >= sa.literal(MOMENT_TINY, bound_type))
+            inner.append(sa.case((finite, x)).label(f"f{index}"))
+            if not split:
+                continue
             inner += [
-                sa.case((finite, x)).label(f"f{index}"),
                 sa.case((small, x)).label(f"s{index}"),
                 sa.case((squared, x * x)).label(f"q{index}"),
                 sa.case((sa.and_(sa.not_(small), finite), x * sa.literal(_SCALE, sa.Float))).label(
@@ -494,8 +519,7 @@ def _packed_profile_statement(
             aggregates.append(sa.func.count(rows.c[f"v{index}"]).label(f"{prefix}_nonnull"))
             if spec.kind != "numeric":
                 continue
-            f, small_value, big_value = rows.c[f"f{index}"], rows.c[f"s{index}"], rows.c[f"b{index}"]
-            small_square = rows.c[f"q{index}"]
+            f = rows.c[f"f{index}"]
             weights = sa.literal_column(
                 "(ARRAY["
                 + ", ".join(f"1e{_BIN_DIGITS * k}" for k in range(len(spec.edges) + 1))
@@ -513,13 +537,22 @@ def _packed_profile_statement(
                 sa.literal(0).label(f"{prefix}_invalid"),
                 sa.func.min(f).label(f"{prefix}_min"),
                 sa.func.max(f).label(f"{prefix}_max"),
-                sa.func.sum(small_value).label(f"{prefix}_sum"),
-                sa.func.sum(small_square).label(f"{prefix}_sumsq"),
-                sa.func.count(big_value).label(f"{prefix}_bign"),
-                sa.func.sum(big_value).label(f"{prefix}_bigsum"),
-                sa.func.sum(big_value * big_value).label(f"{prefix}_bigsq"),
                 sa.func.sum(weights[bucket]).filter(f.is_not(None)).label(f"{prefix}_packed"),
             ]
+            if split:
+                big_value = rows.c[f"b{index}"]
+                aggregates += [
+                    sa.func.sum(rows.c[f"s{index}"]).label(f"{prefix}_sum"),
+                    sa.func.sum(rows.c[f"q{index}"]).label(f"{prefix}_sumsq"),
+                    sa.func.count(big_value).label(f"{prefix}_bign"),
+                    sa.func.sum(big_value).label(f"{prefix}_bigsum"),
+                    sa.func.sum(big_value * big_value).label(f"{prefix}_bigsq"),
+                ]
+            else:
+                aggregates += [
+                    sa.func.sum(f).label(f"{prefix}_sum"),
+                    sa.func.sum(f * f).label(f"{prefix}_sumsq"),
+                ]
         if segment is not None and by_segment:
             seg = rows.c.mlobs_segment
             return sa.select(sa.cast(seg, sa.Text).label("segment"), *aggregates).group_by(seg)
@@ -568,20 +601,29 @@ def _assemble_profile(
             count = int(row[f"{prefix}_count"] or 0)
             invalid = int(row[f"{prefix}_invalid"] or 0)
             bins = row[f"{prefix}_bins"]
+            low = None if row[f"{prefix}_min"] is None else float(row[f"{prefix}_min"])
+            high = None if row[f"{prefix}_max"] is None else float(row[f"{prefix}_max"])
             total, total_sq, scale_exp = split_moments(
                 float(row[f"{prefix}_sum"] or 0.0),
                 float(row[f"{prefix}_sumsq"] or 0.0),
-                float(row[f"{prefix}_bigsum"] or 0.0),
-                float(row[f"{prefix}_bigsq"] or 0.0),
-                int(row[f"{prefix}_bign"] or 0),
+                float(row.get(f"{prefix}_bigsum") or 0.0),
+                float(row.get(f"{prefix}_bigsq") or 0.0),
+                int(row.get(f"{prefix}_bign") or 0),
             )
+            if not scale_exp and (
+                (low is not None and low <= -MOMENT_SPLIT) or (high is not None and high >= MOMENT_SPLIT)
+            ):
+                # Plain sums that did not overflow, in the split moments' units (as in memory).
+                total = math.ldexp(total, -MOMENT_SHIFT)
+                total_sq = math.ldexp(total_sq, -2 * MOMENT_SHIFT)
+                scale_exp = MOMENT_SHIFT
             columns[spec.name] = NumericProfile(
                 count=count,
                 nulls=total_rows - nonnull,
                 non_finite=nonnull - count - invalid,
                 invalid=invalid,
-                min=None if row[f"{prefix}_min"] is None else float(row[f"{prefix}_min"]),
-                max=None if row[f"{prefix}_max"] is None else float(row[f"{prefix}_max"]),
+                min=low,
+                max=high,
                 total=total,
                 total_sq=total_sq,
                 bins=tuple(bins),

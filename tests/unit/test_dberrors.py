@@ -16,7 +16,13 @@ import sqlalchemy as sa
 from airflow_mlobs.core.errors import SourceError, SourceUnavailable
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.operators.base import guarded
-from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
+from airflow_mlobs.sources.dberrors import (
+    db_cause,
+    is_out_of_range,
+    is_transient,
+    is_value_error,
+    source_failure,
+)
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
 from airflow_mlobs.sources.sqlkit import read_columns
 from tests.servers import TcpProxy, free_port
@@ -157,6 +163,7 @@ def test_postgres_value_errors_are_told_apart(
 ) -> None:
     error = raised(pg_engine, statement)
     assert is_value_error(error) is column_error
+    assert is_out_of_range(error) is statement.startswith("SELECT 1e300")
     assert not is_transient(error)
 
 
