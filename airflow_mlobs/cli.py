@@ -1,7 +1,8 @@
 """Command line: build a drift baseline outside Airflow (``python -m airflow_mlobs baseline ...``).
 
-Uses the same builders as ``BaselineOperator``: a table or query is profiled in the database
-through a SQLAlchemy URL, a file is read in memory. Does not import Airflow.
+The same :class:`~airflow_mlobs.specs.drift.BaselineSpec` as ``BaselineOperator``: a table or query
+is profiled in the database through a SQLAlchemy URL, a file is read in memory. Does not import
+Airflow.
 """
 
 from __future__ import annotations
@@ -11,16 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind, baseline_path
+from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind
 from airflow_mlobs.core.timeutil import get_zone, parse_moment
-from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.sources import drift_frame as frame_source
-from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.sources.baseline_sql import build_baseline_sql
+from airflow_mlobs.specs.base import url_connected
+from airflow_mlobs.specs.drift import BaselineSpec
 
 
 def _kinds(values: Sequence[str]) -> dict[str, ColumnKind]:
@@ -34,59 +31,33 @@ def _kinds(values: Sequence[str]) -> dict[str, ColumnKind]:
 
 
 def build_baseline_command(args: argparse.Namespace) -> str:
-    """Build and save a baseline; returns what was done, in one line."""
-    columns = args.columns.split(",") if args.columns else None
-    kinds = _kinds(args.kind or [])
-    target = baseline_path(args.dir, args.name, args.version)
-    if target.exists() and not args.overwrite:
-        return f"baseline {args.name} {args.version} already exists at {target}; kept (use --overwrite to rebuild)"
-    start, end = parse_moment(args.start, "--start"), parse_moment(args.end, "--end")
-    if args.path:
-        frame = file_source.read_window(
-            args.path,
-            [*columns, *([args.timestamp_column] if args.timestamp_column else [])] if columns else None,
-            timestamp_column=args.timestamp_column,
-            window_start=start,
-            window_end=end,
-        )
-        if args.timestamp_column and not columns:
-            frame = frame.drop(columns=[args.timestamp_column])
-        baseline = frame_source.build_baseline(
-            frame,
-            name=args.name,
-            version=args.version,
-            columns=columns,
-            kinds=kinds,
-            bins=args.bins,
-            source=args.path,
-        )
-    else:
-        engine = sa.create_engine(args.url)
-        try:
-            baseline = build_baseline_sql(
-                engine,
-                name=args.name,
-                version=args.version,
-                table=parse_table_name(args.table) if args.table else None,
-                sql=args.sql,
-                columns=columns,
-                kinds=kinds,
-                timestamp_column=args.timestamp_column,
-                window_start=start,
-                window_end=end,
-                naive_zone=get_zone(args.timezone),
-                where=args.where,
-                bins=args.bins,
-                source=args.table or "query",
-            )
-        finally:
-            engine.dispose()
-    path = baseline.save(args.dir)
-    kinds_found = {c.name: c.kind for c in baseline.columns.values()}
-    return (
-        f"built baseline {args.name} {args.version} from {baseline.reference.row_count} rows at {path}: "
-        + ", ".join(f"{n} ({k})" for n, k in kinds_found.items())
+    """Build and save a baseline (:meth:`BaselineSpec.ensure`, as ``BaselineOperator`` does);
+    returns what was done, in one line."""
+    spec = BaselineSpec(
+        conn_id=args.url,
+        table=args.table,
+        sql=args.sql,
+        path=args.path,
+        where=args.where,
+        timestamp_column=args.timestamp_column,
+        timestamp_timezone=args.timezone,
+        baseline=args.name,
+        version=args.version,
+        reference_start=parse_moment(args.start, "--start"),
+        reference_end=parse_moment(args.end, "--end"),
+        columns=tuple(args.columns.split(",")) if args.columns else None,
+        kinds=_kinds(args.kind or []),
+        bins=args.bins,
     )
+    get_zone(args.timezone)
+    result = spec.ensure(args.dir, overwrite=args.overwrite, connect=url_connected)
+    if not result.metrics["created"]:
+        return result.summary.replace("(overwrite=False)", "(use --overwrite to rebuild)")
+    kinds = [
+        *(f"{n} (numeric)" for n in result.metrics["numeric_columns"]),
+        *(f"{n} (categorical)" for n in result.metrics["categorical_columns"]),
+    ]
+    return f"{result.summary}: " + ", ".join(kinds)
 
 
 def parser() -> argparse.ArgumentParser:

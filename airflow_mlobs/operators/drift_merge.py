@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs import settings
 from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.drift_settings import CHECK
+from airflow_mlobs.core.drift_settings import CHECK, DEFAULT_MIN_ROWS
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import DEFAULT_MAX_CATEGORIES, Profile, load_baseline
 from airflow_mlobs.core.result import CheckResult
@@ -23,7 +23,7 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.operators.drift import drift_settings_arg, judge_profile
+from airflow_mlobs.specs.drift import checked_baseline, drift_settings_arg, judge_profile
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -56,7 +56,8 @@ class DriftMergeOperator(BaseCheckOperator):
         run's data interval). Templated.
     :param segment: merge the profiles of this segment value only (default: unsegmented ones).
     :param columns, prediction_columns, methods, thresholds, correction, drift_share, warn_share,
-        importances, max_categories: as for ``DriftCheckOperator``.
+        importances, min_rows, max_categories: as for ``DriftCheckOperator``; ``min_rows`` counts the
+        merged window's rows.
     """
 
     check_name = CHECK
@@ -91,6 +92,7 @@ class DriftMergeOperator(BaseCheckOperator):
         drift_share: float = 0.5,
         warn_share: float | None = None,
         importances: Mapping[str, float] | None = None,
+        min_rows: int = DEFAULT_MIN_ROWS,
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         **kwargs: Any,
     ) -> None:
@@ -109,7 +111,14 @@ class DriftMergeOperator(BaseCheckOperator):
         self.prediction_columns = list(prediction_columns)
         self.max_categories = max_categories
         self.settings = drift_settings_arg(
-            self.task_id, methods, thresholds, correction, drift_share, warn_share, importances
+            self.task_id,
+            methods=methods,
+            thresholds=thresholds,
+            correction=correction,
+            drift_share=drift_share,
+            warn_share=warn_share,
+            importances=importances,
+            min_rows=min_rows,
         )
 
     def stored_partitions(
@@ -142,16 +151,10 @@ class DriftMergeOperator(BaseCheckOperator):
             context, self.window, start=self.window_start, end=self.window_end, required=False
         )
         start, end = judged.start, judged.end
-        baseline = load_baseline(
-            settings.baseline_dir(self.baseline_dir), self.baseline, self.baseline_version
+        baseline = checked_baseline(
+            load_baseline(settings.baseline_dir(self.baseline_dir), self.baseline, self.baseline_version),
+            [*(self.columns or []), *self.prediction_columns],
         )
-        requested = [*(self.columns or []), *self.prediction_columns]
-        unknown = [c for c in requested if c not in baseline.columns]
-        if unknown:
-            raise MlobsInputError(
-                f"baseline {baseline.name} {baseline.version} has no {', '.join(map(repr, unknown))} "
-                f"(it has {', '.join(baseline.columns)}); name columns of the baseline"
-            )
         found = self.stored_partitions(dataset, baseline.key, start, end)
         where = (
             f"for {dataset} over the window {_moment(start)} .. {_moment(end)} against baseline "

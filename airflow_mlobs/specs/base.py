@@ -37,3 +37,28 @@ def url_connected(url: str) -> Iterator[Engine]:
 def connector_or_default(connect: Connector | None) -> Connector:
     """The given connector, else Airflow connections."""
     return connect if connect is not None else airflow_connector()
+
+
+def connection_label(conn_id: str | None) -> str:
+    """How a result names a connection: the Airflow ``conn_id``, or for a SQLAlchemy URL (the CLI's,
+    a notebook's) the URL with its password masked, so no secret reaches a stored result."""
+    if conn_id is None or "://" not in conn_id:
+        return str(conn_id)
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(conn_id).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: name it without what follows the scheme
+        return conn_id.split("://", 1)[0] + "://..."
+
+
+def source_label(
+    conn_id: str | None, *, table: str | None = None, sql: str | None = None, path: object = None
+) -> str:
+    """How every check names its source: ``conn_id:table``, ``conn_id:query`` (the connection as
+    :func:`connection_label` shows it), else the path."""
+    if table:
+        return f"{connection_label(conn_id)}:{table}"
+    if sql:
+        return f"{connection_label(conn_id)}:query"
+    return str(path)

@@ -18,8 +18,7 @@ from airflow_mlobs.core.timeutil import format_duration, get_zone, parse_duratio
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
-from airflow_mlobs.specs.base import Connector, connector_or_default
-from airflow_mlobs.specs.schema import connection_label
+from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
 
 
 def seconds_or_text(value: timedelta | str | float | None) -> str | float | None:
@@ -125,11 +124,7 @@ class FreshnessSpec:
         """``conn_id:table``, ``conn_id:query``, or the path, unless ``dataset`` names it."""
         if self.dataset:
             return self.dataset
-        if self.table:
-            return f"{connection_label(self.conn_id)}:{self.table}"
-        if self.sql:
-            return f"{connection_label(self.conn_id)}:query"
-        return str(self.path or self.partition)
+        return source_label(self.conn_id, table=self.table, sql=self.sql, path=self.path or self.partition)
 
     def to_kwargs(self) -> dict[str, Any]:
         """Plain dict, for a trigger's ``serialize()``; ``FreshnessSpec(**kwargs)`` rebuilds it."""

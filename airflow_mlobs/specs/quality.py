@@ -21,8 +21,8 @@ from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
-from airflow_mlobs.specs.base import Connector, connector_or_default
-from airflow_mlobs.specs.schema import connection_label, resolve_contract_path
+from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
+from airflow_mlobs.specs.schema import resolve_contract_path
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +107,7 @@ class QualitySpec:
         """``conn_id:table`` or the path, unless ``dataset`` names it (it must, for a DataFrame)."""
         if self.dataset:
             return self.dataset
-        if self.table:
-            return f"{connection_label(self.conn_id)}:{self.table}"
-        return str(self.path)
+        return source_label(self.conn_id, table=self.table, path=self.path)
 
     def evaluate(
         self,

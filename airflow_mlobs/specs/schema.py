@@ -21,23 +21,10 @@ from airflow_mlobs.core.schema import CHECK, compare_schema, contract_from_colum
 from airflow_mlobs.core.types import ColumnInfo, parse_table_name
 from airflow_mlobs.sources import files as file_source
 from airflow_mlobs.sources.sqlkit import read_columns
-from airflow_mlobs.specs.base import Connector, connector_or_default
+from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
 
 EXPECTATIONS_DIR_ENV = "MLOBS_EXPECTATIONS_DIR"
 log = logging.getLogger(__name__)
-
-
-def connection_label(conn_id: str | None) -> str:
-    """How a result names a connection: the Airflow ``conn_id``, or for a SQLAlchemy URL (the CLI's,
-    a notebook's) the URL with its password masked, so no secret reaches a stored result."""
-    if conn_id is None or "://" not in conn_id:
-        return str(conn_id)
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(conn_id).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads: name it without what follows the scheme
-        return conn_id.split("://", 1)[0] + "://..."
 
 
 def resolve_contract_path(contract: str, dag_file: str | None) -> Path:
@@ -116,7 +103,7 @@ class SchemaSpec:
         """``conn_id:table`` or the file path, unless ``dataset`` names it."""
         if self.dataset:
             return self.dataset
-        return f"{connection_label(self.conn_id)}:{self.table}" if self.table else str(self.path)
+        return source_label(self.conn_id, table=self.table, path=self.path)
 
     def observed_columns(self, *, connect: Connector | None = None) -> list[ColumnInfo]:
         """Gather: the schema from the catalog (through ``connect``; default Airflow connections)

@@ -1,4 +1,4 @@
-"""The freshness, schema and quality specs without Airflow: built from plain values and evaluated
+"""The freshness, schema, quality, baseline and drift specs without Airflow: built from plain values and evaluated
 through :func:`~airflow_mlobs.specs.base.url_connected` (a SQLAlchemy URL, no Airflow connection),
 on SQLite and PostgreSQL, as the CLI, a notebook or a trigger would. A fresh interpreter runs the
 SQLite case and holds that no Airflow module was loaded on the way.
@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from airflow_mlobs.core.drift_settings import DriftSettings
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.schema import contract_from_columns
 from airflow_mlobs.core.types import ColumnInfo, LogicalType, parse_table_name
 from airflow_mlobs.sources.sqlkit import read_columns
 from airflow_mlobs.specs.base import url_connected
+from airflow_mlobs.specs.drift import BaselineSpec, DriftSpec
 from airflow_mlobs.specs.freshness import FreshnessSpec
 from airflow_mlobs.specs.quality import QualitySpec
 from airflow_mlobs.specs.schema import SchemaSpec
@@ -97,6 +99,47 @@ def evaluate_all(url: str, table: str, folder: Path) -> dict[str, str]:
     verdicts["quality_window"] = result.status.value
     whole = QualitySpec(suite=str(suite), conn_id=url, table=table).evaluate(connect=url_connected)
     verdicts["quality_whole"] = whole.status.value  # the bad age, and 48 rows, not 24
+
+    baselines = folder / "baselines"
+    reference = BaselineSpec(
+        conn_id=url,
+        table=table,
+        timestamp_column="ts",
+        columns=("customer_age", "region"),
+        reference_start=DAY,
+        reference_end=DAY + timedelta(days=1),
+        baseline="events",
+        version="v1",
+    )
+    reference.validate("baseline")
+    built = reference.ensure(baselines, connect=url_connected)
+    assert built.metrics["created"] and built.metrics["reference_rows"] == 24, built.metrics
+    again = reference.ensure(baselines, connect=url_connected)
+    assert not again.metrics["created"] and "kept" in again.summary
+    verdicts["baseline"] = built.status.value
+    drift = DriftSpec(
+        conn_id=url,
+        table=table,
+        timestamp_column="ts",
+        baseline="events",
+        settings=DriftSettings(min_rows=10),
+    )
+    drift.validate("drift")
+    kept: list[int] = []
+    same = drift.evaluate(
+        baselines,
+        window_start=DAY,
+        window_end=DAY + timedelta(days=1),
+        connect=url_connected,
+        keep_profile=lambda _baseline, profile: kept.append(profile.row_count),
+    )
+    assert kept == [24], kept  # the window profiled once, and that profile handed over to be stored
+    verdicts["drift_same"] = same.status.value
+    short = drift.evaluate(
+        baselines, window_start=DAY, window_end=DAY + timedelta(hours=2), connect=url_connected
+    )
+    assert "min_rows=10" in short.summary, short.summary
+    verdicts["drift_short"] = short.status.value
     return verdicts
 
 
@@ -107,6 +150,9 @@ EXPECTED = {
     "schema_missing": Status.FAIL.value,
     "quality_window": Status.PASS.value,
     "quality_whole": Status.FAIL.value,
+    "baseline": Status.PASS.value,
+    "drift_same": Status.PASS.value,
+    "drift_short": Status.SKIPPED.value,
 }
 
 

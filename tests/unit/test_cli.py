@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import sqlalchemy as sa
 
 from airflow_mlobs.core.profile import load_baseline
 from airflow_mlobs.sources.drift_frame import build_baseline
+from airflow_mlobs.specs.base import url_connected
+from airflow_mlobs.specs.drift import BaselineSpec
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "airflow_mlobs", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
+        env=env,
     )
 
 
@@ -55,7 +60,7 @@ def test_baseline_from_a_table_equals_the_in_memory_baseline(tmp_path: Path) -> 
         "reference",
     )
     assert done.returncode == 0, done.stderr
-    assert "built baseline ref v1 from 5000 rows" in done.stdout
+    assert "built baseline ref v1 from " in done.stdout and "(5000 rows)" in done.stdout
     stored = load_baseline(tmp_path / "b", "ref", "v1")
     expected = build_baseline(frame, name="ref", version="v1")
     assert {c.name: (c.kind, c.edges, c.categories) for c in stored.columns.values()} == {
@@ -118,3 +123,33 @@ def test_bad_input_is_a_clear_error_and_exit_code_2(tmp_path: Path) -> None:
         str(tmp_path / "no.parquet"),
     )
     assert missing_file.returncode == 2 and "does not exist" in missing_file.stderr
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_reference_bounds_without_a_zone_are_utc_whatever_the_machines_zone(
+    tmp_path: Path, zone: str
+) -> None:
+    """``--start``/``--end`` without a zone are UTC, as the operator reads them (they were read in
+    the machine's zone by ``datetime.fromisoformat``: 24 rows under TZ=UTC, 19 under New York)."""
+    times = pd.date_range("2026-01-01", periods=48, freq="h")  # naive, stored as UTC wall time
+    frame = pd.DataFrame({"ts": times, "amount": np.arange(48.0)})
+    url = f"sqlite:///{tmp_path / 'ref.db'}"
+    engine = sa.create_engine(url)
+    frame.to_sql("reference", engine, index=False)
+    engine.dispose()
+    bounds = ("2026-01-01T12:00:00", "2026-01-02T12:00:00")
+    done = run_cli(
+        "baseline", "--name", "ref", "--version", "v1", "--dir", str(tmp_path / "b"),
+        "--url", url, "--table", "reference", "--columns", "amount",
+        "--timestamp-column", "ts", "--start", bounds[0], "--end", bounds[1],
+        env={**os.environ, "TZ": zone},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stored = load_baseline(tmp_path / "b", "ref", "v1")
+    operator_spec = BaselineSpec(
+        conn_id=url, table="reference", columns=("amount",), timestamp_column="ts",
+        reference_start=bounds[0], reference_end=bounds[1], baseline="ref", version="v2",
+    )  # fmt: skip
+    built = operator_spec.build(connect=url_connected)
+    assert stored.reference.row_count == built.reference.row_count == 24
+    assert "(24 rows)" in done.stdout

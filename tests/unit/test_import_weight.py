@@ -121,7 +121,7 @@ BAD_DAGS = {
     ),
     "bad_drift.py": (
         'DriftCheckOperator(task_id="d", conn_id="c", table="t", baseline="b", correction="bhh")',
-        "correction must be none, bonferroni, bh or by",
+        "correction must be one of none, bonferroni, bh, by",
     ),
     "bad_performance.py": (
         'PerformanceCheckOperator(task_id="p", conn_id="c", predictions_table="p", labels_table="l", '

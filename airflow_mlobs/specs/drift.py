@@ -1,0 +1,419 @@
+"""The drift checks as plain specs: building a baseline (:class:`BaselineSpec`) and judging a window
+against it (:class:`DriftSpec`), each gathered once and judged once.
+
+Used by ``BaselineOperator``, ``DriftCheckOperator`` and ``DriftMergeOperator`` (which shares
+:func:`judge_profile` and :func:`checked_baseline`), and by the command line
+(``python -m airflow_mlobs baseline``) through :func:`~airflow_mlobs.specs.base.url_connected`.
+A table or query is profiled in the database (only aggregates are fetched); a file is read in
+memory, only the needed columns and rows. Importing this module loads no Airflow, pandas or scipy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_mlobs.core.drift_settings import DEFAULT_MIN_ROWS, DriftSettings, Threshold
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.profile import (
+    DEFAULT_BINS,
+    DEFAULT_MAX_CATEGORIES,
+    Baseline,
+    ColumnKind,
+    Profile,
+    baseline_path,
+    load_baseline,
+)
+from airflow_mlobs.core.readings import DriftReading
+from airflow_mlobs.core.result import CheckResult, Status, worst
+from airflow_mlobs.core.timeutil import get_zone, parse_moment
+from airflow_mlobs.core.types import parse_table_name
+from airflow_mlobs.sources import files as file_source
+from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+KeepProfile = Callable[[Baseline, Profile], None]
+"""Stores a window's profile (the operator writes it to the results history)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftSource:
+    """Where the data is: exactly one of ``table`` or ``sql`` (on ``conn_id``) or ``path``, with an
+    optional SQL ``where`` and the ``timestamp_column`` that bounds a window (naive timestamps read
+    in ``timestamp_timezone``)."""
+
+    conn_id: str | None = None
+    table: str | None = None
+    sql: str | None = None
+    path: str | None = None
+    where: str | None = None
+    timestamp_column: str | None = None
+    timestamp_timezone: str = "UTC"
+
+    def validate_source(self, task_id: str) -> None:
+        """``ValueError`` naming the task unless exactly one source is given (SQL ones with a
+        connection)."""
+        given = [n for n in ("table", "sql", "path") if getattr(self, n)]
+        if len(given) != 1:
+            raise ValueError(f"{task_id}: give exactly one of table, sql or path (got {given or 'none'})")
+        if (self.table or self.sql) and not self.conn_id:
+            raise ValueError(f"{task_id}: a table or sql source needs conn_id")
+
+    def source_name(self) -> str:
+        """``conn_id:table``, ``conn_id:query`` or the path."""
+        return source_label(self.conn_id, table=self.table, sql=self.sql, path=self.path)
+
+    def read_frame(
+        self, columns: Sequence[str] | None, start: datetime | None, end: datetime | None
+    ) -> pd.DataFrame:
+        """The file's rows in ``[start, end)`` (by ``timestamp_column``), only ``columns`` (and the
+        timestamp column) when given."""
+        assert self.path is not None
+        wanted = [*columns, *([self.timestamp_column] if self.timestamp_column else [])] if columns else None
+        frame: pd.DataFrame = file_source.read_window(
+            self.path,
+            wanted,
+            timestamp_column=self.timestamp_column,
+            window_start=start,
+            window_end=end,
+        )
+        return frame
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineSpec(DriftSource):
+    """A baseline to build from reference data and store as ``<dir>/<baseline>/<version>.json``.
+
+    ``reference_start``/``reference_end`` (datetimes or ISO text, UTC without a zone) bound the
+    reference rows by ``timestamp_column``; ``columns`` default to every numeric and text column,
+    ``kinds`` override the kind found (``{"zip_code": "categorical"}``); ``bins`` quantile bins per
+    numeric column; ``calibrate_chunk_size`` (files only) calibrates data-driven thresholds on
+    ``calibrate_chunks`` reference samples of that size.
+    """
+
+    baseline: str
+    version: str
+    reference_start: datetime | str | None = None
+    reference_end: datetime | str | None = None
+    columns: tuple[str, ...] | None = None
+    kinds: Mapping[str, ColumnKind] = field(default_factory=dict)
+    bins: int = DEFAULT_BINS
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    calibrate_chunk_size: int | None = None
+    calibrate_chunks: int = 20
+
+    def validate(self, task_id: str) -> None:
+        """``ValueError`` naming the task for an impossible source or kind."""
+        self.validate_source(task_id)
+        bad = {c: k for c, k in self.kinds.items() if k not in ("numeric", "categorical")}
+        if bad:
+            raise ValueError(f"{task_id}: kinds must be 'numeric' or 'categorical', got {bad}")
+
+    def build(self, *, connect: Connector | None = None) -> Baseline:
+        """Build the baseline from the source (pushed down for a table or query)."""
+        # numpy, pandas and pyarrow load when a check runs, never when a DAG imports the spec.
+        from airflow_mlobs.sources import drift_frame as frame_source
+        from airflow_mlobs.sources.baseline_sql import build_baseline_sql
+
+        start = parse_moment(self.reference_start, "reference_start")
+        end = parse_moment(self.reference_end, "reference_end")
+        columns = list(self.columns) if self.columns is not None else None
+        if self.path:
+            frame = self.read_frame(columns, start, end)
+            if self.timestamp_column and self.timestamp_column in frame.columns and not columns:
+                frame = frame.drop(columns=[self.timestamp_column])
+            baseline = frame_source.build_baseline(
+                frame,
+                name=self.baseline,
+                version=self.version,
+                columns=columns,
+                kinds=dict(self.kinds),
+                bins=self.bins,
+                max_categories=self.max_categories,
+                source=str(self.path),
+            )
+            if self.calibrate_chunk_size:
+                baseline = frame_source.calibrate_baseline(
+                    frame, baseline, chunk_size=self.calibrate_chunk_size, chunks=self.calibrate_chunks
+                )
+            return baseline
+        assert self.conn_id is not None
+        with connector_or_default(connect)(self.conn_id) as engine:
+            return build_baseline_sql(
+                engine,
+                name=self.baseline,
+                version=self.version,
+                table=parse_table_name(self.table) if self.table else None,
+                sql=self.sql,
+                columns=columns,
+                kinds=dict(self.kinds),
+                timestamp_column=self.timestamp_column,
+                window_start=start,
+                window_end=end,
+                naive_zone=get_zone(self.timestamp_timezone),
+                where=self.where,
+                bins=self.bins,
+                max_categories=self.max_categories,
+                source=self.source_name(),
+            )
+
+    def ensure(
+        self, directory: Path | Any, *, overwrite: bool = False, connect: Connector | None = None
+    ) -> CheckResult:
+        """Build and store the baseline in ``directory`` unless that version exists there
+        (``overwrite`` rebuilds it); a ``pass`` result saying which, with the columns covered."""
+        target = baseline_path(directory, self.baseline, self.version)
+        name = f"baseline {self.baseline} {self.version}"
+        if target.exists() and not overwrite:
+            stored = load_baseline(directory, self.baseline, self.version)
+            summary = f"{name} already exists at {target}; kept (overwrite=False)"
+            created = False
+        else:
+            stored = self.build(connect=connect)
+            target = stored.save(directory)
+            summary = (
+                f"built {name} from {self.source_name()} ({stored.reference.row_count} rows) at {target}"
+            )
+            created = True
+        columns = stored.columns.values()
+        return CheckResult(
+            check="baseline",
+            dataset=f"baseline:{self.baseline}/{self.version}",
+            status=Status.PASS,
+            summary=summary,
+            metrics={
+                "baseline": self.baseline,
+                "version": self.version,
+                "path": str(target),
+                "created": created,
+                "reference_rows": stored.reference.row_count,
+                "numeric_columns": sorted(c.name for c in columns if c.kind == "numeric"),
+                "categorical_columns": sorted(c.name for c in columns if c.kind == "categorical"),
+                "calibrated": bool(stored.thresholds),
+            },
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftSpec(DriftSource):
+    """A window of the source judged against a stored baseline.
+
+    ``columns`` are the features that decide the status (default: the baseline's, minus
+    ``prediction_columns``, which are judged apart and reported as prediction drift); ``settings``
+    how each column and the dataset are judged (:func:`drift_settings_arg` builds them from the
+    operators' arguments); ``max_categories`` the categories kept per column in the profile.
+    """
+
+    baseline: str
+    baseline_version: str | None = None
+    columns: tuple[str, ...] | None = None
+    prediction_columns: tuple[str, ...] = ()
+    settings: DriftSettings = field(default_factory=DriftSettings)
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+    dataset: str | None = None
+
+    def validate(self, task_id: str) -> None:
+        """``ValueError`` naming the task for an impossible source."""
+        self.validate_source(task_id)
+
+    def dataset_name(self) -> str:
+        """``dataset`` if given, else ``conn_id:table``, ``conn_id:query`` or the path."""
+        return self.dataset or self.source_name()
+
+    def load(self, directory: Path | Any) -> Baseline:
+        """The baseline (its newest version unless ``baseline_version``), checked to cover the
+        requested columns."""
+        return checked_baseline(
+            load_baseline(directory, self.baseline, self.baseline_version),
+            [*(self.columns or ()), *self.prediction_columns],
+        )
+
+    def gather(
+        self,
+        baseline: Baseline,
+        start: datetime | None,
+        end: datetime | None,
+        *,
+        connect: Connector | None = None,
+    ) -> Profile:
+        """The window's profile over the baseline's columns (pushed down for a table or query)."""
+        # numpy, pandas and SQLAlchemy load when a check runs, never when a DAG imports the spec.
+        from airflow_mlobs.sources import drift_frame as frame_source
+        from airflow_mlobs.sources.drift_sql import profile_sql
+
+        specs = list(baseline.columns.values())
+        if self.path:
+            frame = self.read_frame([s.name for s in specs], start, end)
+            return frame_source.profile_frame(
+                frame, specs, window_start=start, window_end=end, max_categories=self.max_categories
+            )
+        assert self.conn_id is not None
+        with connector_or_default(connect)(self.conn_id) as engine:
+            profile, stats = profile_sql(
+                engine,
+                specs,
+                table=parse_table_name(self.table) if self.table else None,
+                sql=self.sql,
+                timestamp_column=self.timestamp_column,
+                window_start=start,
+                window_end=end,
+                naive_zone=get_zone(self.timestamp_timezone),
+                where=self.where,
+                max_categories=self.max_categories,
+            )
+        log.info(
+            "Profiled %s in the database: %d statements, %d rows fetched",
+            self.source_name(),
+            stats.statements,
+            stats.rows_fetched,
+        )
+        return profile
+
+    def judge(
+        self, baseline: Baseline, profile: Profile, start: datetime | None, end: datetime | None
+    ) -> CheckResult:
+        """The window's profile compared with the baseline (:func:`judge_profile`)."""
+        return judge_profile(
+            baseline,
+            profile,
+            self.settings,
+            dataset=self.dataset_name(),
+            columns=self.columns,
+            prediction_columns=self.prediction_columns,
+            window_start=start,
+            window_end=end,
+        )
+
+    def evaluate(
+        self,
+        directory: Path | Any,
+        *,
+        window_start: datetime | None,
+        window_end: datetime | None,
+        connect: Connector | None = None,
+        keep_profile: KeepProfile | None = None,
+    ) -> CheckResult:
+        """Load the baseline from ``directory``, profile the window ``[window_start, window_end)``
+        once, hand a non-empty profile to ``keep_profile`` (to store it), judge it once."""
+        baseline = self.load(directory)
+        profile = self.gather(baseline, window_start, window_end, connect=connect)
+        if keep_profile is not None and profile.row_count:
+            keep_profile(baseline, profile)
+        return self.judge(baseline, profile, window_start, window_end)
+
+
+def checked_baseline(baseline: Baseline, requested: Sequence[str]) -> Baseline:
+    """``baseline`` when it covers every ``requested`` column, else ``MlobsInputError`` naming the
+    missing ones and those it has."""
+    unknown = [c for c in requested if c not in baseline.columns]
+    if unknown:
+        raise MlobsInputError(
+            f"baseline {baseline.name} {baseline.version} was built for other columns: it has no "
+            f"{', '.join(map(repr, unknown))} (it has {', '.join(baseline.columns)}); rebuild it "
+            "with these columns or name columns of the baseline"
+        )
+    return baseline
+
+
+def judge_profile(
+    baseline: Baseline,
+    profile: Profile,
+    settings: DriftSettings,
+    *,
+    dataset: str,
+    columns: Sequence[str] | None,
+    prediction_columns: Sequence[str],
+    window_start: datetime | None,
+    window_end: datetime | None,
+) -> CheckResult:
+    """Compare a window's profile with the baseline: the feature columns (default: the baseline's,
+    minus the prediction columns) decide the status; prediction columns are judged apart and
+    folded in (:func:`with_prediction_drift`). Shared by the drift check and the partition merge."""
+    from airflow_mlobs.core.drift import compare  # scipy: not when a DAG imports the spec
+
+    features = list(columns or [c for c in baseline.columns if c not in prediction_columns])
+    result = compare(
+        baseline,
+        profile,
+        settings,
+        dataset=dataset,
+        columns=features,
+        window_start=window_start,
+        window_end=window_end,
+    )
+    if prediction_columns and profile.row_count:
+        predictions = compare(
+            baseline,
+            profile,
+            replace(settings, drift_share=1e-9),
+            dataset=dataset,
+            columns=list(prediction_columns),
+            window_start=window_start,
+            window_end=window_end,
+        )
+        result = with_prediction_drift(result, predictions)
+    return result
+
+
+def with_prediction_drift(features: CheckResult, predictions: CheckResult) -> CheckResult:
+    """Fold the prediction-drift result into the feature result: findings prefixed ``prediction:``."""
+    findings = (
+        *features.findings,
+        *(replace(f, subject=f"prediction:{f.subject}") for f in predictions.findings),
+    )
+    reading = DriftReading.of(predictions)
+    drifted = reading.drifted_columns if reading else ()
+    summary = features.summary
+    if drifted:
+        shown = ", ".join(f"{d.column} ({d.method} {d.value:.3g})" for d in drifted)
+        summary += f"; prediction drift: {shown}"
+    metrics = dict(features.metrics)
+    metrics["prediction"] = dict(predictions.metrics)
+    status = worst([features.status, predictions.status])
+    return replace(features, status=status, summary=summary, findings=findings, metrics=metrics)
+
+
+def drift_settings_arg(
+    task_id: str,
+    *,
+    methods: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+    correction: str = "bh",
+    drift_share: float = 0.5,
+    warn_share: float | None = None,
+    importances: Mapping[str, float] | None = None,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> DriftSettings:
+    """The drift operators' settings arguments as :class:`DriftSettings`, checked when the DAG is
+    parsed: a ``ValueError`` naming the task, the argument and what it allows."""
+    try:
+        return DriftSettings(
+            methods=dict(methods or {}),  # type: ignore[arg-type]
+            thresholds={c: threshold_arg(v, c) for c, v in (thresholds or {}).items()},
+            correction=correction,  # type: ignore[arg-type]
+            drift_share=drift_share,
+            warn_share=warn_share,
+            importances=dict(importances or {}),
+            min_rows=min_rows,
+        )
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{task_id}: {exc}") from exc
+
+
+def threshold_arg(value: Any, column: str) -> Threshold:
+    """A per-column ``thresholds`` argument: a number (warn = fail), ``(warn, fail)`` or a Threshold."""
+    if isinstance(value, Threshold):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Threshold(warn=float(value), fail=float(value))
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
+        return Threshold(warn=float(value[0]), fail=float(value[1]))
+    raise ValueError(f"threshold for {column!r} must be a number or (warn, fail), got {value!r}")
