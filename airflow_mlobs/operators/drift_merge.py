@@ -7,14 +7,12 @@ parallel; this step only adds counts (:meth:`Profile.merge`) and compares
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs import settings
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.drift_settings import CHECK, DEFAULT_MIN_ROWS
-from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import DEFAULT_MAX_CATEGORIES, Profile, load_baseline
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.operators.base import (
@@ -23,7 +21,14 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
-from airflow_mlobs.specs.drift import checked_baseline, drift_settings_arg, judge_profile
+from airflow_mlobs.specs.drift import (
+    checked_baseline,
+    drift_settings_arg,
+    judge_profile,
+    merge_partitions,
+    partition_list,
+    with_partitions,
+)
 from airflow_mlobs.store import ResultsStore
 
 if TYPE_CHECKING:
@@ -160,34 +165,11 @@ class DriftMergeOperator(BaseCheckOperator):
             f"for {dataset} over the window {_moment(start)} .. {_moment(end)} against baseline "
             f"{baseline.name} {baseline.version}" + (f", segment {self.segment!r}" if self.segment else "")
         )
-        if not found:
-            raise MlobsInputError(
-                f"no partition profiles stored {where}: nothing to merge. Run the mapped "
-                f"DriftCheckOperator tasks for this window first, with dataset={dataset!r}, the same "
-                "baseline version and results connection, and store_profile=True"
-            )
-        if self.partitions is not None:
-            wanted = _partition_list(self.partitions)
-            stored = {partition for partition, _ in found}
-            missing = [p for p in wanted if p not in stored]
-            if missing:
-                raise MlobsInputError(
-                    f"partition profiles missing {where}: {', '.join(map(repr, missing))} of "
-                    f"{len(wanted)} expected (stored: {', '.join(map(repr, sorted(stored))) or 'none'}); "
-                    "run those partitions' drift tasks first"
-                )
-            found = [(partition, profile) for partition, profile in found if partition in set(wanted)]
-        names = [partition for partition, _ in found]
-        merged = found[0][1]
-        for _, profile in found[1:]:
-            merged = merged.merge(profile, self.max_categories)
-        self.log.info(
-            "Merged %d partition profiles %s: %s (%d rows)",
-            len(found),
-            where,
-            ", ".join(names),
-            merged.row_count,
+        wanted = partition_list(self.partitions) if self.partitions is not None else None
+        chosen, merged = merge_partitions(
+            found, wanted, where=where, dataset=dataset, max_categories=self.max_categories
         )
+        self.log.info("Merged %d partition profiles %s (%d rows)", len(chosen), where, merged.row_count)
         result = judge_profile(
             baseline,
             merged,
@@ -198,27 +180,4 @@ class DriftMergeOperator(BaseCheckOperator):
             window_start=start,
             window_end=end,
         )
-        metrics = {
-            **result.metrics,
-            "partitions_merged": len(found),
-            "partitions": names,
-            "partition_rows": {partition: profile.row_count for partition, profile in found},
-        }
-        summary = f"{len(found)} partitions merged ({', '.join(names)}): {result.summary}"
-        return with_window_basis(replace(result, summary=summary, metrics=metrics), judged)
-
-
-def _partition_list(value: Any) -> list[str]:
-    """The rendered ``partitions``: a list, or text (a JSON or Python list, or comma-separated)."""
-    if isinstance(value, str):
-        import ast
-
-        text = value.strip()
-        try:
-            parsed = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed = [part.strip() for part in text.split(",") if part.strip()]
-        value = parsed if isinstance(parsed, list | tuple) else [parsed]
-    if not isinstance(value, list | tuple):
-        raise MlobsInputError(f"partitions must be a list of partition names, got {type(value).__name__}")
-    return [str(p) for p in value]
+        return with_window_basis(with_partitions(result, chosen), judged)

@@ -417,3 +417,68 @@ def threshold_arg(value: Any, column: str) -> Threshold:
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         return Threshold(warn=float(value[0]), fail=float(value[1]))
     raise ValueError(f"threshold for {column!r} must be a number or (warn, fail), got {value!r}")
+
+
+def partition_list(value: Any) -> list[str]:
+    """The rendered ``partitions`` of a merge: a list, or text (a JSON or Python list, or
+    comma-separated)."""
+    if isinstance(value, str):
+        import ast
+
+        text = value.strip()
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed = [part.strip() for part in text.split(",") if part.strip()]
+        value = parsed if isinstance(parsed, list | tuple) else [parsed]
+    if not isinstance(value, list | tuple):
+        raise MlobsInputError(f"partitions must be a list of partition names, got {type(value).__name__}")
+    return [str(p) for p in value]
+
+
+def merge_partitions(
+    found: Sequence[tuple[str, Profile]],
+    wanted: Sequence[str] | None,
+    *,
+    where: str,
+    dataset: str,
+    max_categories: int,
+) -> tuple[list[tuple[str, Profile]], Profile]:
+    """The stored partition profiles to merge (all of ``found``, or exactly ``wanted``) and their
+    sum (:meth:`Profile.merge`). ``MlobsInputError`` saying ``where`` when none was stored or a
+    wanted one is missing: a merge of fewer partitions than expected would judge part of the data
+    under the whole dataset's name."""
+    if not found:
+        raise MlobsInputError(
+            f"no partition profiles stored {where}: nothing to merge. Run the mapped "
+            f"DriftCheckOperator tasks for this window first, with dataset={dataset!r}, the same "
+            "baseline version and results connection, and store_profile=True"
+        )
+    chosen = list(found)
+    if wanted is not None:
+        stored = {partition for partition, _ in found}
+        missing = [p for p in wanted if p not in stored]
+        if missing:
+            raise MlobsInputError(
+                f"partition profiles missing {where}: {', '.join(map(repr, missing))} of "
+                f"{len(wanted)} expected (stored: {', '.join(map(repr, sorted(stored))) or 'none'}); "
+                "run those partitions' drift tasks first"
+            )
+        chosen = [(partition, profile) for partition, profile in found if partition in set(wanted)]
+    merged = chosen[0][1]
+    for _, profile in chosen[1:]:
+        merged = merged.merge(profile, max_categories)
+    return chosen, merged
+
+
+def with_partitions(result: CheckResult, merged: Sequence[tuple[str, Profile]]) -> CheckResult:
+    """A merged window's result naming the partitions it added up and their rows."""
+    names = [partition for partition, _ in merged]
+    metrics = {
+        **result.metrics,
+        "partitions_merged": len(names),
+        "partitions": names,
+        "partition_rows": {partition: profile.row_count for partition, profile in merged},
+    }
+    summary = f"{len(names)} partitions merged ({', '.join(names)}): {result.summary}"
+    return replace(result, summary=summary, metrics=metrics)

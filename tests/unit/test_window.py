@@ -148,8 +148,8 @@ def test_window_without_a_timestamp_column_is_a_dag_import_error() -> None:
 
 
 def test_merge_partitions_rendered_from_a_template() -> None:
-    from airflow_mlobs.operators.drift_merge import _partition_list
+    from airflow_mlobs.specs.drift import partition_list
 
-    assert _partition_list("['eu', 'us']") == ["eu", "us"]
-    assert _partition_list("eu, us") == ["eu", "us"]
-    assert _partition_list(("eu", 3)) == ["eu", "3"]
+    assert partition_list("['eu', 'us']") == ["eu", "us"]
+    assert partition_list("eu, us") == ["eu", "us"]
+    assert partition_list(("eu", 3)) == ["eu", "3"]
