@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from airflow_mlobs import settings
-from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
+from airflow_mlobs.core.errors import SourceError, SourceUnavailable
 
 
 def engine_for_connection(conn_id: str) -> Engine:
@@ -67,6 +67,13 @@ def results_engine(results_conn_id: str | None) -> Engine:
     return sa.create_engine(default_results_url(), connect_args={"timeout": 30})
 
 
+def _about_a_file(message: str) -> bool:
+    """Whether a ``SourceError`` message is about a file or path, not something read through a
+    connection (``file x.csv does not exist``, ``path /data does not exist``, ``baseline file ...``)."""
+    head = message.split(" ", 2)
+    return bool(head) and (head[0] in ("file", "path", "directory") or " ".join(head[:2]) == "baseline file")
+
+
 @contextmanager
 def connected(conn_id: str) -> Iterator[Engine]:
     """An engine for ``conn_id`` for the duration of one check, disposed afterwards (sensors and
@@ -74,9 +81,12 @@ def connected(conn_id: str) -> Iterator[Engine]:
     engine = engine_for_connection(conn_id)
     try:
         yield engine
-    except MlobsInputError as exc:
+    except SourceError as exc:
+        # A table, column or query read through the connection: name the connection. Errors about
+        # anything else (a suite or contract file, a baseline file, a setting: other MlobsInputError
+        # kinds, or a SourceError about a file or path) go on unprefixed.
         message = str(exc)
-        if repr(conn_id) not in message:
+        if repr(conn_id) not in message and not _about_a_file(message):
             raise SourceError(f"connection {conn_id!r}: {message}") from exc
         raise
     except SourceUnavailable as exc:

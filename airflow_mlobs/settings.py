@@ -16,6 +16,7 @@ de-duplication would split silently, so there the defaults are an error that say
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,42 @@ def option(name: str) -> str | None:
     value = conf.get(SECTION, name, fallback=None)
     text = str(value).strip() if value is not None else ""
     return text or None
+
+
+# Airflow's rule for connection ids (airflow.models.connection.RE_SANITIZE_CONN_ID), at most 250 long.
+_CONN_ID = re.compile(r"^[\w#!()\-.:/\\]{1,250}$")
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def results_conn_option() -> str | None:
+    """``[mlobs] results_conn_id``, checked: a connection id as Airflow spells one. Raises
+    ``MlobsInputError`` naming the option and the bad value."""
+    value = option("results_conn_id")
+    if value is not None and not _CONN_ID.match(value):
+        raise MlobsInputError(
+            f"[mlobs] results_conn_id = {value!r} is not a connection id (letters, digits and "
+            "_ # ! ( ) - . : / \\, at most 250 characters); set it to the id of the results database's "
+            "connection"
+        )
+    return value
+
+
+def baseline_dir_option() -> str | None:
+    """``[mlobs] baseline_dir`` (else ``$MLOBS_BASELINE_DIR``), checked: a local path or a URL
+    ``scheme://...``. Raises ``MlobsInputError`` naming the option and the bad value."""
+    value = option("baseline_dir")
+    where = "[mlobs] baseline_dir"
+    if value is None:
+        value = (os.environ.get(BASELINE_DIR_ENV) or "").strip() or None
+        where = f"${BASELINE_DIR_ENV}"
+    if value is not None and "://" in value and not _URL_SCHEME.match(value):
+        raise MlobsInputError(
+            f"{where} = {value!r} is not a path or a storage URL such as s3://bucket/baselines "
+            "(a URL needs a scheme of letters before '://')"
+        )
+    if value is not None and "\x00" in value:
+        raise MlobsInputError(f"{where} = {value!r} holds a NUL character")
+    return value
 
 
 def airflow_home() -> Path:
@@ -67,7 +104,7 @@ def results_conn_id(explicit: str | None) -> str | None:
     """The results connection: ``explicit`` (the operator's argument), else ``[mlobs] results_conn_id``,
     else None (the local SQLite default). Raises ``MlobsInputError`` when the local default would be
     used under a distributed executor."""
-    chosen = explicit or option("results_conn_id")
+    chosen = explicit or results_conn_option()
     if chosen:
         return chosen
     executor = distributed_executor()
@@ -108,7 +145,7 @@ def baseline_dir(explicit: str | os.PathLike[str] | None) -> Any:
     when that last, per-worker default would be used under a distributed executor."""
     if explicit:
         return storage_path(explicit)
-    configured = option("baseline_dir") or os.environ.get(BASELINE_DIR_ENV) or None
+    configured = baseline_dir_option()
     if configured:
         return storage_path(configured)
     executor = distributed_executor()

@@ -27,6 +27,7 @@ third run holds too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -54,14 +55,48 @@ class GatePolicy:
     require: Literal["any", "all"] = "any"
 
     def __post_init__(self) -> None:
-        if self.consecutive_windows < 1:
-            raise ValueError(f"consecutive_windows must be at least 1, got {self.consecutive_windows}")
+        if self.drift_share is not None:
+            share = _number("drift_share", self.drift_share, "a share in (0, 1], e.g. 0.3")
+            if not 0 < share <= 1:
+                raise ValueError(
+                    f"drift_share must be in (0, 1] (a share of drifted columns), got {self.drift_share!r}"
+                )
+        if self.performance_drop is not None:
+            drop = _number("performance_drop", self.performance_drop, "a positive number")
+            if not drop > 0:
+                raise ValueError(
+                    "performance_drop must be a positive number (the metric's fall from its baseline), "
+                    f"got {self.performance_drop!r}"
+                )
+        if isinstance(self.critical_features, str) or not all(
+            isinstance(name, str) and name for name in self.critical_features
+        ):
+            raise ValueError(
+                f"critical_features must be a list of column names, got {self.critical_features!r}"
+            )
+        windows = self.consecutive_windows
+        if isinstance(windows, bool) or not isinstance(windows, int) or windows < 1:
+            raise ValueError(f"consecutive_windows must be an integer of at least 1, got {windows!r}")
+        if self.cooldown is not None and (
+            not isinstance(self.cooldown, timedelta) or self.cooldown < timedelta(0)
+        ):
+            raise ValueError(f"cooldown must be a non-negative duration, got {self.cooldown!r}")
         if self.require not in ("any", "all"):
             raise ValueError(f"require must be 'any' or 'all', got {self.require!r}")
         if self.drift_share is None and not self.critical_features and self.performance_drop is None:
             raise ValueError(
                 "the gate needs at least one condition: drift_share, critical_features or performance_drop"
             )
+
+
+def _number(name: str, value: object, expected: str) -> float:
+    """``value`` as a finite float; ``ValueError`` naming ``name`` for text, booleans, NaN, inf."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return number
 
 
 def conditions_met(policy: GatePolicy, result: CheckResult) -> dict[str, str]:

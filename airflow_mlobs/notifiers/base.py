@@ -21,6 +21,7 @@ lines (:mod:`.slack`). Rendering (:mod:`airflow_mlobs.render`) never sees a secr
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -40,6 +41,92 @@ if TYPE_CHECKING:
     from airflow_mlobs.store import ResultsStore, RunKey
 
 
+# Path segments of webhook and API URLs that are no secret (never scrubbed on their own).
+NOT_SECRET = frozenset({"services", "api", "hooks", "webhook", "webhooks", "v1", "v2"})
+SECRET_EXTRA_KEYS = ("token", "password", "passwd", "secret", "key", "webhook", "url", "auth", "credential")
+
+
+def secret_parts(value: str | None) -> list[str]:
+    """Every form of ``value`` that can show up in an error text: the whole value; for a URL, its
+    path (with and without the leading ``/``), each path segment after the first (a webhook's
+    ``T.../B.../xxx``), its query string and each query value, and the password of its user info;
+    for a bare token, each ``/``-separated segment."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    if not value:
+        return []
+    text = str(value).strip()
+    parts = [text, unquote(text)]
+    if "://" in text:
+        try:
+            url = urlsplit(text)
+        except ValueError:
+            url = None
+        if url is not None:
+            path = url.path.strip("/")
+            if path:
+                parts += [url.path, path]
+                segments = path.split("/")
+                # The first segment of a webhook path is "services" (not a secret); a path of one
+                # segment is a token itself.
+                parts += segments[1:] if len(segments) > 1 else segments
+                parts += ["/".join(segments[i:]) for i in range(1, len(segments))]
+            if url.query:
+                parts.append(url.query)
+                parts += [v for _, v in parse_qsl(url.query, keep_blank_values=False)]
+            if url.password:
+                parts += [url.password, unquote(url.password)]
+    else:
+        segments = [s for s in text.strip("/").split("/") if s]
+        if len(segments) > 1:
+            parts += segments
+            parts += ["/".join(segments[i:]) for i in range(1, len(segments))]
+    return [p for p in dict.fromkeys(parts) if len(p) >= 4 and p.strip("/").lower() not in NOT_SECRET]
+
+
+def connection_secrets(conn_id: str) -> list[str]:
+    """Every secret an Airflow connection holds, in every form :func:`secret_parts` finds: its
+    password, a URL in its host, extra values under secret-like keys (``token``, ``webhook_token``,
+    ``password``, ...), whatever form the connection takes (URI, JSON, fields). ``[]`` when the
+    connection cannot be read (the delivery then fails on that, with nothing to leak)."""
+    try:
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(conn_id)
+    except Exception:
+        return []
+    found: list[str] = []
+    found += secret_parts(conn.password)
+    if conn.host and ("://" in conn.host or "/" in conn.host):
+        # A webhook connection may keep the URL (with its token path) in the host.
+        found += secret_parts(conn.host)
+    try:
+        extra = conn.extra_dejson
+    except Exception:
+        extra = {}
+
+    def walk(value: Any, secret: bool) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, secret or any(word in str(key).lower() for word in SECRET_EXTRA_KEYS))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item, secret)
+        elif secret and isinstance(value, str):
+            found.extend(secret_parts(value))
+
+    walk(extra, False)
+    try:
+        uri = conn.get_uri()
+    except Exception:
+        uri = None
+    if uri and conn.password:
+        from urllib.parse import quote
+
+        found += [quote(conn.password, safe=""), quote(conn.password)]
+    return [s for s in dict.fromkeys(found) if len(s) >= 4]
+
+
 def redact(text: str, secrets: list[str]) -> str:
     """``text`` with every secret (webhook tokens, passwords; at least 4 characters) replaced."""
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
@@ -57,6 +144,19 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
 
 
+def config_error(conn_id: str, exc: BaseException, what: str | None = None) -> DeliveryError:
+    """A delivery that cannot work until its connection is fixed (not defined, no password or
+    token, an invalid URL, a rejected login): not retried, the error names the connection."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    detail = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, AirflowNotFoundException) and "isn't defined" in detail:
+        detail = "is not defined"
+        return DeliveryError(f"connection {conn_id!r} {detail}", retryable=False)
+    head = f"connection {conn_id!r}: {what}" if what else f"connection {conn_id!r} is not usable"
+    return DeliveryError(f"{head}: {type(exc).__name__}: {detail}", retryable=False)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Up to ``attempts`` tries; waits ``base_delay * 2**n`` (at most ``max_delay``) between them,
@@ -66,6 +166,20 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 30.0
     timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"RetryPolicy: attempts must be an integer of at least 1, got {self.attempts!r}")
+        for name in ("base_delay", "max_delay", "timeout"):
+            value = getattr(self, name)
+            ok = not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+            if not ok or value < 0 or (name == "timeout" and value == 0):
+                allowed = (
+                    "a positive number of seconds"
+                    if name == "timeout"
+                    else "a non-negative number of seconds"
+                )
+                raise ValueError(f"RetryPolicy: {name} must be {allowed}, got {value!r}")
 
 
 def deliver_with_retries(
@@ -138,14 +252,34 @@ class CheckNotifier(BaseNotifier):
         retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
+        who = type(self).__name__
         if min_severity not in ("warn", "fail"):
-            raise ValueError(f"min_severity must be 'warn' or 'fail', got {min_severity!r}")
+            raise ValueError(f"{who}: min_severity must be 'warn' or 'fail', got {min_severity!r}")
+        if escalate_after is not None and (
+            isinstance(escalate_after, bool) or not isinstance(escalate_after, int) or escalate_after < 1
+        ):
+            raise ValueError(
+                f"{who}: escalate_after must be an integer of at least 1 (windows), got {escalate_after!r}"
+            )
         if only_escalations and escalate_after is None:
-            raise ValueError("only_escalations needs escalate_after")
+            raise ValueError(f"{who}: only_escalations needs escalate_after")
+        for flag, value in (("only_escalations", only_escalations), ("send_recovery", send_recovery)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{who}: {flag} must be True or False, got {value!r}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValueError(f"{who}: retry must be a RetryPolicy, got {type(retry).__name__}")
         self.min_severity: MinSeverity = min_severity
-        self.renotify_after = (
-            parse_duration(renotify_after, name="renotify_after") if renotify_after is not None else None
-        )
+        try:
+            self.renotify_after = (
+                parse_duration(renotify_after, name="renotify_after") if renotify_after is not None else None
+            )
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"{who}: {exc}") from exc
+        if self.renotify_after is not None and self.renotify_after <= timedelta(0):
+            raise ValueError(
+                f"{who}: renotify_after must be a positive duration (or None never to repeat), "
+                f"got {renotify_after!r}"
+            )
         self.escalate_after = escalate_after
         self.only_escalations = only_escalations
         self.send_recovery = send_recovery
@@ -167,6 +301,12 @@ class CheckNotifier(BaseNotifier):
     def secrets(self) -> list[str]:
         """Secrets to scrub from any error text (tokens, passwords, webhook paths)."""
         return []
+
+    def check_rendered(self) -> None:
+        """Validate templated arguments once rendered; raise ``ValueError`` naming the argument
+        (recorded as an undelivered message, not retried)."""
+        if self.report_url is not None and not isinstance(self.report_url, str):
+            raise ValueError(f"report_url must be text, got {type(self.report_url).__name__}")
 
     # --- shared -------------------------------------------------------------------------------
 
@@ -243,6 +383,10 @@ class CheckNotifier(BaseNotifier):
 
         error: str | None = None
         try:
+            try:
+                self.check_rendered()
+            except ValueError as exc:  # a templated argument rendered to something unusable
+                raise DeliveryError(f"{type(self).__name__}: {exc}", retryable=False) from exc
             deliver_with_retries(once, self.retry, self.sleep)
         except Exception as exc:  # any failure to deliver is recorded, never raised
             error = redact(f"{type(exc).__name__}: {exc}", self.secrets())

@@ -9,9 +9,18 @@ from typing import Any, cast
 
 from airflow_mlobs.core.notify import Kind
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
+from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError, config_error, connection_secrets
 from airflow_mlobs.render.email import email_message
 from airflow_mlobs.render.message import Links
+
+
+def _check_recipients(to: Any, who: str = "EmailNotifier: ") -> None:
+    """``to`` must be a non-empty list of addresses (text with an ``@``)."""
+    if not isinstance(to, list) or not to:
+        raise ValueError(f"{who}to must name at least one recipient, got {to!r}")
+    bad = [address for address in to if not isinstance(address, str) or "@" not in address.strip(" @")]
+    if bad:
+        raise ValueError(f"{who}to must hold email addresses, got {bad[0]!r}")
 
 
 class EmailNotifier(CheckNotifier):
@@ -34,9 +43,20 @@ class EmailNotifier(CheckNotifier):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(smtp_conn_id, str) or not smtp_conn_id.strip():
+            raise ValueError(f"EmailNotifier: smtp_conn_id must be a connection id, got {smtp_conn_id!r}")
         self.to = [to] if isinstance(to, str) else list(to)
+        if not any("{{" in str(address) for address in self.to):
+            _check_recipients(self.to)
         self.from_email = from_email
         self.smtp_conn_id = smtp_conn_id
+
+    def check_rendered(self) -> None:
+        """The rendered recipients must be email addresses."""
+        super().check_rendered()
+        if isinstance(self.to, str):  # a template rendered to one address or a comma-separated list
+            self.to = [part.strip() for part in self.to.split(",") if part.strip()]
+        _check_recipients(self.to, who="")
 
     @property
     def channel(self) -> str:
@@ -44,18 +64,13 @@ class EmailNotifier(CheckNotifier):
         return "email:" + ",".join(sorted(self.to))
 
     def secrets(self) -> list[str]:
-        """The SMTP password."""
-        try:
-            from airflow.sdk import BaseHook
-
-            conn = BaseHook.get_connection(self.smtp_conn_id)
-        except Exception:
-            return []
-        return [conn.password] if conn.password else []
+        """The SMTP password, in every form it can appear (:func:`~airflow_mlobs.notifiers.base.connection_secrets`)."""
+        return connection_secrets(self.smtp_conn_id)
 
     def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
         """One SMTP session: connect through the hook and send a multipart/alternative message."""
         from airflow.providers.smtp.hooks.smtp import SmtpHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         subject, text, html = email_message(result, kind=kind, consecutive=consecutive, links=links)
         policy_timeout = self.retry.timeout
@@ -66,6 +81,12 @@ class EmailNotifier(CheckNotifier):
                 """The retry policy's timeout per attempt (the hook reads only the connection's)."""
                 return policy_timeout
 
+        from airflow.sdk import BaseHook
+
+        try:
+            BaseHook.get_connection(self.smtp_conn_id)
+        except Exception as exc:  # not defined or unreadable: the hook would say only "not found"
+            raise config_error(self.smtp_conn_id, exc) from exc
         try:
             with _Hook(smtp_conn_id=self.smtp_conn_id) as hook:
                 sender = self.from_email or hook.from_email or hook.smtp_user or "airflow-mlobs@localhost"
@@ -83,5 +104,13 @@ class EmailNotifier(CheckNotifier):
                 client.send_message(message, from_addr=sender, to_addrs=self.to)
         except DeliveryError:
             raise
-        except Exception as exc:  # refused, timed out, rejected recipients: retried, then recorded
+        except AirflowNotFoundException as exc:  # no such connection: retrying cannot fix it
+            raise config_error(self.smtp_conn_id, exc) from exc
+        except (
+            smtplib.SMTPAuthenticationError,
+            smtplib.SMTPRecipientsRefused,
+            smtplib.SMTPSenderRefused,
+        ) as exc:
+            raise config_error(self.smtp_conn_id, exc, "rejected by the SMTP server") from exc
+        except Exception as exc:  # refused, timed out: retried, then recorded
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc

@@ -8,7 +8,13 @@ from typing import Any
 
 from airflow_mlobs.core.notify import Kind
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError, redact
+from airflow_mlobs.notifiers.base import (
+    CheckNotifier,
+    DeliveryError,
+    config_error,
+    connection_secrets,
+    redact,
+)
 from airflow_mlobs.render.message import Links
 from airflow_mlobs.render.slack import slack_message
 
@@ -45,6 +51,21 @@ class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.logger.log(level, redact(text, self.secrets), **kwargs)
 
 
+def _invalid_url(exc: BaseException) -> bool:
+    """Whether a send failed on the URL itself (a bad scheme, no host, spaces, a broken IPv6 host):
+    a configuration error, unlike a refused connection or a timeout."""
+    import http.client
+    import urllib.error
+
+    from slack_sdk.errors import SlackRequestError
+
+    if isinstance(exc, SlackRequestError | http.client.InvalidURL | ValueError):
+        return True
+    if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, str):
+        return any(word in exc.reason for word in ("unknown url type", "no host given"))
+    return False
+
+
 def _check_status(status: int, body: str, headers: Any) -> None:
     if 200 <= status < 300:
         return
@@ -67,6 +88,10 @@ class SlackWebhookNotifier(CheckNotifier):
 
     def __init__(self, *, slack_webhook_conn_id: str, channel_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not isinstance(slack_webhook_conn_id, str) or not slack_webhook_conn_id.strip():
+            raise ValueError(
+                f"SlackWebhookNotifier: slack_webhook_conn_id must be a connection id, got {slack_webhook_conn_id!r}"
+            )
         self.slack_webhook_conn_id = slack_webhook_conn_id
         self.channel_name = channel_name
 
@@ -87,21 +112,22 @@ class SlackWebhookNotifier(CheckNotifier):
         )
 
     def secrets(self) -> list[str]:
-        """The webhook URL and token from the connection."""
-        try:
-            from airflow.sdk import BaseHook
-
-            conn = BaseHook.get_connection(self.slack_webhook_conn_id)
-        except Exception:
-            return []
-        return [s for s in (conn.password, conn.host) if s]
+        """The webhook URL and token from the connection, in every form it can appear (:func:`~airflow_mlobs.notifiers.base.connection_secrets`)."""
+        return connection_secrets(self.slack_webhook_conn_id)
 
     def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
         """One POST of the Block Kit message through the hook's webhook client."""
         message = slack_message(result, kind=kind, consecutive=consecutive, links=links)
         try:
-            response = self.hook.client.send_dict(message)
-        except Exception as exc:  # timeouts, refused connections: worth retrying
+            client = self.hook.client
+        except Exception as exc:  # not defined, no password, unreadable: retrying cannot fix it
+            raise config_error(self.slack_webhook_conn_id, exc) from exc
+        try:
+            response = client.send_dict(message)
+        except Exception as exc:
+            if _invalid_url(exc):  # retrying an invalid webhook URL cannot fix it
+                raise config_error(self.slack_webhook_conn_id, exc, "invalid webhook URL") from exc
+            # timeouts, refused connections: worth retrying
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
         _check_status(int(response.status_code), str(response.body), response.headers)
 
@@ -118,6 +144,12 @@ class SlackApiNotifier(CheckNotifier):
 
     def __init__(self, *, slack_conn_id: str, channel: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if not isinstance(slack_conn_id, str) or not slack_conn_id.strip():
+            raise ValueError(
+                f"SlackApiNotifier: slack_conn_id must be a connection id, got {slack_conn_id!r}"
+            )
+        if not isinstance(channel, str) or not channel.strip():
+            raise ValueError(f"SlackApiNotifier: channel must be a Slack channel name or id, got {channel!r}")
         self.slack_conn_id = slack_conn_id
         self.slack_channel = channel
 
@@ -125,6 +157,12 @@ class SlackApiNotifier(CheckNotifier):
     def channel(self) -> str:
         """``slack:<channel>``."""
         return f"slack:{self.slack_channel}"
+
+    def check_rendered(self) -> None:
+        """The rendered ``channel`` must be a channel name or id."""
+        super().check_rendered()
+        if not isinstance(self.slack_channel, str) or not self.slack_channel.strip():
+            raise ValueError(f"channel must be a Slack channel name or id, got {self.slack_channel!r}")
 
     @cached_property
     def hook(self) -> Any:
@@ -138,14 +176,8 @@ class SlackApiNotifier(CheckNotifier):
         )
 
     def secrets(self) -> list[str]:
-        """The bot token."""
-        try:
-            from airflow.sdk import BaseHook
-
-            conn = BaseHook.get_connection(self.slack_conn_id)
-        except Exception:
-            return []
-        return [conn.password] if conn.password else []
+        """The bot token, in every form it can appear (:func:`~airflow_mlobs.notifiers.base.connection_secrets`)."""
+        return connection_secrets(self.slack_conn_id)
 
     def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
         """One ``chat.postMessage`` call."""
@@ -153,7 +185,11 @@ class SlackApiNotifier(CheckNotifier):
 
         message = slack_message(result, kind=kind, consecutive=consecutive, links=links)
         try:
-            self.hook.client.chat_postMessage(
+            client = self.hook.client
+        except Exception as exc:  # not defined, no token, unreadable: retrying cannot fix it
+            raise config_error(self.slack_conn_id, exc) from exc
+        try:
+            client.chat_postMessage(
                 channel=self.slack_channel, text=message["text"], blocks=message["blocks"]
             )
         except SlackApiError as exc:
@@ -165,5 +201,7 @@ class SlackApiNotifier(CheckNotifier):
             ) from exc
         except DeliveryError:
             raise
-        except Exception as exc:  # timeouts, refused connections
+        except Exception as exc:  # timeouts, refused connections; an invalid base_url is not retried
+            if _invalid_url(exc):
+                raise config_error(self.slack_conn_id, exc, "invalid Slack API URL") from exc
             raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc

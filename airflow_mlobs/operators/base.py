@@ -329,6 +329,13 @@ def retry_when_results_unavailable(
                 return execute(self, context)
             except AirflowException:
                 raise  # already decided: a breach, a skip, a retry, a triggered run
+            except MlobsInputError as exc:
+                # A configuration error (an undefined or unusable results connection, a setting):
+                # retrying cannot fix it, so the task fails at once (AirflowFailException) with an
+                # error naming it, instead of a plain exception Airflow would retry.
+                raise CheckBreachError(
+                    error_result(check=check, dataset=f"{self.dag_id}.{self.task_id}", message=str(exc))
+                ) from exc
             except Exception as exc:
                 from airflow_mlobs.sources.dberrors import db_cause, find_db_error
 

@@ -57,16 +57,20 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.check_task_ids = list(check_task_ids) if check_task_ids is not None else None
-        self.policy = GatePolicy(
-            drift_share=drift_share,
-            critical_features=tuple(critical_features),
-            performance_drop=performance_drop,
-            consecutive_windows=consecutive_windows,
-            cooldown=parse_duration(cooldown, name=f"{self.task_id}: cooldown")
-            if cooldown is not None
-            else None,
-            require=require,
-        )
+        try:
+            self.policy = GatePolicy(
+                drift_share=drift_share,
+                critical_features=(critical_features,)
+                if isinstance(critical_features, str)
+                else tuple(critical_features),
+                performance_drop=performance_drop,
+                consecutive_windows=consecutive_windows,
+                cooldown=parse_duration(cooldown, name="cooldown") if cooldown is not None else None,
+                require=require,
+            )
+        except (TypeError, ValueError, OverflowError) as exc:
+            # A DAG import error naming the task, the argument and the allowed values.
+            raise ValueError(f"{self.task_id}: {exc}") from exc
         self.trigger_dag_id = trigger_dag_id
         self.results_conn_id = results_conn_id
         self.on_breach = "continue"

@@ -553,3 +553,140 @@ def test_failure_callback_with_only_escalations_sends_nothing(slack: SlackServer
     )
     notifier.notify(ctx(exception=CheckBreachError(drift_result())))
     assert slack.received() == []
+
+
+# --- secrets in every form a connection takes (issue 12) ----------------------------------------
+
+URL_TOKEN_SEGMENTS = ("T0URLPASS0", "B0URLPASS0", "urlSecretToken0987654321abc")
+URL_TOKEN = "/".join(URL_TOKEN_SEGMENTS)
+
+
+def _stored_text(tmp_path: Path) -> str:
+    return (tmp_path / "results.db").read_bytes().decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param(
+            lambda url: {"conn_type": "slackwebhook", "password": f"{url}/services/{URL_TOKEN}"},
+            id="url-in-password",
+        ),
+        pytest.param(
+            lambda url: {
+                "conn_type": "slackwebhook",
+                "password": f"{url}/services/{URL_TOKEN}?sig=querySecret42",
+            },
+            id="url-with-query-in-password",
+        ),
+        pytest.param(
+            lambda url: {"conn_type": "slackwebhook", "host": f"{url}/services", "password": URL_TOKEN},
+            id="token-in-password-host-url",
+        ),
+    ],
+)
+def test_webhook_error_body_quoting_any_part_of_the_url_leaks_nothing(
+    fields: Any,
+    slack: SlackServer,
+    store: ResultsStore,
+    tmp_path: Path,
+    debug_logs: Any,
+    airflow_connection: Any,
+) -> None:
+    conn_id = airflow_connection("mlobs_url_hook", **fields(slack.url))
+    notifier = SlackWebhookNotifier(slack_webhook_conn_id=conn_id, retry=FAST, renotify_after=None)
+    full = f"{slack.url}/services/{URL_TOKEN}"
+    # The server's error answer quotes the path, each token segment and the query separately.
+    body = (
+        f"no such hook {full}?sig=querySecret42 (path /services/{URL_TOKEN}; team {URL_TOKEN_SEGMENTS[0]}, "
+        f"bot {URL_TOKEN_SEGMENTS[1]}, secret {URL_TOKEN_SEGMENTS[2]}, tail {'/'.join(URL_TOKEN_SEGMENTS[1:])}, "
+        "query sig=querySecret42)"
+    )
+    slack.script(Reply(404, body))
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+    assert slack.received()[-1].path.startswith(f"/services/{URL_TOKEN}")  # it really was that URL
+    [delivery] = store.deliveries(result, RUN)
+    assert not delivery.delivered and delivery.attempts == 1  # a 404 is not retried
+    assert delivery.error is not None and "rejected (HTTP 404)" in delivery.error
+    logged = debug_logs()
+    assert "could not send alert" in logged
+    secrets = [*URL_TOKEN_SEGMENTS, URL_TOKEN]
+    if "querySecret42" in str(fields(slack.url)):  # the query is the connection's only in that form
+        secrets += ["querySecret42", "sig=querySecret42"]
+    for where, text in {
+        "log": logged,
+        "delivery": repr(delivery),
+        "results db": _stored_text(tmp_path),
+        "stored result": repr(store.history(result.check, result.dataset)),
+    }.items():
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} found in the {where}"
+
+
+def test_database_and_smtp_passwords_and_extra_tokens_are_scrubbed(airflow_connection: Any) -> None:
+    from airflow_mlobs.notifiers.base import connection_secrets, redact
+
+    airflow_connection(
+        "mlobs_any",
+        conn_type="smtp",
+        host="mail.example.com",
+        login="alerts",
+        password="p@ss/w0rd?x=1",
+        extra={"auth": {"api_token": "xoxp-extraToken-123456"}, "timeout": 30},
+    )
+    secrets = connection_secrets("mlobs_any")
+    text = (
+        "login failed for alerts:p%40ss%2Fw0rd%3Fx%3D1 p@ss/w0rd?x=1 token xoxp-extraToken-123456 timeout 30"
+    )
+    scrubbed = redact(text, secrets)
+    assert "w0rd" not in scrubbed and "extraToken" not in scrubbed
+    assert "alerts" in scrubbed and "timeout 30" in scrubbed  # only secrets go
+
+
+@pytest.mark.parametrize(
+    ("fields", "culprit"),
+    [
+        pytest.param(None, "connection 'mlobs_cfg' is not defined", id="undefined-connection"),
+        pytest.param(
+            {"conn_type": "slackwebhook", "host": "hooks.example.com"},
+            "does not contain password",
+            id="no-password",
+        ),
+        pytest.param(
+            {"conn_type": "slackwebhook", "password": "htp://nohost/T1/B1/x"},
+            "invalid webhook URL",
+            id="invalid-url",
+        ),
+    ],
+)
+def test_webhook_configuration_errors_are_not_retried(
+    fields: dict[str, Any] | None, culprit: str, store: ResultsStore, airflow_connection: Any
+) -> None:
+    if fields is not None:
+        airflow_connection("mlobs_cfg", **fields)
+    slept: list[float] = []
+    notifier = SlackWebhookNotifier(
+        slack_webhook_conn_id="mlobs_cfg", retry=RetryPolicy(attempts=4, base_delay=2.0), renotify_after=None
+    )
+    notifier.sleep = slept.append
+    result = drift_result()
+    started = time.monotonic()
+    assert send(notifier, result, store) == "alert"
+    [delivery] = store.deliveries(result, RUN)
+    assert (delivery.delivered, delivery.attempts, slept) == (False, 1, [])
+    assert delivery.error is not None and culprit in delivery.error and "mlobs_cfg" in delivery.error
+    assert time.monotonic() - started < 2.0
+
+
+def test_email_to_an_undefined_connection_is_not_retried(store: ResultsStore) -> None:
+    slept: list[float] = []
+    notifier = EmailNotifier(
+        to="oncall@example.com", smtp_conn_id="mlobs_no_smtp", retry=RetryPolicy(attempts=4)
+    )
+    notifier.sleep = slept.append
+    result = drift_result()
+    assert send(notifier, result, store) == "alert"
+    [delivery] = store.deliveries(result, RUN)
+    assert (delivery.delivered, delivery.attempts, slept) == (False, 1, [])
+    assert delivery.error is not None and "connection 'mlobs_no_smtp' is not defined" in delivery.error

@@ -332,7 +332,9 @@ def test_policy_needs_a_condition() -> None:
 
 @pytest.mark.parametrize("windows", [0, -1])
 def test_policy_rejects_fewer_than_one_window(windows: int) -> None:
-    with pytest.raises(ValueError, match=f"consecutive_windows must be at least 1, got {windows}"):
+    with pytest.raises(
+        ValueError, match=f"consecutive_windows must be an integer of at least 1, got {windows}"
+    ):
         GatePolicy(consecutive_windows=windows)
 
 
