@@ -149,7 +149,56 @@ class BaselineOperator(BaseCheckOperator):
         return replace(result, dataset=self.dataset_name())
 
 
-class DriftCheckOperator(BaseCheckOperator):
+class DriftJudgeArgs(BaseCheckOperator):
+    """The arguments that say how a window is judged against a baseline, shared by
+    :class:`DriftCheckOperator` and :class:`~airflow_mlobs.operators.drift_merge.DriftMergeOperator`
+    (an operator class, so that mapped tasks accept them); the settings are checked when the DAG is
+    parsed (:func:`~airflow_mlobs.specs.drift.drift_settings_arg`)."""
+
+    def __init__(
+        self,
+        *,
+        baseline: str,
+        baseline_version: str | None = None,
+        baseline_dir: str | None = None,
+        window: timedelta | str | None = None,
+        window_start: datetime | str | None = None,
+        window_end: datetime | str | None = None,
+        columns: Sequence[str] | None = None,
+        prediction_columns: Sequence[str] = (),
+        methods: Mapping[str, str] | None = None,
+        thresholds: Mapping[str, Any] | None = None,
+        correction: str = "bh",
+        drift_share: float = 0.5,
+        warn_share: float | None = None,
+        importances: Mapping[str, float] | None = None,
+        min_rows: int = DEFAULT_MIN_ROWS,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.baseline = baseline
+        self.baseline_version = baseline_version
+        self.baseline_dir = baseline_dir
+        self.window = window
+        self.window_start = window_start
+        self.window_end = window_end
+        self.columns = list(columns) if columns is not None else None
+        self.prediction_columns = list(prediction_columns)
+        self.max_categories = max_categories
+        self.settings = drift_settings_arg(
+            self.task_id,
+            methods=methods,
+            thresholds=thresholds,
+            correction=correction,
+            drift_share=drift_share,
+            warn_share=warn_share,
+            importances=importances,
+            min_rows=min_rows,
+        )
+
+
+class DriftCheckOperator(DriftJudgeArgs):
     """Compare the run's window of a table, query or file with a stored baseline.
 
     For SQL sources the window's profile is computed in the database (only aggregates are
@@ -211,10 +260,6 @@ class DriftCheckOperator(BaseCheckOperator):
     def __init__(
         self,
         *,
-        baseline: str,
-        baseline_version: str | None = None,
-        window: timedelta | str | None = None,
-        baseline_dir: str | None = None,
         conn_id: str | None = None,
         table: str | None = None,
         sql: str | None = None,
@@ -222,49 +267,18 @@ class DriftCheckOperator(BaseCheckOperator):
         where: str | None = None,
         timestamp_column: str | None = None,
         timestamp_timezone: str = "UTC",
-        window_start: datetime | str | None = None,
-        window_end: datetime | str | None = None,
-        columns: Sequence[str] | None = None,
-        prediction_columns: Sequence[str] = (),
-        methods: Mapping[str, str] | None = None,
-        thresholds: Mapping[str, Any] | None = None,
-        correction: str = "bh",
-        drift_share: float = 0.5,
-        warn_share: float | None = None,
-        importances: Mapping[str, float] | None = None,
-        min_rows: int = DEFAULT_MIN_ROWS,
-        max_categories: int = DEFAULT_MAX_CATEGORIES,
         store_profile: bool = True,
         partition: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.baseline = baseline
-        self.baseline_version = baseline_version
-        self.baseline_dir = baseline_dir
-        self.partition = partition
         self.conn_id, self.table, self.sql, self.path = conn_id, table, sql, path
         self.where = where
         self.timestamp_column = timestamp_column
         self.timestamp_timezone = timestamp_timezone
-        self.window = window
-        parse_window_arg(window, self.task_id, timestamp_column)
-        self.window_start = window_start
-        self.window_end = window_end
-        self.columns = list(columns) if columns is not None else None
-        self.prediction_columns = list(prediction_columns)
-        self.max_categories = max_categories
         self.store_profile = store_profile
-        self.settings = drift_settings_arg(
-            self.task_id,
-            methods=methods,
-            thresholds=thresholds,
-            correction=correction,
-            drift_share=drift_share,
-            warn_share=warn_share,
-            importances=importances,
-            min_rows=min_rows,
-        )
+        self.partition = partition
+        parse_window_arg(self.window, self.task_id, timestamp_column)
         self.spec().validate(self.task_id)
 
     def dataset_name(self) -> str:

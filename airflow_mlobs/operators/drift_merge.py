@@ -6,14 +6,14 @@ parallel; this step only adds counts (:meth:`Profile.merge`) and compares
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs import settings
 from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.drift_settings import CHECK, DEFAULT_MIN_ROWS
-from airflow_mlobs.core.profile import DEFAULT_MAX_CATEGORIES, Profile, load_baseline
+from airflow_mlobs.core.drift_settings import CHECK
+from airflow_mlobs.core.profile import Profile, load_baseline
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.operators.base import (
     BaseCheckOperator,
@@ -21,9 +21,9 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
+from airflow_mlobs.operators.drift import DriftJudgeArgs
 from airflow_mlobs.specs.drift import (
     checked_baseline,
-    drift_settings_arg,
     judge_profile,
     merge_partitions,
     partition_list,
@@ -39,7 +39,7 @@ def _moment(value: datetime | None) -> str:
     return value.isoformat() if value is not None else "(open)"
 
 
-class DriftMergeOperator(BaseCheckOperator):
+class DriftMergeOperator(DriftJudgeArgs):
     """Merge the stored partition profiles of the run's window and compare the sum with a baseline.
 
     Put it downstream of a mapped drift check, e.g.
@@ -81,50 +81,15 @@ class DriftMergeOperator(BaseCheckOperator):
         self,
         *,
         dataset: str,
-        baseline: str,
-        baseline_version: str | None = None,
-        baseline_dir: str | None = None,
         partitions: Sequence[str] | None = None,
-        window: timedelta | str | None = None,
-        window_start: datetime | str | None = None,
-        window_end: datetime | str | None = None,
         segment: str | None = None,
-        columns: Sequence[str] | None = None,
-        prediction_columns: Sequence[str] = (),
-        methods: Mapping[str, str] | None = None,
-        thresholds: Mapping[str, Any] | None = None,
-        correction: str = "bh",
-        drift_share: float = 0.5,
-        warn_share: float | None = None,
-        importances: Mapping[str, float] | None = None,
-        min_rows: int = DEFAULT_MIN_ROWS,
-        max_categories: int = DEFAULT_MAX_CATEGORIES,
         **kwargs: Any,
     ) -> None:
         super().__init__(dataset=dataset, **kwargs)
-        self.baseline = baseline
-        self.baseline_version = baseline_version
-        self.baseline_dir = baseline_dir
         # Kept as given: it is templated (a Jinja string rendered to a list, or an XComArg).
         self.partitions = list(partitions) if isinstance(partitions, list | tuple) else partitions
-        self.window = window
-        parse_window_arg(window, self.task_id)
-        self.window_start = window_start
-        self.window_end = window_end
         self.segment = segment
-        self.columns = list(columns) if columns is not None else None
-        self.prediction_columns = list(prediction_columns)
-        self.max_categories = max_categories
-        self.settings = drift_settings_arg(
-            self.task_id,
-            methods=methods,
-            thresholds=thresholds,
-            correction=correction,
-            drift_share=drift_share,
-            warn_share=warn_share,
-            importances=importances,
-            min_rows=min_rows,
-        )
+        parse_window_arg(self.window, self.task_id)
 
     def stored_partitions(
         self, dataset: str, edges_key: str, start: datetime | None, end: datetime | None
