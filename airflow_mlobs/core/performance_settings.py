@@ -85,7 +85,9 @@ class DropLevels:
 
     def __post_init__(self) -> None:
         if not (0 <= self.warn <= self.fail) or not math.isfinite(self.fail):
-            raise ValueError(f"max_drop levels must satisfy 0 <= warn <= fail, got {self.warn}, {self.fail}")
+            raise ValueError(
+                f"max_drop levels must satisfy 0 <= warn <= fail (finite), got {self.warn}, {self.fail}"
+            )
 
     def absolute(self, baseline: float) -> tuple[float, float]:
         """The levels in the metric's units."""
@@ -122,8 +124,10 @@ class PerformanceSettings:
                 raise ValueError(f"unknown {self.task} metric {name!r}; use one of {', '.join(judged)}")
         if not 0 <= self.min_label_coverage <= 1:
             raise ValueError(f"min_label_coverage must be within [0, 1], got {self.min_label_coverage}")
-        if self.sigma < 0:
-            raise ValueError(f"sigma must not be negative, got {self.sigma}")
+        if not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"sigma must be a finite number > 0, got {self.sigma}")
+        if not (isinstance(self.min_segment_labels, int) and self.min_segment_labels >= 1):
+            raise ValueError(f"min_segment_labels must be an integer >= 1, got {self.min_segment_labels!r}")
         check_duplicate_labels(self.duplicate_labels)
 
     def levels_for(self, metric: str) -> DropLevels | None:
@@ -137,14 +141,28 @@ def parse_max_drop(value: Any, *, relative: bool = False, name: str = "max_drop"
     if isinstance(value, DropLevels):
         return value
     if isinstance(value, str) and value.strip().endswith("%"):
-        level = float(value.strip()[:-1]) / 100
-        return DropLevels(level, level, relative=True)
+        try:
+            level = float(value.strip()[:-1]) / 100
+        except ValueError as exc:
+            raise ValueError(f"{name}: expected a number, (warn, fail) or '5%', got {value!r}") from exc
+        return _levels(name, level, level, True)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return DropLevels(float(value), float(value), relative)
+        return _levels(name, float(value), float(value), relative)
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         warn, fail = value
         if isinstance(warn, str) or isinstance(fail, str):
             w, f = parse_max_drop(warn, name=name), parse_max_drop(fail, name=name)
             return DropLevels(w.warn, f.fail, w.relative or f.relative)
-        return DropLevels(float(warn), float(fail), relative)
+        try:
+            return _levels(name, float(warn), float(fail), relative)
+        except TypeError as exc:
+            raise ValueError(f"{name}: expected a number, (warn, fail) or '5%', got {value!r}") from exc
     raise ValueError(f"{name}: expected a number, (warn, fail) or '5%', got {value!r}")
+
+
+def _levels(name: str, warn: float, fail: float, relative: bool) -> DropLevels:
+    """:class:`DropLevels`, its ``ValueError`` naming the argument ``name``."""
+    try:
+        return DropLevels(warn, fail, relative)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc

@@ -712,7 +712,14 @@ def _summarize_chunk(
 
     def classification(mask: NDArray[np.bool_]) -> Summary:
         return summarize_classification_arrays(
-            found[mask], y[mask], yhat[mask], scores[mask], duplicate=dup[mask], late=late[mask], bins=bins
+            found[mask],
+            y[mask],
+            yhat[mask],
+            scores[mask],
+            duplicate=dup[mask],
+            late=late[mask],
+            bins=bins,
+            score_decides=source.predicted_column is None,
         )
 
     return classification

@@ -68,6 +68,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.performance.summary import (
+    HUGE,
     LOG_LOSS_EPS,
     ClassificationSummary,
     MulticlassSummary,
@@ -149,8 +150,9 @@ REGRESSION_SUMS = (
     "sum_sq_ape",
     "nonzero_labels",
     "zero_labels",
+    "huge",
 )
-_INTEGER_SUMS = frozenset({"count", "nonzero_labels", "zero_labels"})
+_INTEGER_SUMS = frozenset({"count", "nonzero_labels", "zero_labels", "huge"})
 
 
 @dataclass(frozen=True)
@@ -431,6 +433,9 @@ def performance_statement(
         finite = sa.and_(pred_v >= -MAX_FLOAT, pred_v <= MAX_FLOAT, yv >= -MAX_FLOAT, yv <= MAX_FLOAT)
         ok = sa.and_(state == LABELLED, finite)
         e = pred_v - yv
+        # Powers only of errors and labels within HUGE (summary.HUGE): beyond it a fourth power
+        # overflows (an error in PostgreSQL, inf in SQLite); those rows are counted as ``huge``.
+        small = sa.and_(ok, sa.func.abs(e) <= HUGE, sa.func.abs(yv) <= HUGE)
         nonzero = sa.and_(ok, yv != 0.0)
         ape = sa.func.abs(e) / sa.func.abs(yv)
         grouped = (
@@ -450,14 +455,15 @@ def performance_statement(
                             sa.func.count().filter(ok),
                             sa.func.sum(sa.func.abs(e)).filter(ok),
                             sa.func.sum(e).filter(ok),
-                            sa.func.sum(e * e).filter(ok),
-                            sa.func.sum(e * e * e * e).filter(ok),
+                            sa.func.sum(sa.case((small, e * e))).filter(ok),
+                            sa.func.sum(sa.case((small, e * e * e * e))).filter(ok),
                             sa.func.sum(yv).filter(ok),
-                            sa.func.sum(yv * yv).filter(ok),
+                            sa.func.sum(sa.case((small, yv * yv))).filter(ok),
                             sa.func.sum(ape).filter(nonzero),
                             sa.func.sum(ape * ape).filter(nonzero),
                             sa.func.count().filter(nonzero),
                             sa.func.count().filter(sa.and_(ok, yv == 0.0)),
+                            sa.func.count().filter(sa.and_(ok, sa.not_(small))),
                         ),
                         strict=True,
                     )
@@ -699,15 +705,28 @@ def performance_summary_sql(
             what=f"tables {source.predictions} and {source.labels}",
         ) from exc
     overall, segments = _assemble(
-        rows, task, query.bins, query.count_orphans, segmented=source.segment_column is not None
+        rows,
+        task,
+        query.bins,
+        query.count_orphans,
+        segmented=source.segment_column is not None,
+        score_decides=source.predicted_column is None,
     )
     return overall, segments, QueryStats(statements=1, rows_fetched=stats_rows)
 
 
 def _assemble(
-    rows: list[Any], task: Task, bins: int, count_orphans: bool, *, segmented: bool
+    rows: list[Any],
+    task: Task,
+    bins: int,
+    count_orphans: bool,
+    *,
+    segmented: bool,
+    score_decides: bool = False,
 ) -> tuple[Summary, dict[str, Summary]]:
-    """Fold the aggregate rows into one summary per segment and their sum."""
+    """Fold the aggregate rows into one summary per segment and their sum. ``score_decides``: the
+    predicted class is ``score >= threshold``, so a row without a valid score (bin -1) has none and
+    is left out of the confusion counts (``unscored``)."""
     orphans = 0
     parts: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -738,6 +757,11 @@ def _assemble(
                 acc["score_sum"] += float(row.score_sum or 0.0)
                 acc["confidence_sum"] += float(row.confidence_sum or 0.0)
                 acc["scored_predicted_positive" if yhat else "scored_predicted_negative"][bin_index] += count
+            if bin_index < 0 and score_decides:
+                if state == LABELLED:
+                    acc["invalid_scores"] += count
+                    acc["unscored"] += count
+                continue
             acc["predicted_positive_all"] += count * yhat
             if state != LABELLED:
                 continue
@@ -782,6 +806,7 @@ def _empty(task: Task, bins: int) -> dict[str, Any]:
                 "positives": [0] * bins,
                 "negatives": [0] * bins,
                 "invalid_scores": 0,
+                "unscored": 0,
                 "log_loss_sum": 0.0,
                 "log_loss_sumsq": 0.0,
                 "scored": 0,

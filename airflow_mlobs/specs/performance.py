@@ -12,6 +12,7 @@ judging is :func:`airflow_mlobs.core.performance.judge.judge_performance`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -104,12 +105,7 @@ class PerformanceSpec:
             raise ValueError(f"{task_id}: give conn_id and predictions_table, or predictions_path")
         if not (self.labels_path or (self.labels_connection() and self.labels_table)):
             raise ValueError(f"{task_id}: give labels_table (on conn_id or label_conn_id), or labels_path")
-        if self.chunksize < 1:
-            raise ValueError(f"{task_id}: chunksize must be positive, got {self.chunksize}")
-        try:
-            check_duplicate_labels(self.duplicate_labels)
-        except ValueError as exc:
-            raise ValueError(f"{task_id}: {exc}") from exc
+        self.check_settings(task_id)
         if (
             self.task != "multiclass"
             and self.score_column is None
@@ -125,6 +121,41 @@ class PerformanceSpec:
                 f"{task_id}: reference_window must be (start, end), got {self.reference_window!r}"
             )
         self.settings(task_id)
+
+    def check_settings(self, task_id: str = "") -> None:
+        """``ValueError`` naming the task, the argument and the allowed range for a numeric or
+        enumerated setting out of range: ``threshold`` in [0, 1], ``sigma`` > 0, ``min_label_coverage``
+        in [0, 1], ``min_segment_labels`` >= 1, ``bins`` >= 2, ``chunksize`` >= 1, ``timezone`` a zone,
+        ``duplicate_labels`` 'latest' or 'earliest', ``relative`` and ``count_orphan_labels`` booleans
+        (``max_drop`` >= 0 and the metric names: :meth:`settings`). Run at construction (literal
+        arguments: a DAG import error) and again when the check runs (rendered templates)."""
+        prefix = f"{task_id}: " if task_id else ""
+
+        def number(name: str, low: float, high: float, rule: str, *, integer: bool = False) -> None:
+            value = getattr(self, name)
+            kind = int if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ValueError(f"{prefix}{name} must be {rule}, got {value!r}")
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{prefix}{name} must be {rule}, got {value!r}")
+
+        number("threshold", 0.0, 1.0, "a number within [0, 1]")
+        number("sigma", math.ulp(0.0), 1e308, "a finite number > 0")
+        number("min_label_coverage", 0.0, 1.0, "a number within [0, 1]")
+        number("min_segment_labels", 1, 1e308, "an integer >= 1", integer=True)
+        number("bins", 2, 1_000_000, "an integer within [2, 1000000]", integer=True)
+        number("chunksize", 1, 1e308, "an integer >= 1", integer=True)
+        for name in ("relative", "count_orphan_labels"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{prefix}{name} must be True or False, got {getattr(self, name)!r}")
+        try:
+            check_duplicate_labels(self.duplicate_labels)
+        except ValueError as exc:
+            raise ValueError(f"{prefix}{exc}") from exc
+        try:
+            get_zone(self.timezone)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{prefix}timezone: {exc}") from exc
 
     def labels_connection(self) -> str:
         """The labels' connection: ``label_conn_id``, else ``conn_id``."""
@@ -180,6 +211,11 @@ class PerformanceSpec:
         from airflow_mlobs.core.performance.judge import judge_performance
         from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
 
+        try:
+            self.check_settings()
+            self.settings()
+        except ValueError as exc:
+            raise MlobsInputError(str(exc)) from exc
         zone = get_zone(self.timezone)
         cutoff = parse_moment(self.label_cutoff, "label_cutoff")
         window = evaluation_window(window_start, window_end, self.delay(), label_cutoff=cutoff, zone=zone)

@@ -163,8 +163,10 @@ def _reference(
     regression: bool = False,
     mask: Any = None,
     duplicate_labels: DuplicateLabels = "latest",
+    score_decides: bool = False,
 ) -> Any:
-    """The in-memory summary of the judged window (the numpy reference)."""
+    """The in-memory summary of the judged window (the numpy reference); ``score_decides``: the
+    predicted class is ``score >= threshold`` (no predicted column)."""
     in_window = np.array([WINDOW.prediction_start <= t < WINDOW.prediction_end for t in data["times"]])
     if mask is not None:
         in_window &= mask
@@ -188,6 +190,7 @@ def _reference(
         label_counts=counts,
         late_ids=late,
         orphan_labels=orphans,
+        score_decides=score_decides,
     )
 
 
@@ -278,8 +281,10 @@ def test_score_threshold_and_model_version_and_boolean_labels(pg_engine: sa.Engi
     overall, _, _ = performance_summary_sql(
         pg_engine, PerformanceQuery(_source(pg_schema), WINDOW, threshold=0.5)
     )
-    # without predicted_column the class is score >= threshold (a NULL score predicts negative)
-    want = _reference({**data, "label_values": [int(v) for v in data["label_values"]]})
+    # without predicted_column the class is score >= threshold: a NULL score has no predicted class
+    # and is left out of the confusion counts (unscored), never counted as predicted negative
+    want = _reference({**data, "label_values": [int(v) for v in data["label_values"]]}, score_decides=True)
+    assert want.unscored > 0
     _assert_same(overall, want)
     other, _, _ = performance_summary_sql(
         pg_engine,
@@ -551,7 +556,11 @@ def test_grouped_statement_equals_the_ranked_one(
         assert cov.late == 2  # a NULL time ranks last in both dialects: 11 is LATE
         positives = {2, 4, 6, 8, 13, 15, 16}  # the first verdicts; a NULL label never wins a tie
     assert sum(overall.positives) == len(positives) and overall.invalid_scores == 1
-    assert overall.tp + overall.fn == len(positives) + 1
+    # the positive without a score: in the confusion counts only when a predicted column gives
+    # its class; without one (score >= threshold) it is unscored, left out
+    unscored = 1 if source.predicted_column is None else 0
+    assert overall.unscored == unscored
+    assert overall.tp + overall.fn == len(positives) + 1 - unscored
 
 
 # The winning label of each edge prediction ("NONE": unlabelled, "LATE": labelled only after the

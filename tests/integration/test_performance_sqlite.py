@@ -58,7 +58,8 @@ def test_threshold_and_boolean_labels_on_sqlite(tmp_path: Path) -> None:
     data["label_values"] = [bool(v) for v in data["label_values"]]
     engine = _loaded(tmp_path, data, label=sa.Boolean)
     overall, _, _ = performance_summary_sql(engine, PerformanceQuery(_source(None), WINDOW, threshold=0.5))
-    _assert_same(overall, _reference({**data, "label_values": [int(v) for v in data["label_values"]]}))
+    want = _reference({**data, "label_values": [int(v) for v in data["label_values"]]}, score_decides=True)
+    _assert_same(overall, want)
 
 
 def test_regression_on_sqlite_equals_numpy(tmp_path: Path) -> None:

@@ -125,7 +125,10 @@ def _with_reference(
         if name not in baselines and ref is not None and ref.value is not None:
             baselines[name] = MetricBaseline(ref.value, ref.se, "reference")
     calibration: tuple[float, ...] | None = None
-    if isinstance(reference, ClassificationSummary) and reference.labelled - reference.invalid_scores > 0:
+    scored_reference = isinstance(reference, ClassificationSummary) and (
+        reference.labelled - (reference.invalid_scores - reference.unscored) > 0
+    )
+    if isinstance(reference, ClassificationSummary) and scored_reference:
         calibration = calibration_map(reference)
     ref_labelled = reference.coverage.labelled
     notes = []
@@ -164,6 +167,7 @@ def _reported(
         "label_coverage": coverage.coverage,
         "task": settings.task,
         **coverage.to_dict(),
+        **_row_counts(summary),
         "metrics": {name: m.to_dict() for name, m in metrics.items()},
     }
     if window is not None:
@@ -174,13 +178,40 @@ def _reported(
     return out
 
 
+def _row_counts(summary: Summary) -> dict[str, int]:
+    """The labelled rows left out of the metrics, for the result's metrics: ``invalid_scores`` and
+    ``unscored`` (classification, see ``ClassificationSummary``), ``invalid`` (regression: NULL or
+    non-finite prediction or label; multi-class: NULL label or predicted class), ``huge``
+    (regression, see ``RegressionSummary``)."""
+    if isinstance(summary, ClassificationSummary):
+        return {"invalid_scores": summary.invalid_scores, "unscored": summary.unscored}
+    if isinstance(summary, RegressionSummary):
+        return {"invalid": summary.invalid, "huge": summary.huge}
+    return {"invalid": summary.invalid}
+
+
 def _notes(summary: Summary, settings: PerformanceSettings, reference_notes: Sequence[str]) -> str:
     """The text appended to every summary line: the reference's, the labels' and the rows' notes."""
     notes = [*reference_notes, *_label_notes(summary.coverage, settings.duplicate_labels)]
-    if isinstance(summary, ClassificationSummary) and summary.invalid_scores:
-        notes.append(f"{summary.invalid_scores} labelled predictions with no valid score")
+    if isinstance(summary, ClassificationSummary) and summary.unscored:
+        notes.append(
+            f"{summary.unscored} predictions without a valid score excluded "
+            "(NULL, NaN, infinite or outside [0, 1]: no predicted class)"
+        )
+    if isinstance(summary, ClassificationSummary) and summary.invalid_scores > summary.unscored:
+        notes.append(f"{summary.invalid_scores - summary.unscored} labelled predictions with no valid score")
     if isinstance(summary, MulticlassSummary) and summary.invalid:
         notes.append(f"{summary.invalid} labelled predictions with no label or predicted class")
+    if isinstance(summary, RegressionSummary) and summary.huge:
+        notes.append(
+            f"{summary.huge} labelled predictions with an error or label beyond 1e70: "
+            "the squares overflow the double range, so rmse, r2 and standard errors are undefined"
+        )
+    if isinstance(summary, RegressionSummary) and summary.invalid:
+        notes.append(
+            f"{summary.invalid} labelled predictions with a NULL or non-finite (NaN, +inf, -inf) "
+            "label or predicted value excluded from the metrics"
+        )
     if isinstance(summary, RegressionSummary) and summary.zero_labels:
         notes.append(f"{summary.zero_labels} labels are 0 (left out of MAPE)")
     return ("; " + "; ".join(notes)) if notes else ""

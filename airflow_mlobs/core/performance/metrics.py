@@ -33,8 +33,9 @@ ece (expected calibration error)
     SE: ``sqrt(sum_b (n_b / m)^2 p_b (1 - p_b) / n_b)`` (the binomial error of each bin's label
     rate; ignores the bias of the absolute value, so it is a rough guide).
 
-Rows whose score is NULL or outside [0, 1] count in the confusion counts but not in the score
-metrics (``invalid_scores``).
+Rows whose score is NULL, NaN, infinite or outside [0, 1] are left out of the score metrics
+(``invalid_scores``); when the predicted class comes from the score they are left out of the
+confusion counts and every metric too (``unscored``), never counted as predicted negative.
 
 Regression (``e = ŷ - y``): mae ``mean |e|``; rmse ``sqrt(mean e^2)``; bias ``mean e``; mape
 ``mean |e| / |y|`` over rows with ``y != 0`` only (rows with ``y = 0`` are counted in
@@ -137,7 +138,7 @@ def _finite_or_none(value: float) -> float | None:
 def _metric(name: str, value: float, se: float | None, n: int, **extra: Any) -> MetricValue:
     """A defined metric; non-finite values become undefined (never an infinity in a result)."""
     if not math.isfinite(value):
-        return MetricValue(name, None, None, n, "not finite")
+        return MetricValue(name, None, None, n, "not finite (the sums overflow the double range)")
     se_value = _finite_or_none(max(se, 0.0)) if se is not None else None
     return MetricValue(name, float(value), se_value, n, extra=extra)
 
@@ -324,7 +325,7 @@ def classification_metrics(
         "positive_rate": proportion("positive_rate", s.tp + s.fp, n, empty),
         "prevalence": proportion("prevalence", s.tp + s.fn, n, empty),
     }
-    scored_labelled = n - s.invalid_scores
+    scored_labelled = n - (s.invalid_scores - s.unscored)
     if scored_labelled > 0:
         mean, se = _mean_and_se(s.log_loss_sum, s.log_loss_sumsq, scored_labelled)
         metrics["log_loss"] = _metric("log_loss", mean, se, scored_labelled)
@@ -341,6 +342,10 @@ def regression_metrics(summary: RegressionSummary) -> dict[str, MetricValue]:
     if n == 0:
         reason = "no labelled predictions"
         return {name: MetricValue(name, None, None, 0, reason) for name in REGRESSION_METRICS}
+    if s.huge:
+        # Errors or labels beyond HUGE: their powers were left out, so every statistic built on
+        # them is undefined ("not finite"), never an infinity.
+        s = replace(s, sum_sq_error=math.inf, sum_quartic_error=math.inf, sum_sq_y=math.inf)
     mae, mae_se = _mean_and_se(s.sum_abs_error, s.sum_sq_error, n)
     bias, bias_se = _mean_and_se(s.sum_error, s.sum_sq_error, n)
     mse, mse_se = _mean_and_se(s.sum_sq_error, s.sum_quartic_error, n)
@@ -360,7 +365,9 @@ def regression_metrics(summary: RegressionSummary) -> dict[str, MetricValue]:
     sst = s.sum_sq_y - s.sum_y * s.sum_y / n
     var_y = sst / n
     # sst is a difference of large sums: treat values below rounding noise as constant labels.
-    if var_y <= 1e-12 * max(s.sum_sq_y / n, 1e-300):
+    if not math.isfinite(sst):
+        metrics["r2"] = MetricValue("r2", None, None, n, "not finite (the sums overflow the double range)")
+    elif var_y <= 1e-12 * max(s.sum_sq_y / n, 1e-300):
         metrics["r2"] = MetricValue("r2", None, None, n, "the labels are constant")
     else:
         metrics["r2"] = _metric("r2", 1 - s.sum_sq_error / sst, mse_se / var_y, n)

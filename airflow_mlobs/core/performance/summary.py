@@ -12,8 +12,10 @@ Binary classification keeps the confusion counts of the labelled predictions, sc
 the labelled positives and negatives over ``bins`` equal-width bins on [0, 1] (:func:`score_bin`:
 ``floor(s * bins)``, a score of exactly 1 in the last bin), and the sums of the per-row log-loss
 terms (:func:`log_loss_terms`, ``s`` clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]``) and of their
-squares. Rows whose score is NULL or outside [0, 1] count in the confusion counts but not in the
-score histograms (``invalid_scores``). Regression keeps the sums of the errors' powers and of the
+squares. Rows whose score is NULL, NaN, infinite or outside [0, 1] are left out of the score
+histograms (``invalid_scores``); when the predicted class comes from the score (``score >=
+threshold``, no predicted-class column) they are left out of the confusion counts and every metric
+too (``unscored``), never counted as predicted negative. Regression keeps the sums of the errors' powers and of the
 labels'; multi-class the confusion matrix as sparse counts, the classes as canonical text.
 
 Pure: no Airflow, no I/O.
@@ -32,6 +34,10 @@ from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.performance.window import Coverage
 from airflow_mlobs.core.performance_settings import DEFAULT_BINS
 
+#: Regression errors or labels beyond this size are left out of the sums of powers (``e^4`` of
+#: 1e77 overflows a double; the same rule in the database and in memory).
+HUGE = 1e70
+
 #: Scores are clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]`` in the log-loss terms.
 LOG_LOSS_EPS = 1e-15
 
@@ -48,7 +54,9 @@ class ClassificationSummary:
 
     Labelled rows: the confusion counts; ``positives`` / ``negatives``: score histograms of the
     labelled positives and negatives over ``bins`` equal-width bins on [0, 1] (a score of exactly 1
-    goes to the last bin); ``invalid_scores``: labelled rows with a NULL or out-of-range score;
+    goes to the last bin); ``invalid_scores``: labelled rows with a NULL, NaN, infinite or
+    out-of-range score; ``unscored``: those of them whose predicted class would come from the score
+    (no predicted-class column), left out of the confusion counts (so ``labelled`` excludes them);
     ``log_loss_sum`` / ``log_loss_sumsq``: sums of the per-row log-loss terms and their squares over
     the labelled rows with a valid score. All rows of the window with a valid score:
     ``scored``, ``score_sum``, ``confidence_sum`` (sum of ``ŷ s + (1 - ŷ)(1 - s)``), and their score
@@ -64,6 +72,7 @@ class ClassificationSummary:
     positives: tuple[int, ...] = ()
     negatives: tuple[int, ...] = ()
     invalid_scores: int = 0
+    unscored: int = 0
     log_loss_sum: float = 0.0
     log_loss_sumsq: float = 0.0
     scored: int = 0
@@ -81,7 +90,7 @@ class ClassificationSummary:
 
     @property
     def labelled(self) -> int:
-        """Labelled predictions (the confusion table's total)."""
+        """Labelled predictions in the confusion table (its total; without the ``unscored``)."""
         return self.tp + self.fp + self.fn + self.tn
 
     def __add__(self, other: ClassificationSummary) -> ClassificationSummary:
@@ -96,6 +105,7 @@ class ClassificationSummary:
             positives=_add_tuples(self.positives, other.positives),
             negatives=_add_tuples(self.negatives, other.negatives),
             invalid_scores=self.invalid_scores + other.invalid_scores,
+            unscored=self.unscored + other.unscored,
             log_loss_sum=self.log_loss_sum + other.log_loss_sum,
             log_loss_sumsq=self.log_loss_sumsq + other.log_loss_sumsq,
             scored=self.scored + other.scored,
@@ -117,7 +127,10 @@ class RegressionSummary:
     """Sums over the labelled rows with a predicted value (``e = ŷ - y``): ``count``, ``sum |e|``,
     ``sum e``, ``sum e^2``, ``sum e^4``, ``sum y``, ``sum y^2``, ``sum |e|/|y|`` and its square over
     ``y != 0`` (``nonzero_labels`` rows), ``zero_labels`` (``y == 0``), ``invalid`` (labelled rows
-    whose prediction or label is NULL)."""
+    whose prediction or label is NULL, NaN or infinite: left out of every sum), ``huge`` (rows whose
+    ``|e|`` or ``|y|`` exceeds :data:`HUGE`: in the linear sums but left out of the sums of squares
+    and fourth powers, which would overflow the double range; the metrics built on those are then
+    undefined, never infinite)."""
 
     count: int = 0
     sum_abs_error: float = 0.0
@@ -131,6 +144,7 @@ class RegressionSummary:
     nonzero_labels: int = 0
     zero_labels: int = 0
     invalid: int = 0
+    huge: int = 0
     coverage: Coverage = field(default_factory=Coverage)
 
     def __add__(self, other: RegressionSummary) -> RegressionSummary:
@@ -147,6 +161,7 @@ class RegressionSummary:
             nonzero_labels=self.nonzero_labels + other.nonzero_labels,
             zero_labels=self.zero_labels + other.zero_labels,
             invalid=self.invalid + other.invalid,
+            huge=self.huge + other.huge,
             coverage=self.coverage + other.coverage,
         )
 
@@ -228,6 +243,7 @@ def summarize_classification(
     late_ids: set[Any] | None = None,
     bins: int = DEFAULT_BINS,
     orphan_labels: int | None = None,
+    score_decides: bool = False,
 ) -> ClassificationSummary:
     """The classification summary of one window in memory (the reference for the SQL gatherer).
 
@@ -244,6 +260,7 @@ def summarize_classification(
         duplicate=duplicate,
         late=late,
         bins=bins,
+        score_decides=score_decides,
     )
     return replace(summary, coverage=replace(summary.coverage, orphan_labels=orphan_labels))
 
@@ -301,13 +318,16 @@ def summarize_classification_arrays(
     duplicate: ArrayLike | None = None,
     late: ArrayLike | None = None,
     bins: int = DEFAULT_BINS,
+    score_decides: bool = False,
 ) -> ClassificationSummary:
     """The classification summary of one chunk of predictions, vectorised (no orphan count).
 
     One entry per prediction: ``labelled`` (has a label by the cut-off), ``y`` (the winning label is
     the positive class; ignored where not labelled), ``predicted`` (predicted positive), ``scores``
     (NaN for NULL), ``duplicate`` (more than one label by the cut-off), ``late`` (labelled only after
-    the cut-off). Chunk summaries add up to the window's (the streaming join's building block).
+    the cut-off). ``score_decides``: ``predicted`` is ``score >= threshold``, so a prediction without
+    a valid score has no predicted class and is left out of the confusion counts (``unscored``).
+    Chunk summaries add up to the window's (the streaming join's building block).
     """
     has = np.asarray(labelled, dtype=bool)
     yy = np.asarray(y, dtype=bool) & has
@@ -315,7 +335,8 @@ def summarize_classification_arrays(
     s = np.asarray(scores, dtype=np.float64)
     b = score_bin(s, bins)
     valid = b >= 0
-    lab_pos, lab_neg = has & yy, has & ~yy
+    in_confusion = has & valid if score_decides else has
+    lab_pos, lab_neg = in_confusion & yy, in_confusion & ~yy
     terms = log_loss_terms(yy[has & valid], s[has & valid])
     conf = np.where(yhat, s, 1 - s)[valid]
     return ClassificationSummary(
@@ -327,12 +348,13 @@ def summarize_classification_arrays(
         positives=tuple(int(c) for c in np.bincount(b[lab_pos & valid], minlength=bins)),
         negatives=tuple(int(c) for c in np.bincount(b[lab_neg & valid], minlength=bins)),
         invalid_scores=int(np.sum(has & ~valid)),
+        unscored=int(np.sum(has & ~in_confusion)),
         log_loss_sum=float(terms.sum()),
         log_loss_sumsq=float(np.sum(terms * terms)),
         scored=int(valid.sum()),
         score_sum=float(s[valid].sum()),
         confidence_sum=float(conf.sum()),
-        predicted_positive_all=int(yhat.sum()),
+        predicted_positive_all=int(np.sum(yhat & valid)) if score_decides else int(yhat.sum()),
         scored_predicted_positive=tuple(int(c) for c in np.bincount(b[valid & yhat], minlength=bins)),
         scored_predicted_negative=tuple(int(c) for c in np.bincount(b[valid & ~yhat], minlength=bins)),
         coverage=_chunk_coverage(has, duplicate, late),
@@ -353,23 +375,29 @@ def summarize_regression_arrays(
     yv = np.asarray(y, dtype=np.float64)
     pred = np.asarray(predicted, dtype=np.float64)
     ok = has & np.isfinite(yv) & np.isfinite(pred)
-    e = pred[ok] - yv[ok]
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = pred[ok] - yv[ok]
     yy = yv[ok]
+    small = (np.abs(e) <= HUGE) & (np.abs(yy) <= HUGE)
+    es, ys = e[small], yy[small]
     nz = yy != 0
-    ape = np.abs(e[nz]) / np.abs(yy[nz])
+    with np.errstate(over="ignore", invalid="ignore"):
+        ape = np.abs(e[nz]) / np.abs(yy[nz])
+        sums = (float(np.abs(e).sum()), float(e.sum()), float(yy.sum()))
     return RegressionSummary(
         count=int(ok.sum()),
-        sum_abs_error=float(np.abs(e).sum()),
-        sum_error=float(e.sum()),
-        sum_sq_error=float(np.sum(e * e)),
-        sum_quartic_error=float(np.sum(e**4)),
-        sum_y=float(yy.sum()),
-        sum_sq_y=float(np.sum(yy * yy)),
+        sum_abs_error=sums[0],
+        sum_error=sums[1],
+        sum_sq_error=float(np.sum(es * es)),
+        sum_quartic_error=float(np.sum(es**4)),
+        sum_y=sums[2],
+        sum_sq_y=float(np.sum(ys * ys)),
         sum_ape=float(ape.sum()),
         sum_sq_ape=float(np.sum(ape * ape)),
         nonzero_labels=int(nz.sum()),
         zero_labels=int((~nz).sum()),
         invalid=int(np.sum(has & ~ok)),
+        huge=int(np.sum(~small)),
         coverage=_chunk_coverage(has, duplicate, late),
     )
 
