@@ -195,6 +195,8 @@ class CheckResultMixin:
             detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             if isinstance(exc, SourceUnavailable):
                 detail = exc.cause
+            # Bad input (an undefined or unusable results connection) says all in its message: no
+            # chained traceback of it in the task log; a database failure keeps its cause.
             raise CheckBreachError(
                 error_result(
                     check=result.check,
@@ -202,7 +204,7 @@ class CheckResultMixin:
                     message=f"could not store the {result.status.value} result in the results history "
                     f"({where}): {detail}",
                 )
-            ) from exc
+            ) from (None if isinstance(exc, MlobsInputError) else exc)
         compact = result.compact()
         if run.map_index >= 0:
             compact["map_index"] = run.map_index  # a gate reading a mapped task's list knows whose
@@ -335,7 +337,7 @@ def retry_when_results_unavailable(
                 # error naming it, instead of a plain exception Airflow would retry.
                 raise CheckBreachError(
                     error_result(check=check, dataset=f"{self.dag_id}.{self.task_id}", message=str(exc))
-                ) from exc
+                ) from None
             except Exception as exc:
                 from airflow_mlobs.sources.dberrors import db_cause, find_db_error
 
