@@ -74,6 +74,8 @@ class Case:
     metrics: dict[str, Any] = field(default_factory=dict)
     backends: tuple[str, ...] = ("sqlite", "postgres", "memory")
     create_labels: bool = True
+    #: Not fixed yet: the case is a strict xfail naming what happens today.
+    known_bug: str | None = None
 
 
 PRED_TYPES: dict[str, Any] = {
@@ -93,8 +95,7 @@ _invalid = {k: v for k, v in zip(range(0, 40, 2), [None] * 20, strict=True)}
 _nan = {k: math.nan for k in range(0, 40, 2)}
 _inf = {k: (math.inf if k % 4 else -math.inf) for k in range(0, 40, 2)}
 _outside = {k: (1.5 if k % 4 else -0.2) for k in range(0, 40, 2)}
-_duplicated = [*_predictions(), *[{**r, "score": 1 - r["score"]} for r in _predictions(100)]]
-_regression = {"task": "regression", "metric": "mae", "score_column": "score"}
+_regression = {"task": "regression", "metric": "mae", "score_column": "score", "baseline": {"mae": 0.0}}
 
 CASES: dict[str, Case] = {
     "control_all_correct": Case("pass", ("accuracy 100.0%", "200 of 200")),
@@ -169,6 +170,68 @@ CASES: dict[str, Case] = {
         label_types={"label": sa.Double()},
         spec={**_regression, "metric": "rmse", "baseline": {"rmse": 0.0}},
         metrics={"huge": 2, "value": None},
+    ),
+    "all_null_label_column": Case(
+        "error",
+        ("label",),
+        labels=[{**r, "label": None} for r in _labels()],
+        known_bug="a NULL label counts as the negative class: accuracy 50%, fail",
+    ),
+    "text_in_numeric_label_column": Case(
+        "error",
+        ("label",),
+        labels=_with([{**r, "label": str(r["label"])} for r in _labels()], "label", {0: "n/a", 1: "unknown"}),
+        label_types={"label": sa.Text()},
+        spec=_regression,
+    ),
+    "positive_label_absent_from_labels": Case(
+        "error",
+        ("positive_label", "'churned'"),
+        labels=[{**r, "label": "yes" if r["label"] else "no"} for r in _labels()],
+        label_types={"label": sa.Text()},
+        spec={"positive_label": "churned"},
+        known_bug="every label counts as negative: accuracy 50%, fail, positive_label not named",
+    ),
+    "text_in_score_column": Case(
+        "error",
+        ("score",),
+        predictions=[{**r, "score": str(r["score"])} for r in _predictions()],
+        prediction_types={"score": sa.Text()},
+    ),
+    "null_prediction_ids": Case(
+        "pass",
+        ("10 predictions without a prediction id",),
+        predictions=_with(_predictions(), "prediction_id", dict.fromkeys(range(190, 200))),
+        known_bug="not named; pushed down the NULL ids group into 2 predictions (192), in memory 200",
+    ),
+    # 100 of 200 ids logged twice, the earlier row wrong: the latest logged row should win.
+    "duplicate_prediction_ids": Case(
+        "pass",
+        ("100 prediction ids logged more than once",),
+        predictions=[
+            *_predictions(),
+            *[
+                {**r, "score": 1 - r["score"], "predicted_at": r["predicted_at"] - timedelta(minutes=1)}
+                for r in _predictions(100)
+            ],
+        ],
+        known_bug="not detected: 300 predictions, no note, the stale rows judged",
+    ),
+    # SQLite compares an INTEGER column with a TEXT one numerically (column affinity): joined.
+    "id_types_differ_int_vs_text_sqlite": Case(
+        "pass",
+        ("200 of 200",),
+        labels=[{**r, "prediction_id": str(r["prediction_id"])} for r in _labels()],
+        label_types={"prediction_id": sa.Text()},
+        backends=("sqlite",),
+    ),
+    # PostgreSQL refuses integer = text; the in-memory join names both columns and their types.
+    "id_types_differ_int_vs_text": Case(
+        "error",
+        ("predictions", "labels"),
+        labels=[{**r, "prediction_id": str(r["prediction_id"])} for r in _labels()],
+        label_types={"prediction_id": sa.Text()},
+        backends=("postgres", "memory"),
     ),
 }
 
@@ -268,10 +331,12 @@ def _strict_json(result: CheckResult) -> None:
 
 
 @pytest.mark.parametrize("case_name", list(CASES))
-def test_bad_input(backend: Backend, case_name: str) -> None:
+def test_bad_input(backend: Backend, case_name: str, request: pytest.FixtureRequest) -> None:
     case = CASES[case_name]
     if backend.name not in case.backends:
         pytest.skip(f"{case_name} is not a case for {backend.name}")
+    if case.known_bug:
+        request.applymarker(pytest.mark.xfail(reason=case.known_bug, strict=True))
     _write(backend, case)
     result = _run(backend, case.spec)
     assert result.status.value == case.status, result.summary
