@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 # Path segments of webhook and API URLs that are no secret (never scrubbed on their own).
 NOT_SECRET = frozenset({"services", "api", "hooks", "webhook", "webhooks", "v1", "v2"})
+# Values of secret-like extra keys that are flags, not secrets (``"use_auth": "true"``).
+_NOT_A_SECRET_VALUE = frozenset({"true", "false", "none", "null", "yes", "no", "basic", "bearer", "oauth"})
 SECRET_EXTRA_KEYS = ("token", "password", "passwd", "secret", "key", "webhook", "url", "auth", "credential")
 
 
@@ -112,7 +114,7 @@ def connection_secrets(conn_id: str) -> list[str]:
         elif isinstance(value, list | tuple):
             for item in value:
                 walk(item, secret)
-        elif secret and isinstance(value, str):
+        elif secret and isinstance(value, str) and value.strip().lower() not in _NOT_A_SECRET_VALUE:
             found.extend(secret_parts(value))
 
     walk(extra, False)

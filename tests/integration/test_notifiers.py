@@ -633,7 +633,7 @@ def test_database_and_smtp_passwords_and_extra_tokens_are_scrubbed(airflow_conne
         host="mail.example.com",
         login="alerts",
         password="p@ss/w0rd?x=1",
-        extra={"auth": {"api_token": "xoxp-extraToken-123456"}, "timeout": 30},
+        extra={"auth": {"api_token": "xoxp-extraToken-123456", "use_auth": "true"}, "timeout": 30},
     )
     secrets = connection_secrets("mlobs_any")
     text = (
@@ -642,6 +642,7 @@ def test_database_and_smtp_passwords_and_extra_tokens_are_scrubbed(airflow_conne
     scrubbed = redact(text, secrets)
     assert "w0rd" not in scrubbed and "extraToken" not in scrubbed
     assert "alerts" in scrubbed and "timeout 30" in scrubbed  # only secrets go
+    assert redact("use_auth is true", secrets) == "use_auth is true"  # a flag is no secret
 
 
 @pytest.mark.parametrize(
@@ -690,3 +691,32 @@ def test_email_to_an_undefined_connection_is_not_retried(store: ResultsStore) ->
     [delivery] = store.deliveries(result, RUN)
     assert (delivery.delivered, delivery.attempts, slept) == (False, 1, [])
     assert delivery.error is not None and "connection 'mlobs_no_smtp' is not defined" in delivery.error
+
+
+@pytest.mark.parametrize(
+    ("value", "parts", "kept"),
+    [
+        pytest.param(
+            "https://hooks.slack.com/services/T1111/B2222/xyzSecret",
+            ["/services/T1111/B2222/xyzSecret", "T1111", "B2222", "xyzSecret", "B2222/xyzSecret"],
+            ["services", "hooks.slack.com"],
+            id="webhook-url",
+        ),
+        pytest.param("T1111/B2222/xyzSecret", ["T1111", "B2222", "xyzSecret"], [], id="bare-token-path"),
+        pytest.param(
+            "postgresql://etl:dbSecret99@db.example.com/wh?sslkey=keySecret7",
+            ["dbSecret99", "sslkey=keySecret7", "keySecret7"],
+            ["db.example.com"],
+            id="database-url",
+        ),
+    ],
+)
+def test_secret_parts_finds_every_part_that_can_leak(value: str, parts: list[str], kept: list[str]) -> None:
+    from airflow_mlobs.notifiers.base import redact, secret_parts
+
+    found = secret_parts(value)
+    for part in parts:
+        assert part in found, (part, found)
+        assert part not in redact(f"error: {part} rejected", found)
+    for word in kept:
+        assert word not in found
