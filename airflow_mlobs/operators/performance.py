@@ -55,14 +55,16 @@ class PerformanceCheckOperator(BaseCheckOperator):
         joins in memory. Templated.
     :param predictions_path, labels_path: read that side from a Parquet/Feather/CSV file or
         dataset directory instead of a table (joins in memory). Templated.
-    :param chunksize: rows per chunk of the in-memory join (default 50,000).
+    :param chunksize: rows per chunk of the in-memory join (default 50,000; at least 1).
     :param id_column, label_id_column: the prediction id in each table (``label_id_column`` defaults
         to ``id_column``). Prediction ids must be unique in the log.
     :param prediction_time_column, label_time_column, label_column: when the prediction was made,
         when the label arrived, and the label (the true class, or the true value).
     :param score_column: probability of the positive class (classification) or the predicted value
         (regression).
-    :param predicted_column: the predicted class; without it, ``score >= threshold``.
+    :param predicted_column: the predicted class; without it, ``score >= threshold`` (``threshold``
+        in [0, 1]), and a NULL, NaN, infinite or out-of-range score has no class: left out of the
+        confusion counts and the metrics, counted as ``unscored``.
     :param task: ``"classification"`` (binary; ``positive_label`` is the positive class),
         ``"multiclass"`` (needs ``predicted_column``; accuracy, macro_f1, weighted_f1,
         macro_precision, macro_recall) or ``"regression"``.
@@ -95,8 +97,13 @@ class PerformanceCheckOperator(BaseCheckOperator):
     :param max_drop: a number, ``(warn, fail)``, or ``"5%"`` / ``("2%", "5%")`` relative to the
         baseline; per metric with a mapping ``{"accuracy": (0.02, 0.05)}``.
     :param relative: read numeric ``max_drop`` levels as fractions of the baseline.
-    :param sigma: a drop within this many standard errors never breaches (default 2).
-    :param min_label_coverage: below this share of labelled predictions the result is ``skipped``.
+    :param sigma: a drop within this many standard errors never breaches (default 2; > 0).
+    :param min_label_coverage: below this share of labelled predictions the result is ``skipped``
+        (in [0, 1]).
+
+    Numeric and enumerated settings out of range (also ``min_segment_labels`` >= 1, ``bins`` in
+    [2, 1000000], ``max_drop`` >= 0, ``timezone``, ``duplicate_labels``) are a ``ValueError`` naming
+    the task and the argument when the DAG is imported.
     """
 
     check_name = CHECK

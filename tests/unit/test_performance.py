@@ -651,3 +651,70 @@ def test_immature_window_estimates_are_calibrated_on_the_reference_and_compared_
     assert "estimated from scores calibrated on the reference window: expected accuracy" in result.summary
     assert "(baseline " in result.summary
     assert result.metrics["metrics"]["expected_accuracy"]["calibration"] == "reference"
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "allowed"),
+    [
+        ("threshold", 1.5, "[0, 1]"),
+        ("sigma", 0.0, "> 0"),
+        ("min_label_coverage", -0.1, "[0, 1]"),
+        ("min_segment_labels", 0, ">= 1"),
+        ("bins", 1, "[2, 1000000]"),
+        ("chunksize", 0, ">= 1"),
+        ("max_drop", -0.05, "0 <= warn <= fail"),
+        ("metric", "rmse", "use one of"),
+        ("timezone", "Mars/Olympus", "IANA"),
+        ("duplicate_labels", "first", "'latest' or 'earliest'"),
+    ],
+)
+def test_out_of_range_settings_are_a_dag_import_error_naming_task_argument_and_range(
+    argument: str, value: object, allowed: str
+) -> None:
+    from airflow_mlobs.operators import PerformanceCheckOperator
+
+    with pytest.raises(ValueError) as raised:
+        PerformanceCheckOperator(
+            task_id="perf_churn",
+            conn_id="warehouse",
+            predictions_table="predictions",
+            labels_table="labels",
+            prediction_time_column="predicted_at",
+            label_time_column="labelled_at",
+            score_column="score",
+            **{argument: value},  # type: ignore[arg-type]
+        )
+    message = str(raised.value)
+    assert message.startswith("perf_churn: ") and allowed in message, message
+    assert argument in message or repr(value) in message, message
+
+
+def test_an_invalid_score_has_no_predicted_class_when_the_class_comes_from_the_score() -> None:
+    from airflow_mlobs.core.performance.summary import summarize_classification_arrays
+
+    # 4 correct scored predictions and 4 with NULL, NaN, +inf and 1.5 (all positives)
+    scores = np.array([0.9, 0.1, 0.8, 0.2, np.nan, np.nan, np.inf, 1.5])
+    y = np.array([1, 0, 1, 0, 1, 1, 1, 1], dtype=bool)
+    yhat = scores >= 0.5
+    decided = summarize_classification_arrays(np.ones(8, bool), y, yhat, scores, score_decides=True)
+    assert (decided.tp, decided.fp, decided.fn, decided.tn) == (2, 0, 0, 2)
+    assert decided.unscored == 4 and decided.invalid_scores == 4 and decided.labelled == 4
+    assert classification_metrics(decided)["accuracy"].value == 1.0
+    result = _judge(decided, baseline={"accuracy": 0.95}, max_drop={"accuracy": DropLevels(0.02, 0.02)})
+    assert "4 predictions without a valid score excluded" in result.summary
+    assert result.metrics["unscored"] == 4
+    # with a predicted-class column the class is known: counted, only the score metrics skip them
+    given = summarize_classification_arrays(np.ones(8, bool), y, np.ones(8, bool) & y, scores)
+    assert given.labelled == 8 and given.unscored == 0 and given.invalid_scores == 4
+
+
+def test_huge_regression_values_make_rmse_undefined_not_infinite() -> None:
+    from airflow_mlobs.core.performance.summary import summarize_regression_arrays
+
+    y = np.array([1e300, -1e300, 1.0, 2.0, 3.0])
+    summary = summarize_regression_arrays(np.ones(5, bool), y, np.array([0.0, 0.0, 1.0, 2.0, 3.5]))
+    assert summary.huge == 2 and summary.count == 5
+    metrics = regression_metrics(summary)
+    assert metrics["rmse"].value is None and "not finite" in (metrics["rmse"].reason or "")
+    assert metrics["r2"].value is None
+    json.dumps({k: m.to_dict() for k, m in metrics.items()}, allow_nan=False)
