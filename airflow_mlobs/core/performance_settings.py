@@ -100,7 +100,8 @@ class PerformanceSettings:
     """How to judge: the main ``metric``, ``baseline`` values per metric, drop levels per metric
     (``max_drop``; the main metric's also applies to others without their own), ``sigma``,
     ``min_label_coverage``, segment reporting, and the ``duplicate_labels`` rule the summaries were
-    gathered with (named in the result's note on duplicates)."""
+    gathered with (named in the result's note on duplicates); ``label_column`` (named in the notes
+    on NULL labels)."""
 
     task: Task = "classification"
     metric: str = "accuracy"
@@ -111,6 +112,7 @@ class PerformanceSettings:
     min_segment_labels: int = 30
     worst_segments: int = 3
     duplicate_labels: DuplicateLabels = "latest"
+    label_column: str = "label"
 
     def __post_init__(self) -> None:
         known = {

@@ -541,8 +541,18 @@ def performance_summary_join(
         Condition(source.label_time_column, "<=", window.label_cutoff),
         *range_where,
     ]
+    # A binary classification's NULL label is no label (as pushed down): counted, not indexed.
+    drop_null_labels = task == "classification"
+    null_label_ids: dict[Any, int] = {}
     for chunk in labs.stream([label_id, source.label_time_column, source.label_column], in_time, chunksize):
         chunk = chunk[chunk[source.label_time_column].notna()]
+        if drop_null_labels:
+            null = chunk[source.label_column].isna().to_numpy()
+            if null.any():
+                values, counts = np.unique(_ids(chunk[label_id][null]), return_counts=True)
+                for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+                    null_label_ids[v] = null_label_ids.get(v, 0) + int(c)
+                chunk = chunk[~null]
         if len(chunk):
             index.add(
                 _ids(chunk[label_id]), _time_keys(chunk[source.label_time_column]), chunk[source.label_column]
@@ -556,7 +566,10 @@ def performance_summary_join(
         Condition(source.label_time_column, ">", window.label_cutoff),
         *range_where,
     ]
-    for chunk in labs.stream([label_id], late_where, chunksize):
+    late_columns = [label_id, source.label_column] if drop_null_labels else [label_id]
+    for chunk in labs.stream(late_columns, late_where, chunksize):
+        if drop_null_labels:
+            chunk = chunk[chunk[source.label_column].notna()]
         late_parts.append(np.unique(_ids(chunk[label_id])))
         if len(late_parts) > 8:
             late_parts = [np.unique(np.concatenate(late_parts))]
@@ -571,11 +584,14 @@ def performance_summary_join(
         columns.append(source.score_column)
     columns += [c for c in (source.predicted_column, source.segment_column) if c is not None]
     parts: dict[str, Summary] = {}
+    null_labelled: set[Any] = set()
     rows = chunks = 0
     for chunk in preds.stream(columns, p_where, chunksize):
         rows += len(chunk)
         chunks += 1
         pids = _ids(chunk[source.id_column])
+        if null_label_ids:
+            null_labelled.update(v for v in pids.tolist() if v in null_label_ids)
         found, pos = _lookup(label_ids, pids)
         dup = found & (label_counts[pos] > 1) if len(label_ids) else found
         late_found, _ = _lookup(late_ids, pids)
@@ -622,7 +638,10 @@ def performance_summary_join(
     overall = empty
     for summary in parts.values():
         overall = overall + summary  # type: ignore[operator]
-    overall = replace(overall, coverage=replace(overall.coverage, orphan_labels=orphans))
+    null_labels = sum(null_label_ids[v] for v in null_labelled)
+    overall = replace(
+        overall, coverage=replace(overall.coverage, orphan_labels=orphans, null_labels=null_labels)
+    )
     stats = JoinStats(
         prediction_rows=rows,
         prediction_chunks=chunks,

@@ -43,7 +43,9 @@ The statement (PostgreSQL, SQLite 3.30+; any database with window functions and 
    as counts; classes become canonical text in Python), or ``GROUP BY segment, label state`` with
    the regression sums;
 4. ``UNION ALL`` one row counting the labels that arrived in ``(arrivals_start, cutoff]`` for a
-   prediction id the log does not have (``NOT EXISTS``).
+   prediction id the log does not have (``NOT EXISTS``), and for a binary classification one row
+   counting the NULL labels by the cut-off of the window's predictions (``EXISTS``): there a NULL
+   label is no label, left out of the join (neither labelled nor negative).
 
 At most ``segments x 3 states x 2 x 2 x bins`` rows for classification (in practice about
 ``segments x 2 x bins``), ``segments x 3`` for regression.
@@ -94,6 +96,7 @@ Formulation = Literal["auto", "grouped", "ranked"]
 #: Label states of a prediction: no label at all, labelled by the cut-off, labelled only after it.
 NO_LABEL, LABELLED, LATE = 0, 1, 2
 _ORPHANS = -1
+_NULL_LABELS = -2
 NO_SEGMENT = "(none)"
 
 
@@ -354,6 +357,7 @@ def performance_statement(
         if earliest
         else (sa.case((in_time, 0), else_=1), lt.desc(), label_col.desc())
     )
+    grouped: Any
     if formulation == "grouped":
         grouped = _grouped_classification(
             dialect_for(engine),
@@ -368,7 +372,7 @@ def performance_statement(
             bins=bins,
             earliest=earliest,
         )
-        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive)
+        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p)
     joined = (
         sa.select(
             p,
@@ -377,7 +381,7 @@ def performance_statement(
             sa.func.row_number().over(partition_by=p.c.pid, order_by=rank_order).label("rn"),
             sa.func.count(lt).filter(in_time).over(partition_by=p.c.pid).label("n_labels"),
         )
-        .select_from(p.outerjoin(labels_alias, labels_alias.c[label_id] == p.c.pid))
+        .select_from(p.outerjoin(labels_alias, _label_join(labels_alias, source, label_id, p, task)))
         .subquery("j")
     )
     j = joined.c
@@ -473,7 +477,7 @@ def performance_statement(
             .group_by(j.segment, state)
         )
         sums = REGRESSION_SUMS
-    return _with_orphans(grouped, sums, query, labels, preds, label_naive)
+    return _with_orphans(grouped, sums, query, labels, preds, label_naive, p)
 
 
 def _predicted_positive(preds_cat: TableCatalog, source: PerformanceSource, positive_label: Any) -> Any:
@@ -558,7 +562,7 @@ def _grouped_classification(
             ),
             sa.func.count(lt).filter(in_time).label("n_labels"),
         )
-        .select_from(p.outerjoin(labels, labels.c[label_id] == p.c.pid))
+        .select_from(p.outerjoin(labels, _label_join(labels, source, label_id, p, "classification")))
         .group_by(*p.c)
         .subquery("k")
     )
@@ -633,11 +637,34 @@ def _with_orphans(
     labels: sa.TableClause,
     preds: sa.TableClause,
     label_naive: bool,
+    p: sa.Subquery,
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
-    """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4); its
-    ``sums`` columns (those of ``grouped``) are NULL."""
+    """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4), and for
+    a binary classification the row counting the NULL labels by the cut-off of the window's
+    predictions (a NULL label is no label); their ``sums`` columns (those of ``grouped``) are NULL."""
     statement: sa.Select[Any] | sa.CompoundSelect[Any] = grouped
     source, window, zone, label_id = query.source, query.window, query.zone, query.source.label_id
+    extra: list[Any] = []  # the extra count rows (Select)
+    if query.task == "classification":
+        null_labels = labels.alias("nl")
+        nlt = null_labels.c[source.label_time_column]
+        ncut = _bound(nlt, label_naive, zone, window.label_cutoff, "cutoff")
+        extra.append(
+            sa.select(
+                sa.cast(sa.null(), sa.Text).label("segment"),
+                sa.literal(_NULL_LABELS).label("state"),
+                sa.null().label("y"),
+                sa.null().label("yhat"),
+                sa.null().label("bin"),
+                sa.func.count().label("n"),
+                sa.literal(0).label("dup"),
+                *(sa.null().label(name) for name in sums),
+            ).where(
+                null_labels.c[source.label_column].is_(None),
+                nlt <= ncut,
+                sa.exists().where(p.c.pid == null_labels.c[label_id]),
+            )
+        )
     if query.count_orphans:
         orphan_labels = labels.alias("ol")
         known = preds.alias("kp")
@@ -658,9 +685,21 @@ def _with_orphans(
             olt <= ocut,
             ~sa.exists().where(known.c[source.id_column] == orphan_labels.c[label_id]),
         )
-        statement = sa.union_all(grouped, orphans)
-
+        extra.append(orphans)
+    if extra:
+        statement = sa.union_all(grouped, *extra)
     return statement
+
+
+def _label_join(
+    labels: NamedFromClause, source: PerformanceSource, label_id: str, p: sa.Subquery, task: Task
+) -> sa.ColumnElement[bool]:
+    """The prediction-label join condition: the same id; for a binary classification a NULL label
+    is no label (left out of the join: neither labelled nor negative, counted apart)."""
+    same_id = labels.c[label_id] == p.c.pid
+    if task == "classification":
+        return sa.and_(same_id, labels.c[source.label_column].is_not(None))
+    return same_id
 
 
 def session_purpose(task: Task, formulation: Formulation = "auto") -> QueryPurpose:
@@ -727,12 +766,15 @@ def _assemble(
     """Fold the aggregate rows into one summary per segment and their sum. ``score_decides``: the
     predicted class is ``score >= threshold``, so a row without a valid score (bin -1) has none and
     is left out of the confusion counts (``unscored``)."""
-    orphans = 0
+    orphans = null_labels = 0
     parts: dict[str, dict[str, Any]] = {}
     for row in rows:
         state, count = int(row.state), int(row.n)
         if state == _ORPHANS:
             orphans += count
+            continue
+        if state == _NULL_LABELS:
+            null_labels += count
             continue
         seg = NO_SEGMENT if row.segment is None else str(row.segment)
         acc = parts.setdefault(seg, _empty(task, bins))
@@ -783,11 +825,9 @@ def _assemble(
     overall: Summary = _build(task, bins, _empty(task, bins))
     for summary in summaries.values():
         overall = overall + summary  # type: ignore[operator]
-    coverage = overall.coverage
+    coverage = replace(overall.coverage, null_labels=null_labels)
     if count_orphans:
-        coverage = Coverage(
-            coverage.predictions, coverage.labelled, coverage.late, coverage.duplicate, orphans
-        )
+        coverage = replace(coverage, orphan_labels=orphans)
     overall = replace(overall, coverage=coverage)
     return overall, (summaries if segmented else {})
 

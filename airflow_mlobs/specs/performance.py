@@ -189,6 +189,7 @@ class PerformanceSpec:
                 min_label_coverage=self.min_label_coverage,
                 min_segment_labels=self.min_segment_labels,
                 duplicate_labels=self.duplicate_labels,
+                label_column=self.label_column,
             )
         except ValueError as exc:
             raise ValueError(f"{prefix}{exc}") from exc

@@ -171,11 +171,18 @@ CASES: dict[str, Case] = {
         spec={**_regression, "metric": "rmse", "baseline": {"rmse": 0.0}},
         metrics={"huge": 2, "value": None},
     ),
+    # A NULL label is no label: not labelled, not negative; all NULL is the no-labels path.
     "all_null_label_column": Case(
-        "error",
-        ("label",),
+        "skipped",
+        ("coverage", "0 of 200", "200 labels in column 'label' were NULL"),
         labels=[{**r, "label": None} for r in _labels()],
-        known_bug="a NULL label counts as the negative class: accuracy 50%, fail",
+        metrics={"null_labels": 200, "labelled": 0},
+    ),
+    "some_null_labels_not_negative": Case(
+        "pass",
+        ("accuracy 100.0%", "180 of 200", "20 labels in column 'label' were NULL"),
+        labels=_with(_labels(), "label", dict.fromkeys(range(20))),
+        metrics={"null_labels": 20, "labelled": 180},
     ),
     "text_in_numeric_label_column": Case(
         "error",

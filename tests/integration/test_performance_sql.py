@@ -546,12 +546,14 @@ def test_grouped_statement_equals_the_ranked_one(
     )
     cov = overall.coverage
     postgres = engine.dialect.name == "postgresql"
-    # 18 rows, the duplicated one counted once (as the ranked statement does); 2, 3, 4-9, 13-17 labelled
-    assert (cov.predictions, cov.labelled, cov.duplicate, cov.orphan_labels) == (17, 13, 8, 1)
+    # 18 rows, the duplicated one counted once (as the ranked statement does); 2, 3, 4-8, 13-17
+    # labelled (a NULL label is no label: 9 has none, 8 and 15 one each, not duplicates)
+    assert (cov.predictions, cov.labelled, cov.duplicate, cov.orphan_labels) == (17, 12, 6, 1)
+    assert cov.null_labels == 3  # the NULL labels of 8, 9 and 15
     assert isinstance(overall, ClassificationSummary)
     if duplicate_labels == "latest":
         assert cov.late == (1 if postgres else 2)  # prediction 11: NO_LABEL in PostgreSQL, LATE in SQLite
-        positives = {2, 5, 6, 13, 16} | (set() if postgres else {8})  # 17 is positive but has no score
+        positives = {2, 5, 6, 8, 13, 15, 16}  # 17 is positive but has no score
     else:
         assert cov.late == 2  # a NULL time ranks last in both dialects: 11 is LATE
         positives = {2, 4, 6, 8, 13, 15, 16}  # the first verdicts; a NULL label never wins a tie
@@ -624,6 +626,8 @@ def test_each_prediction_s_winning_label_in_every_path(
     source = _source(schema, predicted_column="predicted_class", segment_column="prediction_id")  # type: ignore[arg-type]
     want = _WINNERS[(duplicate_labels, dialect)]
     binary = {i: "1" if w == "1" else w if w in ("NONE", "LATE") else "not 1" for i, w in want.items()}
+    # a binary classification's NULL label is no label: 8 and 15 keep their 1, 9 has none
+    binary.update({8: "1", 9: "NONE", 15: "1"})
     options: dict[str, Any] = {"count_orphans": False, "duplicate_labels": duplicate_labels}
     _, grouped, _ = performance_summary_sql(engine, PerformanceQuery(source, WINDOW, bins=10, **options))
     assert _winners(grouped) == binary

@@ -192,7 +192,10 @@ def _row_counts(summary: Summary) -> dict[str, int]:
 
 def _notes(summary: Summary, settings: PerformanceSettings, reference_notes: Sequence[str]) -> str:
     """The text appended to every summary line: the reference's, the labels' and the rows' notes."""
-    notes = [*reference_notes, *_label_notes(summary.coverage, settings.duplicate_labels)]
+    notes = [
+        *reference_notes,
+        *_label_notes(summary.coverage, settings.duplicate_labels, settings.label_column),
+    ]
     if isinstance(summary, ClassificationSummary) and summary.unscored:
         notes.append(
             f"{summary.unscored} predictions without a valid score excluded "
@@ -405,8 +408,15 @@ def judge_performance(
     return result(status, head, findings)
 
 
-def _label_notes(coverage: Coverage, duplicate_labels: DuplicateLabels = "latest") -> list[str]:
+def _label_notes(
+    coverage: Coverage, duplicate_labels: DuplicateLabels = "latest", label_column: str = "label"
+) -> list[str]:
     notes = []
+    if coverage.null_labels:
+        notes.append(
+            f"{coverage.null_labels} labels in column {label_column!r} were NULL "
+            "(no label: neither labelled nor negative)"
+        )
     if coverage.orphan_labels:
         notes.append(f"{coverage.orphan_labels} labels for unknown prediction ids")
     if coverage.duplicate:

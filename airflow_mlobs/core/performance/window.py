@@ -97,7 +97,9 @@ class Coverage:
     whose only labels came after the cut-off; ``duplicate``: with more than one label by the
     cut-off (the ``duplicate_labels`` rule chose the winner); ``orphan_labels``: labels that
     arrived in the run's arrivals window for a prediction id the log does not have (``None`` when
-    not counted, e.g. per segment).
+    not counted, e.g. per segment); ``null_labels``: label rows by the cut-off for a window
+    prediction whose label is NULL (binary classification: a NULL label is no label, neither
+    labelled nor negative).
     """
 
     predictions: int = 0
@@ -105,6 +107,7 @@ class Coverage:
     late: int = 0
     duplicate: int = 0
     orphan_labels: int | None = None
+    null_labels: int = 0
 
     @property
     def coverage(self) -> float | None:
@@ -123,6 +126,7 @@ class Coverage:
             self.late + other.late,
             self.duplicate + other.duplicate,
             orphans,
+            self.null_labels + other.null_labels,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,6 +137,7 @@ class Coverage:
             "late_labels": self.late,
             "duplicate_labels": self.duplicate,
             "orphan_labels": self.orphan_labels,
+            "null_labels": self.null_labels,
             "label_coverage": self.coverage,
         }
 
