@@ -872,3 +872,28 @@ def _build(task: Task, bins: int, acc: dict[str, Any]) -> Summary:
             acc[key] = tuple(acc[key])
         return ClassificationSummary(bins=bins, coverage=coverage, **acc)
     return RegressionSummary(coverage=coverage, **acc)
+
+
+def label_values_seen(engine: Engine, query: PerformanceQuery, limit: int = 5) -> list[Any]:
+    """Up to ``limit`` distinct non-NULL values of the label column among the labels by the cut-off
+    (smallest first): what the labels hold when none equals ``positive_label``."""
+    source = query.source
+    cat = TableCatalog(engine, source.labels)
+    cat.get(source.label_column, "label")
+    cat.get(source.label_time_column, "label time", TIME_TYPES)
+    labels = cat.sa_table({source.label_column, source.label_time_column})
+    label, lt = labels.c[source.label_column], labels.c[source.label_time_column]
+    cutoff = _bound(lt, cat.naive(source.label_time_column), query.zone, query.window.label_cutoff, "cutoff")
+    statement = (
+        sa.select(label).where(label.is_not(None), lt <= cutoff).distinct().order_by(label).limit(limit)
+    )
+    try:
+        with engine.connect() as conn:
+            return [row[0] for row in conn.execute(statement)]
+    except SQLAlchemyError as exc:
+        raise source_failure(
+            exc,
+            f"reading the values of label column {source.label_column!r} of {source.labels} failed: "
+            f"{db_message(exc)}",
+            what=f"table {source.labels}",
+        ) from exc

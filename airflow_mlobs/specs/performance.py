@@ -209,7 +209,11 @@ class PerformanceSpec:
         after the cut-off, a missing table or column); the operator turns that into an ``error``.
         """
         # numpy and the gatherers load when a check runs, never when a DAG imports the spec.
-        from airflow_mlobs.core.performance.judge import judge_performance
+        from airflow_mlobs.core.performance.judge import (
+            judge_performance,
+            positive_label_absent,
+            with_absent_positive_label,
+        )
         from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
 
         try:
@@ -228,7 +232,7 @@ class PerformanceSpec:
         if reference_bounds is not None:
             reference_window = PerformanceWindow(*reference_bounds, window.label_cutoff, window.label_cutoff)
             reference, _ = self._summaries(query.for_reference(reference_window), connector)
-        return judge_performance(
+        result = judge_performance(
             overall,
             self.settings(),
             dataset=self.dataset_name(),
@@ -239,6 +243,20 @@ class PerformanceSpec:
             reference=reference,
             reference_window=reference_bounds,
         )
+        if positive_label_absent(overall):
+            result = with_absent_positive_label(
+                result, self.positive_label, self.label_column, self._label_values(query, connector)
+            )
+        return result
+
+    def _label_values(self, query: PerformanceQuery, connect: Connector) -> list[Any] | None:
+        """A few distinct label values by the cut-off (``None`` for labels in a file)."""
+        from airflow_mlobs.sources.performance_sql import label_values_seen
+
+        if self.labels_path:
+            return None
+        with connect(self.labels_connection()) as engine:
+            return label_values_seen(engine, query)
 
     def query(self, window: PerformanceWindow) -> PerformanceQuery:
         """What the gatherers join for ``window`` (tables default to ``predictions`` / ``labels``

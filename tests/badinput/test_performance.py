@@ -191,13 +191,23 @@ CASES: dict[str, Case] = {
         label_types={"label": sa.Text()},
         spec=_regression,
     ),
+    # Two classes, neither the positive one: certainly a configuration mistake.
     "positive_label_absent_from_labels": Case(
         "error",
-        ("positive_label", "'churned'"),
+        ("positive_label 'churned'", "column 'label'", "values seen: 'no', 'yes'"),
         labels=[{**r, "label": "yes" if r["label"] else "no"} for r in _labels()],
         label_types={"label": sa.Text()},
         spec={"positive_label": "churned"},
-        known_bug="every label counts as negative: accuracy 50%, fail, positive_label not named",
+        metrics={"positive_label_absent": True},
+    ),
+    # One class only, not the positive one: maybe a window of negatives only: at least warn.
+    "positive_label_absent_one_value_seen": Case(
+        "fail",
+        ("positive_label 'churned'", "column 'label'", "values seen: 'no'"),
+        labels=[{**r, "label": "no"} for r in _labels()],
+        label_types={"label": sa.Text()},
+        spec={"positive_label": "churned"},
+        metrics={"positive_label_absent": True},
     ),
     "text_in_score_column": Case(
         "error",

@@ -424,3 +424,41 @@ def _label_notes(
     if coverage.late:
         notes.append(f"{coverage.late} labels arrived after the cut-off (not counted)")
     return notes
+
+
+def positive_label_absent(summary: Summary) -> bool:
+    """Whether a binary classification window has labels but none of them is the positive class."""
+    return (
+        isinstance(summary, ClassificationSummary)
+        and summary.coverage.labelled > 0
+        and summary.tp + summary.fn == 0
+    )
+
+
+def with_absent_positive_label(
+    result: CheckResult, positive_label: Any, label_column: str, values_seen: Sequence[Any] | None
+) -> CheckResult:
+    """``result`` with a finding and a note that no label equals ``positive_label``.
+
+    Status: ``error`` when at least two distinct label values were seen, none of them
+    ``positive_label``: a label column with two classes of which neither is the positive one is
+    certainly a configuration mistake (a wrong ``positive_label`` or ``label_column``; every label
+    would count as negative). With one value seen (or none known, labels in a file) the window may
+    truly hold only negatives (a rare positive class): at least ``warn``, the judged status kept if
+    worse.
+    """
+    shown = ", ".join(repr(v) for v in values_seen) if values_seen else "unknown"
+    certain = values_seen is not None and len(values_seen) >= 2
+    text = (
+        f"no label in column {label_column!r} equals positive_label {positive_label!r} "
+        f"(values seen: {shown}); every label counts as negative"
+    )
+    status = Status.ERROR if certain else worst([result.status, Status.WARN])
+    finding = Finding(label_column, "positive_label", status, positive_label, None, text)
+    metrics = {**result.metrics, "positive_label_absent": True}
+    summary = (
+        f"{result.dataset}: {text}; judged: {result.summary}" if certain else f"{result.summary}; {text}"
+    )
+    return replace(
+        result, status=status, summary=summary, findings=(*result.findings, finding), metrics=metrics
+    )
