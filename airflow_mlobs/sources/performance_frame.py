@@ -585,11 +585,17 @@ def performance_summary_join(
     columns += [c for c in (source.predicted_column, source.segment_column) if c is not None]
     parts: dict[str, Summary] = {}
     null_labelled: set[Any] = set()
-    rows = chunks = 0
+    rows = chunks = unidentified = 0
     for chunk in preds.stream(columns, p_where, chunksize):
         rows += len(chunk)
         chunks += 1
         pids = _ids(chunk[source.id_column])
+        no_id = np.array([v is None for v in pids.tolist()], dtype=bool)
+        if no_id.any():  # a log row without an id is no prediction (as pushed down): counted apart
+            unidentified += int(no_id.sum())
+            chunk, pids = chunk[~no_id], pids[~no_id]
+            if not len(chunk):
+                continue
         if null_label_ids:
             null_labelled.update(v for v in pids.tolist() if v in null_label_ids)
         found, pos = _lookup(label_ids, pids)
@@ -640,7 +646,10 @@ def performance_summary_join(
         overall = overall + summary  # type: ignore[operator]
     null_labels = sum(null_label_ids[v] for v in null_labelled)
     overall = replace(
-        overall, coverage=replace(overall.coverage, orphan_labels=orphans, null_labels=null_labels)
+        overall,
+        coverage=replace(
+            overall.coverage, orphan_labels=orphans, null_labels=null_labels, unidentified=unidentified
+        ),
     )
     stats = JoinStats(
         prediction_rows=rows,

@@ -97,6 +97,7 @@ Formulation = Literal["auto", "grouped", "ranked"]
 NO_LABEL, LABELLED, LATE = 0, 1, 2
 _ORPHANS = -1
 _NULL_LABELS = -2
+_UNIDENTIFIED = -3
 NO_SEGMENT = "(none)"
 
 
@@ -342,7 +343,18 @@ def performance_statement(
         sa.cast(preds.c[source.segment_column], sa.Text) if source.segment_column else sa.null()
     )
     p_columns.append(segment_expr.label("segment"))
-    p = sa.select(*p_columns).where(*p_conditions).subquery("p")
+    pid = preds.c[source.id_column]
+    # A log row without an id joins nothing and is no prediction: left out, counted apart.
+    unidentified = sa.select(
+        sa.cast(sa.null(), sa.Text).label("segment"),
+        sa.literal(_UNIDENTIFIED).label("state"),
+        sa.null().label("y"),
+        sa.null().label("yhat"),
+        sa.null().label("bin"),
+        sa.func.count().label("n"),
+        sa.literal(0).label("dup"),
+    ).where(*p_conditions, pid.is_(None))
+    p = sa.select(*p_columns).where(*p_conditions, pid.is_not(None)).subquery("p")
 
     lt = labels_alias.c[source.label_time_column]
     label_naive = labels_cat.naive(source.label_time_column)
@@ -372,7 +384,7 @@ def performance_statement(
             bins=bins,
             earliest=earliest,
         )
-        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p)
+        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p, unidentified)
     joined = (
         sa.select(
             p,
@@ -455,7 +467,7 @@ def performance_statement(
                     expression.label(name)
                     for name, expression in zip(
                         REGRESSION_SUMS,
-                        (
+                        _elements(
                             sa.func.count().filter(ok),
                             sa.func.sum(sa.func.abs(e)).filter(ok),
                             sa.func.sum(e).filter(ok),
@@ -477,7 +489,7 @@ def performance_statement(
             .group_by(j.segment, state)
         )
         sums = REGRESSION_SUMS
-    return _with_orphans(grouped, sums, query, labels, preds, label_naive, p)
+    return _with_orphans(grouped, sums, query, labels, preds, label_naive, p, unidentified)
 
 
 def _predicted_positive(preds_cat: TableCatalog, source: PerformanceSource, positive_label: Any) -> Any:
@@ -638,13 +650,16 @@ def _with_orphans(
     preds: sa.TableClause,
     label_naive: bool,
     p: sa.Subquery,
+    unidentified: Any,
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4), and for
     a binary classification the row counting the NULL labels by the cut-off of the window's
     predictions (a NULL label is no label); their ``sums`` columns (those of ``grouped``) are NULL."""
     statement: sa.Select[Any] | sa.CompoundSelect[Any] = grouped
     source, window, zone, label_id = query.source, query.window, query.zone, query.source.label_id
-    extra: list[Any] = []  # the extra count rows (Select)
+    extra: list[Any] = [  # the extra count rows (Select)
+        unidentified.add_columns(*(sa.null().label(name) for name in sums))
+    ]
     if query.task == "classification":
         null_labels = labels.alias("nl")
         nlt = null_labels.c[source.label_time_column]
@@ -686,9 +701,13 @@ def _with_orphans(
             ~sa.exists().where(known.c[source.id_column] == orphan_labels.c[label_id]),
         )
         extra.append(orphans)
-    if extra:
-        statement = sa.union_all(grouped, *extra)
+    statement = sa.union_all(grouped, *extra)
     return statement
+
+
+def _elements(*expressions: Any) -> tuple[sa.ColumnElement[Any], ...]:
+    """``expressions`` typed as column elements (a mixed tuple is ``object`` to mypy)."""
+    return expressions
 
 
 def _label_join(
@@ -766,7 +785,7 @@ def _assemble(
     """Fold the aggregate rows into one summary per segment and their sum. ``score_decides``: the
     predicted class is ``score >= threshold``, so a row without a valid score (bin -1) has none and
     is left out of the confusion counts (``unscored``)."""
-    orphans = null_labels = 0
+    orphans = null_labels = unidentified = 0
     parts: dict[str, dict[str, Any]] = {}
     for row in rows:
         state, count = int(row.state), int(row.n)
@@ -775,6 +794,9 @@ def _assemble(
             continue
         if state == _NULL_LABELS:
             null_labels += count
+            continue
+        if state == _UNIDENTIFIED:
+            unidentified += count
             continue
         seg = NO_SEGMENT if row.segment is None else str(row.segment)
         acc = parts.setdefault(seg, _empty(task, bins))
@@ -825,7 +847,7 @@ def _assemble(
     overall: Summary = _build(task, bins, _empty(task, bins))
     for summary in summaries.values():
         overall = overall + summary  # type: ignore[operator]
-    coverage = replace(overall.coverage, null_labels=null_labels)
+    coverage = replace(overall.coverage, null_labels=null_labels, unidentified=unidentified)
     if count_orphans:
         coverage = replace(coverage, orphan_labels=orphans)
     overall = replace(overall, coverage=coverage)

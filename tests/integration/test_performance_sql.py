@@ -315,7 +315,7 @@ def test_regression_sums_equal_numpy(
     )
     assert isinstance(overall, RegressionSummary)
     _assert_same(overall, _reference(data, regression=True, duplicate_labels=duplicate_labels))
-    assert overall.zero_labels > 0 and stats.rows_fetched <= 4
+    assert overall.zero_labels > 0 and stats.rows_fetched <= 5  # 3 states, orphans, rows without an id
     metrics = regression_metrics(overall)
     assert all(metrics[m].value is not None for m in ("mae", "rmse", "mape", "bias", "r2"))
 

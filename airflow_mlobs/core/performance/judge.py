@@ -412,6 +412,8 @@ def _label_notes(
     coverage: Coverage, duplicate_labels: DuplicateLabels = "latest", label_column: str = "label"
 ) -> list[str]:
     notes = []
+    if coverage.unidentified:
+        notes.append(f"{coverage.unidentified} predictions without a prediction id excluded")
     if coverage.null_labels:
         notes.append(
             f"{coverage.null_labels} labels in column {label_column!r} were NULL "

@@ -99,7 +99,8 @@ class Coverage:
     arrived in the run's arrivals window for a prediction id the log does not have (``None`` when
     not counted, e.g. per segment); ``null_labels``: label rows by the cut-off for a window
     prediction whose label is NULL (binary classification: a NULL label is no label, neither
-    labelled nor negative).
+    labelled nor negative); ``unidentified``: log rows in the window without a prediction id (NULL),
+    left out of the join and of ``predictions``.
     """
 
     predictions: int = 0
@@ -108,6 +109,7 @@ class Coverage:
     duplicate: int = 0
     orphan_labels: int | None = None
     null_labels: int = 0
+    unidentified: int = 0
 
     @property
     def coverage(self) -> float | None:
@@ -127,6 +129,7 @@ class Coverage:
             self.duplicate + other.duplicate,
             orphans,
             self.null_labels + other.null_labels,
+            self.unidentified + other.unidentified,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +141,7 @@ class Coverage:
             "duplicate_labels": self.duplicate,
             "orphan_labels": self.orphan_labels,
             "null_labels": self.null_labels,
+            "unidentified_predictions": self.unidentified,
             "label_coverage": self.coverage,
         }
 
