@@ -57,7 +57,10 @@ class PerformanceCheckOperator(BaseCheckOperator):
         dataset directory instead of a table (joins in memory). Templated.
     :param chunksize: rows per chunk of the in-memory join (default 50,000; at least 1).
     :param id_column, label_id_column: the prediction id in each table (``label_id_column`` defaults
-        to ``id_column``). Prediction ids must be unique in the log.
+        to ``id_column``). Prediction ids should be unique in the log: every logged row is judged as
+        a prediction, and rows repeating an id already logged in the window are counted
+        (``repeated_predictions``) and make the result at least a ``warn``; rows without an id are
+        left out and counted (``unidentified_predictions``).
     :param prediction_time_column, label_time_column, label_column: when the prediction was made,
         when the label arrived, and the label (the true class, or the true value).
     :param score_column: probability of the positive class (classification) or the predicted value

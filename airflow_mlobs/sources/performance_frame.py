@@ -585,7 +585,8 @@ def performance_summary_join(
     columns += [c for c in (source.predicted_column, source.segment_column) if c is not None]
     parts: dict[str, Summary] = {}
     null_labelled: set[Any] = set()
-    rows = chunks = unidentified = 0
+    rows = chunks = unidentified = identified = 0
+    id_parts: list[NDArray[Any]] = []  # the distinct ids seen, to count rows repeating one
     for chunk in preds.stream(columns, p_where, chunksize):
         rows += len(chunk)
         chunks += 1
@@ -596,6 +597,10 @@ def performance_summary_join(
             chunk, pids = chunk[~no_id], pids[~no_id]
             if not len(chunk):
                 continue
+        identified += len(pids)
+        id_parts.append(_unique_ids(pids))
+        if len(id_parts) > 8:
+            id_parts = [_unique_ids(np.concatenate(id_parts))]
         if null_label_ids:
             null_labelled.update(v for v in pids.tolist() if v in null_label_ids)
         found, pos = _lookup(label_ids, pids)
@@ -645,10 +650,15 @@ def performance_summary_join(
     for summary in parts.values():
         overall = overall + summary  # type: ignore[operator]
     null_labels = sum(null_label_ids[v] for v in null_labelled)
+    distinct = len(_unique_ids(np.concatenate(id_parts))) if id_parts else 0
     overall = replace(
         overall,
         coverage=replace(
-            overall.coverage, orphan_labels=orphans, null_labels=null_labels, unidentified=unidentified
+            overall.coverage,
+            orphan_labels=orphans,
+            null_labels=null_labels,
+            unidentified=unidentified,
+            repeated=identified - distinct,
         ),
     )
     stats = JoinStats(
@@ -751,3 +761,11 @@ def _summarize_chunk(
         )
 
     return classification
+
+
+def _unique_ids(ids: NDArray[Any]) -> NDArray[Any]:
+    """The distinct ids (sorted when they compare; ids of mixed kinds are told apart by value)."""
+    try:
+        return np.unique(ids)
+    except TypeError:  # e.g. int and str ids in one object column
+        return np.array(list(dict.fromkeys(ids.tolist())), dtype=object)

@@ -58,6 +58,7 @@ a bare join: ``benchmarks/README.md`` (performance section).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal
@@ -98,6 +99,7 @@ NO_LABEL, LABELLED, LATE = 0, 1, 2
 _ORPHANS = -1
 _NULL_LABELS = -2
 _UNIDENTIFIED = -3
+_REPEATED = -4
 NO_SEGMENT = "(none)"
 
 
@@ -354,6 +356,16 @@ def performance_statement(
         sa.func.count().label("n"),
         sa.literal(0).label("dup"),
     ).where(*p_conditions, pid.is_(None))
+    # Log rows repeating an id already logged in the window: each is judged; counted and reported.
+    repeated = sa.select(
+        sa.cast(sa.null(), sa.Text).label("segment"),
+        sa.literal(_REPEATED).label("state"),
+        sa.null().label("y"),
+        sa.null().label("yhat"),
+        sa.null().label("bin"),
+        (sa.func.count() - sa.func.count(sa.distinct(pid))).label("n"),
+        sa.literal(0).label("dup"),
+    ).where(*p_conditions, pid.is_not(None))
     p = sa.select(*p_columns).where(*p_conditions, pid.is_not(None)).subquery("p")
 
     lt = labels_alias.c[source.label_time_column]
@@ -384,7 +396,9 @@ def performance_statement(
             bins=bins,
             earliest=earliest,
         )
-        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p, unidentified)
+        return _with_orphans(
+            grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p, (unidentified, repeated)
+        )
     joined = (
         sa.select(
             p,
@@ -489,7 +503,7 @@ def performance_statement(
             .group_by(j.segment, state)
         )
         sums = REGRESSION_SUMS
-    return _with_orphans(grouped, sums, query, labels, preds, label_naive, p, unidentified)
+    return _with_orphans(grouped, sums, query, labels, preds, label_naive, p, (unidentified, repeated))
 
 
 def _predicted_positive(preds_cat: TableCatalog, source: PerformanceSource, positive_label: Any) -> Any:
@@ -650,15 +664,15 @@ def _with_orphans(
     preds: sa.TableClause,
     label_naive: bool,
     p: sa.Subquery,
-    unidentified: Any,
+    id_counts: Sequence[Any],
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4), and for
     a binary classification the row counting the NULL labels by the cut-off of the window's
     predictions (a NULL label is no label); their ``sums`` columns (those of ``grouped``) are NULL."""
     statement: sa.Select[Any] | sa.CompoundSelect[Any] = grouped
     source, window, zone, label_id = query.source, query.window, query.zone, query.source.label_id
-    extra: list[Any] = [  # the extra count rows (Select)
-        unidentified.add_columns(*(sa.null().label(name) for name in sums))
+    extra: list[Any] = [  # the extra count rows (Select): rows without an id, rows repeating one
+        count.add_columns(*(sa.null().label(name) for name in sums)) for count in id_counts
     ]
     if query.task == "classification":
         null_labels = labels.alias("nl")
@@ -785,7 +799,7 @@ def _assemble(
     """Fold the aggregate rows into one summary per segment and their sum. ``score_decides``: the
     predicted class is ``score >= threshold``, so a row without a valid score (bin -1) has none and
     is left out of the confusion counts (``unscored``)."""
-    orphans = null_labels = unidentified = 0
+    orphans = null_labels = unidentified = repeated = 0
     parts: dict[str, dict[str, Any]] = {}
     for row in rows:
         state, count = int(row.state), int(row.n)
@@ -797,6 +811,9 @@ def _assemble(
             continue
         if state == _UNIDENTIFIED:
             unidentified += count
+            continue
+        if state == _REPEATED:
+            repeated += count
             continue
         seg = NO_SEGMENT if row.segment is None else str(row.segment)
         acc = parts.setdefault(seg, _empty(task, bins))
@@ -847,7 +864,9 @@ def _assemble(
     overall: Summary = _build(task, bins, _empty(task, bins))
     for summary in summaries.values():
         overall = overall + summary  # type: ignore[operator]
-    coverage = replace(overall.coverage, null_labels=null_labels, unidentified=unidentified)
+    coverage = replace(
+        overall.coverage, null_labels=null_labels, unidentified=unidentified, repeated=repeated
+    )
     if count_orphans:
         coverage = replace(coverage, orphan_labels=orphans)
     overall = replace(overall, coverage=coverage)

@@ -213,6 +213,7 @@ class PerformanceSpec:
             judge_performance,
             positive_label_absent,
             with_absent_positive_label,
+            with_repeated_ids,
         )
         from airflow_mlobs.core.performance.window import PerformanceWindow, evaluation_window
 
@@ -247,6 +248,8 @@ class PerformanceSpec:
             result = with_absent_positive_label(
                 result, self.positive_label, self.label_column, self._label_values(query, connector)
             )
+        if overall.coverage.repeated:
+            result = with_repeated_ids(result, overall.coverage.repeated, self.id_column)
         return result
 
     def _label_values(self, query: PerformanceQuery, connect: Connector) -> list[Any] | None:

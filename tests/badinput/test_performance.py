@@ -221,10 +221,11 @@ CASES: dict[str, Case] = {
         predictions=_with(_predictions(), "prediction_id", dict.fromkeys(range(190, 200))),
         metrics={"unidentified_predictions": 10, "predictions": 190},
     ),
-    # 100 of 200 ids logged twice, the earlier row wrong: the latest logged row should win.
+    # 100 of 200 ids logged twice, the earlier row wrong: every row is judged (the documented rule),
+    # so the stale rows fail the window, and the repeat is named, never silent.
     "duplicate_prediction_ids": Case(
-        "pass",
-        ("100 prediction ids logged more than once",),
+        "fail",
+        ("100 prediction log rows repeat a 'prediction_id' already logged in the window",),
         predictions=[
             *_predictions(),
             *[
@@ -232,7 +233,14 @@ CASES: dict[str, Case] = {
                 for r in _predictions(100)
             ],
         ],
-        known_bug="not detected: 300 predictions, no note, the stale rows judged",
+        metrics={"repeated_predictions": 100, "predictions": 300},
+    ),
+    # The same ids logged twice with the same scores: the window passes but warns.
+    "duplicate_prediction_ids_same_rows": Case(
+        "warn",
+        ("100 prediction log rows repeat a 'prediction_id'",),
+        predictions=[*_predictions(), *_predictions(100)],
+        metrics={"repeated_predictions": 100},
     ),
     # SQLite compares an INTEGER column with a TEXT one numerically (column affinity): joined.
     "id_types_differ_int_vs_text_sqlite": Case(

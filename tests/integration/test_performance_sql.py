@@ -315,7 +315,9 @@ def test_regression_sums_equal_numpy(
     )
     assert isinstance(overall, RegressionSummary)
     _assert_same(overall, _reference(data, regression=True, duplicate_labels=duplicate_labels))
-    assert overall.zero_labels > 0 and stats.rows_fetched <= 5  # 3 states, orphans, rows without an id
+    assert (
+        overall.zero_labels > 0 and stats.rows_fetched <= 6
+    )  # 3 states, orphans, rows without an id, repeated ids
     metrics = regression_metrics(overall)
     assert all(metrics[m].value is not None for m in ("mae", "rmse", "mape", "bias", "r2"))
 

@@ -76,7 +76,9 @@ def test_regression_on_sqlite_equals_numpy(tmp_path: Path) -> None:
     )
     assert isinstance(overall, RegressionSummary)
     _assert_same(overall, _reference(data, regression=True))
-    assert overall.zero_labels > 0 and stats.rows_fetched <= 5  # 3 states, orphans, rows without an id
+    assert (
+        overall.zero_labels > 0 and stats.rows_fetched <= 6
+    )  # 3 states, orphans, rows without an id, repeated ids
 
 
 def test_multiclass_on_sqlite_equals_the_in_memory_join(tmp_path: Path) -> None:

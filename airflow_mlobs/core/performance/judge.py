@@ -464,3 +464,21 @@ def with_absent_positive_label(
     return replace(
         result, status=status, summary=summary, findings=(*result.findings, finding), metrics=metrics
     )
+
+
+def with_repeated_ids(result: CheckResult, repeated: int, id_column: str) -> CheckResult:
+    """``result`` with a ``warn`` (at least) finding that ``repeated`` log rows of the window repeat
+    a prediction id already logged there. Rule: every logged row is judged as a prediction (a
+    retry that logs again counts twice), so the counts and metrics include them; the finding says
+    how many, so a duplicated log is never a silent pass."""
+    text = (
+        f"{repeated} prediction log rows repeat a {id_column!r} already logged in the window; each "
+        "is judged as a prediction (keep prediction ids unique in the log)"
+    )
+    finding = Finding(id_column, "repeated_predictions", Status.WARN, repeated, None, text)
+    return replace(
+        result,
+        status=worst([result.status, Status.WARN]),
+        summary=f"{result.summary}; {text}",
+        findings=(*result.findings, finding),
+    )

@@ -100,7 +100,8 @@ class Coverage:
     not counted, e.g. per segment); ``null_labels``: label rows by the cut-off for a window
     prediction whose label is NULL (binary classification: a NULL label is no label, neither
     labelled nor negative); ``unidentified``: log rows in the window without a prediction id (NULL),
-    left out of the join and of ``predictions``.
+    left out of the join and of ``predictions``; ``repeated``: log rows in the window repeating a
+    prediction id already logged there (rows minus distinct ids); each is judged as a prediction.
     """
 
     predictions: int = 0
@@ -110,6 +111,7 @@ class Coverage:
     orphan_labels: int | None = None
     null_labels: int = 0
     unidentified: int = 0
+    repeated: int = 0
 
     @property
     def coverage(self) -> float | None:
@@ -130,6 +132,7 @@ class Coverage:
             orphans,
             self.null_labels + other.null_labels,
             self.unidentified + other.unidentified,
+            self.repeated + other.repeated,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +145,7 @@ class Coverage:
             "orphan_labels": self.orphan_labels,
             "null_labels": self.null_labels,
             "unidentified_predictions": self.unidentified,
+            "repeated_predictions": self.repeated,
             "label_coverage": self.coverage,
         }
 
