@@ -347,25 +347,11 @@ def performance_statement(
     p_columns.append(segment_expr.label("segment"))
     pid = preds.c[source.id_column]
     # A log row without an id joins nothing and is no prediction: left out, counted apart.
-    unidentified = sa.select(
-        sa.cast(sa.null(), sa.Text).label("segment"),
-        sa.literal(_UNIDENTIFIED).label("state"),
-        sa.null().label("y"),
-        sa.null().label("yhat"),
-        sa.null().label("bin"),
-        sa.func.count().label("n"),
-        sa.literal(0).label("dup"),
-    ).where(*p_conditions, pid.is_(None))
+    unidentified = _count_row(_UNIDENTIFIED, sa.func.count()).where(*p_conditions, pid.is_(None))
     # Log rows repeating an id already logged in the window: each is judged; counted and reported.
-    repeated = sa.select(
-        sa.cast(sa.null(), sa.Text).label("segment"),
-        sa.literal(_REPEATED).label("state"),
-        sa.null().label("y"),
-        sa.null().label("yhat"),
-        sa.null().label("bin"),
-        (sa.func.count() - sa.func.count(sa.distinct(pid))).label("n"),
-        sa.literal(0).label("dup"),
-    ).where(*p_conditions, pid.is_not(None))
+    repeated = _count_row(_REPEATED, sa.func.count() - sa.func.count(sa.distinct(pid))).where(
+        *p_conditions, pid.is_not(None)
+    )
     p = sa.select(*p_columns).where(*p_conditions, pid.is_not(None)).subquery("p")
 
     lt = labels_alias.c[source.label_time_column]
@@ -679,16 +665,7 @@ def _with_orphans(
         nlt = null_labels.c[source.label_time_column]
         ncut = _bound(nlt, label_naive, zone, window.label_cutoff, "cutoff")
         extra.append(
-            sa.select(
-                sa.cast(sa.null(), sa.Text).label("segment"),
-                sa.literal(_NULL_LABELS).label("state"),
-                sa.null().label("y"),
-                sa.null().label("yhat"),
-                sa.null().label("bin"),
-                sa.func.count().label("n"),
-                sa.literal(0).label("dup"),
-                *(sa.null().label(name) for name in sums),
-            ).where(
+            _count_row(_NULL_LABELS, sa.func.count(), sums).where(
                 null_labels.c[source.label_column].is_(None),
                 nlt <= ncut,
                 sa.exists().where(p.c.pid == null_labels.c[label_id]),
@@ -700,16 +677,7 @@ def _with_orphans(
         olt = orphan_labels.c[source.label_time_column]
         ocut = _bound(olt, label_naive, zone, window.label_cutoff, "cutoff")
         arrivals = _bound(olt, label_naive, zone, window.arrivals_start, "arrivals_start")
-        orphans = sa.select(
-            sa.cast(sa.null(), sa.Text).label("segment"),
-            sa.literal(_ORPHANS).label("state"),
-            sa.null().label("y"),
-            sa.null().label("yhat"),
-            sa.null().label("bin"),
-            sa.func.count().label("n"),
-            sa.literal(0).label("dup"),
-            *(sa.null().label(name) for name in sums),
-        ).where(
+        orphans = _count_row(_ORPHANS, sa.func.count(), sums).where(
             olt > arrivals,
             olt <= ocut,
             ~sa.exists().where(known.c[source.id_column] == orphan_labels.c[label_id]),
@@ -717,6 +685,22 @@ def _with_orphans(
         extra.append(orphans)
     statement = sa.union_all(grouped, *extra)
     return statement
+
+
+def _count_row(state: int, count: Any, sums: Sequence[str] = ()) -> sa.Select[Any]:
+    """An extra row of the grouped statement carrying only ``count`` as ``n`` under ``state`` (rows
+    without an id, repeating one, NULL labels, orphan labels); its other columns, and ``sums``, are
+    NULL so that it unions with the grouped rows."""
+    return sa.select(
+        sa.cast(sa.null(), sa.Text).label("segment"),
+        sa.literal(state).label("state"),
+        sa.null().label("y"),
+        sa.null().label("yhat"),
+        sa.null().label("bin"),
+        count.label("n"),
+        sa.literal(0).label("dup"),
+        *(sa.null().label(name) for name in sums),
+    )
 
 
 def _elements(*expressions: Any) -> tuple[sa.ColumnElement[Any], ...]:
