@@ -15,7 +15,7 @@ from pathlib import Path
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind
-from airflow_mlobs.core.timeutil import get_zone, parse_moment
+from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.specs.base import url_connected
 from airflow_mlobs.specs.drift import BaselineSpec
 
@@ -49,7 +49,6 @@ def build_baseline_command(args: argparse.Namespace) -> str:
         kinds=_kinds(args.kind or []),
         bins=args.bins,
     )
-    get_zone(args.timezone)
     result = spec.ensure(args.dir, overwrite=args.overwrite, connect=url_connected)
     if not result.metrics["created"]:
         return result.summary.replace("(overwrite=False)", "(use --overwrite to rebuild)")

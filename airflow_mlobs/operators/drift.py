@@ -139,10 +139,6 @@ class BaselineOperator(BaseCheckOperator):
         """The baseline's name and version."""
         return self.dataset or f"baseline:{self.baseline}/{self.version}"
 
-    def build(self) -> Baseline:
-        """Build the baseline from the configured source (:meth:`BaselineSpec.build`)."""
-        return self.spec().build()
-
     def evaluate(self, context: Context) -> CheckResult:
         """Build and store the baseline unless that version exists already."""
         result = self.spec().ensure(settings.baseline_dir(self.baseline_dir), overwrite=self.overwrite)
@@ -312,10 +308,6 @@ class DriftCheckOperator(DriftJudgeArgs):
             max_categories=self.max_categories,
             dataset=self.dataset,
         )
-
-    def gather(self, baseline: Baseline, start: datetime | None, end: datetime | None) -> Profile:
-        """The window's profile over the baseline's columns (:meth:`DriftSpec.gather`)."""
-        return self.spec().gather(baseline, start, end)
 
     def evaluate(self, context: Context) -> CheckResult:
         """Profile the run's window once, store the profile (keyed by the partition), judge it."""
