@@ -43,7 +43,8 @@ SCHEMA_VERSION_TABLE = "mlobs_schema_version"
 
 #: Version 1: the four tables as first released (no version table). Version 2: ``partition`` on
 #: ``mlobs_profiles``, an index on results by check and window end, and ``mlobs_schema_version``.
-SCHEMA_VERSION = 2
+#: Version 3: the indexes the dashboard and the history CLI read by (:data:`V3_RESULT_INDEXES`).
+SCHEMA_VERSION = 3
 
 _metadata = sa.MetaData()
 results_table = sa.Table(
@@ -66,7 +67,21 @@ results_table = sa.Table(
     sa.Index("ix_mlobs_results_dataset_check", "dataset", "check_name", "window_end"),
     # v2: the gate reads history(check=..., start=, end=) without a dataset.
     sa.Index("ix_mlobs_results_check_window", "check_name", "window_end"),
+    # v3: the dashboard (airflow_mlobs.history): every dataset over a time range, one dataset over a
+    # time range, results without a window by when they were stored, one result by its run key.
+    sa.Index("ix_mlobs_results_window_end", "window_end"),
+    sa.Index("ix_mlobs_results_dataset_window", "dataset", "window_end"),
+    sa.Index("ix_mlobs_results_recorded", "recorded_at"),
+    sa.Index("ix_mlobs_results_run", "dag_id", "run_id", "task_id", "map_index"),
 )
+
+#: The indexes version 3 adds to ``mlobs_check_results``, by name: their columns.
+V3_RESULT_INDEXES: dict[str, tuple[str, ...]] = {
+    "ix_mlobs_results_window_end": ("window_end",),
+    "ix_mlobs_results_dataset_window": ("dataset", "window_end"),
+    "ix_mlobs_results_recorded": ("recorded_at",),
+    "ix_mlobs_results_run": ("dag_id", "run_id", "task_id", "map_index"),
+}
 
 profiles_table = sa.Table(
     PROFILES_TABLE,
@@ -676,5 +691,17 @@ def _upgrade_to_2(conn: Connection) -> None:
         operations.create_index("ix_mlobs_results_check_window", RESULTS_TABLE, ["check_name", "window_end"])
 
 
+def _upgrade_to_3(conn: Connection) -> None:
+    """v2 -> v3: the dashboard's indexes on ``mlobs_check_results`` (each created unless present)."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    present = {i["name"] for i in sa.inspect(conn).get_indexes(RESULTS_TABLE)}
+    operations = Operations(MigrationContext.configure(connection=conn))
+    for name, columns in V3_RESULT_INDEXES.items():
+        if name not in present:
+            operations.create_index(name, RESULTS_TABLE, list(columns))
+
+
 # Upgrade steps by the version they lead to.
-_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2, 3: _upgrade_to_3}
