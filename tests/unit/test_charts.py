@@ -1,0 +1,118 @@
+"""Server-side SVG charts (airflow_mlobs.render.charts): valid XML, one titled mark per drawn value,
+axis labels, values from data escaped."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_mlobs.render import charts
+
+SVG = "{http://www.w3.org/2000/svg}"
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+EVIL = '<script>alert("x")</script>&'
+
+
+def _parse(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)  # raises on invalid XML
+    assert root.tag == f"{SVG}svg"
+    assert root.get("role") == "img"
+    assert root.find(f"{SVG}title") is not None and root.find(f"{SVG}desc") is not None
+    return root
+
+
+def _marks(root: ET.Element) -> list[ET.Element]:
+    return [e for e in root.iter() if "mark" in (e.get("class") or "").split()]
+
+
+def _texts(root: ET.Element) -> list[str]:
+    return ["".join(e.itertext()) for e in root.iter(f"{SVG}text")]
+
+
+def test_status_timeline_one_titled_cell_per_window() -> None:
+    cells = [
+        charts.TimelineCell(T0 + timedelta(days=i), status, label=EVIL, href=f"/r/{i}?a=1&b=2")
+        for i, status in enumerate(["pass", "warn", "fail", "error", "skipped"])
+    ]
+    svg = charts.status_timeline(cells, title=f"drift of {EVIL}", axis=True)
+    root = _parse(svg)
+    marks = _marks(root)
+    assert len(marks) == 5
+    assert [m.get("fill") for m in marks] == [charts.STATUS_COLOURS[c.status] for c in cells]
+    tips = ["".join(m.find(f"{SVG}title").itertext()) for m in marks]  # type: ignore[union-attr]
+    assert tips[2] == f"2026-11-03 00:00: fail ({EVIL})"
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    links = list(root.iter(f"{SVG}a"))
+    assert links[0].get("href") == "/r/0?a=1&b=2"
+    assert _texts(root) == ["2026-11-01 00:00", "2026-11-05 00:00"]
+    assert root.find(f"{SVG}title").text == f"drift of {EVIL}"  # type: ignore[union-attr]
+
+
+def test_empty_timeline_says_so() -> None:
+    root = _parse(charts.status_timeline([], title="nothing"))
+    (mark,) = _marks(root)
+    assert "no results" in "".join(mark.itertext())
+
+
+def test_line_chart_with_band_reference_and_gaps() -> None:
+    points = [(T0 + timedelta(days=i), v) for i, v in enumerate([0.9, 0.91, None, 0.85, 0.7])]
+    band = charts.Band("±3 SE", [(t, v - 0.03, v + 0.03) for t, v in points if v is not None])
+    svg = charts.line_chart(
+        [charts.Series("auc", points)],
+        title="AUC",
+        y_label="AUC",
+        band=band,
+        reference_lines=[("baseline", 0.9)],
+        statuses=[(points[4][0], "fail")],
+    )
+    root = _parse(svg)
+    kinds = [m.get("class") for m in _marks(root)]
+    assert kinds.count("mark point") == 4
+    assert kinds.count("mark line") == 2  # the None breaks the line in two
+    assert kinds.count("mark band") == 1 and kinds.count("mark reference") == 1
+    circles = [m for m in _marks(root) if m.get("class") == "mark point"]
+    assert circles[-1].get("fill") == charts.STATUS_COLOURS["fail"]
+    assert "auc at 2026-11-05 00:00: 0.7" in svg
+    assert {"AUC", "window end (UTC)"} <= set(_texts(root))
+
+
+def test_line_chart_without_data() -> None:
+    root = _parse(charts.line_chart([charts.Series("age", [])], title="age", y_label="s"))
+    assert "no data" in _texts(root)
+
+
+def test_heatmap_marks_threshold_breaches_and_escapes_column_names() -> None:
+    rows = ["amount", EVIL]
+    cols = [T0 + timedelta(days=i) for i in range(3)]
+    values = {("amount", cols[0]): 0.05, ("amount", cols[1]): 0.3, (EVIL, cols[2]): 0.1}
+    svg = charts.heatmap(rows, cols, values, title="PSI", thresholds={"amount": 0.2, EVIL: 0.2})
+    root = _parse(svg)
+    marks = _marks(root)
+    assert len(marks) == 6
+    outlined = [m for m in marks if m.get("stroke") == "#c62828"]
+    assert len(outlined) == 1
+    assert "breached" in "".join(outlined[0].itertext())
+    assert sum("no value" in "".join(m.itertext()) for m in marks) == 3
+    assert EVIL in _texts(root) and "<script>" not in svg
+
+
+def test_paired_bars_normalise_and_label() -> None:
+    labels = charts.bin_labels([1.0, 2.0])
+    assert labels == ["< 1", "[1, 2)", ">= 2"]
+    svg = charts.paired_bars(labels, [10, 20, 70], [1, 1, 2], title="amount", x_label="amount")
+    root = _parse(svg)
+    bars = _marks(root)
+    assert len(bars) == 6
+    tips = ["".join(b.itertext()) for b in bars]
+    assert tips[:2] == ["< 1: reference 10.0%", "< 1: current 25.0%"]
+    assert "amount" in _texts(root)
+    with pytest.raises(ValueError):
+        charts.paired_bars(["a"], [1, 2], [1], title="x", x_label="x")
+
+
+def test_categorical_bars_with_hostile_category() -> None:
+    svg = charts.paired_bars(["DE", EVIL], [5, 5], [9, 1], title="country", x_label="country")
+    root = _parse(svg)
+    assert any(EVIL in "".join(b.itertext()) for b in _marks(root))
