@@ -38,8 +38,10 @@ from airflow_mlobs.core.profile import (
     constant_split,
     count_unseen,
     edges_key,
+    moment_shift,
     quantile_levels,
     split_moments,
+    split_sum,
 )
 from airflow_mlobs.core.types import category_text
 
@@ -97,18 +99,41 @@ def _numeric_values(series: pd.Series) -> tuple[np.ndarray[Any, Any], int, int]:
 
 
 def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile:
-    """Profile a numeric column over ``edges`` (see :mod:`airflow_mlobs.core.profile`)."""
+    """Profile a numeric column over ``edges`` (see :mod:`airflow_mlobs.core.profile`): counts, bins,
+    min and max, the moments of the values shifted by :func:`moment_shift` of the edges, and the
+    totals of the two open-ended bins."""
     values, nulls, invalid = _numeric_values(series)
     finite_mask = np.isfinite(values)
     non_finite = int((~finite_mask).sum()) - nulls - invalid
     finite = values[finite_mask]
     low = float(finite.min()) if finite.size else None
     high = float(finite.max()) if finite.size else None
-    if low is not None and high is not None and (low <= -MOMENT_SPLIT or high >= MOMENT_SPLIT):
-        big = np.abs(finite) >= MOMENT_SPLIT  # the split moments of core.profile, as in the database
-        small = finite[~big]
+    shift = moment_shift(edges)
+    shifted = finite - shift if shift else finite
+    edge_values = np.asarray(edges, dtype=np.float64)
+    # Counting the values below each edge is the same binning as
+    # searchsorted(edges, x, side="right") + bincount, and about 3x faster for a few dozen edges.
+    below: list[int] = []
+    # The open-ended bins: x < e[0] and x >= e[-1] (none without edges).
+    outer: list[np.ndarray[Any, Any]] = []
+    for index, edge in enumerate(edge_values):
+        mask = finite < edge
+        below.append(int(np.count_nonzero(mask)))
+        if index == 0:
+            outer.append(mask)
+        if index == len(edge_values) - 1:
+            outer.append(~mask)
+    bins = np.diff(np.asarray([0, *below, finite.size], dtype=np.int64))
+    outer_totals: list[float | None] = [None, None]
+    if (
+        low is not None
+        and high is not None
+        and (low - shift <= -MOMENT_SPLIT or high - shift >= MOMENT_SPLIT)
+    ):
+        big = np.abs(shifted) >= MOMENT_SPLIT  # the split moments of core.profile, as in the database
+        small = shifted[~big]
         squared = small[np.abs(small) >= MOMENT_TINY]
-        scaled = np.ldexp(finite[big], -MOMENT_SHIFT)
+        scaled = np.ldexp(shifted[big], -MOMENT_SHIFT)
         total, total_sq, scale_exp = split_moments(
             float(small.sum()),
             float(np.dot(squared, squared)),
@@ -116,14 +141,18 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
             float(np.dot(scaled, scaled)),
             int(np.count_nonzero(big)),
         )
+        for side, mask in enumerate(outer):
+            outer_totals[side] = split_sum(
+                float(shifted[mask & ~big].sum()),
+                float(np.ldexp(shifted[mask & big], -MOMENT_SHIFT).sum()),
+                scale_exp,
+            )
     else:
         # numpy does not fail on an underflow: squares below 2**-1000 count here (the database
         # leaves them out, a difference below 2**-1000 per value).
-        total, total_sq, scale_exp = float(finite.sum()), float(np.dot(finite, finite)), 0
-    # Counting the values below each edge is the same binning as
-    # searchsorted(edges, x, side="right") + bincount, and about 3x faster for a few dozen edges.
-    below = [int(np.count_nonzero(finite < edge)) for edge in np.asarray(edges, dtype=np.float64)]
-    bins = np.diff(np.asarray([0, *below, finite.size], dtype=np.int64))
+        total, total_sq, scale_exp = float(shifted.sum()), float(np.dot(shifted, shifted)), 0
+        for side, mask in enumerate(outer):
+            outer_totals[side] = float(shifted[mask].sum())
     return NumericProfile(
         count=int(finite.size),
         nulls=nulls,
@@ -135,6 +164,9 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
         total_sq=total_sq,
         bins=tuple(int(c) for c in bins),
         scale_exp=scale_exp,
+        shift=shift,
+        low_total=outer_totals[0],
+        high_total=outer_totals[1],
     )
 
 

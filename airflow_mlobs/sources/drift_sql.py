@@ -35,7 +35,9 @@ from airflow_mlobs.core.profile import (
     capped,
     count_unseen,
     edges_key,
+    moment_shift,
     split_moments,
+    split_sum,
 )
 from airflow_mlobs.core.types import (
     NUMERIC_TYPES,
@@ -372,6 +374,13 @@ _BIN_DIGITS = 19
 
 
 _SCALE = 2.0**-MOMENT_SHIFT
+
+
+def _double(value: float) -> sa.ColumnElement[Any]:
+    """A bound double literal (``CAST(:p AS FLOAT)``): an edge or a moment shift."""
+    return sa.cast(sa.literal(value, sa.Float), sa.Float)
+
+
 _Column = TypeVar("_Column", ColumnSpec, str)
 
 
@@ -413,21 +422,30 @@ def _portable_profile_statement(
             )
         else:
             aggregates.append(sa.literal(0).label(f"{prefix}_invalid"))
-        small = sa.and_(finite, x > -MOMENT_SPLIT, x < MOMENT_SPLIT)
-        squared = sa.and_(small, sa.func.abs(x) >= MOMENT_TINY)
-        big = sa.and_(finite, sa.or_(x <= -MOMENT_SPLIT, x >= MOMENT_SPLIT))
-        # CAST groups the product: `x * s * x * s` would overflow from the left.
-        scaled = sa.cast(x * sa.literal(_SCALE, sa.Float), sa.Float)
+        # The moments are sums of the shifted values y = x - shift (core.profile.moment_shift).
+        shift = moment_shift(spec.edges)
+        y = x - _double(shift) if shift else x
+        small = sa.and_(finite, y > -MOMENT_SPLIT, y < MOMENT_SPLIT)
+        squared = sa.and_(small, sa.func.abs(y) >= MOMENT_TINY)
+        big = sa.and_(finite, sa.or_(y <= -MOMENT_SPLIT, y >= MOMENT_SPLIT))
+        # CAST groups the product: `y * s * y * s` would overflow from the left.
+        scaled = sa.cast(y * sa.literal(_SCALE, sa.Float), sa.Float)
         aggregates += [
             sa.func.count().filter(finite).label(f"{prefix}_count"),
             sa.func.min(x).filter(finite).label(f"{prefix}_min"),
             sa.func.max(x).filter(finite).label(f"{prefix}_max"),
-            sa.func.sum(x).filter(small).label(f"{prefix}_sum"),
-            sa.func.sum(x * x).filter(squared).label(f"{prefix}_sumsq"),
+            sa.func.sum(y).filter(small).label(f"{prefix}_sum"),
+            sa.func.sum(y * y).filter(squared).label(f"{prefix}_sumsq"),
             sa.func.count().filter(big).label(f"{prefix}_bign"),
             sa.func.sum(scaled).filter(big).label(f"{prefix}_bigsum"),
             sa.func.sum(scaled * scaled).filter(big).label(f"{prefix}_bigsq"),
         ]
+        if spec.edges:  # the open-ended bins' totals, split like the moments
+            for side, in_bin in (("low", x < _double(spec.edges[0])), ("high", x >= _double(spec.edges[-1]))):
+                aggregates += [
+                    sa.func.sum(y).filter(sa.and_(small, in_bin)).label(f"{prefix}_{side}sum"),
+                    sa.func.sum(scaled).filter(sa.and_(big, in_bin)).label(f"{prefix}_{side}big"),
+                ]
         if numeric_value is not None:
             below_edge = [sa.and_(finite, x < sa.literal(edge, sa.Float)) for edge in spec.edges]
             aggregates.append(sa.literal(0).label(f"{prefix}_neginf"))
@@ -491,19 +509,31 @@ def _packed_profile_statement(
             col = source.c[spec.name]
             x = sa.cast(col, sa.Float)
             finite = dialect.finite(col, exact=spec.name in exact)
-            # |x| below the split (false for NULL, NaN and +-inf); on the value itself where it may
-            # not fit a double. Squares only from 2**-500 up: PostgreSQL raises on an underflow.
-            magnitude = sa.func.abs(col) if spec.name in exact else sa.func.abs(x)
-            bound_type = sa.Numeric if spec.name in exact else sa.Float
-            small = magnitude < sa.literal(MOMENT_SPLIT, bound_type)
-            squared = sa.and_(small, magnitude >= sa.literal(MOMENT_TINY, bound_type))
+            # The moments are sums of the shifted values y = x - shift (core.profile.moment_shift),
+            # computed once per row (`d`; `f` itself when the shift is 0).
+            shift = moment_shift(spec.edges)
+            y = x - _double(shift) if shift else x
             inner.append(sa.case((finite, x)).label(f"f{index}"))
+            if shift:
+                inner.append(sa.case((finite, y)).label(f"d{index}"))
             if not split:
                 continue
+            # |y| below the split (false for NULL, NaN and +-inf); where a value may not fit a
+            # double, on the value itself (shift 0) or only once it is known to be finite. Squares
+            # only from 2**-500 up: PostgreSQL raises on an underflow.
+            magnitude: sa.ColumnElement[Any]
+            if not shift:
+                magnitude = sa.func.abs(col) if spec.name in exact else sa.func.abs(x)
+                bound_type: Any = sa.Numeric if spec.name in exact else sa.Float
+            else:
+                magnitude = sa.case((finite, sa.func.abs(y))) if spec.name in exact else sa.func.abs(y)
+                bound_type = sa.Float
+            small = magnitude < sa.literal(MOMENT_SPLIT, bound_type)
+            squared = sa.and_(small, magnitude >= sa.literal(MOMENT_TINY, bound_type))
             inner += [
-                sa.case((small, x)).label(f"s{index}"),
-                sa.case((squared, x * x)).label(f"q{index}"),
-                sa.case((sa.and_(sa.not_(small), finite), x * sa.literal(_SCALE, sa.Float))).label(
+                sa.case((small, y)).label(f"s{index}"),
+                sa.case((squared, y * y)).label(f"q{index}"),
+                sa.case((sa.and_(sa.not_(small), finite), y * sa.literal(_SCALE, sa.Float))).label(
                     f"b{index}"
                 ),
             ]
@@ -539,6 +569,12 @@ def _packed_profile_statement(
                 sa.func.max(f).label(f"{prefix}_max"),
                 sa.func.sum(weights[bucket]).filter(f.is_not(None)).label(f"{prefix}_packed"),
             ]
+            d = rows.c[f"d{index}"] if moment_shift(spec.edges) else f
+            outer: list[tuple[str, sa.ColumnElement[bool]]] = (
+                [("low", f < _double(spec.edges[0])), ("high", f >= _double(spec.edges[-1]))]
+                if spec.edges
+                else []
+            )
             if split:
                 big_value = rows.c[f"b{index}"]
                 aggregates += [
@@ -548,11 +584,18 @@ def _packed_profile_statement(
                     sa.func.sum(big_value).label(f"{prefix}_bigsum"),
                     sa.func.sum(big_value * big_value).label(f"{prefix}_bigsq"),
                 ]
+                for side, in_bin in outer:  # the open-ended bins' totals, split like the moments
+                    aggregates += [
+                        sa.func.sum(rows.c[f"s{index}"]).filter(in_bin).label(f"{prefix}_{side}sum"),
+                        sa.func.sum(big_value).filter(in_bin).label(f"{prefix}_{side}big"),
+                    ]
             else:
                 aggregates += [
-                    sa.func.sum(f).label(f"{prefix}_sum"),
-                    sa.func.sum(f * f).label(f"{prefix}_sumsq"),
+                    sa.func.sum(d).label(f"{prefix}_sum"),
+                    sa.func.sum(d * d).label(f"{prefix}_sumsq"),
                 ]
+                for side, in_bin in outer:  # the open-ended bins' totals
+                    aggregates.append(sa.func.sum(d).filter(in_bin).label(f"{prefix}_{side}sum"))
         if segment is not None and by_segment:
             seg = rows.c.mlobs_segment
             return sa.select(sa.cast(seg, sa.Text).label("segment"), *aggregates).group_by(seg)
@@ -603,6 +646,7 @@ def _assemble_profile(
             bins = row[f"{prefix}_bins"]
             low = None if row[f"{prefix}_min"] is None else float(row[f"{prefix}_min"])
             high = None if row[f"{prefix}_max"] is None else float(row[f"{prefix}_max"])
+            shift = moment_shift(spec.edges)
             total, total_sq, scale_exp = split_moments(
                 float(row[f"{prefix}_sum"] or 0.0),
                 float(row[f"{prefix}_sumsq"] or 0.0),
@@ -610,12 +654,24 @@ def _assemble_profile(
                 float(row.get(f"{prefix}_bigsq") or 0.0),
                 int(row.get(f"{prefix}_bign") or 0),
             )
+            outer: list[float | None] = [
+                split_sum(
+                    float(row.get(f"{prefix}_{side}sum") or 0.0),
+                    float(row.get(f"{prefix}_{side}big") or 0.0),
+                    scale_exp,
+                )
+                if spec.edges
+                else None
+                for side in ("low", "high")
+            ]
             if not scale_exp and (
-                (low is not None and low <= -MOMENT_SPLIT) or (high is not None and high >= MOMENT_SPLIT)
+                (low is not None and low - shift <= -MOMENT_SPLIT)
+                or (high is not None and high - shift >= MOMENT_SPLIT)
             ):
                 # Plain sums that did not overflow, in the split moments' units (as in memory).
                 total = math.ldexp(total, -MOMENT_SHIFT)
                 total_sq = math.ldexp(total_sq, -2 * MOMENT_SHIFT)
+                outer = [None if t is None else math.ldexp(t, -MOMENT_SHIFT) for t in outer]
                 scale_exp = MOMENT_SHIFT
             columns[spec.name] = NumericProfile(
                 count=count,
@@ -628,6 +684,9 @@ def _assemble_profile(
                 total_sq=total_sq,
                 bins=tuple(bins),
                 scale_exp=scale_exp,
+                shift=shift,
+                low_total=outer[0],
+                high_total=outer[1],
             )
         else:
             if spec.name in catalog:
