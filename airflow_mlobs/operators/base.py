@@ -136,6 +136,8 @@ class CheckResultMixin:
     results_conn_id: str | None
     on_breach: OnBreach
     notify: Sequence[CheckNotifier] = ()
+    #: The result this task last published (read by the OpenLineage facets and the metrics).
+    last_result: CheckResult | None = None
     dataset: str | None
     log: Any
     dag_id: str
@@ -205,10 +207,19 @@ class CheckResultMixin:
                     f"({where}): {detail}",
                 )
             ) from (None if isinstance(exc, MlobsInputError) else exc)
+        self.last_result = result
         compact = result.compact()
         if run.map_index >= 0:
             compact["map_index"] = run.map_index  # a gate reading a mapped task's list knows whose
         return compact
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage (called by the OpenLineage provider after the task ran, also on failure): the
+        input datasets with the published result as data-quality facets
+        (:mod:`airflow_mlobs.operators.lineage`); ``None`` without the provider."""
+        from airflow_mlobs.operators.lineage import task_lineage
+
+        return task_lineage(self)
 
     def send_notifications(
         self, context: Context, result: CheckResult, store: ResultsStore, run: RunKey

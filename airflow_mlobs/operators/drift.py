@@ -20,6 +20,7 @@ from airflow_mlobs.operators.base import (
     parse_window_arg,
     with_window_basis,
 )
+from airflow_mlobs.operators.lineage import schema_of_baseline
 from airflow_mlobs.specs.drift import BaselineSpec, DriftSpec, drift_settings_arg
 from airflow_mlobs.store import ResultsStore
 
@@ -244,6 +245,9 @@ class DriftCheckOperator(DriftJudgeArgs):
     template_ext = (".sql",)
     # Rendered by Airflow for each mapped task instance (the "Map Index" label in the UI).
     default_map_index_template = "{{ task.map_index_label() }}"
+    #: The window's profile and the baseline's columns, kept for the OpenLineage facets.
+    lineage_profile: Profile | None = None
+    lineage_schema: tuple[tuple[str, str | None], ...] = ()
 
     @classmethod
     def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -322,6 +326,11 @@ class DriftCheckOperator(DriftJudgeArgs):
         partition = self.partition_name(context)
 
         def keep(baseline: Baseline, profile: Profile) -> None:
+            # Kept for the OpenLineage facets (row, null counts, min, max) and the schema facet.
+            self.lineage_profile = profile
+            self.lineage_schema = schema_of_baseline(baseline)
+            if not self.store_profile:
+                return
             engine = results_engine(self.results_conn_id)
             try:
                 ResultsStore(engine).save_profile(
@@ -334,7 +343,7 @@ class DriftCheckOperator(DriftJudgeArgs):
             settings.baseline_dir(self.baseline_dir),
             window_start=judged.start,
             window_end=judged.end,
-            keep_profile=keep if self.store_profile else None,
+            keep_profile=keep,
         )
         if partition is not None:
             result = replace(result, metrics={**result.metrics, "partition": partition})
