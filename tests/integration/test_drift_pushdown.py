@@ -220,8 +220,17 @@ def assert_same_profile(actual: Profile, expected: Profile) -> None:
             assert got.min == want.min, name
             assert got.max == want.max, name
             assert got.scale_exp == want.scale_exp, name
+            assert got.shift == want.shift, name
             assert close(got.total, want.total), (name, got.total, want.total)
             assert close(got.total_sq, want.total_sq), (name, got.total_sq, want.total_sq)
+            for side in ("low_total", "high_total"):
+                a, b = getattr(got, side), getattr(want, side)
+                assert (a is None and b is None) or (a is not None and b is not None and close(a, b)), (
+                    name,
+                    side,
+                    a,
+                    b,
+                )
         else:
             assert isinstance(got, CategoricalProfile) and isinstance(want, CategoricalProfile)
             assert dict(got.counts) == dict(want.counts), name
