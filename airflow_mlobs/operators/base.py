@@ -208,6 +208,9 @@ class CheckResultMixin:
                 )
             ) from (None if isinstance(exc, MlobsInputError) else exc)
         self.last_result = result
+        from airflow_mlobs.operators.metrics import emit_result_metrics
+
+        emit_result_metrics(result, dag_id=self.dag_id, task_id=self.task_id, log=self.log)  # never raises
         compact = result.compact()
         if run.map_index >= 0:
             compact["map_index"] = run.map_index  # a gate reading a mapped task's list knows whose

@@ -158,6 +158,8 @@ def observed(
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
         "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        # Tags in the datagrams (InfluxDB line style), so the test sees them; legacy names carry none.
+        "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
     }
     started = time.monotonic()
     try:
@@ -233,3 +235,50 @@ def test_drift_event_carries_schema_assertions_and_profile_metrics(observed: Obs
     x1 = metrics["columnMetrics"]["x1"]
     assert x1["nullCount"] == 0 and x1["min"] < 1.5 < x1["max"], x1
     assert metrics["columnMetrics"]["region"]["distinctCount"] == 2, metrics
+
+
+def datagrams(observed: Observed, name: str) -> list[tuple[dict[str, str], str]]:
+    """``(tags, value|type)`` of every datagram of the metric ``name`` (prefix included)."""
+    found = []
+    for line in observed.statsd:
+        head, _, value = line.partition(":")
+        metric, *pairs = head.split(",")
+        if metric == name:
+            found.append((dict(p.split("=", 1) for p in pairs), value))
+    return found
+
+
+def test_status_metrics_are_tagged_and_name_encoded(observed: Observed) -> None:
+    status = {
+        tags["task_id"]: (tags, value) for tags, value in datagrams(observed, "airflow.mlobs.check.status")
+    }
+    assert status["freshness"] == (
+        {"dag_id": DAG_ID, "task_id": "freshness", "dataset": "events", "check": "freshness"},
+        "1|g",
+    )
+    assert status["schema"][1] == "3|g" and status["drift"][1] == "3|g"
+    finish = datagrams(observed, "airflow.mlobs.check.finish")
+    assert (
+        {"dag_id": DAG_ID, "task_id": "drift", "dataset": "events", "check": "drift", "status": "fail"},
+        "1|c",
+    ) in finish
+    # Legacy names (Airflow's default legacy_names_on) carry the variables in the name, no tags.
+    assert datagrams(observed, f"airflow.mlobs.check.status.{DAG_ID}.schema") == [({}, "3|g")]
+    assert datagrams(observed, f"airflow.mlobs.check.finish.{DAG_ID}.drift.fail") == [({}, "1|c")]
+    assert datagrams(observed, f"airflow.mlobs.check.breach.{DAG_ID}.drift") == [({}, "1|g")]
+
+
+def test_headline_metrics_age_drift_share_and_effect_per_column(observed: Observed) -> None:
+    ((tags, value),) = datagrams(observed, "airflow.mlobs.freshness.age_seconds")
+    age = float(value.split("|")[0])
+    assert tags["task_id"] == "freshness" and 0 < age < 6 * 3600, (tags, value)
+    ((_, share),) = datagrams(observed, "airflow.mlobs.drift.share")
+    assert share == "1.0|g"
+    effects = {
+        tags["column"]: (tags["metric"], value)
+        for tags, value in datagrams(observed, "airflow.mlobs.drift.effect")
+    }
+    assert set(effects) == {"x1", "region"}
+    assert effects["x1"][0] == "wasserstein" and float(effects["x1"][1].split("|")[0]) > 0.5
+    assert effects["region"][0] == "js"
+    assert datagrams(observed, f"airflow.mlobs.drift.effect.{DAG_ID}.drift.x1")
