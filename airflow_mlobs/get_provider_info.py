@@ -35,6 +35,7 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "extra-links": ["airflow_mlobs.operators.links.MlobsResultLink"],
         "sensors": [
             {"integration-name": "airflow-mlobs", "python-modules": ["airflow_mlobs.sensors.freshness"]}
         ],

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, BaseOperatorLink
 from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.connections import results_engine
@@ -18,6 +18,7 @@ from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration, parse_moment
 from airflow_mlobs.core.window import RunTimes, RunWindow, as_of_moment, resolve_window
 from airflow_mlobs.exceptions import CheckBreachError, CheckRetryableError
+from airflow_mlobs.operators.links import MlobsResultLink
 from airflow_mlobs.render.text import findings_table
 from airflow_mlobs.store import ResultsStore, RunKey
 
@@ -138,6 +139,8 @@ class CheckResultMixin:
     notify: Sequence[CheckNotifier] = ()
     #: The result this task last published (read by the OpenLineage facets and the metrics).
     last_result: CheckResult | None = None
+    #: "ML observability result": the result page in the Airflow UI (:mod:`.links`).
+    operator_extra_links: Collection[BaseOperatorLink] = (MlobsResultLink(),)
     dataset: str | None
     log: Any
     dag_id: str

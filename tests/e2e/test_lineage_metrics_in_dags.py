@@ -65,6 +65,7 @@ class StatsdListener:
 @dataclass
 class Observed:
     outcome: DagRunOutcome
+    airflow_home: Path
     schema: str
     events: list[dict[str, Any]]
     statsd: list[str]
@@ -154,6 +155,7 @@ def observed(
             {"type": "file", "log_file_path": str(lineage_file), "append": True}
         ),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "mlobs_test",
+        "AIRFLOW__API__BASE_URL": "http://airflow.test:8080/",
         "AIRFLOW__METRICS__STATSD_ON": "True",
         "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
         "AIRFLOW__METRICS__STATSD_PORT": str(listener.port),
@@ -172,7 +174,7 @@ def observed(
     if lineage_file.exists():
         events = [json.loads(line) for line in lineage_file.read_text().splitlines() if line.strip()]
     try:
-        yield Observed(outcome, schema, events, list(listener.lines), seconds)
+        yield Observed(outcome, airflow_db, schema, events, list(listener.lines), seconds)
     finally:
         with pg_engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -282,3 +284,25 @@ def test_headline_metrics_age_drift_share_and_effect_per_column(observed: Observ
     assert effects["x1"][0] == "wasserstein" and float(effects["x1"][1].split("|")[0]) > 0.5
     assert effects["region"][0] == "js"
     assert datagrams(observed, f"airflow.mlobs.drift.effect.{DAG_ID}.drift.x1")
+
+
+def test_extra_link_is_stored_for_the_ui(observed: Observed) -> None:
+    """Airflow 3 stores each extra link when the task ends (XCom ``_link_<class>``); the UI reads it."""
+    from urllib.parse import quote
+
+    engine = sa.create_engine(f"sqlite:///{observed.airflow_home / 'airflow.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT task_id, run_id, value FROM xcom WHERE dag_id = :dag AND key = '_link_MlobsResultLink'"
+            ),
+            {"dag": DAG_ID},
+        ).all()
+    engine.dispose()
+    links = {task: (run_id, json.loads(value)) for task, run_id, value in rows}
+    assert set(links) == {"freshness", "schema", "baseline", "drift"}
+    run_id, url = links["drift"]
+    assert url == (
+        f"http://airflow.test:8080/mlobs/result?dag_id={DAG_ID}&run_id={quote(run_id, safe='')}"
+        "&task_id=drift&map_index=-1"
+    )
