@@ -9,8 +9,12 @@ needs; the full ``result_json`` is read only where a page draws metrics (:meth:`
 Definitions:
 
 - a result's **moment** is ``window_end``, or ``recorded_at`` when it has no window;
-- the **latest** result of a dataset x check is the one with the newest moment (ties: the newest
-  stored, then the highest id);
+- a **monitor** is a dataset x check as one task judges it (``dataset, check, dag_id, task_id``):
+  two tasks checking the same dataset with the same check (say, matured and recent performance
+  windows) are two monitors, so one's skipped window never hides the other's breach; the map
+  indexes of a mapped task are one monitor;
+- the **latest** result of a monitor is the one with the newest moment (ties: the newest stored,
+  then the highest id);
 - a **breach** is a result with status ``fail`` or ``error`` (:attr:`Status.is_breach`).
 """
 
@@ -86,6 +90,11 @@ class ResultSummary:
         """The end of the data window, or when the result was stored (no window)."""
         return self.window_end or self.recorded_at
 
+    @property
+    def monitor(self) -> MonitorKey:
+        """(dataset, check, dag_id, task_id)."""
+        return (self.dataset, self.check, self.run.dag_id, self.run.task_id)
+
 
 @dataclass(frozen=True)
 class StatusPoint:
@@ -117,6 +126,14 @@ class WindowProfile:
     partition: str | None
     segment: str | None
     profile: Profile
+
+
+#: A monitor: (dataset, check, dag_id, task_id).
+MonitorKey = tuple[str, str, str | None, str | None]
+
+
+def _monitor(row: Any) -> MonitorKey:
+    return (str(row.dataset), str(row.check_name), row.dag_id, row.task_id)
 
 
 def _summary(row: Any) -> ResultSummary:
@@ -204,15 +221,17 @@ class History:
         run_id: str | None = None,
         task_id: str | None = None,
     ) -> list[ResultSummary]:
-        """The latest result of every dataset x check with a result in ``[since, until]`` (and the
-        other filters), ordered by dataset then check; ``status`` keeps those whose latest status
-        it is."""
+        """The latest result of every monitor (dataset x check x task) with a result in ``[since,
+        until]`` (and the other filters), ordered by dataset, check, DAG, task; ``status`` keeps
+        those whose latest status it is."""
         self._ready()
         ranked = (
             sa.select(
                 *_SUMMARY_COLUMNS,
                 sa.func.row_number()
-                .over(partition_by=(_R.dataset, _R.check_name), order_by=_moment_order())
+                .over(
+                    partition_by=(_R.dataset, _R.check_name, _R.dag_id, _R.task_id), order_by=_moment_order()
+                )
                 .label("rank"),
             )
             .where(
@@ -224,7 +243,7 @@ class History:
         query = sa.select(*(ranked.c[c.name] for c in _SUMMARY_COLUMNS)).where(ranked.c.rank == 1)
         if status is not None:
             query = query.where(ranked.c.status == status)
-        query = query.order_by(ranked.c.dataset, ranked.c.check_name)
+        query = query.order_by(ranked.c.dataset, ranked.c.check_name, ranked.c.dag_id, ranked.c.task_id)
         with self.engine.connect() as conn:
             return [_summary(row) for row in conn.execute(query)]
 
@@ -236,22 +255,31 @@ class History:
         dag_id: str | None = None,
         dataset: str | None = None,
         check: str | None = None,
-    ) -> dict[tuple[str, str], list[StatusPoint]]:
-        """Every result's status in ``[since, until]`` by (dataset, check), oldest first: the cells
-        of the overview's trend strips (four columns a row)."""
+    ) -> dict[MonitorKey, list[StatusPoint]]:
+        """Every result's status in ``[since, until]`` by monitor, oldest first: the cells of the
+        overview's trend strips (six narrow columns a row)."""
         self._ready()
         moment = sa.func.coalesce(_R.window_end, _R.recorded_at)
         query = (
-            sa.select(_R.dataset, _R.check_name, _R.window_end, _R.recorded_at, _R.status, _R.id)
+            sa.select(
+                _R.dataset,
+                _R.check_name,
+                _R.dag_id,
+                _R.task_id,
+                _R.window_end,
+                _R.recorded_at,
+                _R.status,
+                _R.id,
+            )
             .where(_in_range(since, until), *_filters(dag_id=dag_id, dataset=dataset, check=check))
-            .order_by(_R.dataset, _R.check_name, moment, _R.id)
+            .order_by(moment, _R.id)
         )
-        strips: dict[tuple[str, str], list[StatusPoint]] = {}
+        strips: dict[MonitorKey, list[StatusPoint]] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query):
                 when = _utc(row.window_end) or _utc(row.recorded_at)
                 assert when is not None
-                strips.setdefault((str(row.dataset), str(row.check_name)), []).append(
+                strips.setdefault(_monitor(row), []).append(
                     StatusPoint(when, Status(row.status), int(row.id))
                 )
         return strips
@@ -263,25 +291,25 @@ class History:
         until: datetime | None = None,
         dag_id: str | None = None,
         dataset: str | None = None,
-    ) -> dict[tuple[str, str], datetime]:
-        """The moment of the newest breach in ``[since, until]`` of every dataset x check that had one."""
+    ) -> dict[MonitorKey, datetime]:
+        """The moment of the newest breach in ``[since, until]`` of every monitor that had one."""
         self._ready()
         moment = sa.func.max(sa.func.coalesce(_R.window_end, _R.recorded_at))
         query = (
-            sa.select(_R.dataset, _R.check_name, moment.label("moment"))
+            sa.select(_R.dataset, _R.check_name, _R.dag_id, _R.task_id, moment.label("moment"))
             .where(
                 _in_range(since, until),
                 _R.status.in_(BREACH_STATUSES),
                 *_filters(dag_id=dag_id, dataset=dataset),
             )
-            .group_by(_R.dataset, _R.check_name)
+            .group_by(_R.dataset, _R.check_name, _R.dag_id, _R.task_id)
         )
-        found: dict[tuple[str, str], datetime] = {}
+        found: dict[MonitorKey, datetime] = {}
         with self.engine.connect() as conn:
             for row in conn.execute(query):
                 when = _moment_value(row.moment)
                 if when is not None:
-                    found[(str(row.dataset), str(row.check_name))] = when
+                    found[_monitor(row)] = when
         return found
 
     def dag_ids(self, *, since: datetime) -> list[str]:

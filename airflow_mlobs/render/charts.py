@@ -82,11 +82,16 @@ def status_timeline(
     height: int = 18,
     axis: bool = False,
     max_cells: int = 400,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> str:
     """A strip of coloured cells, oldest left, one per window (the newest ``max_cells`` when more).
 
-    With ``axis`` the first and last moments label the time axis below the strip."""
-    shown = list(cells)[-max_cells:]
+    With ``start`` and ``end`` each cell sits at its moment on that time axis (a gap in the strip
+    is a gap in the results: the moment a pipeline stopped shows); otherwise cells follow each
+    other. Cells are at most 24 px wide. With ``axis`` the range (or the first and last moments)
+    labels the time axis below the strip."""
+    shown = sorted(cells, key=lambda c: c.moment)[-max_cells:]
     axis_height = 14 if axis else 0
     parts = _open(
         width,
@@ -100,12 +105,21 @@ def status_timeline(
             f'<rect class="mark nodata" x="0" y="0" width="{width}" height="{height}" fill="{_NO_DATA}">'
             "<title>no results in this range</title></rect>"
         )
-    step = width / max(len(shown), 1)
+    timed = start is not None and end is not None and end > start
+    step = min(width / max(len(shown), 1), 24.0)
+    if shown and timed:
+        parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f5f5f5"/>')
     for i, cell in enumerate(shown):
         colour = STATUS_COLOURS.get(cell.status, _NO_DATA)
         tip = f"{_when(cell.moment)}: {cell.status}" + (f" ({cell.label})" if cell.label else "")
+        if timed:
+            assert start is not None and end is not None
+            fraction = (cell.moment - start) / (end - start)
+            x = min(max(fraction, 0.0), 1.0) * (width - step)
+        else:
+            x = i * step
         rect = (
-            f'<rect class="mark status-{esc(cell.status)}" x="{i * step:.2f}" y="0" '
+            f'<rect class="mark status-{esc(cell.status)}" x="{x:.2f}" y="0" '
             f'width="{max(step - 1, 1):.2f}" height="{height}" fill="{colour}"><title>{esc(tip)}</title></rect>'
         )
         if cell.href:
@@ -113,8 +127,10 @@ def status_timeline(
         parts.append(rect)
     if axis and shown:
         y = height + 11
-        parts.append(f'<text x="0" y="{y}">{esc(_when(shown[0].moment))}</text>')
-        parts.append(f'<text x="{width}" y="{y}" text-anchor="end">{esc(_when(shown[-1].moment))}</text>')
+        first = start if timed and start is not None else shown[0].moment
+        last = end if timed and end is not None else shown[-1].moment
+        parts.append(f'<text x="0" y="{y}">{esc(_when(first))}</text>')
+        parts.append(f'<text x="{width}" y="{y}" text-anchor="end">{esc(_when(last))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -284,7 +300,7 @@ def heatmap(
     threshold is in each cell's tooltip). The newest ``max_columns`` windows are drawn."""
     shown = list(columns)[-max_columns:]
     label_w = min(220, 8 + 7 * max((len(r) for r in rows), default=4))
-    width = label_w + cell * max(len(shown), 1) + 10
+    width = max(label_w + cell * max(len(shown), 1) + 10, label_w + 300)
     height = 16 + cell * max(len(rows), 1) + 34
     parts = _open(
         width,
@@ -325,7 +341,8 @@ def heatmap(
     if shown:
         parts.append(f'<text class="tick" x="{label_w}" y="{bottom + 12}">{esc(_when(shown[0]))}</text>')
         parts.append(
-            f'<text class="tick" x="{width - 10}" y="{bottom + 12}" text-anchor="end">{esc(_when(shown[-1]))}</text>'
+            f'<text class="tick" x="{label_w + cell * len(shown)}" y="{bottom + 12}" text-anchor="end">'
+            f"{esc(_when(shown[-1]))}</text>"
         )
     parts.append(
         f'<text class="axis-label" x="{label_w}" y="{bottom + 28}">window end (UTC); shade: {esc(value_label)} '

@@ -116,3 +116,14 @@ def test_categorical_bars_with_hostile_category() -> None:
     svg = charts.paired_bars(["DE", EVIL], [5, 5], [9, 1], title="country", x_label="country")
     root = _parse(svg)
     assert any(EVIL in "".join(b.itertext()) for b in _marks(root))
+
+
+def test_timeline_on_a_time_axis_places_cells_at_their_moments() -> None:
+    cells = [charts.TimelineCell(T0 + timedelta(days=d), "pass") for d in (0, 1, 9)]
+    svg = charts.status_timeline(
+        cells, title="t", width=300, start=T0, end=T0 + timedelta(days=10), axis=True
+    )
+    root = _parse(svg)
+    xs = [float(m.get("x") or 0) for m in _marks(root)]
+    assert xs[0] == 0 and xs[1] < 40 and xs[2] > 240  # the gap of days 2..8 shows
+    assert _texts(root) == ["2026-11-01 00:00", "2026-11-11 00:00"]

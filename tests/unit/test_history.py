@@ -96,10 +96,21 @@ def test_latest_per_dataset_and_check_with_filters(filled: ResultsStore) -> None
     }
 
 
+def test_two_tasks_with_the_same_check_on_one_dataset_are_two_monitors(engine: sa.Engine) -> None:
+    store = ResultsStore(engine)
+    store.save(_result("performance", "wh:p", Status.FAIL, 1), _run("perf", "matured", 1))
+    store.save(_result("performance", "wh:p", Status.SKIPPED, 4), _run("perf", "recent", 4))
+    latest = History(engine).latest(since=DAY)
+    assert [(r.run.task_id, r.status) for r in latest] == [
+        ("matured", Status.FAIL),
+        ("recent", Status.SKIPPED),
+    ]
+
+
 def test_strips_and_last_breaches(filled: ResultsStore) -> None:
     history = History(filled.engine)
     strips = history.status_strips(since=DAY + timedelta(days=5))
-    drift = strips[("wh:features", "drift")]
+    drift = strips[("wh:features", "drift", "monitor", "drift")]
     # Window ends of days 4..9 are within [day 5, now].
     assert [p.status for p in drift] == [
         Status.PASS,
@@ -112,8 +123,8 @@ def test_strips_and_last_breaches(filled: ResultsStore) -> None:
     assert drift == sorted(drift, key=lambda p: p.moment)
     breaches = history.last_breaches(since=DAY)
     assert breaches == {
-        ("wh:features", "drift"): DAY + timedelta(days=8),
-        ("wh:labels", "freshness"): DAY + timedelta(days=6),
+        ("wh:features", "drift", "monitor", "drift"): DAY + timedelta(days=8),
+        ("wh:labels", "freshness", "labels", "fresh"): DAY + timedelta(days=6),
     }
     assert history.last_breaches(since=DAY + timedelta(days=9)) == {}
     assert history.dag_ids(since=DAY) == ["labels", "monitor"]
@@ -144,7 +155,9 @@ def test_unwindowed_results_are_placed_by_when_they_were_stored(engine: sa.Engin
     (latest,) = history.latest(since=now - timedelta(minutes=5))
     assert latest.window_end is None and latest.status is Status.FAIL
     assert abs((latest.moment - now).total_seconds()) < 300
-    assert list(history.last_breaches(since=now - timedelta(minutes=5))) == [("wh:x", "schema")]
+    assert list(history.last_breaches(since=now - timedelta(minutes=5))) == [
+        ("wh:x", "schema", "d", "schema")
+    ]
     assert history.latest(since=now + timedelta(minutes=5)) == []
 
 

@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "sources": {"core", "sources"},
     "render": {"core", "render"},
     "specs": {"core", "sources", "specs", "settings", "connections"},
+    # The dashboard: pages over the history queries and the charts; the plugin is its Airflow edge.
+    "ui": {"ui", "core", "render", "store", "history", "settings", "connections"},
 }
 PURE_ROOMS = ("core", "sources", "specs", "render")
 
@@ -109,3 +111,15 @@ def test_pure_rooms_load_no_airflow_and_core_no_sqlalchemy_or_pandas() -> None:
     # The probe really imports: core's own modules are there, and sources does load SQLAlchemy.
     assert "airflow_mlobs" in loaded["core"]
     assert "sqlalchemy" in loaded["sources"]
+
+
+def test_nothing_imports_the_ui() -> None:
+    """The dashboard is a leaf: no other room (operators included) imports ``airflow_mlobs.ui``."""
+    importing = [
+        f"{path.relative_to(ROOT)}:{line} imports {module}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "ui" not in path.relative_to(PACKAGE).parts[:1]
+        for line, module, _ in _imports(path)
+        if _room(module) == "ui"
+    ]
+    assert not importing, "the ui room is imported from:\n" + "\n".join(importing)
