@@ -424,7 +424,11 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         :class:`~airflow_mlobs.exceptions.CheckBreachError`, so downstream tasks do not run and
         ``on_failure_callback`` fires; ``"continue"`` lets the task succeed with the breach stored and
         pushed, for a downstream gate to decide. ``warn`` never fails; ``error`` (the check could not
-        run) always does.
+        run) always does. A continued breach is not a silent green box: when the run ends, the
+        task instance gets the note ``ML observability: fail (on_breach='continue'): <summary>``
+        (marked in the grid; :mod:`airflow_mlobs.breach_notes`, a listener of the ML observability
+        plugin), since Airflow 3.3 lets a task set only its state, and ``skipped`` or ``failed`` would
+        change what runs downstream.
     :param notify: notifiers (:mod:`airflow_mlobs.notifiers`) given the stored result; each decides
         from its severity, de-duplication and escalation rules whether to send.
     """
