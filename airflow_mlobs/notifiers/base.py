@@ -235,7 +235,9 @@ class CheckNotifier(BaseNotifier):
         own that sets ``only_escalations=True``).
     :param only_escalations: send only escalation messages (and the recovery that closes them).
     :param send_recovery: send a message when a breached check passes again (default True).
-    :param report_url: a link to an HTML report, added to messages. Templated.
+    :param report_url: where the messages' "Report" button points; by default the result page of
+        the task instance in the Airflow UI (the ML observability plugin's ``/mlobs/result``, the
+        check operators' "ML observability result" extra link). Templated.
     :param retry: attempts, backoff and timeout of each delivery.
     """
 
@@ -354,16 +356,26 @@ class CheckNotifier(BaseNotifier):
         store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state))
         return kind
 
-    def links(self, context: Context | None) -> Links:
-        """The task's log in the Airflow UI (from the run's context) and the report link."""
+    def links(self, context: Context | None, *, result_page: bool = True) -> Links:
+        """The task's log in the Airflow UI (from the run's context) and the "Report" link:
+        ``report_url`` when given, else (with ``result_page``) the task instance's result page
+        (:func:`~airflow_mlobs.operators.links.task_instance_result_url`)."""
         log_url = None
+        report_url = self.report_url
         ti = (context or {}).get("ti")
         if ti is not None:
             try:
                 log_url = str(ti.log_url)
             except Exception:  # a task instance without a log URL (tests, callbacks outside a run)
                 log_url = None
-        return Links(log_url=log_url, report_url=self.report_url)
+            if report_url is None and result_page:
+                from airflow_mlobs.operators.links import task_instance_result_url
+
+                try:
+                    report_url = task_instance_result_url(ti)
+                except Exception:  # configuration unreadable: a message without the button
+                    report_url = None
+        return Links(log_url=log_url, report_url=report_url)
 
     def _deliver_and_record(
         self,
@@ -430,4 +442,6 @@ class CheckNotifier(BaseNotifier):
                 message += f": {exception}"
             result = error_result(check="task", dataset=task, message=redact(message, self.secrets()))
         if not self.only_escalations:
-            self._deliver_and_record(result, "alert", 1, self.links(context), None, None)
+            # Only a check's failure has a result page; another task's failure links its log alone.
+            links = self.links(context, result_page=isinstance(exception, CheckBreachError))
+            self._deliver_and_record(result, "alert", 1, links, None, None)

@@ -14,7 +14,9 @@ TABLE_HEADER = ("subject", "metric", "value", "threshold", "status")
 
 @dataclass(frozen=True)
 class Links:
-    """Where to look next: the task's log in the Airflow UI and an HTML report, when there is one."""
+    """Where to look next: the task's log in the Airflow UI and the "Report": the result's page in
+    the Airflow UI (:func:`airflow_mlobs.render.links.result_page_url`) or a URL the notifier was
+    given."""
 
     log_url: str | None = None
     report_url: str | None = None
