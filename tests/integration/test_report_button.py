@@ -27,9 +27,7 @@ from tests.integration.test_notifiers import (  # noqa: F401  (fixtures)
 from tests.servers import SlackServer, SmtpServer
 
 BASE = "https://airflow.example.com/prod"
-RESULT_PAGE = (
-    f"{BASE}/mlobs/result?dag_id=ml&run_id=scheduled__2026-11-05T00%3A00%3A00%2B00%3A00&task_id=drift&map_index=2"
-)
+RESULT_PAGE = f"{BASE}/mlobs/result?dag_id=ml&run_id=scheduled__2026-11-05T00%3A00%3A00%2B00%3A00&task_id=drift&map_index=2"
 
 
 @dataclass
@@ -48,8 +46,8 @@ def base_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE + "/")
 
 
-def buttons(slack: SlackServer) -> list[dict[str, Any]]:
-    (request,) = slack.received()
+def buttons(server: SlackServer) -> list[dict[str, Any]]:
+    (request,) = server.received()
     actions = [b for b in request.json["blocks"] if b["type"] == "actions"]
     return list(actions[0]["elements"]) if actions else []
 
