@@ -116,8 +116,10 @@ def profile_sql_segments(
     naming the column. Without it, one profile under the key ``None``.
 
     Two statements: one aggregate row (row count; per numeric column the null, finite and
-    non-finite counts, min, max, sum, sum of squares, and the count below each bin edge, from which
-    bin counts follow; per categorical column the non-null count), and one grouped statement with
+    non-finite counts, min, max, the sum and sum of squares of the values shifted by
+    :func:`~airflow_mlobs.core.profile.moment_shift` of the edges, the sums of the shifted values in
+    the first and the last bin, and the count below each bin edge, from which bin counts follow;
+    per categorical column the non-null count), and one grouped statement with
     the ``max_categories + 1`` most frequent values of each categorical column (ranked in the
     database; where the dialect supports GROUPING SETS, all columns in one scan). Where the dialect
     packs bin counts (PostgreSQL) the first statement packs each column's bin counts into one exact
@@ -394,8 +396,9 @@ def _portable_profile_statement(
 ) -> tuple[_StatementFor, list[tuple[ColumnSpec, int]]]:
     """The profile aggregates for any dialect (always the split moments: ``split`` is ignored): per numeric column the finite count, min, max, the
     split moments (sum and sum of squares of the values below :data:`MOMENT_SPLIT`, and count, sum
-    and sum of squares of those above it scaled by ``2**-MOMENT_SHIFT``) and
-    ``count(*) FILTER (WHERE x < edge)`` per bin edge. Databases that do not raise on a double
+    and sum of squares of those above it scaled by ``2**-MOMENT_SHIFT``), all of the shifted values
+    ``y = x - shift``, the same split sums of ``y`` in the first (``x < e[0]``) and the last
+    (``x >= e[-1]``) bin, and ``count(*) FILTER (WHERE x < edge)`` per bin edge. Databases that do not raise on a double
     overflow return an infinity or 0 for a square, so the split is not left to an error. Returns a function of the window conditions
     (and whether to group by the segment) and the numeric columns' layout. ``exact`` names the
     columns tested for finiteness before the cast (:meth:`SqlDialect.finite`).
@@ -483,12 +486,15 @@ def _packed_profile_statement(
     than the portable statement.
 
     * A subquery computes each numeric column's finite value once per row (``CASE WHEN x >= -max
-      AND x <= max THEN x END``: NULL for NULL, NaN and +-inf); count, min, max, sum and sum of
-      squares then aggregate it with no FILTER. PostgreSQL raises on a double overflow or
+      AND x <= max THEN x END``: NULL for NULL, NaN and +-inf) and, when the column's moment shift
+      is not 0, the finite shifted value ``d = x - shift`` the same way; count, min and max
+      aggregate the first, sum and sum of squares the second with no FILTER, and the first and the
+      last bin's totals are ``sum(d) FILTER (WHERE f < e[0])`` and ``... (WHERE f >= e[-1])``
+      (measured: cheaper than ``sum(CASE ...)``). PostgreSQL raises on a double overflow or
       underflow ("value out of range", SQLSTATE 22003, where other databases return infinity or
       0): with ``split`` (the statement run again after that error, so ordinary data pays nothing)
-      the subquery also gives the value when below :data:`MOMENT_SPLIT`, its square from
-      :data:`MOMENT_TINY` up, and the value times ``2**-MOMENT_SHIFT`` when above the split, the
+      the subquery also gives the shifted value when below :data:`MOMENT_SPLIT`, its square from
+      :data:`MOMENT_TINY` up, and the shifted value times ``2**-MOMENT_SHIFT`` when above the split, the
       split moments of :mod:`airflow_mlobs.core.profile`. ``clock_timestamp()`` (volatile, parallel safe) in
       the subquery's select list keeps the planner from flattening it, which would repeat the CASE
       in every aggregate; the plan stays a parallel aggregate.
