@@ -109,7 +109,6 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
     low = float(finite.min()) if finite.size else None
     high = float(finite.max()) if finite.size else None
     shift = moment_shift(edges)
-    shifted = finite - shift if shift else finite
     edge_values = np.asarray(edges, dtype=np.float64)
     # Counting the values below each edge is the same binning as
     # searchsorted(edges, x, side="right") + bincount, and about 3x faster for a few dozen edges.
@@ -124,6 +123,8 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
         if index == len(edge_values) - 1:
             outer.append(~mask)
     bins = np.diff(np.asarray([0, *below, finite.size], dtype=np.int64))
+    # The shifted values, in place: `finite` is a copy (boolean indexing) no longer needed as it is.
+    shifted = np.subtract(finite, shift, out=finite) if shift else finite
     outer_totals: list[float | None] = [None, None]
     if (
         low is not None
