@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -187,6 +188,9 @@ class CheckResultMixin:
                 store = ResultsStore(engine)
                 store.save(result, run)
                 self.send_notifications(context, result, store, run)
+                from airflow_mlobs.operators.report import write_result_report
+
+                write_result_report(self, result, store, run)  # with report_dir set; never raises
             finally:
                 engine.dispose()
         except (MlobsInputError, SQLAlchemyError, SourceUnavailable) as exc:
@@ -429,12 +433,16 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         (marked in the grid; :mod:`airflow_mlobs.breach_notes`, a listener of the ML observability
         plugin), since Airflow 3.3 lets a task set only its state, and ``skipped`` or ``failed`` would
         change what runs downstream.
+    :param report_dir: where to write the self-contained HTML report of each stored result,
+        ``<report_dir>/<dag_id>/<run_id>/<task_id>[.<map_index>].html`` (a path, an object-storage
+        URL or an ``ObjectStoragePath``; :mod:`airflow_mlobs.operators.report`); a failure to write
+        is a warning, never a lost result. Templated.
     :param notify: notifiers (:mod:`airflow_mlobs.notifiers`) given the stored result; each decides
         from its severity, de-duplication and escalation rules whether to send.
     """
 
     check_name = "check"
-    template_fields: tuple[str, ...] = ("results_conn_id", "dataset")
+    template_fields: tuple[str, ...] = ("results_conn_id", "dataset", "report_dir")
     ui_color = "#e8f4ea"
 
     def __init__(
@@ -444,12 +452,14 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         results_conn_id: str | None = None,
         on_breach: OnBreach = "fail",
         notify: Sequence[CheckNotifier] = (),
+        report_dir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.set_result_args(
             dataset=dataset, results_conn_id=results_conn_id, on_breach=on_breach, notify=notify
         )
+        self.report_dir = report_dir
 
     def dataset_name(self) -> str:
         """How results name the checked data; subclasses derive a default from their source."""
