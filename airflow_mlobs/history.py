@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from airflow_mlobs.core.profile import Profile
+from airflow_mlobs.core.profile import Baseline, Profile, load_baseline
 from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.store import (
     ResultsStore,
@@ -427,6 +427,33 @@ class History:
                     continue
                 found.append(WindowProfile(str(row.baseline), row.partition, row.segment, profile))
         return found
+
+    def drift_window(self, drift: CheckResult, baseline_dir: Any) -> tuple[Baseline, Profile] | str:
+        """The baseline a drift result was judged against (``metrics.baseline`` = ``name/version``,
+        read from ``baseline_dir``) and its window's stored profile over that baseline's edges (the
+        whole-dataset profile, else its partitions added up); or a sentence saying why not."""
+        name, _, version = str(drift.metrics.get("baseline") or "").partition("/")
+        if not name:
+            return "the result names no baseline"
+        if baseline_dir is None:
+            return "no baseline directory is configured here ([mlobs] baseline_dir)"
+        try:
+            baseline = load_baseline(baseline_dir, name, version or None)
+        except Exception as exc:  # missing, unreadable, elsewhere: the page says so
+            return f"baseline {name}/{version} is not readable here: {exc}"
+        stored = self.window_profiles(
+            drift.dataset, window_start=drift.window_start, window_end=drift.window_end
+        )
+        matching = [w for w in stored if w.profile.edges_key == baseline.key and w.segment is None]
+        if not matching:
+            return "no profile of this window is stored (store_profile=False, or another baseline)"
+        whole = [w for w in matching if w.partition is None]
+        if whole:
+            return baseline, whole[-1].profile
+        profile = matching[0].profile
+        for part in matching[1:]:
+            profile = profile.merge(part.profile)
+        return baseline, profile
 
     def deliveries(self, result_keys: Iterable[str]) -> list[DeliveryRecord]:
         """The notification deliveries recorded for these result keys, oldest first."""

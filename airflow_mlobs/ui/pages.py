@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from airflow_mlobs.core.profile import Baseline, load_baseline
 from airflow_mlobs.core.readings import number
 from airflow_mlobs.core.result import CheckResult, Status
-from airflow_mlobs.history import History, WindowProfile
+from airflow_mlobs.history import History
 from airflow_mlobs.render import charts
 from airflow_mlobs.render.charts import esc
 from airflow_mlobs.render.report import (
@@ -295,33 +294,15 @@ def _performance_chart(results: Sequence[StoredResult]) -> str:
 
 def window_distributions(
     history: History,
-    dataset: str,
     drift: CheckResult,
     baseline_dir: Any,
 ) -> tuple[list[Distribution], str | None]:
-    """The reference vs current distributions of each column of a drift result's window, from the
-    stored baseline (``metrics.baseline`` = ``name/version`` under ``baseline_dir``) and the window's
-    stored profile(s) (partitions added up); or a note saying why there are none."""
-    name, _, version = str(drift.metrics.get("baseline") or "").partition("/")
-    if not name:
-        return [], "the result names no baseline"
-    try:
-        baseline: Baseline = load_baseline(baseline_dir, name, version or None)
-    except Exception as exc:  # a missing or unreadable baseline: say so on the page
-        return [], f"baseline {name}/{version} is not readable here: {exc}"
-    stored: list[WindowProfile] = history.window_profiles(
-        dataset, window_start=drift.window_start, window_end=drift.window_end
-    )
-    matching = [w for w in stored if w.profile.edges_key == baseline.key and w.segment is None]
-    if not matching:
-        return [], "no profile of this window is stored (store_profile=False, or another baseline)"
-    whole = [w for w in matching if w.partition is None]
-    if whole:
-        profile = whole[-1].profile
-    else:
-        profile = matching[0].profile
-        for part in matching[1:]:
-            profile = profile.merge(part.profile)
+    """The reference vs current distributions of each column of a drift result's window
+    (:meth:`History.drift_window`); or a note saying why there are none."""
+    found = history.drift_window(drift, baseline_dir)
+    if isinstance(found, str):
+        return [], found
+    baseline, profile = found
     return distributions(baseline, profile), None
 
 
@@ -391,7 +372,7 @@ def dataset_page(
             + f'<label>window<select name="window">{choices}'
             '</select></label><button type="submit">Show</button></form>'
         )
-        found, note = window_distributions(history, dataset, chosen.result, baseline_dir)
+        found, note = window_distributions(history, chosen.result, baseline_dir)
         if found:
             parts.append('<div class="grid distributions">')
             parts.extend(f'<div class="card">{distribution_chart(d)}</div>' for d in found)
@@ -424,7 +405,7 @@ def result_page(history: History, links: Links, stored: StoredResult, *, baselin
     run = stored.run
     found: list[Distribution] = []
     if stored.result.check == "drift":
-        found, _ = window_distributions(history, stored.result.dataset, stored.result, baseline_dir)
+        found, _ = window_distributions(history, stored.result, baseline_dir)
     key = history.result_key(stored.id)
     records = history.deliveries([key] if key else [])
     section = result_section(

@@ -39,6 +39,24 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 PASSWORD = "mlobs-e2e-password"
 DRIFT_DATASET = "mlobs_warehouse:customer_activity"
+REPORT_DAG = """
+from datetime import UTC, datetime
+from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow_mlobs.operators import DriftCheckOperator, FreshnessCheckOperator
+
+with DAG("mlobs_ui_reports", schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+         start_date=datetime(2026, 11, 1, tzinfo=UTC), catchup=False) as dag:
+    DriftCheckOperator(
+        task_id="drift_report", conn_id="mlobs_warehouse", table="customer_activity",
+        timestamp_column="event_time", window="1d", baseline="churn_features",
+        columns=("customer_age", "tenure_months", "monthly_spend", "region"), on_breach="continue",
+        report_dir="{reports}/{{{{ ds }}}}",
+    )
+    FreshnessCheckOperator(
+        task_id="fresh_unwritable", conn_id="mlobs_warehouse", table="customer_features",
+        timestamp_column="updated_at", max_age="30d", report_dir="{broken}/reports",
+    )
+"""
 #: The pages look at the history as of this moment (the demo's days are fixed dates).
 END = "2026-11-28T00:00:00+00:00"
 
@@ -51,6 +69,8 @@ class Server:
     token: str
     history: History
     processes: Processes
+    base: Path
+    report_run_output: str
 
     def get(
         self, path: str, *, token: str | None = "default", cookie: str | None = None
@@ -99,11 +119,21 @@ def server(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     assert drift_day.returncode == 0, drift_day.output[-3000:]
     performance = run_dag(airflow_db, ROOT / "dags", "model_performance", "2026-11-26", env)
     assert performance.returncode == 0, performance.output[-3000:]
+    # Reports: a drift check writing to a templated report_dir, and a freshness check whose
+    # report_dir cannot be written (its parent is a file): the task still succeeds, the result is stored.
+    (base / "not_a_dir").write_text("a file")
+    (base / "dags").mkdir()
+    (base / "dags" / "reports.py").write_text(
+        REPORT_DAG.format(reports=base / "reports", broken=base / "not_a_dir")
+    )
+    reports = run_dag(airflow_db, base / "dags", "mlobs_ui_reports", "2026-11-25", env)
+    assert reports.returncode == 0, reports.output[-3000:]
+    assert reports.states == {"drift_report": "success", "fresh_unwritable": "success"}, reports.states
     engine = sa.create_engine(f"sqlite:///{results_db}")
     history = History(engine)
     # A notification delivery on the drift result, recorded through the store as a notifier does.
     store = ResultsStore(engine)
-    (drift,) = [s for s in store.history(check="drift")]
+    (drift,) = store.history(check="drift", dag_id="model_monitoring")
     store.record_delivery(drift.result, drift.run, Delivery("slack:#ml-alerts", "alert", True, 1))
     filled = time.monotonic() - started
 
@@ -140,7 +170,7 @@ def server(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
         waited = wait_for(up, 180, "the api-server with the mlobs plugin", processes)
         print(f"\nui e2e: history filled in {filled:.1f}s, api-server up in {waited:.1f}s")
-        yield Server(port, _token(port), history, processes)
+        yield Server(port, _token(port), history, processes, base, reports.output)
     finally:
         processes.stop()
         engine.dispose()
@@ -189,8 +219,8 @@ def test_overview_lists_every_dataset_and_check_with_its_status(server: Server) 
     assert status == 200, page[:2000]
     assert "app;dur=" in headers["Server-Timing"]
     rows = _rows(page)
-    checks = {(d, c): s for d, c, s in rows if c != "performance"}  # two performance monitors
-    assert checks[(DRIFT_DATASET, "drift")] == "fail"
+    monitoring = _rows(server.get("/mlobs/" + _query(end=END, dag_id="model_monitoring"))[1])
+    assert (DRIFT_DATASET, "drift", "fail") in monitoring
     assert {c for _, c, _ in rows} >= {
         "freshness",
         "schema",
@@ -244,7 +274,7 @@ def _ago() -> Any:
 
 
 def test_result_page_by_run_key_and_by_id(server: Server) -> None:
-    (drift,) = server.history.latest(since=_ago(), check="drift")
+    (drift,) = server.history.latest(since=_ago(), check="drift", dag_id="model_monitoring")
     params = {"dag_id": drift.run.dag_id, "run_id": drift.run.run_id, "task_id": drift.run.task_id}
     status, page, _ = server.get("/mlobs/result" + _query(**params))
     assert status == 200, page[:2000]
@@ -277,7 +307,7 @@ def _browser() -> Any:
 
 def test_pages_in_a_real_browser(server: Server) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (drift,) = server.history.latest(since=_ago(), check="drift")
+    (drift,) = server.history.latest(since=_ago(), check="drift", dag_id="model_monitoring")
     pages = {
         "overview": "/mlobs/" + _query(end=END),
         "dataset": f"/mlobs/datasets/{quote(DRIFT_DATASET, safe='')}" + _query(end=END),
@@ -311,5 +341,43 @@ def test_pages_in_a_real_browser(server: Server) -> None:
                     assert page.locator("svg.mlobs-bars").count() == len(warehouse.FEATURES)
                     assert page.locator("svg.mlobs-heatmap rect.mark").count() >= len(warehouse.FEATURES)
                 page.close()
+        finally:
+            browser.close()
+
+
+def test_operator_writes_a_self_contained_report(server: Server) -> None:
+    run = server.history.latest(since=_ago(), dag_id="mlobs_ui_reports", check="drift")[0].run
+    (path,) = (server.base / "reports").rglob("drift_report.html")
+    # <report_dir rendered with {{ ds }}>/<dag_id>/<run_id>/<task_id>.html
+    assert path.parent == path.parents[2] / "mlobs_ui_reports" / str(run.run_id)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", path.parents[2].name)
+    text = path.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in text
+    assert text.count('class="mlobs-chart mlobs-bars"') == len(warehouse.FEATURES)
+    assert "/mlobs/result?dag_id=mlobs_ui_reports" in text  # the link to the result page
+    assert not re.search(r"<script|<link |src=\"http|url\(http", text)
+    # The unwritable report_dir: a warning naming it, the result stored all the same.
+    assert "Could not write the HTML report to" in server.report_run_output
+    assert "not_a_dir" in server.report_run_output
+    assert server.history.latest(since=_ago(), dag_id="mlobs_ui_reports", check="freshness")
+
+
+def test_report_file_opens_offline_in_the_browser(server: Server) -> None:
+    (path,) = (server.base / "reports").rglob("drift_report.html")
+    with _browser() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            context = browser.new_context(offline=True)
+            requests: list[str] = []
+            context.on("request", lambda r: requests.append(r.url))
+            page = context.new_page()
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(path.as_uri(), wait_until="load")
+            assert page.locator("svg.mlobs-bars").count() == len(warehouse.FEATURES)
+            assert page.locator("svg.mlobs-bars rect.mark").count() > 0
+            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            assert errors == []
+            assert requests == [path.as_uri()]  # nothing but the file itself
         finally:
             browser.close()
