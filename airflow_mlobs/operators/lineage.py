@@ -336,13 +336,17 @@ def operator_lineage(refs: Sequence[DatasetRef], facts: LineageFacts | None) -> 
 def task_lineage(task: Any) -> Any:
     """``OperatorLineage`` of a check task after it ran: its inputs (:func:`input_refs`) and, on the
     first, the facets of the result it published (``task.last_result``), with the drift profile and
-    baseline schema the drift operator keeps (``task.lineage_profile``, ``task.lineage_schema``)."""
+    baseline schema the drift operator keeps (``task.lineage_profile``, ``task.lineage_schema``) or
+    the schema a task reads on demand (``task.lineage_columns()``: the schema check's catalog)."""
     result = getattr(task, "last_result", None)
     facts = None
     if isinstance(result, CheckResult):
-        facts = lineage_facts(
-            result,
-            profile=getattr(task, "lineage_profile", None),
-            schema=getattr(task, "lineage_schema", ()) or (),
-        )
+        schema = getattr(task, "lineage_schema", ()) or ()
+        columns = getattr(task, "lineage_columns", None)
+        if not schema and callable(columns):
+            try:
+                schema = columns()
+            except Exception:  # the source is gone or unreadable: the facets without a schema
+                schema = ()
+        facts = lineage_facts(result, profile=getattr(task, "lineage_profile", None), schema=schema)
     return operator_lineage(input_refs(task), facts)

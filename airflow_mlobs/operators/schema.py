@@ -96,6 +96,11 @@ class SchemaCheckOperator(BaseCheckOperator):
         """See :meth:`SchemaSpec.dataset_name`."""
         return self.spec().dataset_name()
 
+    def lineage_columns(self) -> tuple[tuple[str, str | None], ...]:
+        """``(column, type)`` as the source has them, for the OpenLineage schema facet (one more
+        catalog read, made only by the OpenLineage provider after the task ran)."""
+        return tuple((c.name, c.physical_type or None) for c in self.spec().observed_columns())
+
     def evaluate(self, context: Context) -> CheckResult:
         """Read the schema, optionally write it out, and compare it with the contract."""
         return self.spec(getattr(context.get("dag"), "fileloc", None)).evaluate()

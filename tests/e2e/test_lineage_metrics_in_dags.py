@@ -214,6 +214,13 @@ def test_complete_events_carry_the_postgres_input_dataset(observed: Observed) ->
 def test_schema_assertions_name_the_missing_column(observed: Observed) -> None:
     dataset = complete_event(observed, "schema")["inputs"][0]
     assertions = dataset["facets"]["dataQualityAssertions"]["assertions"]
+    fields = [(f["name"], f["type"]) for f in dataset["facets"]["schema"]["fields"]]
+    assert fields == [
+        ("id", "INTEGER"),
+        ("x1", "DOUBLE PRECISION"),
+        ("region", "TEXT"),
+        ("ts", "TIMESTAMP WITH TIME ZONE"),
+    ], fields
     missing = [a for a in assertions if a["assertion"] == "missing"]
     assert missing and missing[0]["column"] == "customer_age" and missing[0]["success"] is False, assertions
 
