@@ -1,8 +1,9 @@
-"""Command line: build a drift baseline outside Airflow (``python -m airflow_mlobs baseline ...``).
+"""Command line: build a drift baseline outside Airflow (``python -m airflow_mlobs baseline ...``),
+write a starter suite (``suite``), list a dataset's stored results (``history``).
 
 The same :class:`~airflow_mlobs.specs.drift.BaselineSpec` as ``BaselineOperator``: a table or query
 is profiled in the database through a SQLAlchemy URL, a file is read in memory. Does not import
-Airflow.
+Airflow (but ``history`` without ``--url``, which reads the results connection as operators do).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from airflow_mlobs.cli_history import add_history_command, history_command
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind
@@ -84,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--bins", type=int, default=DEFAULT_BINS, help="quantile bins (default 20)")
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
     add_suite_command(commands)
+    add_history_command(commands)
     return root
 
 
@@ -92,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "suite":
         return suite_command(args)
+    if args.command == "history":
+        return history_command(args)
     if args.command == "baseline" and not args.path and not args.url:
         print("error: --table and --sql need --url", file=sys.stderr)
         return 2
