@@ -17,7 +17,8 @@ Definitions:
 - **data-quality metrics**: ``rowCount`` is the rows judged (the result's ``rows`` or ``row_count``
   metric, else the profile's); per column ``nullCount`` (NULL plus non-finite values), ``min``,
   ``max`` (numeric columns), ``distinctCount`` (categorical columns whose categories were all counted,
-  i.e. not folded into ``(other)``), ``count`` (values that are not missing).
+  i.e. not folded into ``(other)``), ``count`` (values that are not missing); for a data-quality
+  result the same from its expectations (:func:`columns_of_findings`).
 """
 
 from __future__ import annotations
@@ -155,6 +156,36 @@ def columns_of_profile(profile: Any) -> dict[str, ColumnFacts]:
     return found
 
 
+#: Great Expectations expectations whose observed value is a column metric of the facet.
+QUALITY_COLUMN_METRICS = {
+    "expect_column_min_to_be_between": "min",
+    "expect_column_max_to_be_between": "max",
+    "expect_column_unique_value_count_to_be_between": "distinct_count",
+}
+
+
+def columns_of_findings(result: CheckResult, row_count: int | None) -> dict[str, ColumnFacts]:
+    """Per-column facts a data-quality result observed: ``min``, ``max`` and ``distinctCount`` from
+    the expectations that measure them, ``nullCount`` from ``expect_column_values_to_not_be_null``
+    (its unexpected percent of the ``row_count`` rows)."""
+    values: dict[str, dict[str, Any]] = {}
+    for finding in result.findings:
+        column = finding.subject
+        if not column or column in NOT_COLUMNS or finding.status is Status.ERROR:
+            continue
+        field_name = QUALITY_COLUMN_METRICS.get(finding.metric)
+        number = _finite(finding.value)
+        if field_name is not None and number is not None:
+            values.setdefault(column, {})[field_name] = (
+                int(number) if field_name == "distinct_count" else number
+            )
+        elif finding.metric == "expect_column_values_to_not_be_null" and row_count is not None:
+            share = _finite(finding.value)
+            if share is not None:
+                values.setdefault(column, {})["null_count"] = round(share * row_count / 100)
+    return {column: ColumnFacts(**fields) for column, fields in values.items()}
+
+
 def lineage_facts(
     result: CheckResult,
     *,
@@ -173,7 +204,9 @@ def lineage_facts(
         status=result.status.value,
         assertions=assertions_of(result),
         row_count=row_count,
-        columns=columns_of_profile(profile) if profile is not None else {},
+        columns=columns_of_profile(profile)
+        if profile is not None
+        else columns_of_findings(result, row_count),
         schema=tuple(schema),
     )
 

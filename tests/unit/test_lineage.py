@@ -77,3 +77,26 @@ def test_operator_lineage_puts_the_facets_on_the_first_input() -> None:
     assert first.facets["schema"].fields[0].type == "DOUBLE PRECISION"
     assert first.inputFacets["dataQualityMetrics"].rowCount == 3
     assert second.facets == {} and second.inputFacets == {}
+
+
+def test_quality_findings_give_min_max_distinct_and_null_counts() -> None:
+    quality = CheckResult(
+        "quality",
+        "wh:t",
+        Status.FAIL,
+        "s",
+        metrics={"row_count": 200},
+        findings=(
+            Finding("age", "expect_column_min_to_be_between", Status.PASS, value=18),
+            Finding("age", "expect_column_max_to_be_between", Status.FAIL, value=150, reason="too old"),
+            Finding("region", "expect_column_unique_value_count_to_be_between", Status.PASS, value=4),
+            Finding("id", "expect_column_values_to_not_be_null", Status.FAIL, value=2.5, reason="nulls"),
+            Finding("table", "expect_table_row_count_to_be_between", Status.PASS, value=200),
+        ),
+    )
+    facts = lineage_facts(quality)
+    assert facts.row_count == 200
+    assert facts.columns["age"].min == 18 and facts.columns["age"].max == 150
+    assert facts.columns["region"].distinct_count == 4
+    assert facts.columns["id"].null_count == 5
+    assert "table" not in facts.columns
