@@ -6,23 +6,37 @@ huge window is not an alarm and a noisy small window does not page anyone.
 
 Per column:
 
-- numeric: the default method is the binned Wasserstein-1 distance divided by the reference
-  standard deviation (``wasserstein``; 0.1 means "the distribution moved by a tenth of a standard
-  deviation"); when the reference is constant it falls back to the Jensen-Shannon distance.
-  PSI, JS, Hellinger and the binned KS statistic are always reported. The p-value is the KS test's.
-- categorical: the default method is the Jensen-Shannon distance (base 2) over the union of
-  categories; the p-value is the chi-square test of homogeneity. The share of current values in
-  categories the reference never saw is its own finding (``unseen_share``), counted by the gatherer
-  against the baseline's category set before folding, so rare new values folded into ``(other)``
-  count too.
+- numeric: the default method is the binned Wasserstein-1 distance divided by the reference's
+  spread (``wasserstein``; :func:`reference_scale`: the smaller of its standard deviation and
+  IQR/1.349, equal for a normal column, so 0.1 means "the distribution moved by a tenth of a
+  standard deviation" there, while on skewed and heavy-tailed columns the bulk's spread keeps a
+  10% scale change from reading as nothing). PSI, JS, Hellinger and the binned KS statistic are
+  always reported. The p-value is the shape test's: KS and a chi-square test over the baseline's
+  own quantile bins, Bonferroni-combined (:func:`~airflow_mlobs.core.stats.shape_test`), so scale
+  and tail changes are significant where KS alone barely moves.
+- categorical: the default method is the Jensen-Shannon distance (base 2) with the expected
+  sampling noise subtracted (:func:`~airflow_mlobs.core.stats.js_distance_corrected`; the raw
+  distance is reported as ``js_raw``), over categories folded the same way on both sides
+  (:func:`_aligned_categories`); the p-value is the chi-square test of homogeneity over the same
+  cells, sparse ones pooled. Values in categories the reference never saw are their own finding
+  (``unseen_share``) when the reference's category set is complete: the share beyond what the
+  reference's own rare categories predict (Good-Turing, :func:`~airflow_mlobs.core.stats.unseen_test`),
+  counted by the gatherer against the baseline's category set before folding. A reference with
+  more categories than it keeps has no complete set: there new values show as the growth of
+  ``(other)``.
 - a constant reference (a single value ``c``; the baseline's edges are ``c`` and the next double
   above it, so the bins count ``x < c``, ``x == c`` and ``x > c``): judged by the Jensen-Shannon
-  distance over those three bins, which sees a change in either direction; the finding names the
-  shares of window values below and above ``c``.
-- always: the change in missing rate (NULL share; absolute change, two-proportion test), and for
-  numeric columns the change in the share of non-finite values (``+-inf``, NaN where kept apart
-  from NULL, decimals beyond double range), judged the same way and at least a ``warn`` naming
-  the count when the reference had none. A column that became (mostly) NULL or non-finite fails.
+  distance between "all equal to ``c``" and the window's shares below, equal to and above ``c``,
+  which sees a change in either direction; the finding names the shares.
+- always: the missing rate (NULL share) against the reference's own rate, and for numeric columns
+  the non-finite rate (``+-inf``, NaN where kept apart from NULL, decimals beyond double range),
+  by a two-proportion test: ``warn``/``fail`` at an absolute change of ``missing_rate`` (2 / 5
+  points), ``fail`` also when the rate at least doubles and rises by at least 1 point
+  (:data:`RATE_MIN_RISE`: 1% -> 5% fails), and at least ``warn`` for non-finite values the
+  reference never had.
+- one family: every distribution test and every side test (missing rate, non-finite rate, unseen
+  categories) of the check is adjusted together (``correction``, Benjamini-Hochberg by default),
+  and every finding needs its adjusted p-value below ``alpha``.
 - too little data: a window with fewer than ``min_rows`` rows is ``skipped`` (an empty one is an
   ``error``); a column with fewer than ``min_rows`` finite (numeric) or non-NULL (categorical)
   values has its distribution finding ``skipped`` (its missing-rate and non-finite findings count).
@@ -37,8 +51,8 @@ check that silently skips a feature is worse than one that stops.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +63,7 @@ from airflow_mlobs.core.drift_settings import CHECK as CHECK
 from airflow_mlobs.core.drift_settings import DEFAULT_THRESHOLDS as DEFAULT_THRESHOLDS
 from airflow_mlobs.core.drift_settings import METHODS as METHODS
 from airflow_mlobs.core.drift_settings import MISSING_RATE_THRESHOLD as MISSING_RATE_THRESHOLD
+from airflow_mlobs.core.drift_settings import RATE_MIN_RISE as RATE_MIN_RISE
 from airflow_mlobs.core.drift_settings import UNSEEN_SHARE_THRESHOLD as UNSEEN_SHARE_THRESHOLD
 from airflow_mlobs.core.drift_settings import DriftSettings as DriftSettings
 from airflow_mlobs.core.drift_settings import Method as Method
@@ -67,6 +82,15 @@ from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 
 @dataclass
+class _SideTest:
+    """A finding beside the distribution's (missing rate, non-finite rate, unseen categories) that
+    waits for its p-value adjusted across the whole family of tests of the check."""
+
+    pvalue: float
+    decide: Callable[[float], Finding | None]
+
+
+@dataclass
 class _ColumnOutcome:
     name: str
     method: str
@@ -76,22 +100,41 @@ class _ColumnOutcome:
     findings: list[Finding]
     status: Status = Status.PASS
     reason: str = ""
+    side_tests: list[_SideTest] = field(default_factory=list)
 
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def reference_scale(spec: ColumnSpec, ref: NumericProfile) -> tuple[float | None, str]:
+    """The spread a numeric column's Wasserstein distance is divided by, and which it is: the
+    smaller of the reference standard deviation (``"std"``) and its interquartile range / 1.349
+    (``"iqr"``, read off the reference bins; equal to the standard deviation for a normal column).
+    On skewed and heavy-tailed columns the standard deviation is ruled by the tail and makes
+    multiplicative changes of the bulk read small (a 10% scale change of a lognormal(sigma=1.5)
+    column: W/std 0.034, W/(IQR/1.349) 0.17)."""
+    std = ref.std
+    q1 = stats.binned_quantile(ref.bins, spec.edges, 0.25)
+    q3 = stats.binned_quantile(ref.bins, spec.edges, 0.75)
+    robust = (q3 - q1) / 1.349 if q1 is not None and q3 is not None and q3 > q1 else None
+    if std and robust is not None and robust < std:
+        return robust, "iqr"
+    return std, "std"
+
+
 def _numeric_metrics(
     spec: ColumnSpec, ref: NumericProfile, cur: NumericProfile
 ) -> tuple[dict[str, Any], float | None]:
-    """All distribution metrics of a numeric column, and the KS p-value."""
-    ks = stats.ks_binned(ref.bins, cur.bins)
+    """All distribution metrics of a numeric column, and the shape test's p-value (KS and
+    chi-square over the baseline bins, combined)."""
+    shape = stats.shape_test(ref.bins, cur.bins)
     lows = [v for v in (ref.min, cur.min) if v is not None]
     highs = [v for v in (ref.max, cur.max) if v is not None]
+    scale, basis = reference_scale(spec, ref)
     wasserstein = (
         stats.wasserstein_binned(
-            ref.bins, cur.bins, spec.edges, low=min(lows), high=max(highs), reference_std=ref.std
+            ref.bins, cur.bins, spec.edges, low=min(lows), high=max(highs), reference_std=scale
         )
         if lows and highs and spec.edges
         else None
@@ -99,73 +142,139 @@ def _numeric_metrics(
     metrics = {
         "wasserstein": _finite(wasserstein),
         "psi": stats.psi(ref.bins, cur.bins),
-        "js": stats.js_distance(ref.bins, cur.bins),
-        "hellinger": stats.hellinger(ref.bins, cur.bins),
-        "ks": ks.statistic,
+        "js": stats.js_distance_corrected(ref.bins, cur.bins, adjacent=True),
+        "js_raw": stats.js_distance(ref.bins, cur.bins),
+        "hellinger": stats.hellinger_corrected(ref.bins, cur.bins, adjacent=True),
+        "ks": shape.statistic,
         "reference_mean": ref.mean,
         "current_mean": cur.mean,
         "reference_std": ref.std,
         "current_std": cur.std,
+        "scale": basis,
     }
-    return metrics, ks.pvalue
+    return metrics, shape.pvalue
+
+
+def _listing_floor(side: CategoricalProfile, share: float) -> float:
+    """The smallest count, in both samples together, at which a category is listed by ``side``
+    (which folded its tail) with near certainty (3 standard deviations) under no drift.
+
+    ``side`` lists every category counted more than ``cut`` times (its least frequent listed one);
+    a category with ``P`` values in both samples has about ``x = P * share`` of them on this side
+    (``share`` = this side's share of all values), binomially, so ``x - 3 sqrt(x) >= cut`` makes
+    it listed: ``x >= ((3 + sqrt(9 + 4 cut)) / 2) ** 2``."""
+    # Ties at the smallest listed count are broken by name, so only counts above it are surely listed.
+    cut = min(side.counts.values()) + 1 if side.counts else 0
+    needed = ((3 + math.sqrt(9 + 4 * cut)) / 2) ** 2
+    return needed / share if share > 0 else math.inf
 
 
 def _aligned_categories(
     ref: CategoricalProfile, cur: CategoricalProfile
 ) -> tuple[list[str], list[int], list[int]]:
-    """Counts over the union of categories; each side's folded tail is one more category."""
-    names = sorted(set(ref.counts) | set(cur.counts))
+    """Counts over the categories compared one by one, everything else pooled in ``(other)`` on
+    both sides (the same categories on both: a category kept by one profile and folded by the
+    other is never counted as new or shifted).
+
+    Without folding, every category is compared. Where a side folded its tail, which categories it
+    lists depends on its own sampling noise, and comparing only those would inflate that side's
+    counts (a 20,000-level id column: 9.5% of a 100k reference in its 1,000 listed ids, 5% of the
+    window). So the categories compared are chosen on the two samples' *combined* count, whose
+    split between the sides carries no selection (the chi-square test conditions on it too): those
+    counted at least :func:`_listing_floor` times together, which every folding side lists with
+    near certainty under no drift; the rare rest is pooled."""
+    n_ref, n_cur = ref.count, cur.count
+    total = n_ref + n_cur
+    ref_floor = _listing_floor(ref, n_ref / total) if ref.overflow and total else 0.0
+    cur_floor = _listing_floor(cur, n_cur / total) if cur.overflow and total else 0.0
+    # The window's values in reference categories are known to be all listed when the gatherer's
+    # unseen count leaves nothing for unlisted ones (a window of only new ids, say): then every
+    # reference category's window count is exact, 0 where unlisted.
+    residual = None
+    if not ref.overflow and cur.unseen is not None:
+        residual = n_cur - cur.unseen - sum(n for c, n in cur.counts.items() if c in ref.counts)
+
+    def floor(category: str) -> float | None:
+        """The combined count ``category`` needs to be compared (``None``: never known)."""
+        need = 0.0
+        if category not in ref.counts and ref.overflow:
+            return None
+        if category in ref.counts and ref.overflow:
+            need = max(need, ref_floor)  # listed by the reference's noise
+        if category in cur.counts:
+            if cur.overflow:
+                need = max(need, cur_floor)  # listed by the window's noise
+        elif cur.overflow and not (category in ref.counts and residual == 0):
+            return None
+        return need
+
+    names = []
+    for category in sorted(set(ref.counts) | set(cur.counts)):
+        need = floor(category)
+        if need is not None and ref.counts.get(category, 0) + cur.counts.get(category, 0) >= need:
+            names.append(category)
     ref_counts = [ref.counts.get(n, 0) for n in names]
     cur_counts = [cur.counts.get(n, 0) for n in names]
-    if ref.other or cur.other:
+    ref_other, cur_other = n_ref - sum(ref_counts), n_cur - sum(cur_counts)
+    if ref_other or cur_other:
         names.append("(other)")
-        ref_counts.append(ref.other)
-        cur_counts.append(cur.other)
+        ref_counts.append(ref_other)
+        cur_counts.append(cur_other)
     return names, ref_counts, cur_counts
 
 
 def _categorical_metrics(
     ref: CategoricalProfile, cur: CategoricalProfile
 ) -> tuple[dict[str, Any], float | None]:
+    """Distribution metrics of a categorical column over the consistently folded categories, the
+    chi-square p-value (sparse categories pooled), and the unseen-category counts."""
     names, ref_counts, cur_counts = _aligned_categories(ref, cur)
-    chi2 = stats.chi2_homogeneity(ref_counts, cur_counts)
-    unseen_listed = sum(
-        c for n, c in zip(names, cur_counts, strict=True) if n not in ref.counts and n != "(other)"
-    )
-    # The gatherer's count covers the folded tail too; without it (an older stored profile) only the
-    # listed categories are known, and folded ones are counted when the reference folded nothing.
-    unseen_exact = cur.unseen is not None or not cur.other
-    if cur.unseen is not None:
-        unseen = cur.unseen
-    elif not ref.overflow:
-        unseen = unseen_listed + cur.other
-        unseen_exact = False
-    else:
-        unseen = unseen_listed
-    total_cur = sum(cur_counts)
+    pooled_ref, pooled_cur = stats.pool_sparse(ref_counts, cur_counts, adjacent=False)
+    chi2 = stats.chi2_homogeneity(pooled_ref, pooled_cur)  # type: ignore[arg-type]
+    total_ref, total_cur = sum(ref_counts), sum(cur_counts)
     shifts = sorted(
         (
-            (n, (c / total_cur if total_cur else 0.0) - (r / sum(ref_counts) if sum(ref_counts) else 0.0))
+            (n, (c / total_cur if total_cur else 0.0) - (r / total_ref if total_ref else 0.0))
             for n, r, c in zip(names, ref_counts, cur_counts, strict=True)
         ),
         key=lambda kv: -abs(kv[1]),
     )
-    metrics = {
-        "js": stats.js_distance(ref_counts, cur_counts),
+    metrics: dict[str, Any] = {
+        "js": stats.js_distance_corrected(ref_counts, cur_counts, adjacent=False),
+        "js_raw": stats.js_distance(ref_counts, cur_counts),
         "psi": stats.psi(ref_counts, cur_counts),
-        "hellinger": stats.hellinger(ref_counts, cur_counts),
+        "hellinger": stats.hellinger_corrected(ref_counts, cur_counts, adjacent=False),
         "chi2": chi2.statistic,
         "chi2_dof": chi2.dof,
-        "cramers_v": stats.cramers_v(chi2.statistic, sum(ref_counts) + total_cur)
+        "cramers_v": stats.cramers_v(chi2.statistic, total_ref + total_cur)
         if chi2.statistic is not None
         else None,
-        "unseen_share": unseen / total_cur if total_cur else None,
-        "unseen_categories": [
-            n for n, c in zip(names, cur_counts, strict=True) if c and n not in ref.counts and n != "(other)"
-        ][:10],
         "top_shifts": {n: round(d, 6) for n, d in shifts[:5]},
-        "approximate": ref.overflow or cur.overflow or not unseen_exact,
+        "approximate": ref.overflow or cur.overflow,
     }
+    metrics["compared_categories"] = len(names) - (names[-1:] == ["(other)"])
+    metrics["other_share"] = cur_counts[-1] / total_cur if names[-1:] == ["(other)"] and total_cur else 0.0
+    metrics["reference_other_share"] = (
+        ref_counts[-1] / total_ref if names[-1:] == ["(other)"] and total_ref else 0.0
+    )
+    if ref.overflow:
+        # The reference's full category set is not known: a value outside its listed categories
+        # may be in its folded tail. New values show as the growth of (other), never as unseen.
+        metrics["unseen_share"] = None
+        metrics["unseen_categories"] = []
+    else:
+        listed = [n for n, c in cur.counts.items() if c and n not in ref.counts]
+        unseen = cur.unseen if cur.unseen is not None else sum(cur.counts[n] for n in listed)
+        if cur.unseen is None and cur.overflow:
+            metrics["approximate"] = True  # an older profile: values folded in (other) not counted
+        singletons = sum(1 for c in ref.counts.values() if c == 1)
+        doubletons = sum(1 for c in ref.counts.values() if c == 2)
+        metrics["unseen"] = unseen
+        metrics["unseen_share"] = unseen / total_cur if total_cur else None
+        metrics["expected_unseen_share"] = singletons / total_ref if total_ref else None
+        metrics["unseen_categories"] = sorted(listed, key=lambda n: (-cur.counts[n], n))[:10]
+        metrics["reference_singletons"] = singletons
+        metrics["reference_doubletons"] = doubletons
     return metrics, chi2.pvalue
 
 
@@ -263,8 +372,20 @@ def compare(
             ),
         )
 
-    # p-values adjusted across the judged columns, then the drift decision per column.
-    adjusted = stats.adjust_pvalues([o.pvalue for o in outcomes], settings.correction)
+    # One family: every column's distribution test and every side test (missing rate, non-finite
+    # rate, unseen categories) adjusted together, then the decisions.
+    side = [t for o in outcomes for t in o.side_tests]
+    family = stats.adjust_pvalues(
+        [o.pvalue for o in outcomes] + [t.pvalue for t in side], settings.correction
+    )
+    adjusted, side_adjusted = family[: len(outcomes)], family[len(outcomes) :]
+    decided = iter(side_adjusted)
+    for outcome in outcomes:
+        for test in outcome.side_tests:
+            p_side = next(decided)
+            finding = test.decide(test.pvalue if p_side is None else p_side)
+            if finding is not None:
+                outcome.findings.append(finding)
     for outcome, p_adj in zip(outcomes, adjusted, strict=True):
         outcome.metrics["p_value"] = outcome.pvalue
         outcome.metrics["p_value_adjusted"] = p_adj
@@ -343,6 +464,7 @@ def compare(
         else:
             summary = f"{dataset}: no drift in {len(judged)} columns against baseline {baseline.name} {baseline.version}"
 
+    metrics_tests = len([p for p in family if p is not None])
     reading = DriftReading(
         rows=current.row_count,
         reference_rows=baseline.reference.row_count,
@@ -355,6 +477,7 @@ def compare(
     metrics = {
         **reading.to_metrics(),
         "correction": settings.correction,
+        "tests": metrics_tests,
         "columns": {o.name: {k: _round(v) for k, v in o.metrics.items()} for o in outcomes},
     }
     return CheckResult(
@@ -411,9 +534,12 @@ def _judge_column(
         )
 
     findings: list[Finding] = []
-    missing = _missing_rate_finding(name, ref, cur, settings)
+    side_tests: list[_SideTest] = []
+    missing = _rate_test(
+        name, "missing_rate", "missing rate", ref.nulls, ref.rows, cur.nulls, cur.rows, settings
+    )
     if missing is not None:
-        findings.append(missing)
+        side_tests.append(missing)
 
     if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
         if len(cur.bins) != len(ref.bins):
@@ -428,9 +554,19 @@ def _judge_column(
                 method,
                 f"`{name}`: {cur.invalid} values are not numbers (text in a numeric column? type changed since the baseline)",
             )
-        non_finite = _non_finite_finding(name, ref, cur, settings)
+        non_finite = _rate_test(
+            name,
+            "non_finite",
+            "non-finite rate",
+            ref.non_finite,
+            ref.rows,
+            cur.non_finite,
+            cur.rows,
+            settings,
+            detail=f"{cur.non_finite} infinite, NaN or out-of-range values, not binned",
+        )
         if non_finite is not None:
-            findings.append(non_finite)
+            side_tests.append(non_finite)
         if cur.count == 0:
             if cur.nulls == cur.rows:
                 detail = " (all NULL)"
@@ -438,20 +574,24 @@ def _judge_column(
                 detail = f" ({cur.non_finite} of {cur.rows} infinite, NaN or beyond double range)"
             else:
                 detail = ""
-            return _skipped(name, method, f"`{name}`: no finite values in the window{detail}", 0, findings)
+            return _skipped(name, method, f"`{name}`: no finite values in the window{detail}", 0, side_tests)
         if ref.count == 0:
             reason = f"`{name}`: the reference has no finite values"
-            return _skipped(name, method, reason, cur.count, findings)
+            return _skipped(name, method, reason, cur.count, side_tests)
         if cur.count < settings.min_rows:
             reason = (
                 f"`{name}`: {cur.count} finite value{'s' if cur.count != 1 else ''} in the window, "
                 f"fewer than min_rows={settings.min_rows}"
             )
-            return _skipped(name, method, reason, cur.count, findings)
+            return _skipped(name, method, reason, cur.count, side_tests)
         metrics, pvalue = _numeric_metrics(spec, ref, cur)
         if ref.min is not None and ref.min == ref.max:
             method = "js"  # a constant reference has no spread to scale by
             metrics.update(_constant_reference(spec, ref, cur))
+            share_below, share_above = metrics["share_below_constant"], metrics["share_above_constant"]
+            metrics["js"] = stats.js_distance(
+                [0.0, 1.0, 0.0], [share_below, max(1.0 - share_below - share_above, 0.0), share_above]
+            )
         elif metrics.get(method) is None:
             # Never judge nothing: a spread that cannot be measured (all values below 2**-500,
             # whose squares are not summed) falls back to the distance that needs none.
@@ -461,40 +601,42 @@ def _judge_column(
         assert isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile)
         if cur.count == 0:
             reason = f"`{name}`: no values in the window" + (" (all NULL)" if cur.nulls == cur.rows else "")
-            return _skipped(name, method, reason, 0, findings)
+            return _skipped(name, method, reason, 0, side_tests)
         if ref.count == 0:
             reason = f"`{name}`: the reference has no values"
-            return _skipped(name, method, reason, cur.count, findings)
+            return _skipped(name, method, reason, cur.count, side_tests)
         if cur.count < settings.min_rows:
             reason = (
                 f"`{name}`: {cur.count} non-NULL value{'s' if cur.count != 1 else ''} in the window, "
                 f"fewer than min_rows={settings.min_rows}"
             )
-            return _skipped(name, method, reason, cur.count, findings)
+            return _skipped(name, method, reason, cur.count, side_tests)
         if method in ("wasserstein", "ks"):
             method = "js"
         metrics, pvalue = _categorical_metrics(ref, cur)
-        unseen = metrics["unseen_share"] or 0.0
-        level = _level(unseen, settings.unseen_share)
-        if level is not Status.PASS:
-            shown = ", ".join(_shown_category(c) for c in metrics["unseen_categories"][:5])
-            if len(metrics["unseen_categories"]) > 5 or (unseen and not metrics["unseen_categories"]):
-                shown += ", ..." if shown else "folded into (other)"
-            findings.append(
-                Finding(
-                    name,
-                    "unseen_share",
-                    level,
-                    value=round(unseen, 6),
-                    threshold=settings.unseen_share.fail
-                    if level is Status.FAIL
-                    else settings.unseen_share.warn,
-                    reason=f"`{name}`: {unseen:.1%} of values in categories the reference never saw ({shown})",
-                )
+        unseen = _unseen_test(name, ref, cur, metrics, settings)
+        if unseen is not None:
+            side_tests.append(unseen)
+        if not metrics["compared_categories"]:
+            # An id-like column: every category too rare in both samples to compare one by one.
+            reason = (
+                f"`{name}`: no category is frequent enough in both samples to compare "
+                f"({len(ref.counts)}{'+' if ref.overflow else ''} in the reference, "
+                f"{len(cur.counts)}{'+' if cur.overflow else ''} in the window); id-like columns are "
+                "judged by their missing rate and new values only"
             )
+            outcome = _skipped(name, method, reason, cur.count, side_tests)
+            outcome.metrics.update(metrics)
+            return outcome
     effect = metrics.get(method)
     return _ColumnOutcome(
-        name, method, effect if isinstance(effect, float) else None, pvalue, metrics, findings
+        name,
+        method,
+        effect if isinstance(effect, float) else None,
+        pvalue,
+        metrics,
+        findings,
+        side_tests=side_tests,
     )
 
 
@@ -512,7 +654,12 @@ def _constant_reference(spec: ColumnSpec, ref: NumericProfile, cur: NumericProfi
     elif cur.max is not None and cur.max == constant:
         above, exact = 0, True
     else:
+        # An older single-edge baseline: values equal to and above c share a bin. With none below,
+        # the mean bounds the share above from below: mean - c <= share_above * (max - c).
         above, exact = (1 if cur.max is not None and cur.max > constant else 0), False
+        mean = cur.mean
+        if not below and mean is not None and cur.max is not None and cur.max > constant:
+            above = max(above, math.ceil(cur.count * (mean - constant) / (cur.max - constant) - 1e-9))
     share_below, share_above = below / cur.count, above / cur.count
     text = (
         f"reference is constant at {constant:g}; {share_below + share_above:.1%} of window values differ "
@@ -528,77 +675,119 @@ def _constant_reference(spec: ColumnSpec, ref: NumericProfile, cur: NumericProfi
     }
 
 
-def _non_finite_finding(
-    name: str, ref: NumericProfile, cur: NumericProfile, settings: DriftSettings
-) -> Finding | None:
-    """The change in the share of non-finite values, judged like the missing rate; at least a
-    ``warn`` naming the count when the window has some and the reference had none."""
-    if not cur.non_finite and not ref.non_finite:
+def _rate_test(
+    name: str,
+    metric: str,
+    label: str,
+    ref_hits: int,
+    ref_rows: int,
+    cur_hits: int,
+    cur_rows: int,
+    settings: DriftSettings,
+    *,
+    detail: str = "",
+) -> _SideTest | None:
+    """The change of a rate (NULLs, non-finite values) against the reference's own rate, judged in
+    the check's family of tests (two-proportion z-test). Levels: the absolute change against
+    ``settings.missing_rate``; ``fail`` also when the rate at least doubles and rises by at least
+    :data:`RATE_MIN_RISE` (1% -> 5% fails; 10% -> 11% does not); for non-finite values a ``warn``
+    at least when the reference had none. Every level needs the adjusted p-value below ``alpha``.
+    ``None`` when neither side has any."""
+    if not ref_hits and not cur_hits:
         return None
-    test = stats.two_proportion_test(ref.non_finite, ref.rows, cur.non_finite, cur.rows)
-    change = test.statistic or 0.0
+    test = stats.two_proportion_test(ref_hits, ref_rows, cur_hits, cur_rows)
+    if test.statistic is None or test.pvalue is None:
+        return None
+    change = test.statistic
+    ref_rate = ref_hits / ref_rows
+    cur_rate = cur_hits / cur_rows
     level = _level(abs(change), settings.missing_rate)
-    if level is not Status.PASS and test.pvalue is not None and test.pvalue >= settings.alpha:
-        level = Status.PASS
-    if level is Status.PASS and cur.non_finite and not ref.non_finite:
+    if change >= RATE_MIN_RISE and cur_rate >= 2 * ref_rate:
+        level = Status.FAIL
+    elif level is Status.PASS and metric == "non_finite" and cur_hits and not ref_hits:
         level = Status.WARN
     if level is Status.PASS:
         return None
-    ref_rate = ref.non_finite / ref.rows if ref.rows else 0.0
-    cur_rate = cur.non_finite / cur.rows if cur.rows else 0.0
-    return Finding(
-        name,
-        "non_finite",
-        level,
-        value=round(change, 6),
-        threshold=settings.missing_rate.fail if level is Status.FAIL else settings.missing_rate.warn,
-        reason=(
-            f"`{name}`: {cur.non_finite} infinite, NaN or out-of-range values, not binned "
-            f"(non-finite rate {ref_rate:.1%} -> {cur_rate:.1%})"
-        ),
-    )
+    threshold = settings.missing_rate.fail if level is Status.FAIL else settings.missing_rate.warn
+
+    def decide(p_adj: float) -> Finding | None:
+        if p_adj >= settings.alpha:
+            return None
+        return Finding(
+            name,
+            metric,
+            level,
+            value=round(change, 6),
+            threshold=threshold,
+            reason=f"`{name}`: {detail + ' (' if detail else ''}{label} {ref_rate:.1%} -> {cur_rate:.1%}"
+            + (")" if detail else "")
+            + f", adjusted p={p_adj:.2g}",
+        )
+
+    return _SideTest(test.pvalue, decide)
 
 
-def _missing_rate_finding(
+def _unseen_test(
     name: str,
-    ref: NumericProfile | CategoricalProfile,
-    cur: NumericProfile | CategoricalProfile,
+    ref: CategoricalProfile,
+    cur: CategoricalProfile,
+    metrics: dict[str, Any],
     settings: DriftSettings,
-) -> Finding | None:
-    """The change in missing (NULL) rate, judged on its absolute size and a two-proportion test."""
-    test = stats.two_proportion_test(ref.nulls, ref.rows, cur.nulls, cur.rows)
-    if test.statistic is None:
+) -> _SideTest | None:
+    """Values in categories the reference never saw, beyond what its own rare categories predict
+    (:func:`~airflow_mlobs.core.stats.unseen_test`); the excess share is judged against
+    ``settings.unseen_share``. Only where the reference's category set is complete (it folded
+    nothing): otherwise new values are judged as the growth of ``(other)``."""
+    unseen = metrics.get("unseen")
+    if ref.overflow or not unseen:
         return None
-    change = test.statistic
-    level = _level(abs(change), settings.missing_rate)
-    if level is not Status.PASS and test.pvalue is not None and test.pvalue >= settings.alpha:
-        level = Status.PASS
+    test = stats.unseen_test(
+        unseen, cur.count, metrics["reference_singletons"], metrics["reference_doubletons"], ref.count
+    )
+    if test.statistic is None or test.pvalue is None:
+        return None
+    excess = test.statistic
+    metrics["unseen_excess"] = excess
+    level = _level(excess, settings.unseen_share)
     if level is Status.PASS:
         return None
-    ref_rate = ref.nulls / ref.rows if ref.rows else 0.0
-    cur_rate = cur.nulls / cur.rows if cur.rows else 0.0
-    return Finding(
-        name,
-        "missing_rate",
-        level,
-        value=round(change, 6),
-        threshold=settings.missing_rate.fail if level is Status.FAIL else settings.missing_rate.warn,
-        reason=f"`{name}`: missing rate {ref_rate:.1%} -> {cur_rate:.1%}",
-    )
+    shown = ", ".join(_shown_category(c) for c in metrics["unseen_categories"][:5])
+    if len(metrics["unseen_categories"]) > 5 or not metrics["unseen_categories"]:
+        shown += ", ..." if shown else "folded into (other)"
+    share = metrics["unseen_share"] or 0.0
+    expected = metrics["expected_unseen_share"] or 0.0
+
+    def decide(p_adj: float) -> Finding | None:
+        if p_adj >= settings.alpha:
+            return None
+        return Finding(
+            name,
+            "unseen_share",
+            level,
+            value=round(excess, 6),
+            threshold=settings.unseen_share.fail if level is Status.FAIL else settings.unseen_share.warn,
+            reason=(
+                f"`{name}`: {share:.1%} of values in categories the reference never saw ({shown}); "
+                f"its rare categories predict {expected:.2%}"
+            ),
+        )
+
+    return _SideTest(test.pvalue, decide)
 
 
-def _skipped(name: str, method: str, reason: str, count: int, findings: list[Finding]) -> _ColumnOutcome:
+def _skipped(name: str, method: str, reason: str, count: int, side_tests: list[_SideTest]) -> _ColumnOutcome:
     """A column with nothing to compare on one side: a ``skipped`` distribution finding (its
-    missing-rate finding, if any, still counts)."""
+    missing-rate and non-finite tests, if any, still count)."""
     return _ColumnOutcome(
         name,
         method,
         None,
         None,
         {"count": count},
-        [Finding(name, method, Status.SKIPPED, reason=reason), *findings],
+        [Finding(name, method, Status.SKIPPED, reason=reason)],
         Status.SKIPPED,
         reason,
+        side_tests=side_tests,
     )
 
 

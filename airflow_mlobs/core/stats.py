@@ -34,6 +34,34 @@ Chi-square test of homogeneity
     ``sqrt(chi2 / N)`` (for a 2-row table).
 Two-proportion z-test
     For missing rates: pooled standard error, two-sided p-value.
+Sparse cells pooled
+    Before a chi-square test or a noise-corrected distance, cells whose expected count in the
+    smaller sample (``(r + c) / (n_ref + n_cur) * min(n_ref, n_cur)``) is below 5 are pooled
+    (Cochran's rule): adjacent bins of a numeric column are merged with their neighbour, rare
+    categories go into one pooled cell. The pooling looks only at the sum of both sides, so it
+    cannot favour either.
+Noise-corrected Jensen-Shannon and Hellinger distances
+    Two samples of one distribution over ``k`` cells differ by chance: to second order
+    ``E[JSD] = (k - 1) / (8 ln 2) * (1/n_ref + 1/n_cur)`` (bits) and ``E[H^2] = (k - 1) / 8 *
+    (1/n_ref + 1/n_cur)``. The corrected distance is ``sqrt(max(JSD - E[JSD], 0))`` (likewise for
+    Hellinger), an estimate of the populations' distance whose level means the same at 10k and 1M
+    rows (the raw JS distance of a 500-level Zipf column with no drift is about 0.14 at 10k rows
+    and 0.04 at 100k; corrected, 0.02 and 0.005). It is computed over cells pooled at an expected
+    count of :data:`EFFECT_MIN_EXPECTED` (25) in the smaller sample, not 5: the subtraction removes
+    the noise's mean, and fewer, fuller cells shrink its spread (measured on a 500-level Zipf
+    column at 10k vs 10k rows: the 99th percentile of the no-drift corrected distance is 0.048 at
+    5 and 0.030 at 25, while a JS 0.05 mix change reads 0.053 and 0.048).
+Shape test of a numeric column
+    ``min(1, 2 * min(p_KS, p_chi2))``: the KS test (sensitive to shifts) and the chi-square test
+    of homogeneity over the baseline's own quantile bins, sparse bins pooled (sensitive to scale
+    and tail changes, which barely move the KS statistic), Bonferroni-combined.
+Unseen categories (Good-Turing)
+    With ``U`` of ``n_cur`` current values in categories the reference (``n_ref`` values, ``N1``
+    categories seen once and ``N2`` seen twice) never saw, the reference predicts an unseen share
+    of ``N1 / n_ref`` (the Good-Turing missing mass). The statistic is the excess
+    ``U / n_cur - N1 / n_ref``; its one-sided p-value is the normal tail of
+    ``excess / sqrt(U / n_cur^2 + (N1 + 2 N2) / n_ref^2)`` (the binomial variance of ``U`` and the
+    Good-Turing estimator's variance bound).
 """
 
 from __future__ import annotations
@@ -49,6 +77,9 @@ from scipy import special
 from scipy import stats as sps
 
 PSI_EPSILON = 1e-4
+#: Cells are pooled to at least this expected count before a noise-corrected distance (module
+#: docstring); the chi-square test pools at 5.
+EFFECT_MIN_EXPECTED = 25.0
 
 Correction = Literal["none", "bonferroni", "bh", "by"]
 CORRECTIONS = ("none", "bonferroni", "bh", "by")
@@ -172,6 +203,129 @@ def chi2_homogeneity(reference: Sequence[float], current: Sequence[float]) -> Te
     statistic = float(np.sum((table - expected) ** 2 / expected))
     dof = table.shape[1] - 1
     return TestResult(statistic, float(sps.chi2.sf(statistic, dof)), dof=dof)
+
+
+def pool_sparse(
+    reference: Sequence[float],
+    current: Sequence[float],
+    *,
+    adjacent: bool,
+    min_expected: float = 5.0,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Pool cells whose expected count in the smaller sample is below ``min_expected`` (module
+    docstring). ``adjacent=True`` (ordered numeric bins) merges runs of neighbouring bins until each
+    reaches it, the last run joining its left neighbour; ``adjacent=False`` (categories) puts every
+    sparse cell into one pooled cell (kept only when it is not empty). Cells empty on both sides are
+    dropped."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cur = np.asarray(current, dtype=np.float64)
+    n_ref, n_cur = ref.sum(), cur.sum()
+    keep = (ref + cur) > 0
+    ref, cur = ref[keep], cur[keep]
+    if n_ref <= 0 or n_cur <= 0 or ref.size == 0:
+        return ref, cur
+    expected = (ref + cur) / (n_ref + n_cur) * min(n_ref, n_cur)
+    if not adjacent:
+        sparse = expected < min_expected
+        if not sparse.any():
+            return ref, cur
+        pooled_ref = np.append(ref[~sparse], ref[sparse].sum())
+        pooled_cur = np.append(cur[~sparse], cur[sparse].sum())
+        return pooled_ref, pooled_cur
+    out_ref: list[float] = []
+    out_cur: list[float] = []
+    run_ref = run_cur = run_expected = 0.0
+    for r, c, e in zip(ref, cur, expected, strict=True):
+        run_ref, run_cur, run_expected = run_ref + r, run_cur + c, run_expected + e
+        if run_expected >= min_expected:
+            out_ref.append(run_ref)
+            out_cur.append(run_cur)
+            run_ref = run_cur = run_expected = 0.0
+    if run_ref or run_cur:
+        if out_ref:
+            out_ref[-1] += run_ref
+            out_cur[-1] += run_cur
+        else:
+            out_ref.append(run_ref)
+            out_cur.append(run_cur)
+    return np.asarray(out_ref), np.asarray(out_cur)
+
+
+def _noise_factor(cells: int, n_ref: float, n_cur: float) -> float:
+    """``(k - 1) / 8 * (1/n_ref + 1/n_cur)``: the expected ``H^2`` of two samples of one
+    distribution over ``k`` cells (module docstring)."""
+    return max(cells - 1, 0) / 8 * (1 / n_ref + 1 / n_cur)
+
+
+def js_distance_corrected(
+    reference: Sequence[float], current: Sequence[float], *, adjacent: bool
+) -> float | None:
+    """Jensen-Shannon distance (base 2) with the expected sampling noise subtracted, over the
+    pooled cells (module docstring)."""
+    ref, cur = pool_sparse(reference, current, adjacent=adjacent, min_expected=EFFECT_MIN_EXPECTED)
+    raw = js_distance(ref, cur)  # type: ignore[arg-type]
+    if raw is None:
+        return None
+    excess = raw * raw - _noise_factor(ref.size, ref.sum(), cur.sum()) / math.log(2)
+    return math.sqrt(excess) if excess > 0 else 0.0
+
+
+def hellinger_corrected(
+    reference: Sequence[float], current: Sequence[float], *, adjacent: bool
+) -> float | None:
+    """Hellinger distance with the expected sampling noise subtracted, over the pooled cells."""
+    ref, cur = pool_sparse(reference, current, adjacent=adjacent, min_expected=EFFECT_MIN_EXPECTED)
+    raw = hellinger(ref, cur)  # type: ignore[arg-type]
+    if raw is None:
+        return None
+    excess = raw * raw - _noise_factor(ref.size, ref.sum(), cur.sum())
+    return math.sqrt(excess) if excess > 0 else 0.0
+
+
+def shape_test(reference: Sequence[float], current: Sequence[float]) -> TestResult:
+    """The KS test and the chi-square test over the (pooled) bins, Bonferroni-combined (module
+    docstring). ``statistic`` is the KS statistic; ``dof`` the chi-square test's."""
+    ks = ks_binned(reference, current)
+    if ks.pvalue is None:
+        return ks
+    chi2 = chi2_homogeneity(*pool_sparse(reference, current, adjacent=True))  # type: ignore[arg-type]
+    if chi2.pvalue is None:
+        return ks
+    return TestResult(ks.statistic, min(1.0, 2 * min(ks.pvalue, chi2.pvalue)), dof=chi2.dof)
+
+
+def unseen_test(unseen: int, n_cur: int, singletons: int, doubletons: int, n_ref: int) -> TestResult:
+    """Whether the current sample holds more values in categories the reference never saw than the
+    reference's own singletons predict (Good-Turing; module docstring). ``statistic`` is the excess
+    share (negative when fewer); one-sided p-value."""
+    if n_cur <= 0 or n_ref <= 0:
+        return TestResult(None, None, "no values on one side")
+    excess = unseen / n_cur - singletons / n_ref
+    variance = unseen / n_cur**2 + (singletons + 2 * doubletons) / n_ref**2
+    if variance <= 0:
+        return TestResult(excess, 1.0)
+    return TestResult(excess, float(sps.norm.sf(excess / math.sqrt(variance))))
+
+
+def binned_quantile(counts: Sequence[float], edges: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile of values binned over ``edges`` (bins as in the profile: an open bin below
+    ``edges[0]`` and above ``edges[-1]``), interpolated linearly within the closed bin holding it;
+    ``None`` when it falls in an open bin or there are no values."""
+    arr = np.asarray(counts, dtype=np.float64)
+    total = arr.sum()
+    if total <= 0 or len(edges) < 2 or len(arr) != len(edges) + 1:
+        return None
+    cdf = np.cumsum(arr) / total  # cdf[i] = share below edges[i] for i < len(edges)
+    target = q
+    below = cdf[: len(edges)]  # share strictly below each edge
+    if target < below[0] or target > below[-1]:
+        return None
+    i = int(np.searchsorted(below, target, side="left"))
+    if i == 0:
+        return float(edges[0])
+    lo, hi = below[i - 1], below[i]
+    frac = 0.0 if hi <= lo else (target - lo) / (hi - lo)
+    return float(edges[i - 1] + frac * (edges[i] - edges[i - 1]))
 
 
 def cramers_v(statistic: float, total: float) -> float:
