@@ -10,12 +10,13 @@ never by the rows of the data. Colours are the status colours of :data:`STATUS_C
 
 from __future__ import annotations
 
+import html
 import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from xml.sax.saxutils import escape, quoteattr
+from typing import NamedTuple
 
 #: Fill of each status (matching the Airflow grid's family: green, amber, red, purple, grey).
 STATUS_COLOURS: Mapping[str, str] = {
@@ -31,12 +32,13 @@ _SERIES = ("#1565c0", "#ef6c00", "#00897b", "#8e24aa")
 
 
 def esc(text: object) -> str:
-    """``text`` escaped for XML/HTML element content (``&``, ``<``, ``>``, quotes)."""
-    return escape(str(text), {'"': "&quot;", "'": "&#39;"})
+    """``text`` escaped for XML/HTML element content and attribute values (``&``, ``<``, ``>``,
+    both quotes)."""
+    return html.escape(str(text), quote=True)
 
 
 def _attr(text: object) -> str:
-    return quoteattr(str(text))
+    return f'"{html.escape(str(text), quote=True)}"'
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -56,7 +58,8 @@ def _open(width: int, height: int, title: str, desc: str, css_class: str) -> lis
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+    # isoformat is several times faster than strftime, and strips draw thousands of cells.
+    return moment.isoformat(" ", "minutes")[:16]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -64,9 +67,9 @@ def _when(moment: datetime) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TimelineCell:
-    """One window of a status strip: its moment, status, a tooltip and an optional link."""
+class TimelineCell(NamedTuple):
+    """One window of a status strip: its moment, status, a tooltip and an optional link (a named
+    tuple: an overview draws thousands)."""
 
     moment: datetime
     status: str
@@ -107,30 +110,61 @@ def status_timeline(
         )
     timed = start is not None and end is not None and end > start
     step = min(width / max(len(shown), 1), 24.0)
+    positions: list[float] = []
+    if timed:
+        assert start is not None and end is not None
+        span = (end - start).total_seconds()
+        positions = [min(max((c.moment - start).total_seconds() / span, 0.0), 1.0) * width for c in shown]
+        gaps = sorted(b - a for a, b in itertools.pairwise(positions) if b > a)
+        # A cell is as wide as the usual spacing of the windows (2 to 24 px), so daily windows touch.
+        step = min(max(gaps[len(gaps) // 2], 2.0), 24.0) if gaps else step
+        positions = [min(x, width - step) for x in positions]
     if shown and timed:
         parts.append(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f5f5f5"/>')
+    # Touching cells of one status without labels are drawn as one run (one mark, its tooltip the
+    # span and the count; its link the newest cell's): a year of passes is a few marks, not 365.
+    runs: list[tuple[float, float, list[TimelineCell]]] = []  # (x, right edge, first and last cell)
+    counts: list[int] = []
     for i, cell in enumerate(shown):
-        colour = STATUS_COLOURS.get(cell.status, _NO_DATA)
-        tip = f"{_when(cell.moment)}: {cell.status}" + (f" ({cell.label})" if cell.label else "")
-        if timed:
-            assert start is not None and end is not None
-            fraction = (cell.moment - start) / (end - start)
-            x = min(max(fraction, 0.0), 1.0) * (width - step)
+        x = positions[i] if timed else i * step
+        if runs and not cell.label:
+            run_x, right, members = runs[-1]
+            previous = members[-1]
+            if previous.status == cell.status and not previous.label and x <= right + 0.5:
+                runs[-1] = (run_x, x + step, [*members, cell] if len(members) < 2 else [members[0], cell])
+                counts[-1] += 1
+                continue
+        runs.append((x, x + step, [cell]))
+        counts.append(1)
+    styles: dict[str, tuple[str, str]] = {}
+    for (x, right, members), count in zip(runs, counts, strict=True):
+        first_cell, last_cell = members[0], members[-1]
+        style = styles.get(last_cell.status)
+        if style is None:
+            style = styles[last_cell.status] = (
+                esc(last_cell.status),
+                STATUS_COLOURS.get(last_cell.status, _NO_DATA),
+            )
+        status, colour = style
+        if count == 1:
+            tip = f"{_when(last_cell.moment)}: {status}" + (
+                f" ({esc(last_cell.label)})" if last_cell.label else ""
+            )
         else:
-            x = i * step
+            tip = f"{_when(first_cell.moment)} to {_when(last_cell.moment)}: {status} ({count} windows)"
         rect = (
-            f'<rect class="mark status-{esc(cell.status)}" x="{x:.2f}" y="0" '
-            f'width="{max(step - 1, 1):.2f}" height="{height}" fill="{colour}"><title>{esc(tip)}</title></rect>'
+            f'<rect class="mark status-{status}" x="{x:.2f}" y="0" '
+            f'width="{max(right - x - 1, 1):.2f}" height="{height}" fill="{colour}"><title>{tip}</title></rect>'
         )
-        if cell.href:
-            rect = f"<a href={_attr(cell.href)}>{rect}</a>"
+        if last_cell.href:
+            rect = f"<a href={_attr(last_cell.href)}>{rect}</a>"
         parts.append(rect)
     if axis and shown:
         y = height + 11
-        first = start if timed and start is not None else shown[0].moment
-        last = end if timed and end is not None else shown[-1].moment
-        parts.append(f'<text x="0" y="{y}">{esc(_when(first))}</text>')
-        parts.append(f'<text x="{width}" y="{y}" text-anchor="end">{esc(_when(last))}</text>')
+        axis_from = start if timed and start is not None else shown[0].moment
+        axis_to = end if timed and end is not None else shown[-1].moment
+        parts.append(f'<text x="0" y="{y}">{esc(_when(axis_from))}</text>')
+        parts.append(f'<text x="{width}" y="{y}" text-anchor="end">{esc(_when(axis_to))}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -121,9 +121,21 @@ def test_categorical_bars_with_hostile_category() -> None:
 def test_timeline_on_a_time_axis_places_cells_at_their_moments() -> None:
     cells = [charts.TimelineCell(T0 + timedelta(days=d), "pass") for d in (0, 1, 9)]
     svg = charts.status_timeline(
-        cells, title="t", width=300, start=T0, end=T0 + timedelta(days=10), axis=True
+        cells, title="t", width=200, start=T0, end=T0 + timedelta(days=10), axis=True
     )
     root = _parse(svg)
-    xs = [float(m.get("x") or 0) for m in _marks(root)]
-    assert xs[0] == 0 and xs[1] < 40 and xs[2] > 240  # the gap of days 2..8 shows
+    marks = _marks(root)
+    # Days 0 and 1 touch: one run; the gap of days 2..8 shows before day 9.
+    assert float(marks[0].get("x") or 0) == 0 and float(marks[1].get("x") or 0) > 150
+    assert "".join(marks[0].itertext()) == "2026-11-01 00:00 to 2026-11-02 00:00: pass (2 windows)"
     assert _texts(root) == ["2026-11-01 00:00", "2026-11-11 00:00"]
+
+
+def test_a_long_run_of_one_status_is_one_mark_and_breaches_stay_visible() -> None:
+    statuses = ["pass"] * 100 + ["fail"] + ["pass"] * 100
+    cells = [charts.TimelineCell(T0 + timedelta(days=d), s, href=f"/r/{d}") for d, s in enumerate(statuses)]
+    root = _parse(charts.status_timeline(cells, title="year", width=600))
+    marks = _marks(root)
+    assert [m.get("fill") for m in marks] == [charts.STATUS_COLOURS[s] for s in ("pass", "fail", "pass")]
+    assert "(100 windows)" in "".join(marks[0].itertext())
+    assert [a.get("href") for a in root.iter(f"{SVG}a")] == ["/r/99", "/r/100", "/r/200"]
