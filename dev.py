@@ -2,6 +2,7 @@
 """Set up and run airflow-mlobs from a fresh clone, with nothing but Python 3.11+.
 
     python3 dev.py demo   # create .venv, install, run the demo (the example DAG in real Airflow)
+    python3 dev.py demo --serve   # ... then serve the Airflow UI with the dashboard on 127.0.0.1:8080
     python3 dev.py test   # create .venv, install, run ruff, mypy and the whole test suite
 
 The virtual environment is ``.venv`` in the repository. Installation uses the pinned versions in
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
     setup()
     env = dict(os.environ, GX_ANALYTICS_ENABLED="false", PYTHONPATH=str(ROOT))
     if argv[0] == "demo":
-        run(PYTHON, ROOT / "demo" / "run_demo.py", env=env)
+        run(PYTHON, ROOT / "demo" / "run_demo.py", *argv[1:], env=env)
     elif argv[0] == "test":
         run(PYTHON, "-m", "ruff", "check", ".", env=env)
         run(PYTHON, "-m", "ruff", "format", "--check", ".", env=env)

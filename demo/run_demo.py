@@ -4,18 +4,24 @@ accuracy as the late labels arrive), and print every check's stored result.
 
 Run through ``python3 dev.py demo`` (which sets up the virtual environment first). Everything lives
 in ``.demo/`` (Airflow home with its SQLite metadata database, the warehouse, the results history).
+The demo ends with the URL of the dashboard's overview; with ``--serve`` (``python3 dev.py demo
+--serve [--port 8080]``) it then starts ``airflow api-server`` with the ML observability plugin on
+127.0.0.1 (every visitor an admin: the simple auth manager's ``all_admins``) until Ctrl-C.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import sqlalchemy as sa
 
@@ -200,7 +206,52 @@ def run_ids(airflow_home: Path, dag_id: str, logical_date: str) -> set[str]:
     return set(ids)
 
 
-def main() -> int:
+def overview_url(port: int, end: datetime) -> str:
+    """The dashboard's overview of the demo's days, through the login that sets the UI's cookie
+    (with ``all_admins`` it needs no password): the results' windows are fixed dates in 2026-11."""
+    overview = "/mlobs/?" + urlencode({"days": 90, "end": end.isoformat()})
+    return f"http://127.0.0.1:{port}/auth/token/login?next={quote(overview, safe='')}"
+
+
+def serve(env: dict[str, str], port: int, demo_dir: Path, end: datetime) -> int:
+    """``airflow api-server`` with the plugin, in the foreground until Ctrl-C."""
+    server_env = dict(env)
+    server_env.update(
+        {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        }
+    )
+    cli = Path(sys.executable).parent / "airflow"
+    print(
+        f"\nStarting the Airflow api-server on http://127.0.0.1:{port} (log: {demo_dir / 'api-server.log'}); "
+        "Ctrl-C stops it.",
+        flush=True,
+    )
+    print(
+        f"Open the Airflow UI at http://127.0.0.1:{port}/ and click 'ML observability', or go straight to\n    {overview_url(port, end)}"
+    )
+    with (demo_dir / "api-server.log").open("ab") as out:
+        process = subprocess.Popen(
+            [str(cli), "api-server", "--host", "127.0.0.1", "--port", str(port), "-w", "1"],
+            env=server_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait(timeout=30)
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = argparse.ArgumentParser(prog="python3 dev.py demo", description=__doc__.splitlines()[0])
+    options.add_argument("--serve", action="store_true", help="then start the api-server with the dashboard")
+    options.add_argument("--port", type=int, default=8080, help="the api-server's port (default 8080)")
+    args = options.parse_args(argv)
     demo_dir = ROOT / ".demo"
     shutil.rmtree(demo_dir, ignore_errors=True)
     demo_dir.mkdir()
@@ -254,9 +305,17 @@ def main() -> int:
                     f"(churn rate {model['positive_rate']:.0%}, training accuracy {model['training_accuracy']:.0%})"
                 )
     print_coverage(store)
+    last_day = max(day for _, day, _ in runs) + timedelta(days=1)
     print(
         f"\nAirflow's own output is in {log}; the results history is {demo_dir / 'airflow' / 'mlobs_results.db'}."
     )
+    print(
+        f"The dashboard (overview of every dataset and check): {overview_url(args.port, last_day)}\n"
+        f"    served by the Airflow api-server with this package installed"
+        + ("." if args.serve else ": run `python3 dev.py demo --serve` to start one.")
+    )
+    if args.serve:
+        return serve(env, args.port, demo_dir, last_day)
     return 0
 
 
