@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,12 +52,16 @@ class FreshnessSensor(FreshnessArgsMixin, CheckResultMixin, BaseSensorOperator):
         on_breach: OnBreach = "fail",
         deferrable: bool = False,
         notify: Sequence[CheckNotifier] = (),
+        report_dir: str | os.PathLike[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.set_result_args(
             dataset=dataset, results_conn_id=results_conn_id, on_breach=on_breach, notify=notify
         )
+        # Templated like the operator's (its template_fields are the sensor's): without it every
+        # sensor task failed rendering its templates.
+        self.report_dir = report_dir
         self.deferrable = deferrable
         self._last: CheckResult | None = None
 
