@@ -131,6 +131,10 @@ def observed(
                 task_id="freshness", conn_id="pg", table={table!r}, timestamp_column="ts", max_age="6h",
                 dataset="events",
             )
+            FreshnessCheckOperator(
+                task_id="too_old", conn_id="pg", table={table!r}, timestamp_column="ts", max_age="1m",
+                dataset="events",
+            )
             SchemaCheckOperator(
                 task_id="schema", conn_id="pg", table={table!r}, contract={str(contract)!r},
                 on_breach="continue", dataset="events",
@@ -180,20 +184,20 @@ def observed(
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
 
 
-def complete_event(observed: Observed, task_id: str) -> dict[str, Any]:
+def complete_event(observed: Observed, task_id: str, event_type: str = "COMPLETE") -> dict[str, Any]:
     found = [
         e
         for e in observed.events
-        if e.get("eventType") == "COMPLETE" and e.get("job", {}).get("name") == f"{DAG_ID}.{task_id}"
+        if e.get("eventType") == event_type and e.get("job", {}).get("name") == f"{DAG_ID}.{task_id}"
     ]
     assert found, (task_id, [(e.get("eventType"), e.get("job", {}).get("name")) for e in observed.events])
     return found[-1]
 
 
 def test_the_run_succeeds_with_breaches_continued(observed: Observed) -> None:
-    assert observed.outcome.returncode == 0, observed.outcome.output[-4000:]
     assert observed.outcome.states == {
         "freshness": "success",
+        "too_old": "failed",
         "schema": "success",
         "baseline": "success",
         "drift": "success",
@@ -278,7 +282,11 @@ def test_status_metrics_are_tagged_and_name_encoded(observed: Observed) -> None:
 
 
 def test_headline_metrics_age_drift_share_and_effect_per_column(observed: Observed) -> None:
-    ((tags, value),) = datagrams(observed, "airflow.mlobs.freshness.age_seconds")
+    ((tags, value),) = [
+        (tags, value)
+        for tags, value in datagrams(observed, "airflow.mlobs.freshness.age_seconds")
+        if tags["task_id"] == "freshness"
+    ]
     age = float(value.split("|")[0])
     assert tags["task_id"] == "freshness" and 0 < age < 6 * 3600, (tags, value)
     ((_, share),) = datagrams(observed, "airflow.mlobs.drift.share")
@@ -307,9 +315,16 @@ def test_extra_link_is_stored_for_the_ui(observed: Observed) -> None:
         ).all()
     engine.dispose()
     links = {task: (run_id, json.loads(value)) for task, run_id, value in rows}
-    assert set(links) == {"freshness", "schema", "baseline", "drift"}
+    assert set(links) == {"freshness", "too_old", "schema", "baseline", "drift"}
     run_id, url = links["drift"]
     assert url == (
         f"http://airflow.test:8080/mlobs/result?dag_id={DAG_ID}&run_id={quote(run_id, safe='')}"
         "&task_id=drift&map_index=-1"
     )
+
+
+def test_a_failed_check_emits_its_facets_on_the_fail_event(observed: Observed) -> None:
+    dataset = complete_event(observed, "too_old", "FAIL")["inputs"][0]
+    assert dataset["name"] == f"test.{observed.schema}.events"
+    assertions = dataset["facets"]["dataQualityAssertions"]["assertions"]
+    assert [(a["assertion"], a["success"], a["severity"]) for a in assertions] == [("age", False, "fail")]
