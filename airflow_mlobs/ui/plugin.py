@@ -5,7 +5,9 @@
 and task-instance pages. The UI loads an external view in an iframe and substitutes ``{DAG_ID}``,
 ``{RUN_ID}``, ``{TASK_ID}`` and ``{MAP_INDEX}`` in its ``href`` (an unmapped task may leave
 ``{MAP_INDEX}`` as it is: the app reads anything but an integer as -1). The hrefs carry the path of
-``[api] base_url`` when Airflow is served under a prefix.
+``[api] base_url`` when Airflow is served under a prefix. ``listeners`` registers
+:mod:`airflow_mlobs.breach_notes` (a breach let through by ``on_breach="continue"`` becomes a
+task-instance note the grid shows).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 
+import airflow_mlobs.breach_notes
 from airflow_mlobs.ui.app import create_app
 
 #: Where the app is mounted in the api-server.
@@ -72,3 +75,4 @@ class MlobsPlugin(AirflowPlugin):
     name = "airflow_mlobs"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "ML observability"}]
     external_views = external_views()
+    listeners = [airflow_mlobs.breach_notes]

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "render": {"core", "render"},
     "specs": {"core", "sources", "specs", "settings", "connections"},
     # The dashboard: pages over the history queries and the charts; the plugin is its Airflow edge.
-    "ui": {"ui", "core", "render", "store", "history", "settings", "connections"},
+    "ui": {"ui", "core", "render", "store", "history", "settings", "connections", "breach_notes"},
 }
 PURE_ROOMS = ("core", "sources", "specs", "render")
 
