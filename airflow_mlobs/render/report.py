@@ -34,6 +34,7 @@ text-align:left;vertical-align:top}th{background:#fafafa}td.num{text-align:right
 border-radius:6px;padding:8px}form.filters{display:flex;gap:8px;align-items:end;flex-wrap:wrap;margin:8px 0}
 form.filters label{display:flex;flex-direction:column;font-size:12px}nav a{margin-right:12px}
 pre{background:#fafafa;padding:8px;overflow:auto;max-height:300px}
+td.when{white-space:nowrap}table.overview td.summary{max-width:460px}
 """
 
 #: The most category bars drawn per column (the most frequent in the reference, then "other").

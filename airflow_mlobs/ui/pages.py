@@ -167,7 +167,7 @@ def overview_page(
             f'<td><a href="{esc(links.result(row.id))}">{badge(row.status.value)}</a></td>'
             f"<td>{strip}</td>"
             f"<td>{esc(_ago(breach, now)) if breach else f'none in {days} days'}</td>"
-            f"<td>{esc(when(row.moment))}</td>"
+            f'<td class="when">{esc(when(row.moment))}</td>'
             f"<td>{esc(row.run.dag_id or '-')} / {esc(row.run.task_id or '-')}</td>"
             f'<td class="summary">{esc(row.summary)}</td></tr>'
         )

@@ -381,3 +381,28 @@ def test_report_file_opens_offline_in_the_browser(server: Server) -> None:
             assert requests == [path.as_uri()]  # nothing but the file itself
         finally:
             browser.close()
+
+
+def test_the_entry_point_plugin_notes_a_continued_breach(server: Server, airflow_db: Path) -> None:
+    """The package's own plugin (no plugins folder) registers the breach-notes listener: the drift
+    task that failed its check with on_breach="continue" succeeded and carries the note."""
+    engine = sa.create_engine(f"sqlite:///{airflow_db / 'airflow.db'}")
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT ti.state, n.content FROM task_instance ti "
+                    "LEFT JOIN task_instance_note n ON n.ti_id = ti.id "
+                    "WHERE ti.dag_id = 'model_monitoring' AND ti.task_id = 'drift_customer_activity' "
+                    "AND ti.run_id = :run"
+                ),
+                {
+                    "run": server.history.latest(since=_ago(), check="drift", dag_id="model_monitoring")[
+                        0
+                    ].run.run_id
+                },
+            ).one()
+    finally:
+        engine.dispose()
+    assert row[0] == "success"
+    assert row[1] is not None and row[1].startswith("ML observability: fail (on_breach='continue'): ")
