@@ -1,0 +1,124 @@
+"""The dashboard's pages (airflow_mlobs.ui.pages) over a real SQLite history: every value from the
+history escaped (dataset, column and summary text that is HTML), links URL-encoded, filters and the
+time range applied, map_index and moments read from URLs leniently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from airflow_mlobs.core.result import CheckResult, Finding, Status
+from airflow_mlobs.history import History
+from airflow_mlobs.store import Delivery, ResultsStore, RunKey
+from airflow_mlobs.ui import pages
+
+EVIL = "<script>alert('x')</script>"
+DATASET = f"wh:{EVIL}/a b"
+END = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+
+
+def _tags(page: str) -> list[str]:
+    parser = _Tags()
+    parser.feed(page)
+    return parser.tags
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> Iterator[History]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    store = ResultsStore(engine)
+    for day in range(10):
+        start = END - timedelta(days=10 - day)
+        status = Status.FAIL if day == 6 else Status.PASS
+        for check, metrics in (
+            ("drift", {"drift_share": 0.5, "baseline": "missing/v1"}),
+            ("freshness", {"age_seconds": 3600.0 * day, "max_age_seconds": 21600.0}),
+            ("performance", {"metric": "auc", "value": 0.9 - day / 100, "se": 0.01, "baseline_value": 0.9}),
+        ):
+            result = CheckResult(
+                check=check,
+                dataset=DATASET,
+                status=status,
+                summary=f"{check}: {EVIL}",
+                window_start=start,
+                window_end=start + timedelta(days=1),
+                metrics=metrics,
+                findings=(Finding(EVIL, "psi", status, 0.1 * day, 0.2, f"reason {EVIL}"),),
+            )
+            run = RunKey(dag_id=f"dag_{EVIL}", task_id=check, run_id=f"scheduled__{day}")
+            store.save(result, run)
+            if day == 6:
+                store.record_delivery(result, run, Delivery(f"slack:{EVIL}", "alert", False, 2, EVIL))
+    yield History(engine)
+    engine.dispose()
+
+
+def _safe(page: str) -> None:
+    assert EVIL not in page
+    assert "script" not in _tags(page)
+    assert "&lt;script&gt;" in page
+
+
+def test_overview_escapes_everything_and_filters(history: History) -> None:
+    links = pages.Links(base="/mlobs")
+    page = pages.overview_page(history, links, now=END)
+    _safe(page)
+    assert page.count("<tr data-dataset=") == 3
+    assert "/mlobs/datasets/wh%3A%3Cscript%3E" in page  # the dataset link, URL-encoded
+    assert "3.0 d ago" in page  # the day-6 breach: window end 11-27, 3 days before END
+    failing = pages.overview_page(history, links, now=END, status="fail")
+    assert failing.count("<tr data-dataset=") == 0  # the latest statuses all pass
+    assert "No results in the last 30 days" in pages.overview_page(
+        history, links, now=END - timedelta(days=60)
+    )
+    _safe(pages.overview_page(history, links, now=END, dag_id=f"dag_{EVIL}"))
+
+
+def test_dataset_page_escapes_and_draws_each_chart(history: History) -> None:
+    links = pages.Links(base="/mlobs", airflow="")
+    page = pages.dataset_page(history, links, DATASET, now=END)
+    assert page is not None
+    _safe(page)
+    assert page.count("mlobs-timeline") == 3
+    assert "mlobs-heatmap" in page and "mlobs-line" in page and "±3 SE" in page
+    assert "No distributions: no baseline directory is configured here" in page
+    elsewhere = pages.dataset_page(history, links, DATASET, now=END, baseline_dir=Path("/nonexistent"))
+    assert elsewhere is not None and "No distributions: baseline missing/v1 is not readable here" in elsewhere
+    assert "not delivered" in page
+    assert pages.dataset_page(history, links, "wh:none", now=END) is None
+
+
+def test_result_page_escapes_and_links_the_task_log(history: History) -> None:
+    stored = history.result_for_run(dag_id=f"dag_{EVIL}", run_id="scheduled__6", task_id="drift")
+    assert stored is not None
+    page = pages.result_page(history, pages.Links(base="/x/mlobs", airflow="/x"), stored)
+    _safe(page)
+    assert (
+        'href="/x/dags/dag_%3Cscript%3Ealert%28%27x%27%29%3C%2Fscript%3E/runs/scheduled__6/tasks/drift"'
+        in page
+    )
+    assert "not delivered" in page
+
+
+def test_url_values_are_read_leniently() -> None:
+    assert pages.parse_map_index("{MAP_INDEX}") == -1
+    assert pages.parse_map_index(None) == -1 and pages.parse_map_index("") == -1
+    assert pages.parse_map_index("3") == 3
+    assert pages.parse_moment("2026-11-24T00:00:00") == datetime(2026, 11, 24, tzinfo=UTC)
+    assert pages.parse_moment("yesterday") is None
+    assert pages.Links(base="/m").task_log("d", "r", "t", 2) == "/dags/d/runs/r/tasks/t/mapped/2"
+    assert pages.Links(base="/m").task_log(None, "r", "t", -1) is None
