@@ -6,11 +6,13 @@ huge window is not an alarm and a noisy small window does not page anyone.
 
 Per column:
 
-- numeric: the default method is the binned Wasserstein-1 distance divided by the reference's
-  spread (``wasserstein``; :func:`reference_scale`: the smaller of its standard deviation and
-  IQR/1.349, equal for a normal column, so 0.1 means "the distribution moved by a tenth of a
-  standard deviation" there, while on skewed and heavy-tailed columns the bulk's spread keeps a
-  10% scale change from reading as nothing). PSI, JS, Hellinger and the binned KS statistic are
+- numeric: the default method is the binned Wasserstein-1 distance (``wasserstein``): the larger
+  of the distance in reference standard deviations (``wasserstein_std``; 0.1 means "the
+  distribution moved by a tenth of a standard deviation") and the distance between the columns'
+  normal scores (``wasserstein_scores``: values mapped through the reference's CDF to standard
+  normal quantiles; the same number on a normal column, and on a skewed or heavy-tailed column it
+  sees a change of the bulk that the tail-ruled standard deviation hides). Both have the no-drift
+  noise of a normal column's W/std, so the one level (0.05) means the same on every shape. PSI, JS, Hellinger and the binned KS statistic are
   always reported. The p-value is the shape test's: KS and a chi-square test over the baseline's
   own quantile bins, Bonferroni-combined (:func:`~airflow_mlobs.core.stats.shape_test`), so scale
   and tail changes are significant where KS alone barely moves.
@@ -107,22 +109,6 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def reference_scale(spec: ColumnSpec, ref: NumericProfile) -> tuple[float | None, str]:
-    """The spread a numeric column's Wasserstein distance is divided by, and which it is: the
-    smaller of the reference standard deviation (``"std"``) and its interquartile range / 1.349
-    (``"iqr"``, read off the reference bins; equal to the standard deviation for a normal column).
-    On skewed and heavy-tailed columns the standard deviation is ruled by the tail and makes
-    multiplicative changes of the bulk read small (a 10% scale change of a lognormal(sigma=1.5)
-    column: W/std 0.034, W/(IQR/1.349) 0.17)."""
-    std = ref.std
-    q1 = stats.binned_quantile(ref.bins, spec.edges, 0.25)
-    q3 = stats.binned_quantile(ref.bins, spec.edges, 0.75)
-    robust = (q3 - q1) / 1.349 if q1 is not None and q3 is not None and q3 > q1 else None
-    if std and robust is not None and robust < std:
-        return robust, "iqr"
-    return std, "std"
-
-
 def _numeric_metrics(
     spec: ColumnSpec, ref: NumericProfile, cur: NumericProfile
 ) -> tuple[dict[str, Any], float | None]:
@@ -131,13 +117,29 @@ def _numeric_metrics(
     shape = stats.shape_test(ref.bins, cur.bins)
     lows = [v for v in (ref.min, cur.min) if v is not None]
     highs = [v for v in (ref.max, cur.max) if v is not None]
-    scale, basis = reference_scale(spec, ref)
-    wasserstein = (
+    raw_scale = (
         stats.wasserstein_binned(
-            ref.bins, cur.bins, spec.edges, low=min(lows), high=max(highs), reference_std=scale
+            ref.bins,
+            cur.bins,
+            spec.edges,
+            low=min(lows),
+            high=max(highs),
+            reference_std=ref.std,
+            tails=((ref.low_mean, ref.high_mean), (cur.low_mean, cur.high_mean)),
         )
         if lows and highs and spec.edges
         else None
+    )
+    scores = stats.normal_score_edges(ref.bins)
+    normal_scores = (
+        stats.wasserstein_binned(
+            ref.bins, cur.bins, scores[0], low=scores[1], high=scores[2], reference_std=1.0
+        )
+        if scores is not None and raw_scale is not None
+        else None
+    )
+    wasserstein = (
+        max(raw_scale, normal_scores) if raw_scale is not None and normal_scores is not None else raw_scale
     )
     metrics = {
         "wasserstein": _finite(wasserstein),
@@ -150,7 +152,8 @@ def _numeric_metrics(
         "current_mean": cur.mean,
         "reference_std": ref.std,
         "current_std": cur.std,
-        "scale": basis,
+        "wasserstein_std": _finite(raw_scale),
+        "wasserstein_scores": _finite(normal_scores),
     }
     return metrics, shape.pvalue
 

@@ -22,11 +22,20 @@ KS statistic (binned)
 Wasserstein-1 (binned, normalised)
     The Wasserstein-1 distance ``integral |F(x) - G(x)| dx`` between the two binned distributions,
     values spread uniformly within each bin (CDFs linear between edges), the open-ended first and
-    last bins bounded by the observed min and max, divided by the reference standard deviation.
+    last bins spread over an interval with the bin's own mean where the profile knows it (else
+    bounded by the observed min and max), divided by the reference's spread (the drift check
+    passes the smaller of its standard deviation and IQR/1.349).
     Exact for data uniform within bins; otherwise within about one bin width. ``None`` when the reference
     is constant (std 0) and there is nothing to scale by. Computed with the bounds scaled by a power
     of two when they reach ``2**1000`` (bins spanning a ``DBL_MAX`` sentinel), capped at the
     largest double.
+Wasserstein-1 of normal scores (binned)
+    The same distance over the baseline's edges mapped to normal scores,
+    ``z_i = Phi^-1(F_ref(e_i))`` (:func:`normal_score_edges`): the distance between the columns
+    after each value is replaced by the standard normal quantile of its reference rank. Equal to
+    W/std on a normal column; unchanged by any increasing transform of the data, so on a skewed or
+    heavy-tailed column it reads a change of the bulk (a 10% scale change of a lognormal(sigma=1.5)
+    column: 0.064) where W/std reads 0.034, while its no-drift noise stays that of a normal column.
 Chi-square test of homogeneity
     Pearson's statistic on the 2 x k table of counts over the union of categories (categories with
     zero count on both sides dropped), ``dof = k - 1``; no continuity correction. Never infinite: an
@@ -153,29 +162,50 @@ def wasserstein_binned(
     low: float,
     high: float,
     reference_std: float | None,
+    tails: tuple[tuple[float | None, float | None], tuple[float | None, float | None]] | None = None,
 ) -> float | None:
-    """Wasserstein-1 between binned distributions, divided by the reference std (module docstring).
+    """Wasserstein-1 between binned distributions, divided by ``reference_std`` (the reference's
+    spread; module docstring).
 
     ``low``/``high`` bound the open-ended first and last bins (the observed min and max over both
-    sides). ``None`` when a side is empty or the reference std is zero or unknown.
+    sides). ``tails`` gives, per side (reference first), the mean of the values in its first and
+    last bin where the profile knows it: that side's open bin is then spread uniformly over
+    ``[2 * mean - e[0], e[0]]`` (``[e[-1], 2 * mean - e[-1]]``), which has the bin's own mean,
+    instead of out to the sample's extreme, which a heavy tail puts far from the bin's mass.
+    ``None`` when a side is empty or the spread is zero or unknown.
     """
     p, q = _proportions(reference), _proportions(current)
     if p is None or q is None or not reference_std or reference_std <= 0 or not math.isfinite(reference_std):
         return None
-    bounds = np.concatenate(
-        ([min(low, edges[0])], np.asarray(edges, dtype=np.float64), [max(high, edges[-1])])
-    )
-    # The distance is scale-free: bounds and std scaled by one power of two (exact in binary), so
+    edge_array = np.asarray(edges, dtype=np.float64)
+    first, last = float(edge_array[0]), float(edge_array[-1])
+    shared_low, shared_high = min(low, first), max(high, last)
+
+    def outer(side: int) -> tuple[float, float]:
+        low_mean, high_mean = tails[side] if tails is not None else (None, None)
+        lo = shared_low if low_mean is None else min(2 * low_mean - first, first)
+        hi = shared_high if high_mean is None else max(2 * high_mean - last, last)
+        return max(lo, shared_low), min(hi, shared_high)
+
+    (ref_lo, ref_hi), (cur_lo, cur_hi) = outer(0), outer(1)
+    ref_knots = np.concatenate(([ref_lo], edge_array, [ref_hi]))
+    cur_knots = np.concatenate(([cur_lo], edge_array, [cur_hi]))
+    # The distance is scale-free: knots and spread scaled by one power of two (exact in binary), so
     # bins spanning -1e308..1e308 have finite widths; for ordinary data the result is bit-identical.
-    span = float(np.max(np.abs(bounds)))
+    span = float(max(np.max(np.abs(ref_knots)), np.max(np.abs(cur_knots))))
     exponent = math.frexp(span)[1] if span > 2.0**1000 else 0
     if exponent:
-        bounds = bounds * math.ldexp(1.0, -exponent)
-    widths = np.diff(bounds)  # one per bin
-    # CDF gap at every bound (0 at both ends); values spread uniformly within each bin, so the gap
-    # is linear across a bin and its integral is a trapezoid (split where the gap changes sign).
-    gap = np.concatenate(([0.0], np.cumsum(p) - np.cumsum(q)))
-    gap[-1] = 0.0
+        ref_knots = ref_knots * math.ldexp(1.0, -exponent)
+        cur_knots = cur_knots * math.ldexp(1.0, -exponent)
+    ref_cdf = np.concatenate(([0.0], np.cumsum(p)))
+    cur_cdf = np.concatenate(([0.0], np.cumsum(q)))
+    ref_cdf[-1] = cur_cdf[-1] = 1.0
+    # Each CDF is linear between its own knots (values uniform within a bin); on the union of the
+    # knots both are, so the gap is linear on every piece and its integral a trapezoid (split
+    # where the gap changes sign).
+    knots = np.union1d(ref_knots, cur_knots)
+    gap = _cdf_at(knots, ref_knots, ref_cdf) - _cdf_at(knots, cur_knots, cur_cdf)
+    widths = np.diff(knots)
     left, right = gap[:-1], gap[1:]
     magnitude = np.abs(left) + np.abs(right)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -188,6 +218,33 @@ def wasserstein_binned(
         ratio = math.inf
     # Capped, never infinite: a sentinel near the largest double is a huge shift, still a number.
     return min(ratio, 1.7976931348623157e308)
+
+
+def normal_score_edges(reference: Sequence[float]) -> tuple[NDArray[np.float64], float, float] | None:
+    """The baseline's bin edges in normal scores: ``z_i = Phi^-1(F_ref(e_i))``, where ``F_ref(e_i)``
+    is the share of reference values below edge ``i`` (clamped to ``[1/(2n), 1 - 1/(2n)]``), and the
+    bounds of the open first and last bins: each spread over twice the standard normal's mean excess
+    beyond its edge (the Mills ratio), so a uniform spread there has the normal tail's mean. ``None``
+    without reference values. The Wasserstein distance over these edges is the distance between the
+    columns' normal scores (:func:`wasserstein_binned` with a spread of 1)."""
+    counts = np.asarray(reference, dtype=np.float64)
+    n = counts.sum()
+    if n <= 0 or counts.size < 2:
+        return None
+    below = np.cumsum(counts)[:-1] / n
+    share = np.clip(below, 1 / (2 * n), 1 - 1 / (2 * n))
+    z = np.maximum.accumulate(sps.norm.ppf(share))
+    low_excess = float(sps.norm.pdf(z[0]) / sps.norm.cdf(z[0]) + z[0])  # E[z0 - Z | Z < z0]
+    high_excess = float(sps.norm.pdf(z[-1]) / sps.norm.sf(z[-1]) - z[-1])
+    return z, float(z[0] - 2 * low_excess), float(z[-1] + 2 * high_excess)
+
+
+def _cdf_at(
+    x: NDArray[np.float64], knots: NDArray[np.float64], cdf: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """A piecewise-linear CDF through ``(knots, cdf)`` at ``x``: 0 before the first knot, 1 after
+    the last; at a repeated knot (an empty open bin) the larger value, as ``np.interp`` gives."""
+    return np.interp(x, knots, cdf, left=0.0, right=1.0)
 
 
 def chi2_homogeneity(reference: Sequence[float], current: Sequence[float]) -> TestResult:

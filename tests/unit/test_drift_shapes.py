@@ -243,22 +243,26 @@ def test_non_finite_values_at_the_reference_rate_are_quiet() -> None:
         assert not _finding(result, "x", "non_finite"), result.summary
 
 
-@pytest.mark.parametrize("factor", [1.1])
-def test_scale_change_on_a_skewed_column_reads_as_drift(factor: float) -> None:
-    # W/std of a x1.1 lognormal(sigma=1.5) stays at 0.035-0.043, under the 0.05 level; divided by
-    # the bulk's spread (IQR/1.349) it reads about 0.17.
+def test_scale_change_on_a_skewed_column_reads_as_drift() -> None:
+    # W/std of a x1.1 lognormal(sigma=1.5) stays at 0.035-0.043, under the 0.05 level; between
+    # normal scores it reads about 0.064 (the log-scale shift 0.095 over sigma 1.5). Caught in
+    # about 88% of 10k-row windows (the README says so; not claimed at 99%).
     rng = np.random.default_rng(12)
     baseline: Baseline = build_baseline(
         pd.DataFrame({"x": rng.lognormal(0, 1.5, 100_000)}), name="ln", version="1"
     )
-    result = compare(
-        baseline,
-        profile_frame(pd.DataFrame({"x": factor * rng.lognormal(0, 1.5, 10_000)}), baseline.columns.values()),
-    )
-    column = result.metrics["columns"]["x"]
-    assert column["scale"] == "iqr"
-    assert column["wasserstein"] > 0.1
-    assert _column_status(result, "x") is Status.FAIL
+    scores, raw, failed = [], [], 0
+    for _ in range(12):
+        window = pd.DataFrame({"x": 1.1 * rng.lognormal(0, 1.5, 10_000)})
+        result = compare(baseline, profile_frame(window, baseline.columns.values()))
+        column = result.metrics["columns"]["x"]
+        assert column["wasserstein"] == max(column["wasserstein_std"], column["wasserstein_scores"])
+        scores.append(column["wasserstein_scores"])
+        raw.append(column["wasserstein_std"])
+        failed += _column_status(result, "x") is Status.FAIL
+    assert np.median(raw) < np.median(scores)
+    assert np.median(scores) == pytest.approx(0.095 / 1.5, abs=0.01)
+    assert failed >= 8
 
 
 def test_tail_change_is_significant() -> None:
