@@ -157,7 +157,7 @@ def ks_binned(reference: Sequence[float], current: Sequence[float]) -> TestResul
 def wasserstein_binned(
     reference: Sequence[float],
     current: Sequence[float],
-    edges: Sequence[float],
+    edges: Sequence[float] | NDArray[np.float64],
     *,
     low: float,
     high: float,
