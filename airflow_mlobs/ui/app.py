@@ -16,6 +16,10 @@ Routes (relative to the mount):
   contract: operators' extra links and notifiers' "Report" buttons are built on it; ``map_index``
   defaults to -1);
 - ``/results/{id}``: one stored result;
+
+  both result pages also ask Airflow's auth manager whether the user may read the DAG's task
+  instances (``requires_access_dag("GET", TASK_INSTANCE)``; 403 ``Forbidden`` otherwise). The
+  overview and dataset pages need an authenticated user only: they list every DAG's results;
 - ``/healthz``: unauthenticated liveness (``{"status": "ok"}``), for probes.
 
 The results history is read through ``[mlobs] results_conn_id`` (``AIRFLOW__MLOBS__RESULTS_CONN_ID``),
@@ -32,7 +36,7 @@ import time
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
 
 from airflow_mlobs.connections import results_engine
@@ -88,6 +92,40 @@ def _auth_dependency() -> Any:
     from airflow.api_fastapi.core_api.security import requires_authenticated
 
     return Depends(requires_authenticated())
+
+
+def _task_instance_access() -> Any:
+    """Airflow's own check that the user may read the task instances of the ``dag_id`` query
+    parameter (403 ``Forbidden`` otherwise)."""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
+
+
+def _user_dependency() -> Any:
+    from airflow.api_fastapi.core_api.security import get_user
+
+    return Depends(get_user)
+
+
+def _may_read_task_instances(user: Any, dag_id: str | None) -> bool:
+    """Whether ``user`` may read the task instances of ``dag_id`` (a result without a DAG, from the
+    CLI or a notebook, is readable by every authenticated user)."""
+    if dag_id is None:
+        return True
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+    from airflow.models.dag import DagModel
+
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.TASK_INSTANCE,
+            details=DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id)),
+            user=user,
+        )
+    )
 
 
 def create_app(engines: _Engines | None = None) -> FastAPI:
@@ -154,7 +192,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
             )
         return _html(page, started)
 
-    @app.get("/result", response_class=HTMLResponse, dependencies=auth)
+    @app.get("/result", response_class=HTMLResponse, dependencies=[*auth, _task_instance_access()])
     def result_for_run(
         request: Request, dag_id: str, run_id: str, task_id: str, map_index: str | None = None
     ) -> HTMLResponse:
@@ -168,14 +206,18 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
             return _html(pages.not_found_page(links, what), started, 404)
         return _html(pages.result_page(history, links, stored, baseline_dir=_baseline_dir()), started)
 
+    user_dependency = _user_dependency()
+
     @app.get("/results/{result_id}", response_class=HTMLResponse, dependencies=auth)
-    def result_by_id(request: Request, result_id: int) -> HTMLResponse:
+    def result_by_id(request: Request, result_id: int, user: Any = user_dependency) -> Response:
         started = time.perf_counter()
         links = _links(request)
         history = engines.history()
         stored = history.result(result_id)
         if stored is None:
             return _html(pages.not_found_page(links, f"No stored result with id {result_id}."), started, 404)
+        if not _may_read_task_instances(user, stored.run.dag_id):
+            return JSONResponse({"detail": "Forbidden"}, status_code=403)  # as Airflow's own refusal
         return _html(pages.result_page(history, links, stored, baseline_dir=_baseline_dir()), started)
 
     return app
