@@ -448,7 +448,16 @@ def paired_bars(
                 f'<rect class="mark bar {esc(name)}" x="{x:.2f}" y="{top + plot_h - h:.2f}" width="{bar:.2f}" '
                 f'height="{h:.2f}" fill="{colour}"><title>{esc(f"{label}: {name} {share:.1%}")}</title></rect>'
             )
-    if labels:
+    # Every label when each group has room for a few characters (categories); else the two ends.
+    room = int(group // 6)
+    if labels and room >= 4:
+        for i, label in enumerate(labels):
+            text = label if len(label) <= room else label[: room - 1] + "…"
+            parts.append(
+                f'<text class="tick" x="{left + (i + 0.5) * group:.1f}" y="{top + plot_h + 12}" '
+                f'text-anchor="middle">{esc(text)}</text>'
+            )
+    elif labels:
         parts.append(f'<text class="tick" x="{left}" y="{top + plot_h + 12}">{esc(labels[0])}</text>')
         if len(labels) > 1:
             parts.append(

@@ -116,6 +116,13 @@ def test_categorical_bars_with_hostile_category() -> None:
     svg = charts.paired_bars(["DE", EVIL], [5, 5], [9, 1], title="country", x_label="country")
     root = _parse(svg)
     assert any(EVIL in "".join(b.itertext()) for b in _marks(root))
+    # Few categories: each is labelled under its bars (long ones cut, whole in the tooltip).
+    assert "DE" in _texts(root) and EVIL in _texts(root)
+    long = [f"category number {i}" for i in range(10)]
+    cut = _texts(_parse(charts.paired_bars(long, [1] * 10, [1] * 10, title="c", x_label="c")))
+    assert sum(t.startswith("categ") and t.endswith("…") for t in cut) == 10
+    many = _parse(charts.paired_bars([str(i) for i in range(40)], [1] * 40, [1] * 40, title="n", x_label="n"))
+    assert [t for t in _texts(many) if t.isdigit()] == ["0", "39"]  # many bins: the two ends
 
 
 def test_timeline_on_a_time_axis_places_cells_at_their_moments() -> None:
