@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from airflow_mlobs.core.gate import CHECK as GATE_CHECK
 from airflow_mlobs.core.profile import Baseline, Profile, load_baseline
 from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.store import (
@@ -350,6 +351,34 @@ class History:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return list(reversed([s for s in (self._decode(row) for row in rows) if s is not None]))
+
+    def gate_decisions(
+        self, dataset: str, *, since: datetime, until: datetime | None = None
+    ) -> list[StoredResult]:
+        """The retraining gate's results in ``[since, until]`` that judged a result of ``dataset``
+        (its ``metrics.inputs`` entries are ``check:dataset:status``), oldest first."""
+        self._ready()
+        query = (
+            sa.select(_R.id, _R.dag_id, _R.task_id, _R.run_id, _R.map_index, _R.result_json, _R.recorded_at)
+            .where(
+                _in_range(since, until),
+                _R.check_name == GATE_CHECK,
+                _R.result_json.contains(f":{dataset}:", autoescape=True),  # narrowed in SQL, decided below
+            )
+            .order_by(*_moment_order())
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = []
+        for row in reversed(rows):
+            stored = self._decode(row)
+            if stored is None:
+                continue
+            inputs = stored.result.metrics.get("inputs") or ()
+            judged = {str(i).split(":", 1)[-1].rsplit(":", 1)[0] for i in inputs if isinstance(i, str)}
+            if dataset in judged:
+                found.append(stored)
+        return found
 
     def result(self, result_id: int) -> StoredResult | None:
         """The stored result with this id, if any."""

@@ -349,6 +349,31 @@ def dataset_page(
             )
             + f"</td><td>{badge(rows[-1].result.status.value)}</td></tr>"
         )
+    gates = history.gate_decisions(dataset, since=since, until=now)
+    if gates:
+        cells = [
+            charts.TimelineCell(
+                _moment(s),
+                s.result.status.value,
+                str(s.result.metrics.get("decision", "")),
+                links.result(s.id),
+            )
+            for s in gates
+        ]
+        parts.append(
+            '<tr data-check="retrain_gate"><th>retraining gate<br><span class="muted">decisions on this '
+            "dataset</span></th><td>"
+            + charts.status_timeline(
+                cells,
+                title=f"retraining gate decisions on {dataset}",
+                width=600,
+                height=20,
+                axis=True,
+                start=since,
+                end=now,
+            )
+            + f"</td><td>{esc(gates[-1].result.metrics.get('decision', ''))}</td></tr>"
+        )
     parts.append("</tbody></table>")
     if "freshness" in grouped:
         parts.append("<h2>Freshness</h2>" + _freshness_chart(grouped["freshness"]))

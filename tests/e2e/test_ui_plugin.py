@@ -250,6 +250,7 @@ def test_dataset_page_draws_timelines_heatmap_and_distributions(server: Server) 
         assert f"{column}: reference vs current" in page  # its distribution chart
     assert page.count('class="mlobs-chart mlobs-bars"') == len(warehouse.FEATURES)
     assert 'class="mlobs-chart mlobs-heatmap"' in page
+    assert '<tr data-check="retrain_gate">' in page  # the gate's decision on this dataset's drift
     assert "slack:#ml-alerts" in page  # the delivery
     missing = server.get("/mlobs/datasets/nope" + _query(end=END))
     assert missing[0] == 404

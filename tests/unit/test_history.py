@@ -233,3 +233,28 @@ def test_dataset_query_uses_an_index_on_postgresql(engine: sa.Engine) -> None:
             )
         )
     assert "ix_mlobs_results_dataset_window" in plan
+
+
+def test_gate_decisions_on_a_dataset(engine: sa.Engine) -> None:
+    store = ResultsStore(engine)
+    for day, (inputs, decision) in enumerate(
+        [
+            (["drift:wh:features:fail", "performance:model:pass"], "retrain"),
+            (["drift:wh:features_v2:pass"], "no_retrain"),  # another dataset whose name extends it
+            (["drift:wh:features:pass"], "no_retrain"),
+        ]
+    ):
+        gate = CheckResult(
+            check="retrain_gate",
+            dataset="monitor.retrain_gate",
+            status=Status.WARN if decision == "retrain" else Status.PASS,
+            summary=decision,
+            window_start=DAY + timedelta(days=day),
+            window_end=DAY + timedelta(days=day + 1),
+            metrics={"decision": decision, "inputs": inputs},
+        )
+        store.save(gate, _run("monitor", "retrain_gate", day))
+    found = History(engine).gate_decisions("wh:features", since=DAY)
+    assert [s.result.metrics["decision"] for s in found] == ["retrain", "no_retrain"]
+    assert [s.result.window_end for s in found] == [DAY + timedelta(days=1), DAY + timedelta(days=3)]
+    assert History(engine).gate_decisions("wh:%", since=DAY) == []  # LIKE wildcards are escaped
