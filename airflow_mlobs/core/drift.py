@@ -78,6 +78,7 @@ from airflow_mlobs.core.profile import (
     ColumnSpec,
     NumericProfile,
     Profile,
+    tail_width,
 )
 from airflow_mlobs.core.readings import DriftedColumn, DriftReading
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
@@ -126,6 +127,7 @@ def _numeric_metrics(
             high=max(highs),
             reference_std=ref.std,
             tails=((ref.low_mean, ref.high_mean), (cur.low_mean, cur.high_mean)),
+            tail_bins=tail_width(len(ref.bins)),
         )
         if lows and highs and spec.edges
         else None

@@ -32,13 +32,14 @@ Moments
     (theirs would underflow, which PostgreSQL raises); in memory they do unless the split applies,
     a difference below ``2**-1000`` per value.
 Open-ended bin totals
-    The first bin (``x < e[0]``) and the last (``x >= e[m-1]``) have no outer edge. ``low_total``
-    and ``high_total`` are the sums of the shifted values in them, in the units of ``total``
-    (the same split, :func:`split_sum`), so :attr:`NumericProfile.low_mean` and
-    :attr:`NumericProfile.high_mean` give the mean of the values in each (``None`` when the bin is
-    empty or the total unknown). ``None`` means not gathered: a profile stored before they existed,
-    or a column without edges (a single bin, not open-ended on one side). An empty bin's total is
-    known to be 0 whatever the field says.
+    The tail regions are the two outermost bins on each side (:func:`tail_width`; one with fewer
+    than three edges): ``x < e[1]`` and ``x >= e[m-2]``. A baseline's outermost edges are the
+    reference's own minimum and maximum, so the heavy tail lies there, with no outer edge to bound
+    it. ``low_total`` and ``high_total`` are the sums of the shifted values in them, in the units
+    of ``total`` (the same split, :func:`split_sum`), so :attr:`NumericProfile.low_mean` and
+    :attr:`NumericProfile.high_mean` give the mean of each tail (``None`` when it is empty or the
+    total unknown). ``None`` means not gathered: a profile stored before they existed, or a column
+    without edges (a single bin). An empty region's total is known to be 0 whatever the field says.
 Categories
     Values are compared as text. A profile keeps at most ``max_categories`` distinct values (the most
     frequent); the rest are counted in ``other``. ``overflow`` records that values were folded, which
@@ -126,6 +127,25 @@ def constant_split(edges: tuple[float, ...]) -> tuple[float, ...]:
     return edges
 
 
+def tail_width(bins: int) -> int:
+    """How many outermost bins each tail region spans: 2 with at least 4 bins (3 edges), else 1.
+
+    A baseline's outermost edges are the reference's own minimum and maximum (quantile levels 0 and
+    1), so its open bins ``x < e[0]`` and ``x >= e[-1]`` hold only values beyond the reference's
+    range, and the heavy tail sits in the bins next to them (``[e[0], e[1])``, ``[e[-2], e[-1])``).
+    The tail totals cover both, so their means describe the whole tail."""
+    return 2 if bins >= 4 else 1
+
+
+def tail_edges(edges: Sequence[float]) -> tuple[float, float] | None:
+    """The edges bounding the tail regions (:func:`tail_width`): values below the first and at or
+    above the second are summed in ``low_total`` and ``high_total``. ``None`` without edges."""
+    if not edges:
+        return None
+    width = tail_width(len(edges) + 1)
+    return float(edges[width - 1]), float(edges[-width])
+
+
 def moment_shift(edges: Sequence[float]) -> float:
     """The shift of a numeric column's moments (module docstring): the middle bin edge
     ``edges[len(edges) // 2]``; ``0.0`` when there are no edges or when ``abs`` of the middle edge
@@ -170,7 +190,7 @@ class NumericProfile:
 
     ``shift``: the moments are sums of ``x - shift`` (:func:`moment_shift` of the baseline's edges;
     0 for profiles stored before it existed). ``low_total`` / ``high_total``: the sums of the
-    shifted values in the first (``x < e[0]``) and last (``x >= e[-1]``) bin, in the units of
+    shifted values in the low and high tail regions (:func:`tail_edges`), in the units of
     ``total``; ``None`` when not gathered (an old profile, or no edges)."""
 
     count: int = 0
@@ -216,26 +236,31 @@ class NumericProfile:
 
     @property
     def low_mean(self) -> float | None:
-        """Mean of the values in the first bin (``x < e[0]``); ``None`` when the bin is empty or
-        its total was not gathered (:attr:`low_total` is ``None``)."""
+        """Mean of the values in the low tail region (``x < e[1]``, :func:`tail_edges`); ``None``
+        when it is empty or its total was not gathered (:attr:`low_total` is ``None``)."""
         return self._bin_mean(0, self.low_total)
 
     @property
     def high_mean(self) -> float | None:
-        """Mean of the values in the last bin (``x >= e[-1]``); ``None`` when the bin is empty or
-        its total was not gathered (:attr:`high_total` is ``None``)."""
+        """Mean of the values in the high tail region (``x >= e[-2]``, :func:`tail_edges`);
+        ``None`` when it is empty or its total was not gathered (:attr:`high_total` is ``None``)."""
         return self._bin_mean(-1, self.high_total)
 
+    def tail_count(self, index: int) -> int:
+        """The values in the low (``index`` 0) or high (-1) tail region (:func:`tail_width`)."""
+        width = tail_width(len(self.bins))
+        return sum(self.bins[:width]) if index == 0 else sum(self.bins[-width:])
+
     def _bin_mean(self, index: int, total: float | None) -> float | None:
-        if total is None or len(self.bins) < 2 or not self.bins[index]:
+        if total is None or len(self.bins) < 2 or not self.tail_count(index):
             return None
-        return self.shift + _capped_ldexp(total / self.bins[index], self.scale_exp)
+        return self.shift + _capped_ldexp(total / self.tail_count(index), self.scale_exp)
 
     def _bin_total(self, index: int, total: float | None) -> float | None:
-        """An open-ended bin's total, known to be 0 when the bin is empty."""
+        """A tail region's total, known to be 0 when the region is empty."""
         if len(self.bins) < 2:
             return None
-        if total is None and not self.bins[index]:
+        if total is None and not self.tail_count(index):
             return 0.0
         return total
 
@@ -251,8 +276,8 @@ class NumericProfile:
             delta = math.ldexp(self.shift - shift, -scale_exp)
             total_sq = total_sq + 2.0 * delta * total + self.count * delta * delta
             total = total + self.count * delta
-            low = None if low is None else low + self.bins[0] * delta
-            high = None if high is None else high + self.bins[-1] * delta
+            low = None if low is None else low + self.tail_count(0) * delta
+            high = None if high is None else high + self.tail_count(-1) * delta
         return total, total_sq, low, high
 
     def merge(self, other: NumericProfile) -> NumericProfile:

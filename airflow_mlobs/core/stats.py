@@ -163,33 +163,51 @@ def wasserstein_binned(
     high: float,
     reference_std: float | None,
     tails: tuple[tuple[float | None, float | None], tuple[float | None, float | None]] | None = None,
+    tail_bins: int = 1,
 ) -> float | None:
     """Wasserstein-1 between binned distributions, divided by ``reference_std`` (the reference's
     spread; module docstring).
 
     ``low``/``high`` bound the open-ended first and last bins (the observed min and max over both
-    sides). ``tails`` gives, per side (reference first), the mean of the values in its first and
-    last bin where the profile knows it: that side's open bin is then spread uniformly over
-    ``[2 * mean - e[0], e[0]]`` (``[e[-1], 2 * mean - e[-1]]``), which has the bin's own mean,
-    instead of out to the sample's extreme, which a heavy tail puts far from the bin's mass.
+    sides). ``tails`` gives, per side (reference first), the mean of the values in its low and
+    high tail regions (the ``tail_bins`` outermost bins on each side) where the profile knows it:
+    that side's region is then spread uniformly over ``[2 * mean - e[k-1], e[k-1]]``
+    (``[e[-k], 2 * mean - e[-k]]``), which has the region's own mean, instead of out to the
+    sample's extreme, which a heavy tail puts far from the region's mass.
     ``None`` when a side is empty or the spread is zero or unknown.
     """
     p, q = _proportions(reference), _proportions(current)
     if p is None or q is None or not reference_std or reference_std <= 0 or not math.isfinite(reference_std):
         return None
     edge_array = np.asarray(edges, dtype=np.float64)
-    first, last = float(edge_array[0]), float(edge_array[-1])
-    shared_low, shared_high = min(low, first), max(high, last)
+    shared_low, shared_high = min(low, float(edge_array[0])), max(high, float(edge_array[-1]))
+    width = tail_bins if len(edge_array) > 2 * (tail_bins - 1) else 1
+    p_cdf = np.concatenate(([0.0], np.cumsum(p)))
+    q_cdf = np.concatenate(([0.0], np.cumsum(q)))
+    p_cdf[-1] = q_cdf[-1] = 1.0
 
-    def outer(side: int) -> tuple[float, float]:
+    def side_knots(side: int, cdf: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """One side's CDF knots: at every edge, with the outer bounds at the sample's extremes, or
+        where the side's tail mean is known, its tail region (the ``width`` outermost bins) spread
+        uniformly over an interval with that mean."""
         low_mean, high_mean = tails[side] if tails is not None else (None, None)
-        lo = shared_low if low_mean is None else min(2 * low_mean - first, first)
-        hi = shared_high if high_mean is None else max(2 * high_mean - last, last)
-        return max(lo, shared_low), min(hi, shared_high)
+        knots = np.concatenate(([shared_low], edge_array, [shared_high]))
+        values = cdf.copy()
+        start, stop = 0, len(knots)
+        if low_mean is not None:
+            inner = float(edge_array[width - 1])
+            knots[width - 1] = max(min(2 * low_mean - inner, inner), shared_low)
+            values[width - 1] = 0.0
+            start = width - 1
+        if high_mean is not None:
+            inner = float(edge_array[-width])
+            knots[len(knots) - width] = min(max(2 * high_mean - inner, inner), shared_high)
+            values[len(knots) - width] = 1.0
+            stop = len(knots) - width + 1
+        return knots[start:stop], values[start:stop]
 
-    (ref_lo, ref_hi), (cur_lo, cur_hi) = outer(0), outer(1)
-    ref_knots = np.concatenate(([ref_lo], edge_array, [ref_hi]))
-    cur_knots = np.concatenate(([cur_lo], edge_array, [cur_hi]))
+    ref_knots, ref_cdf = side_knots(0, p_cdf)
+    cur_knots, cur_cdf = side_knots(1, q_cdf)
     # The distance is scale-free: knots and spread scaled by one power of two (exact in binary), so
     # bins spanning -1e308..1e308 have finite widths; for ordinary data the result is bit-identical.
     span = float(max(np.max(np.abs(ref_knots)), np.max(np.abs(cur_knots))))
@@ -197,9 +215,6 @@ def wasserstein_binned(
     if exponent:
         ref_knots = ref_knots * math.ldexp(1.0, -exponent)
         cur_knots = cur_knots * math.ldexp(1.0, -exponent)
-    ref_cdf = np.concatenate(([0.0], np.cumsum(p)))
-    cur_cdf = np.concatenate(([0.0], np.cumsum(q)))
-    ref_cdf[-1] = cur_cdf[-1] = 1.0
     # Each CDF is linear between its own knots (values uniform within a bin); on the union of the
     # knots both are, so the gap is linear on every piece and its integral a trapezoid (split
     # where the gap changes sign).

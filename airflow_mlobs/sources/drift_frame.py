@@ -42,6 +42,7 @@ from airflow_mlobs.core.profile import (
     quantile_levels,
     split_moments,
     split_sum,
+    tail_width,
 )
 from airflow_mlobs.core.types import category_text
 
@@ -113,14 +114,16 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
     # Counting the values below each edge is the same binning as
     # searchsorted(edges, x, side="right") + bincount, and about 3x faster for a few dozen edges.
     below: list[int] = []
-    # The open-ended bins: x < e[0] and x >= e[-1] (none without edges).
+    # The tail regions (core.profile.tail_edges): x < e[1] and x >= e[-2] (e[0], e[-1] with fewer
+    # than three edges; none without edges).
     outer: list[np.ndarray[Any, Any]] = []
+    width = tail_width(len(edge_values) + 1)
     for index, edge in enumerate(edge_values):
         mask = finite < edge
         below.append(int(np.count_nonzero(mask)))
-        if index == 0:
-            outer.append(mask)
-        if index == len(edge_values) - 1:
+        if index == width - 1:
+            outer.insert(0, mask)
+        if index == len(edge_values) - width:
             outer.append(~mask)
     bins = np.diff(np.asarray([0, *below, finite.size], dtype=np.int64))
     # The shifted values, in place: `finite` is a copy (boolean indexing) no longer needed as it is.

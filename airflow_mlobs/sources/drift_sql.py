@@ -38,6 +38,7 @@ from airflow_mlobs.core.profile import (
     moment_shift,
     split_moments,
     split_sum,
+    tail_edges,
 )
 from airflow_mlobs.core.types import (
     NUMERIC_TYPES,
@@ -444,7 +445,8 @@ def _portable_profile_statement(
             sa.func.sum(scaled * scaled).filter(big).label(f"{prefix}_bigsq"),
         ]
         if spec.edges:  # the open-ended bins' totals, split like the moments
-            for side, in_bin in (("low", x < _double(spec.edges[0])), ("high", x >= _double(spec.edges[-1]))):
+            low_edge, high_edge = tail_edges(spec.edges) or (0.0, 0.0)
+            for side, in_bin in (("low", x < _double(low_edge)), ("high", x >= _double(high_edge))):
                 aggregates += [
                     sa.func.sum(y).filter(sa.and_(small, in_bin)).label(f"{prefix}_{side}sum"),
                     sa.func.sum(scaled).filter(sa.and_(big, in_bin)).label(f"{prefix}_{side}big"),
@@ -577,8 +579,8 @@ def _packed_profile_statement(
             ]
             d = rows.c[f"d{index}"] if moment_shift(spec.edges) else f
             outer: list[tuple[str, sa.ColumnElement[bool]]] = (
-                [("low", f < _double(spec.edges[0])), ("high", f >= _double(spec.edges[-1]))]
-                if spec.edges
+                [("low", f < _double(tail[0])), ("high", f >= _double(tail[1]))]
+                if (tail := tail_edges(spec.edges)) is not None
                 else []
             )
             if split:

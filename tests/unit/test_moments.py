@@ -21,6 +21,7 @@ from airflow_mlobs.core.profile import (
     NumericProfile,
     moment_shift,
     split_sum,
+    tail_edges,
 )
 from airflow_mlobs.sources.drift_frame import numeric_profile, quantile_edges
 
@@ -67,20 +68,26 @@ def test_std_of_a_large_offset_column_matches_numpy() -> None:
 
 
 def test_open_ended_bin_means() -> None:
+    # The tail regions are the two outermost bins on each side (x < e[1], x >= e[-2]): a
+    # baseline's outer edges are the reference's min and max, so the tail lies next to them.
     rng = np.random.default_rng(3)
     values = rng.standard_t(3, 5000) * 10 + 100
-    edges = (90.0, 100.0, 110.0)
+    edges = (80.0, 90.0, 100.0, 110.0, 120.0)
     profile = numeric_profile(pd.Series([*values, np.nan, np.inf, -np.inf]), edges)
     low, high = values[values < 90.0], values[values >= 110.0]
-    assert profile.bins[0] == low.size and profile.bins[-1] == high.size
+    assert profile.tail_count(0) == low.size and profile.tail_count(-1) == high.size
+    assert profile.bins[0] + profile.bins[1] == low.size
     assert profile.low_total == pytest.approx(float((low - 100.0).sum()), rel=1e-12)
     assert profile.high_total == pytest.approx(float((high - 100.0).sum()), rel=1e-12)
     assert profile.low_mean == pytest.approx(float(low.mean()), rel=1e-12)
     assert profile.high_mean == pytest.approx(float(high.mean()), rel=1e-12)
-    # An empty open-ended bin: total 0, no mean.
+    # An empty tail region: total 0, no mean.
     inside = numeric_profile(pd.Series([95.0, 105.0]), edges)
     assert (inside.low_total, inside.high_total) == (0.0, 0.0)
     assert inside.low_mean is None and inside.high_mean is None
+    # Two edges (a constant's split): one bin per tail, x < e[0] and x >= e[-1].
+    two = numeric_profile(pd.Series([1.0, 3.0, 3.5, 7.0]), (3.0, 4.0))
+    assert (two.low_mean, two.high_mean) == (1.0, 7.0)
     # One edge: the two bins are x < e and x >= e, both open-ended.
     one = numeric_profile(pd.Series([1.0, 2.0, 5.0, 7.0]), (3.0,))
     assert (one.low_mean, one.high_mean) == (1.5, 6.0)
@@ -107,8 +114,9 @@ def test_merge_of_two_halves_equals_the_whole() -> None:
     for name in ("total", "total_sq", "low_total", "high_total"):
         assert getattr(merged, name) == pytest.approx(getattr(whole, name), rel=1e-9, abs=1e-6), name
     assert merged.std == pytest.approx(float(np.std(values)), rel=1e-6)
-    assert merged.low_mean == pytest.approx(float(values[values < edges[0]].mean()), rel=1e-12)
-    assert merged.high_mean == pytest.approx(float(values[values >= edges[-1]].mean()), rel=1e-12)
+    low_edge, high_edge = tail_edges(edges) or (0.0, 0.0)
+    assert merged.low_mean == pytest.approx(float(values[values < low_edge].mean()), rel=1e-12)
+    assert merged.high_mean == pytest.approx(float(values[values >= high_edge].mean()), rel=1e-12)
 
 
 def test_merge_across_shifts_converts_exactly() -> None:
@@ -126,8 +134,8 @@ def test_merge_across_shifts_converts_exactly() -> None:
         total=float(b_values.sum()),
         total_sq=float(np.dot(b_values, b_values)),
         bins=b.bins,
-        low_total=float(b_values[b_values < 490.0].sum()),
-        high_total=float(b_values[b_values >= 510.0].sum()),
+        low_total=float(b_values[b_values < 500.0].sum()),  # the tail regions: x < e[1], x >= e[-2]
+        high_total=float(b_values[b_values >= 500.0].sum()),
     )
     everything = np.concatenate([a_values, b_values])
     mean, std = _exact_mean_std(everything)
@@ -135,8 +143,8 @@ def test_merge_across_shifts_converts_exactly() -> None:
         assert merged.shift == 500.0  # the shift of the side with more values
         assert merged.mean == pytest.approx(mean, rel=1e-14)
         assert merged.std == pytest.approx(std, rel=1e-9)
-        assert merged.low_mean == pytest.approx(float(everything[everything < 490.0].mean()), rel=1e-12)
-        assert merged.high_mean == pytest.approx(float(everything[everything >= 510.0].mean()), rel=1e-12)
+        assert merged.low_mean == pytest.approx(float(everything[everything < 500.0].mean()), rel=1e-12)
+        assert merged.high_mean == pytest.approx(float(everything[everything >= 500.0].mean()), rel=1e-12)
     same = a.merge(b)
     assert same.total == a.total + b.total and same.total_sq == a.total_sq + b.total_sq  # equal shifts add
 
@@ -190,8 +198,9 @@ def test_huge_values_split_after_the_shift() -> None:
     variance = sum((v - exact_mean) ** 2 for v in exact) / len(exact)
     assert profile.mean == pytest.approx(float(exact_mean), rel=1e-12)
     assert profile.std == pytest.approx(float(variance / 2**1200) ** 0.5 * 2.0**600, rel=1e-12)
-    assert profile.low_mean == -1e200
-    assert profile.high_mean == pytest.approx((DBL_MAX + 12.0) / 2, rel=1e-15)
+    # The tail regions (three edges): x < 4 and x >= 4.
+    assert profile.low_mean == pytest.approx((1.0 + 2.0 + 3.0 - 1e200) / 4, rel=1e-15)
+    assert profile.high_mean == pytest.approx((12.0 + DBL_MAX + 5.0) / 3, rel=1e-15)
     assert math.isfinite(profile.high_total or 0.0)
     json.loads(json.dumps(profile.to_dict(), allow_nan=False))
     assert split_sum(3.0, 0.5, 0) == 3.0 and split_sum(2.0**600, 0.5, 600) == 1.5
