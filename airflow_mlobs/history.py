@@ -15,14 +15,18 @@ Definitions:
   indexes of a mapped task are one monitor;
 - the **latest** result of a monitor is the one with the newest moment (ties: the newest stored,
   then the highest id);
-- a **breach** is a result with status ``fail`` or ``error`` (:attr:`Status.is_breach`).
+- a **breach** is a result with status ``fail`` or ``error`` (:attr:`Status.is_breach`);
+- **readable** DAG ids (``readable=``, on the queries of the overview and dataset pages) restrict
+  the rows to results whose ``dag_id`` is one of them, in SQL (``dag_id IN (...)``); results without
+  a DAG (stored from the CLI or a notebook) stay visible, as Airflow keeps event logs without a DAG;
+  ``None`` means no restriction, an empty set keeps only results without a DAG.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -166,6 +170,13 @@ def _in_range(since: datetime | None, until: datetime | None) -> sa.ColumnElemen
     return sa.or_(sa.and_(*windowed), sa.and_(*unwindowed))
 
 
+def _readable(readable: Collection[str] | None) -> list[sa.ColumnElement[bool]]:
+    """``dag_id IN readable OR dag_id IS NULL`` (nothing when ``readable`` is ``None``)."""
+    if readable is None:
+        return []
+    return [sa.or_(_R.dag_id.in_(sorted(readable)), _R.dag_id.is_(None))]
+
+
 def _filters(
     *,
     dag_id: str | None = None,
@@ -173,8 +184,9 @@ def _filters(
     check: str | None = None,
     run_id: str | None = None,
     task_id: str | None = None,
+    readable: Collection[str] | None = None,
 ) -> list[sa.ColumnElement[bool]]:
-    found: list[sa.ColumnElement[bool]] = []
+    found: list[sa.ColumnElement[bool]] = _readable(readable)
     for column, value in (
         (_R.dag_id, dag_id),
         (_R.dataset, dataset),
@@ -221,6 +233,7 @@ class History:
         status: str | None = None,
         run_id: str | None = None,
         task_id: str | None = None,
+        readable: Collection[str] | None = None,
     ) -> list[ResultSummary]:
         """The latest result of every monitor (dataset x check x task) with a result in ``[since,
         until]`` (and the other filters), ordered by dataset, check, DAG, task; ``status`` keeps
@@ -237,7 +250,14 @@ class History:
             )
             .where(
                 _in_range(since, until),
-                *_filters(dag_id=dag_id, dataset=dataset, check=check, run_id=run_id, task_id=task_id),
+                *_filters(
+                    dag_id=dag_id,
+                    dataset=dataset,
+                    check=check,
+                    run_id=run_id,
+                    task_id=task_id,
+                    readable=readable,
+                ),
             )
             .subquery()
         )
@@ -256,6 +276,7 @@ class History:
         dag_id: str | None = None,
         dataset: str | None = None,
         check: str | None = None,
+        readable: Collection[str] | None = None,
     ) -> dict[MonitorKey, list[StatusPoint]]:
         """Every result's status in ``[since, until]`` by monitor, oldest first: the cells of the
         overview's trend strips (six narrow columns a row)."""
@@ -272,7 +293,10 @@ class History:
                 _R.status,
                 _R.id,
             )
-            .where(_in_range(since, until), *_filters(dag_id=dag_id, dataset=dataset, check=check))
+            .where(
+                _in_range(since, until),
+                *_filters(dag_id=dag_id, dataset=dataset, check=check, readable=readable),
+            )
             .order_by(moment, _R.id)
         )
         strips: dict[MonitorKey, list[StatusPoint]] = {}
@@ -297,6 +321,7 @@ class History:
         until: datetime | None = None,
         dag_id: str | None = None,
         dataset: str | None = None,
+        readable: Collection[str] | None = None,
     ) -> dict[MonitorKey, datetime]:
         """The moment of the newest breach in ``[since, until]`` of every monitor that had one."""
         self._ready()
@@ -306,7 +331,7 @@ class History:
             .where(
                 _in_range(since, until),
                 _R.status.in_(BREACH_STATUSES),
-                *_filters(dag_id=dag_id, dataset=dataset),
+                *_filters(dag_id=dag_id, dataset=dataset, readable=readable),
             )
             .group_by(_R.dataset, _R.check_name, _R.dag_id, _R.task_id)
         )
@@ -318,10 +343,14 @@ class History:
                     found[_monitor(row)] = when
         return found
 
-    def dag_ids(self, *, since: datetime) -> list[str]:
-        """The DAGs with a result in ``[since, now]`` (for the filter's choices)."""
+    def dag_ids(self, *, since: datetime, readable: Collection[str] | None = None) -> list[str]:
+        """The (readable) DAGs with a result in ``[since, now]`` (for the filter's choices)."""
         self._ready()
-        query = sa.select(_R.dag_id).where(_in_range(since, None), _R.dag_id.is_not(None)).distinct()
+        query = (
+            sa.select(_R.dag_id)
+            .where(_in_range(since, None), _R.dag_id.is_not(None), *_readable(readable))
+            .distinct()
+        )
         with self.engine.connect() as conn:
             return sorted(str(v) for (v,) in conn.execute(query))
 
@@ -337,13 +366,14 @@ class History:
         until: datetime | None = None,
         check: str | None = None,
         limit: int | None = None,
+        readable: Collection[str] | None = None,
     ) -> list[StoredResult]:
         """Full results of ``dataset`` (optionally one check) in ``[since, until]``, oldest first;
         ``limit`` keeps the newest. Undecodable rows are skipped with a warning."""
         self._ready()
         query = (
             sa.select(_R.id, _R.dag_id, _R.task_id, _R.run_id, _R.map_index, _R.result_json, _R.recorded_at)
-            .where(_in_range(since, until), *_filters(dataset=dataset, check=check))
+            .where(_in_range(since, until), *_filters(dataset=dataset, check=check, readable=readable))
             .order_by(*_moment_order())
         )
         if limit is not None:
@@ -353,7 +383,12 @@ class History:
         return list(reversed([s for s in (self._decode(row) for row in rows) if s is not None]))
 
     def gate_decisions(
-        self, dataset: str, *, since: datetime, until: datetime | None = None
+        self,
+        dataset: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        readable: Collection[str] | None = None,
     ) -> list[StoredResult]:
         """The retraining gate's results in ``[since, until]`` that judged a result of ``dataset``
         (its ``metrics.inputs`` entries are ``check:dataset:status``), oldest first."""
@@ -364,6 +399,7 @@ class History:
                 _in_range(since, until),
                 _R.check_name == GATE_CHECK,
                 _R.result_json.contains(f":{dataset}:", autoescape=True),  # narrowed in SQL, decided below
+                *_readable(readable),
             )
             .order_by(*_moment_order())
         )
@@ -521,10 +557,19 @@ class History:
                 )
         return sorted(found, key=lambda record: record.recorded_at)
 
-    def result_keys(self, dataset: str, *, since: datetime, until: datetime | None = None) -> list[str]:
-        """The unique keys of ``dataset``'s results in ``[since, until]``."""
+    def result_keys(
+        self,
+        dataset: str,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        readable: Collection[str] | None = None,
+    ) -> list[str]:
+        """The unique keys of ``dataset``'s (readable) results in ``[since, until]``."""
         self._ready()
-        query = sa.select(_R.result_key).where(_in_range(since, until), _R.dataset == dataset)
+        query = sa.select(_R.result_key).where(
+            _in_range(since, until), *_filters(dataset=dataset, readable=readable)
+        )
         with self.engine.connect() as conn:
             return [str(v) for (v,) in conn.execute(query)]
 

@@ -19,7 +19,12 @@ Routes (relative to the mount):
 
   both result pages also ask Airflow's auth manager whether the user may read the DAG's task
   instances (``requires_access_dag("GET", TASK_INSTANCE)``; 403 ``Forbidden`` otherwise). The
-  overview and dataset pages need an authenticated user only: they list every DAG's results;
+  overview and dataset pages show only the results of the DAGs the user may read, as Airflow's
+  ``GET /api/v2/dags`` lists DAGs: the readable DAG ids come from the auth manager
+  (``get_authorized_dag_ids(user=..., method="GET")``, through Airflow's own
+  ``permitted_dag_filter_factory("GET")`` dependency) and go into the history queries as
+  ``dag_id IN (...)``; results without a DAG stay visible to every authenticated user, and a result
+  of a DAG no longer in Airflow's metadata is not listed;
 - ``/healthz``: unauthenticated liveness (``{"status": "ok"}``), for probes.
 
 The results history is read through ``[mlobs] results_conn_id`` (``AIRFLOW__MLOBS__RESULTS_CONN_ID``),
@@ -103,6 +108,18 @@ def _task_instance_access() -> Any:
     return Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
 
 
+def _readable_dags_dependency() -> Any:
+    """Airflow's dependency giving the DAGs the user may read (a ``PermittedDagFilter`` whose
+    ``value`` is the set of DAG ids), the one ``GET /api/v2/dags`` uses."""
+    from airflow.api_fastapi.core_api.security import permitted_dag_filter_factory
+
+    return Depends(permitted_dag_filter_factory("GET"))
+
+
+def _readable_ids(permitted: Any) -> frozenset[str]:
+    return frozenset(permitted.value or ())
+
+
 def _user_dependency() -> Any:
     from airflow.api_fastapi.core_api.security import get_user
 
@@ -133,6 +150,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
     engines = engines or _Engines()
     app = FastAPI(title="airflow-mlobs: ML observability", docs_url=None, redoc_url=None, openapi_url=None)
     auth = [_auth_dependency()]
+    readable_dags = _readable_dags_dependency()
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -148,6 +166,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
         task_id: str | None = None,
         days: int | None = None,
         end: str | None = None,
+        permitted: Any = readable_dags,
     ) -> HTMLResponse:
         started = time.perf_counter()
         page = pages.overview_page(
@@ -160,6 +179,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
             run_id=run_id or None,
             task_id=task_id or None,
             now=pages.parse_moment(end),
+            readable=_readable_ids(permitted),
         )
         return _html(page, started)
 
@@ -170,6 +190,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
         days: int | None = None,
         window: str | None = None,
         end: str | None = None,
+        permitted: Any = readable_dags,
     ) -> HTMLResponse:
         started = time.perf_counter()
         links = _links(request)
@@ -181,6 +202,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
             window=pages.parse_moment(window),
             baseline_dir=_baseline_dir(),
             now=pages.parse_moment(end),
+            readable=_readable_ids(permitted),
         )
         if page is None:
             return _html(

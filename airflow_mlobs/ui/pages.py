@@ -6,7 +6,7 @@ app (:mod:`.app`) passes in the links' base paths and the history, so these func
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,18 +105,29 @@ def overview_page(
     run_id: str | None = None,
     task_id: str | None = None,
     now: datetime | None = None,
+    readable: Collection[str] | None = None,
 ) -> str:
     """Every dataset x check with its latest status, its trend over ``days``, the time since its
-    last breach, filtered by DAG, dataset, status (and run / task, for the DAG-run and task views)."""
+    last breach, filtered by DAG, dataset, status (and run / task, for the DAG-run and task views);
+    only the results of the ``readable`` DAG ids (and results without a DAG) when given."""
     end = now.isoformat() if now is not None else None
     now = now or datetime.now(UTC)
     since = now - timedelta(days=days)
     latest = history.latest(
-        since=since, until=now, dag_id=dag_id, dataset=dataset, status=status, run_id=run_id, task_id=task_id
+        since=since,
+        until=now,
+        dag_id=dag_id,
+        dataset=dataset,
+        status=status,
+        run_id=run_id,
+        task_id=task_id,
+        readable=readable,
     )
-    strips = history.status_strips(since=since, until=now, dag_id=dag_id, dataset=dataset)
-    breaches = history.last_breaches(since=since, until=now, dag_id=dag_id, dataset=dataset)
-    dags = history.dag_ids(since=since)
+    strips = history.status_strips(since=since, until=now, dag_id=dag_id, dataset=dataset, readable=readable)
+    breaches = history.last_breaches(
+        since=since, until=now, dag_id=dag_id, dataset=dataset, readable=readable
+    )
+    dags = history.dag_ids(since=since, readable=readable)
     counts: dict[str, int] = {}
     for row in latest:
         counts[row.status.value] = counts.get(row.status.value, 0) + 1
@@ -315,14 +326,16 @@ def dataset_page(
     window: datetime | None = None,
     baseline_dir: Any = None,
     now: datetime | None = None,
+    readable: Collection[str] | None = None,
 ) -> str | None:
     """Everything about one dataset over ``days`` (``None`` when it has no result then): each check's
     timeline, freshness age vs its limit, the drift heatmap, the distributions of a chosen drift
-    ``window`` (default the newest), performance with its band, and the deliveries."""
+    ``window`` (default the newest), performance with its band, and the deliveries; only the results
+    of the ``readable`` DAG ids (and results without a DAG) when given."""
     end = now.isoformat() if now is not None else None
     now = now or datetime.now(UTC)
     since = now - timedelta(days=min(max(days, 1), MAX_DAYS))
-    results = history.results(dataset, since=since, until=now)
+    results = history.results(dataset, since=since, until=now, readable=readable)
     if not results:
         return None
     grouped = _by_check(results)
@@ -349,7 +362,7 @@ def dataset_page(
             )
             + f"</td><td>{badge(rows[-1].result.status.value)}</td></tr>"
         )
-    gates = history.gate_decisions(dataset, since=since, until=now)
+    gates = history.gate_decisions(dataset, since=since, until=now, readable=readable)
     if gates:
         cells = [
             charts.TimelineCell(
@@ -406,7 +419,7 @@ def dataset_page(
             parts.append(f'<p class="muted">No distributions: {esc(note or "")}.</p>')
     if "performance" in grouped:
         parts.append("<h2>Performance</h2>" + _performance_chart(grouped["performance"]))
-    keys = history.result_keys(dataset, since=since, until=now)
+    keys = history.result_keys(dataset, since=since, until=now, readable=readable)
     records = history.deliveries(keys)
     parts.append("<h2>Notifications</h2>")
     parts.append(deliveries_table([_delivery(d) for d in records]))

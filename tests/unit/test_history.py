@@ -258,3 +258,32 @@ def test_gate_decisions_on_a_dataset(engine: sa.Engine) -> None:
     assert [s.result.metrics["decision"] for s in found] == ["retrain", "no_retrain"]
     assert [s.result.window_end for s in found] == [DAY + timedelta(days=1), DAY + timedelta(days=3)]
     assert History(engine).gate_decisions("wh:%", since=DAY) == []  # LIKE wildcards are escaped
+    assert len(History(engine).gate_decisions("wh:features", since=DAY, readable={"monitor"})) == 2
+    assert History(engine).gate_decisions("wh:features", since=DAY, readable={"other"}) == []
+
+
+def test_readable_dags_restrict_every_page_query(filled: ResultsStore) -> None:
+    """A user who may read DAG ``labels`` only sees its results (and results without a DAG)."""
+    filled.save(_result("schema", "wh:features", Status.FAIL, 4), RunKey())
+    history = History(filled.engine)
+    only = frozenset({"labels"})
+    assert [(r.dataset, r.check, r.run.dag_id) for r in history.latest(since=DAY, readable=only)] == [
+        ("wh:features", "schema", None),
+        ("wh:labels", "freshness", "labels"),
+    ]
+    assert set(history.status_strips(since=DAY, readable=only)) == {
+        ("wh:features", "schema", None, None),
+        ("wh:labels", "freshness", "labels", "fresh"),
+    }
+    assert set(history.last_breaches(since=DAY, readable=only)) == {
+        ("wh:features", "schema", None, None),
+        ("wh:labels", "freshness", "labels", "fresh"),
+    }
+    assert history.dag_ids(since=DAY, readable=only) == ["labels"]
+    assert [s.result.check for s in history.results("wh:features", since=DAY, readable=only)] == ["schema"]
+    assert len(history.results("wh:labels", since=DAY, readable=only)) == 10
+    assert len(history.result_keys("wh:features", since=DAY, readable=only)) == 1
+    # No readable DAG: only the results without a DAG; no restriction: everything.
+    assert [r.check for r in history.latest(since=DAY, readable=frozenset())] == ["schema"]
+    assert len(history.latest(since=DAY)) == 4
+    assert len(history.results("wh:features", since=DAY)) == 21

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.history import History
+from airflow_mlobs.render.charts import esc
 from airflow_mlobs.store import Delivery, ResultsStore, RunKey
 from airflow_mlobs.ui import pages
 
@@ -122,3 +123,30 @@ def test_url_values_are_read_leniently() -> None:
     assert pages.parse_moment("yesterday") is None
     assert pages.Links(base="/m").task_log("d", "r", "t", 2) == "/dags/d/runs/r/tasks/t/mapped/2"
     assert pages.Links(base="/m").task_log(None, "r", "t", -1) is None
+
+
+def test_overview_and_dataset_pages_show_only_readable_dags(history: History) -> None:
+    """A user who may read one DAG sees only its rows, on the overview and the dataset page."""
+    store = history.store
+    other = CheckResult(
+        check="drift",
+        dataset="wh:other",
+        status=Status.FAIL,
+        summary="drift of the other DAG",
+        window_start=END - timedelta(days=2),
+        window_end=END - timedelta(days=1),
+        metrics={"drift_share": 0.9},
+    )
+    store.save(other, RunKey(dag_id="other_dag", task_id="drift", run_id="scheduled__x"))
+    links = pages.Links(base="/mlobs")
+    everything = pages.overview_page(history, links, now=END)
+    assert everything.count("<tr data-dataset=") == 4
+    mine = pages.overview_page(history, links, now=END, readable=frozenset({"other_dag"}))
+    assert mine.count("<tr data-dataset=") == 1 and 'data-dataset="wh:other"' in mine
+    assert f"dag_{EVIL}" not in mine and esc(f"dag_{EVIL}") not in mine  # nor in the DAG filter
+    theirs = pages.overview_page(history, links, now=END, readable=frozenset({f"dag_{EVIL}"}))
+    assert theirs.count("<tr data-dataset=") == 3 and "wh:other" not in theirs
+    assert pages.dataset_page(history, links, DATASET, now=END, readable=frozenset({"other_dag"})) is None
+    page = pages.dataset_page(history, links, "wh:other", now=END, readable=frozenset({"other_dag"}))
+    assert page is not None and "drift of the other DAG" in page
+    assert pages.dataset_page(history, links, "wh:other", now=END, readable=frozenset()) is None
