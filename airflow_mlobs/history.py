@@ -16,6 +16,11 @@ Definitions:
 - the **latest** result of a monitor is the one with the newest moment (ties: the newest stored,
   then the highest id);
 - a **breach** is a result with status ``fail`` or ``error`` (:attr:`Status.is_breach`);
+- an **open alert** is a notifier channel's stored alert state (``mlobs_alert_state``, one row per
+  channel x check x dataset, written by :meth:`CheckNotifier.send_result
+  <airflow_mlobs.notifiers.base.CheckNotifier.send_result>`) whose ``open`` is true: a breach was
+  delivered and no recovery has closed it since; it is ``since`` the moment its first message was
+  sent for (``first_sent``: the window end of the result that opened it);
 - **readable** DAG ids (``readable=``, on the queries of the overview and dataset pages) restrict
   the rows to results whose ``dag_id`` is one of them, in SQL (``dag_id IN (...)``); results without
   a DAG (stored from the CLI or a notebook) stay visible, as Airflow keeps event logs without a DAG;
@@ -41,6 +46,7 @@ from airflow_mlobs.store import (
     ResultsStore,
     RunKey,
     StoredResult,
+    alert_state_table,
     deliveries_table,
     profiles_table,
     results_table,
@@ -131,6 +137,20 @@ class WindowProfile:
     partition: str | None
     segment: str | None
     profile: Profile
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    """One channel's open alert on a dataset x check (the definitions in the module docstring)."""
+
+    channel: str
+    check: str
+    dataset: str
+    status: Status
+    since: datetime | None
+    last_sent: datetime | None
+    consecutive: int
+    escalated: bool
 
 
 #: A monitor: (dataset, check, dag_id, task_id).
@@ -557,6 +577,32 @@ class History:
                 )
         return sorted(found, key=lambda record: record.recorded_at)
 
+    def open_alerts(self, datasets: Iterable[str]) -> dict[tuple[str, str], list[OpenAlert]]:
+        """The open alerts on these datasets by (dataset, check), each list by channel: one query
+        over the alert state rows of the datasets (per 500 datasets), narrowed in SQL to states whose
+        JSON says ``"open": true`` and decided on the parsed state."""
+        names = sorted(set(datasets))
+        if not names:
+            return {}
+        self._ready()
+        a = alert_state_table.c
+        found: dict[tuple[str, str], list[OpenAlert]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(names), 500):
+                query = (
+                    sa.select(a.channel, a.check_name, a.dataset, a.state_json)
+                    .where(
+                        a.dataset.in_(names[start : start + 500]),
+                        a.state_json.contains('"open": true', autoescape=True),
+                    )
+                    .order_by(a.dataset, a.check_name, a.channel)
+                )
+                for row in conn.execute(query):
+                    alert = _open_alert(row)
+                    if alert is not None:
+                        found.setdefault((alert.dataset, alert.check), []).append(alert)
+        return found
+
     def result_keys(
         self,
         dataset: str,
@@ -572,6 +618,32 @@ class History:
         )
         with self.engine.connect() as conn:
             return [str(v) for (v,) in conn.execute(query)]
+
+
+def _open_alert(row: Any) -> OpenAlert | None:
+    """An alert state row as an :class:`OpenAlert`, or ``None`` when it is closed or undecodable."""
+    try:
+        state = json.loads(row.state_json)
+        if not (isinstance(state, dict) and state.get("open") is True):
+            return None
+
+        def moment(key: str) -> datetime | None:
+            value = state.get(key)
+            return _utc(datetime.fromisoformat(value)) if isinstance(value, str) and value else None
+
+        return OpenAlert(
+            channel=str(row.channel),
+            check=str(row.check_name),
+            dataset=str(row.dataset),
+            status=Status(state.get("status", Status.FAIL.value)),
+            since=moment("first_sent"),
+            last_sent=moment("last_sent"),
+            consecutive=int(state.get("consecutive") or 0),
+            escalated=bool(state.get("escalated", False)),
+        )
+    except (ValueError, TypeError) as exc:
+        log.warning("Skipped the alert state of %s whose JSON cannot be read: %s", row.channel, exc)
+        return None
 
 
 def _moment_value(value: Any) -> datetime | None:

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_mlobs.core.readings import number
 from airflow_mlobs.core.result import CheckResult, Status
-from airflow_mlobs.history import History
+from airflow_mlobs.history import History, OpenAlert
 from airflow_mlobs.render import charts
 from airflow_mlobs.render.charts import esc
 from airflow_mlobs.render.report import (
@@ -108,7 +108,7 @@ def overview_page(
     readable: Collection[str] | None = None,
 ) -> str:
     """Every dataset x check with its latest status, its trend over ``days``, the time since its
-    last breach, filtered by DAG, dataset, status (and run / task, for the DAG-run and task views);
+    last breach, the open alerts of every notifier channel on it, filtered by DAG, dataset, status (and run / task, for the DAG-run and task views);
     only the results of the ``readable`` DAG ids (and results without a DAG) when given."""
     end = now.isoformat() if now is not None else None
     now = now or datetime.now(UTC)
@@ -128,6 +128,7 @@ def overview_page(
         since=since, until=now, dag_id=dag_id, dataset=dataset, readable=readable
     )
     dags = history.dag_ids(since=since, readable=readable)
+    alerts = history.open_alerts(row.dataset for row in latest)
     counts: dict[str, int] = {}
     for row in latest:
         counts[row.status.value] = counts.get(row.status.value, 0) + 1
@@ -178,13 +179,14 @@ def overview_page(
             f'<td><a href="{esc(links.result(row.id))}">{badge(row.status.value)}</a></td>'
             f"<td>{strip}</td>"
             f"<td>{esc(_ago(breach, now)) if breach else f'none in {days} days'}</td>"
+            f"<td>{_open_alerts_cell(alerts.get((row.dataset, row.check), []), now)}</td>"
             f'<td class="when">{esc(when(row.moment))}</td>'
             f"<td>{esc(row.run.dag_id or '-')} / {esc(row.run.task_id or '-')}</td>"
             f'<td class="summary">{esc(row.summary)}</td></tr>'
         )
     table = (
         '<table class="overview"><thead><tr><th>dataset</th><th>check</th><th>latest</th>'
-        f"<th>trend ({days} days)</th><th>last breach</th><th>window end</th><th>DAG / task</th>"
+        f"<th>trend ({days} days)</th><th>last breach</th><th>open alert</th><th>window end</th><th>DAG / task</th>"
         f"<th>summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         if rows
         else f'<p class="muted">No results in the last {days} days for these filters.</p>'
@@ -197,6 +199,24 @@ def overview_page(
         + table
     )
     return html_page("ML observability", body)
+
+
+def _open_alerts_cell(alerts: Sequence[OpenAlert], now: datetime) -> str:
+    """One line per channel with an open alert on the row's dataset x check: since when, where,
+    its status and for how many consecutive windows; ``-`` when none is open."""
+    if not alerts:
+        return '<span class="muted">-</span>'
+    lines = []
+    for alert in alerts:
+        since = f"since {when(alert.since)} ({_ago(alert.since, now)})" if alert.since else "open"
+        detail = f"{alert.status.value}, {alert.consecutive} window{'s' if alert.consecutive != 1 else ''}"
+        if alert.escalated:
+            detail += ", escalated"
+        lines.append(
+            f'<span class="open-alert" data-channel="{esc(alert.channel)}">{esc(since)} · '
+            f"<strong>{esc(alert.channel)}</strong> ({esc(detail)})</span>"
+        )
+    return "<br>".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------

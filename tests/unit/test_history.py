@@ -7,13 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from airflow_mlobs.core.notify import Kind
 from airflow_mlobs.core.profile import CategoricalProfile, NumericProfile, Profile
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.history import History
+from airflow_mlobs.notifiers.base import CheckNotifier, DeliveryError
+from airflow_mlobs.render.message import Links
 from airflow_mlobs.store import (
     RESULTS_TABLE,
     SCHEMA_VERSION,
@@ -287,3 +291,58 @@ def test_readable_dags_restrict_every_page_query(filled: ResultsStore) -> None:
     assert [r.check for r in history.latest(since=DAY, readable=frozenset())] == ["schema"]
     assert len(history.latest(since=DAY)) == 4
     assert len(history.results("wh:features", since=DAY)) == 21
+
+
+class _ListChannel(CheckNotifier):
+    """A notifier whose channel is a list in this test (delivery either appends or is refused)."""
+
+    def __init__(self, name: str, *, refuse: bool = False, **options: Any) -> None:
+        super().__init__(**options)
+        self.name, self.refuse = name, refuse
+        self.sent: list[str] = []
+
+    @property
+    def channel(self) -> str:
+        return self.name
+
+    def deliver(self, result: CheckResult, *, kind: Kind, consecutive: int, links: Links) -> None:
+        if self.refuse:
+            raise DeliveryError("refused", retryable=False)
+        self.sent.append(kind)
+
+
+def test_open_alerts_from_the_notifiers_stored_state(engine: sa.Engine) -> None:
+    """Alerts opened and closed by real notifier state writes: open only while un-recovered and
+    delivered, since the window end of the result that opened them."""
+    store = ResultsStore(engine)
+    slack = _ListChannel("slack:#ml", escalate_after=2)
+    email = _ListChannel("email:ops", min_severity="fail")
+    refused = _ListChannel("email:refused", refuse=True)
+    for day in range(10):
+        drift = Status.FAIL if day in (3, 7, 8, 9) else Status.PASS
+        for dataset, status in (
+            ("wh:features", drift),
+            ("wh:labels", Status.ERROR if day == 5 else Status.PASS),
+        ):
+            result = _result("drift", dataset, status, day)
+            run = _run("monitor", "drift", day)
+            store.save(result, run)
+            for notifier in (slack, email, refused):
+                notifier.send_result(result, {}, store, run)
+    assert slack.sent == ["alert", "recovery", "alert", "recovery", "alert", "escalation"]
+    assert refused.sent == []
+    history = History(engine)
+    found = history.open_alerts(["wh:features", "wh:labels", "wh:none"])
+    assert list(found) == [("wh:features", "drift")]
+    email_alert, slack_alert = found[("wh:features", "drift")]
+    assert (slack_alert.channel, slack_alert.status, slack_alert.consecutive, slack_alert.escalated) == (
+        "slack:#ml",
+        Status.FAIL,
+        3,
+        True,
+    )
+    assert slack_alert.since == DAY + timedelta(days=8)  # the window end of day 7, which opened it
+    assert slack_alert.last_sent == DAY + timedelta(days=9)
+    assert (email_alert.channel, email_alert.since) == ("email:ops", DAY + timedelta(days=8))
+    assert history.open_alerts([]) == {}
+    assert history.open_alerts(["wh:labels"]) == {}  # recovered on day 6

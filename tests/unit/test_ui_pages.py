@@ -150,3 +150,25 @@ def test_overview_and_dataset_pages_show_only_readable_dags(history: History) ->
     page = pages.dataset_page(history, links, "wh:other", now=END, readable=frozenset({"other_dag"}))
     assert page is not None and "drift of the other DAG" in page
     assert pages.dataset_page(history, links, "wh:other", now=END, readable=frozenset()) is None
+
+
+def test_overview_shows_open_alerts_per_row(history: History) -> None:
+    """An alert state a channel stored as open shows on its dataset x check row, escaped; a closed
+    one shows nothing."""
+    store = history.store
+    opened = {
+        "open": True,
+        "fingerprint": "f",
+        "status": "fail",
+        "consecutive": 2,
+        "escalated": False,
+        "first_sent": (END - timedelta(days=2)).isoformat(),
+        "last_sent": (END - timedelta(days=1)).isoformat(),
+    }
+    store.save_alert_state(f"slack:{EVIL}", "drift", DATASET, opened)
+    store.save_alert_state("email:ops", "freshness", DATASET, {**opened, "open": False})
+    page = pages.overview_page(history, pages.Links(base="/mlobs"), now=END)
+    _safe(page)
+    assert page.count('class="open-alert"') == 1
+    assert "since 2026-11-28 00:00:00 UTC (2.0 d ago)" in page and "fail, 2 windows" in page
+    assert f"slack:{esc(EVIL)}" in page
