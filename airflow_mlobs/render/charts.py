@@ -1,8 +1,8 @@
 """Charts as server-side SVG: pure Python text, no JavaScript, nothing fetched.
 
 Each function returns one ``<svg>`` element (an XML fragment, embeddable in HTML as it is): a
-status timeline, a line chart with a band and reference lines, a heatmap with a threshold, and
-paired bars (reference vs current distribution). Every mark carries a ``<title>`` (a tooltip and
+status timeline, a line chart with a band and reference lines, a heatmap with a threshold, a label
+coverage heatmap (prediction window x run), and paired bars (reference vs current distribution). Every mark carries a ``<title>`` (a tooltip and
 what a screen reader reads), every chart a ``<title>``/``<desc>`` and labelled axes; every text
 that comes from data is XML-escaped. Sizes are bounded by what is drawn (cells, points, bins),
 never by the rows of the data. Colours are the status colours of :data:`STATUS_COLOURS`.
@@ -385,6 +385,82 @@ def heatmap(
     parts.append(f'<text class="axis-label" x="{label_w}" y="11">column</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def coverage_heatmap(
+    rows: Sequence[str],
+    columns: Sequence[datetime],
+    values: Mapping[tuple[str, datetime], float | None],
+    *,
+    title: str,
+    minimum: float | None = None,
+    hrefs: Mapping[tuple[str, datetime], str] | None = None,
+    cell: int = 12,
+    max_rows: int = 120,
+    max_columns: int = 120,
+) -> str:
+    """Label coverage of prediction windows (``rows``, oldest on top) as judged by the check's runs
+    (``columns``: the label cut-off of each run, oldest left): a cell per (window, run) that judged
+    it, darker the larger the share labelled (0 white, 1 deep teal); a cell below ``minimum`` (the
+    check's ``min_label_coverage``) is outlined with a dashed grey line (labels not mature). Reading
+    a row left to right shows one window maturing. The newest ``max_rows`` windows and
+    ``max_columns`` runs are drawn."""
+    shown_rows = list(rows)[-max_rows:]
+    shown = list(columns)[-max_columns:]
+    label_w = min(220, 8 + 7 * max((len(r) for r in shown_rows), default=4))
+    width = max(label_w + cell * max(len(shown), 1) + 10, label_w + 320)
+    height = 16 + cell * max(len(shown_rows), 1) + 34
+    parts = _open(
+        width,
+        height,
+        title,
+        f"label coverage of {len(shown_rows)} prediction windows over {len(shown)} runs"
+        + (f"; dashed outline: below the minimum {fmt(minimum)}" if minimum is not None else ""),
+        "mlobs-coverage",
+    )
+    for r, row in enumerate(shown_rows):
+        y = 16 + r * cell
+        parts.append(
+            f'<text class="row-label" x="{label_w - 4}" y="{y + cell - 2}" text-anchor="end">{esc(row)}</text>'
+        )
+        for c, moment in enumerate(shown):
+            value = values.get((row, moment))
+            if value is None or not math.isfinite(value):
+                continue  # this run did not judge this window
+            x = label_w + c * cell
+            low = minimum is not None and value < minimum
+            outline = ' stroke="#616161" stroke-width="1.5" stroke-dasharray="2 1"' if low else ""
+            tip = f"predictions {row}: {value:.0%} labelled at the run of {_when(moment)}" + (
+                f" (minimum {minimum:.0%}{': not mature' if low else ''})" if minimum is not None else ""
+            )
+            rect = (
+                f'<rect class="mark cell" x="{x}" y="{y}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{_teal(max(0.0, min(1.0, value)))}"{outline}><title>{esc(tip)}</title></rect>'
+            )
+            if hrefs and (row, moment) in hrefs:
+                rect = f"<a href={_attr(hrefs[(row, moment)])}>{rect}</a>"
+            parts.append(rect)
+    bottom = 16 + cell * max(len(shown_rows), 1)
+    if shown:
+        parts.append(f'<text class="tick" x="{label_w}" y="{bottom + 12}">{esc(_when(shown[0]))}</text>')
+        parts.append(
+            f'<text class="tick" x="{label_w + cell * len(shown)}" y="{bottom + 12}" text-anchor="end">'
+            f"{esc(_when(shown[-1]))}</text>"
+        )
+    parts.append(
+        f'<text class="axis-label" x="{label_w}" y="{bottom + 28}">run (label cut-off, UTC); shade: share of '
+        "predictions labelled</text>"
+    )
+    parts.append(f'<text class="axis-label" x="{label_w}" y="11">prediction window</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _teal(fraction: float) -> str:
+    """White (0) to deep teal (1)."""
+    start, end = (247, 252, 251), (0, 105, 92)
+    r, g, b = (round(a + (b_ - a) * fraction) for a, b_ in zip(start, end, strict=True))
+    return f"#{r:02x}{g:02x}{b:02x}"
 
 
 def _shade(fraction: float) -> str:

@@ -293,7 +293,7 @@ def _drift_heatmap(
     )
 
 
-def _performance_chart(results: Sequence[StoredResult]) -> str:
+def _performance_chart(results: Sequence[StoredResult], links: Links) -> str:
     metric = str(results[-1].result.metrics.get("metric", "metric"))
     values = [(_moment(s), number(s.result.metrics.get("value"))) for s in results]
     baseline = [(_moment(s), number(s.result.metrics.get("baseline_value"))) for s in results]
@@ -312,6 +312,9 @@ def _performance_chart(results: Sequence[StoredResult]) -> str:
         band=charts.Band("±3 SE", band_points) if band_points else None,
         statuses=[(_moment(s), s.result.status.value) for s in results],
     )
+    maturity = _coverage_maturity(results, links)
+    if maturity:
+        return chart + maturity
     coverage = [(_moment(s), number(s.result.metrics.get("label_coverage"))) for s in results]
     if any(v is not None for _, v in coverage):
         chart += charts.line_chart(
@@ -321,6 +324,79 @@ def _performance_chart(results: Sequence[StoredResult]) -> str:
             height=160,
         )
     return chart
+
+
+def _iso_moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _window_label(start: datetime, end: datetime) -> str:
+    """A prediction window as a row label: its day when it is one whole UTC day, else its ends."""
+    midnight = start.time() == end.time() == datetime.min.time()
+    if midnight and end - start == timedelta(days=1):
+        return start.strftime("%Y-%m-%d")
+    return f"{start.isoformat(' ', 'minutes')[:16]} to {end.isoformat(' ', 'minutes')[:16]}"
+
+
+def coverage_maturity(
+    results: Sequence[StoredResult],
+) -> tuple[
+    list[str],
+    list[datetime],
+    dict[tuple[str, datetime], float],
+    dict[tuple[str, datetime], int],
+    float | None,
+]:
+    """The label coverage of each prediction window as the performance check's runs judged it:
+    from each result's ``metrics.prediction_window`` (the row), ``metrics.label_cutoff`` (the run's
+    moment, the column; else the result's moment) and ``metrics.label_coverage`` (the value; results
+    without a coverage are left out). Returns the rows (oldest window first), the columns (oldest
+    first), the values, the result id of each cell, and the check's ``min_label_coverage`` when a
+    stored "labels not mature" finding names it (the newest)."""
+    windows: dict[tuple[datetime, datetime], str] = {}
+    values: dict[tuple[str, datetime], float] = {}
+    ids: dict[tuple[str, datetime], int] = {}
+    columns: set[datetime] = set()
+    minimum: float | None = None
+    for stored in results:
+        metrics = stored.result.metrics
+        window = metrics.get("prediction_window")
+        coverage = number(metrics.get("label_coverage"))
+        if not (isinstance(window, list | tuple) and len(window) == 2) or coverage is None:
+            continue
+        start, end = _iso_moment(window[0]), _iso_moment(window[1])
+        if start is None or end is None:
+            continue
+        label = windows.setdefault((start, end), _window_label(start, end))
+        at = _iso_moment(metrics.get("label_cutoff")) or _moment(stored)
+        columns.add(at)
+        values[(label, at)] = coverage
+        ids[(label, at)] = stored.id
+        for finding in stored.result.findings:
+            if finding.metric == "label_coverage" and number(finding.threshold) is not None:
+                minimum = number(finding.threshold)
+    rows = [windows[key] for key in sorted(windows)]
+    return rows, sorted(columns), values, ids, minimum
+
+
+def _coverage_maturity(results: Sequence[StoredResult], links: Links) -> str:
+    rows, columns, values, ids, minimum = coverage_maturity(results)
+    if not values:
+        return ""
+    return charts.coverage_heatmap(
+        rows,
+        columns,
+        values,
+        title="Label coverage of each prediction window as it matured",
+        minimum=minimum,
+        hrefs={key: links.result(result_id) for key, result_id in ids.items()},
+    )
 
 
 def window_distributions(
@@ -350,7 +426,8 @@ def dataset_page(
 ) -> str | None:
     """Everything about one dataset over ``days`` (``None`` when it has no result then): each check's
     timeline, freshness age vs its limit, the drift heatmap, the distributions of a chosen drift
-    ``window`` (default the newest), performance with its band, and the deliveries; only the results
+    ``window`` (default the newest), performance with its band and the label coverage of each
+    prediction window as it matured (:func:`coverage_maturity`), and the deliveries; only the results
     of the ``readable`` DAG ids (and results without a DAG) when given."""
     end = now.isoformat() if now is not None else None
     now = now or datetime.now(UTC)
@@ -438,7 +515,7 @@ def dataset_page(
         else:
             parts.append(f'<p class="muted">No distributions: {esc(note or "")}.</p>')
     if "performance" in grouped:
-        parts.append("<h2>Performance</h2>" + _performance_chart(grouped["performance"]))
+        parts.append("<h2>Performance</h2>" + _performance_chart(grouped["performance"], links))
     keys = history.result_keys(dataset, since=since, until=now, readable=readable)
     records = history.deliveries(keys)
     parts.append("<h2>Notifications</h2>")

@@ -146,3 +146,32 @@ def test_a_long_run_of_one_status_is_one_mark_and_breaches_stay_visible() -> Non
     assert [m.get("fill") for m in marks] == [charts.STATUS_COLOURS[s] for s in ("pass", "fail", "pass")]
     assert "(100 windows)" in "".join(marks[0].itertext())
     assert [a.get("href") for a in root.iter(f"{SVG}a")] == ["/r/99", "/r/100", "/r/200"]
+
+
+def test_coverage_heatmap_one_titled_cell_per_judged_window_and_run() -> None:
+    runs = [T0 + timedelta(days=i) for i in range(3)]
+    rows = ["2026-10-30", EVIL]
+    values = {("2026-10-30", runs[0]): 0.2, ("2026-10-30", runs[2]): 0.9, (EVIL, runs[1]): 0.6}
+    svg = charts.coverage_heatmap(
+        rows,
+        runs,
+        values,
+        title=f"coverage of {EVIL}",
+        minimum=0.5,
+        hrefs={("2026-10-30", runs[2]): "/r/9?a=1&b=2"},
+    )
+    root = _parse(svg)
+    marks = _marks(root)
+    assert len(marks) == 3  # no cell where no run judged the window
+    tips = ["".join(m.find(f"{SVG}title").itertext()) for m in marks]  # type: ignore[union-attr]
+    assert (
+        tips[0]
+        == "predictions 2026-10-30: 20% labelled at the run of 2026-11-01 00:00 (minimum 50%: not mature)"
+    )
+    assert [m.get("stroke-dasharray") for m in marks] == ["2 1", None, None]
+    light = [sum(int(str(m.get("fill"))[i : i + 2], 16) for i in (1, 3, 5)) for m in marks]
+    assert light[0] > light[2] > light[1]  # darker the larger the share labelled: 20% > 60% > 90%
+    assert [a.get("href") for a in root.iter(f"{SVG}a")] == ["/r/9?a=1&b=2"]
+    assert "<script>" not in svg and EVIL in _texts(root)
+    assert "prediction window" in _texts(root)
+    assert _marks(_parse(charts.coverage_heatmap([], [], {}, title="nothing"))) == []

@@ -9,9 +9,14 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from airflow_mlobs.core.performance.judge import judge_performance
+from airflow_mlobs.core.performance.summary import summarize_classification
+from airflow_mlobs.core.performance.window import evaluation_window
+from airflow_mlobs.core.performance_settings import PerformanceSettings
 from airflow_mlobs.core.result import CheckResult, Finding, Status
 from airflow_mlobs.history import History
 from airflow_mlobs.render.charts import esc
@@ -172,3 +177,61 @@ def test_overview_shows_open_alerts_per_row(history: History) -> None:
     assert page.count('class="open-alert"') == 1
     assert "since 2026-11-28 00:00:00 UTC (2.0 d ago)" in page and "fail, 2 windows" in page
     assert f"slack:{esc(EVIL)}" in page
+
+
+def _performance_history(store: ResultsStore) -> None:
+    """Daily runs of two performance tasks on one prediction log whose labels arrive 0 to 9 days
+    after each prediction: ``recent`` judges the day before its run (labels 1 day old), ``matured``
+    the day 5 days before; both judged by the real performance core and stored."""
+    rng = np.random.default_rng(3)
+    first = END - timedelta(days=20)
+    n = 200
+    made = np.array(
+        [
+            first + timedelta(days=int(d), minutes=int(m))
+            for d, m in zip(rng.integers(0, 20, n * 20), rng.integers(0, 1440, n * 20), strict=True)
+        ]
+    )
+    arrives = made + np.array([timedelta(hours=float(h)) for h in rng.uniform(0, 216, len(made))])
+    truth = (rng.random(len(made)) < 0.4).astype(int)
+    scores = np.clip(truth * 0.4 + rng.random(len(made)) * 0.6, 0, 1)
+    settings = PerformanceSettings(baseline={"accuracy": 0.8})
+    for day in range(10):
+        interval_end = END - timedelta(days=9 - day)
+        for task, delay in (("recent", timedelta(days=1)), ("matured", timedelta(days=5))):
+            window = evaluation_window(interval_end - timedelta(days=1), interval_end, delay)
+            inside = np.nonzero((made >= window.prediction_start) & (made < window.prediction_end))[0]
+            labels = {int(i): int(truth[i]) for i in inside if arrives[i] <= window.label_cutoff}
+            summary = summarize_classification(
+                inside, (scores[inside] >= 0.5).astype(int), scores[inside], labels
+            )
+            result = judge_performance(
+                summary,
+                settings,
+                dataset="wh:predictions",
+                window=window,
+                window_start=interval_end - timedelta(days=1),
+                window_end=interval_end,
+            )
+            store.save(result, RunKey(dag_id="perf", task_id=task, run_id=f"scheduled__{day}"))
+
+
+def test_dataset_page_draws_label_coverage_as_each_prediction_day_matured(history: History) -> None:
+    _performance_history(history.store)
+    results = history.results("wh:predictions", since=END - timedelta(days=30), until=END)
+    rows, columns, values, ids, minimum = pages.coverage_maturity(results)
+    # Prediction days judged by "recent" (a day old) and, four days later, by "matured".
+    assert len(columns) == 10 and len(values) == 20 and minimum == 0.5
+    twice = [row for row in rows if sum(1 for r, _ in values if r == row) == 2]
+    assert len(twice) == 6  # the days both tasks judged within the 10 runs
+    for row in twice:
+        young, old = (values[(row, at)] for at in columns if (row, at) in values)
+        assert young < old  # the same day's coverage grew as its labels arrived
+    page = pages.dataset_page(history, pages.Links(base="/mlobs"), "wh:predictions", now=END)
+    assert page is not None
+    assert "Label coverage of each prediction window as it matured" in page
+    assert page.count('class="mark cell"') == 20
+    chart = page.split('class="mlobs-chart mlobs-coverage"')[1].split("</svg>")[0]
+    linked = {int(part.split('"')[0]) for part in chart.split('<a href="/mlobs/results/')[1:]}
+    assert linked == set(ids.values())  # each cell links to the result that judged it
+    assert ": not mature" in chart and 'stroke-dasharray="2 1"' in chart  # young days below the minimum
