@@ -165,8 +165,8 @@ CHANGES: dict[str, tuple[str, Change, bool]] = {
     "mean +0.1 sd: student_t3": ("student_t3", _shift(math.sqrt(3.0)), True),
     "mean +0.1 sd: lognormal_wide": ("lognormal_wide", _shift(LOGNORMAL_SD), False),
     "scale +10%: normal": ("normal", _scale_about(50.0), True),
-    "scale +10%: student_t3": ("student_t3", _scale_about(0.0), True),
-    "scale x1.1: lognormal_wide": ("lognormal_wide", _scale_about(0.0), True),
+    "scale +10%: student_t3": ("student_t3", _scale_about(0.0), False),  # 98% (README)
+    "scale x1.1: lognormal_wide": ("lognormal_wide", _scale_about(0.0), False),  # 85% (README)
     "scale x1.1: exponential": ("exponential", _scale_about(0.0), True),
     "tail top 2% x3: normal": ("normal", _tail_times_3(NORMAL_Q98), True),
     "tail top 2% x3: exponential": ("exponential", _tail_times_3(EXPONENTIAL_Q98), True),
@@ -343,14 +343,22 @@ def test_power_at_10k(bank: Bank, change: str) -> None:
     assert low >= MIN_POWER_LOWER
 
 
+#: Changes the check does not see at 10k rows, as the README says: a new category holding 1% of a
+#: window whose reference folded its tail (5,000 levels) is "(other)" growing by one point, inside
+#: that cell's noise.
+BLIND = {"new category 1%: zipf5000"}
+
+
 def test_unclaimed_changes_reported(bank: Bank) -> None:
-    """The changes the README does not claim: their rates are printed for the README's table, and
-    each is at least seen sometimes (a change that is never caught would be a claim of blindness
-    the README must state)."""
+    """The changes the README does not claim at 99%: their rates are printed for the README's
+    table; the ones never caught are exactly those it names as blind spots."""
     print(f"[shapes] power bank: {len(bank.power)} repetitions in {bank.seconds:.0f} s")
+    never = set()
     for change, (_, _, claimed) in CHANGES.items():
         if claimed:
             continue
         caught = sum(rep[change]["caught"] for rep in bank.power)
         _report(f"power (not claimed) {change}", caught, len(bank.power))
-        assert caught > 0, change
+        if caught == 0:
+            never.add(change)
+    assert never == BLIND
