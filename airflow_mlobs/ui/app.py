@@ -21,8 +21,8 @@ Routes (relative to the mount):
   instances (``requires_access_dag("GET", TASK_INSTANCE)``; 403 ``Forbidden`` otherwise). The
   overview and dataset pages show only the results of the DAGs the user may read, as Airflow's
   ``GET /api/v2/dags`` lists DAGs: the readable DAG ids come from the auth manager
-  (``get_authorized_dag_ids(user=..., method="GET")``, through Airflow's own
-  ``permitted_dag_filter_factory("GET")`` dependency) and go into the history queries as
+  (``get_authorized_dag_ids(user=..., method="GET")``, what Airflow's
+  ``permitted_dag_filter_factory("GET")`` dependency asks) and go into the history queries as
   ``dag_id IN (...)``; results without a DAG stay visible to every authenticated user, and a result
   of a DAG no longer in Airflow's metadata is not listed;
 - ``/healthz``: unauthenticated liveness (``{"status": "ok"}``), for probes.
@@ -109,15 +109,19 @@ def _task_instance_access() -> Any:
 
 
 def _readable_dags_dependency() -> Any:
-    """Airflow's dependency giving the DAGs the user may read (a ``PermittedDagFilter`` whose
-    ``value`` is the set of DAG ids), the one ``GET /api/v2/dags`` uses."""
-    from airflow.api_fastapi.core_api.security import permitted_dag_filter_factory
+    """The DAG ids the user may read, as ``GET /api/v2/dags`` gets them
+    (``permitted_dag_filter_factory("GET")``: the auth manager's ``get_authorized_dag_ids``). That
+    factory's own dependency reads the auth manager from ``request.app.state``, which a mounted
+    plugin app does not have; this one asks the api-server's auth manager (``get_auth_manager()``)."""
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.core_api.security import get_user
 
-    return Depends(permitted_dag_filter_factory("GET"))
+    user_dependency = Depends(get_user)
 
+    def readable_dag_ids(user: Any = user_dependency) -> frozenset[str]:
+        return frozenset(get_auth_manager().get_authorized_dag_ids(user=user, method="GET"))
 
-def _readable_ids(permitted: Any) -> frozenset[str]:
-    return frozenset(permitted.value or ())
+    return Depends(readable_dag_ids)
 
 
 def _user_dependency() -> Any:
@@ -166,7 +170,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
         task_id: str | None = None,
         days: int | None = None,
         end: str | None = None,
-        permitted: Any = readable_dags,
+        readable: frozenset[str] = readable_dags,
     ) -> HTMLResponse:
         started = time.perf_counter()
         page = pages.overview_page(
@@ -179,7 +183,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
             run_id=run_id or None,
             task_id=task_id or None,
             now=pages.parse_moment(end),
-            readable=_readable_ids(permitted),
+            readable=readable,
         )
         return _html(page, started)
 
@@ -190,7 +194,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
         days: int | None = None,
         window: str | None = None,
         end: str | None = None,
-        permitted: Any = readable_dags,
+        readable: frozenset[str] = readable_dags,
     ) -> HTMLResponse:
         started = time.perf_counter()
         links = _links(request)
@@ -202,7 +206,7 @@ def create_app(engines: _Engines | None = None) -> FastAPI:
             window=pages.parse_moment(window),
             baseline_dir=_baseline_dir(),
             now=pages.parse_moment(end),
-            readable=_readable_ids(permitted),
+            readable=readable,
         )
         if page is None:
             return _html(
