@@ -37,10 +37,10 @@ def _zipf(rng: np.random.Generator, levels: int, n: int, prefix: str = "w") -> p
 
 
 def test_pool_sparse_merges_neighbours_and_pools_rare_categories() -> None:
+    # Expected counts in the smaller sample (202 of 406): 99.5, 1.0, 0.5, 99.5, 1.5. Bins 1-3 run
+    # together until they reach 5; the last run (1.5) joins its left neighbour.
     ref, cur = stats.pool_sparse([100, 1, 1, 100, 2], [100, 1, 0, 100, 1], adjacent=True)
-    assert ref.tolist() == [100, 102, 2] or ref.sum() == 204
-    assert ref.sum() == 204 and cur.sum() == 202
-    assert all((r + c) / 406 * 202 >= 5 for r, c in zip(ref[:-1], cur[:-1], strict=True))
+    assert ref.tolist() == [100, 104] and cur.tolist() == [100, 102]
     ref, cur = stats.pool_sparse([100, 1, 1, 100, 0], [100, 1, 0, 100, 0], adjacent=False)
     assert ref.tolist() == [100, 100, 2] and cur.tolist() == [100, 100, 1]  # empty cell dropped
 
