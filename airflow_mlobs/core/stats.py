@@ -76,7 +76,7 @@ Unseen categories (Good-Turing)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -334,23 +334,31 @@ def js_distance_corrected(
 ) -> float | None:
     """Jensen-Shannon distance (base 2) with the expected sampling noise subtracted, over the
     pooled cells (module docstring)."""
-    ref, cur = pool_sparse(reference, current, adjacent=adjacent, min_expected=EFFECT_MIN_EXPECTED)
-    raw = js_distance(ref, cur)  # type: ignore[arg-type]
-    if raw is None:
-        return None
-    excess = raw * raw - _noise_factor(ref.size, ref.sum(), cur.sum()) / math.log(2)
-    return math.sqrt(excess) if excess > 0 else 0.0
+    return _noise_corrected(js_distance, reference, current, adjacent=adjacent, unit=math.log(2))
 
 
 def hellinger_corrected(
     reference: Sequence[float], current: Sequence[float], *, adjacent: bool
 ) -> float | None:
     """Hellinger distance with the expected sampling noise subtracted, over the pooled cells."""
+    return _noise_corrected(hellinger, reference, current, adjacent=adjacent, unit=1.0)
+
+
+def _noise_corrected(
+    distance: Callable[[Sequence[float], Sequence[float]], float | None],
+    reference: Sequence[float],
+    current: Sequence[float],
+    *,
+    adjacent: bool,
+    unit: float,
+) -> float | None:
+    """``sqrt(max(d^2 - noise / unit, 0))`` of ``distance`` over cells pooled to
+    :data:`EFFECT_MIN_EXPECTED` (``unit``: ``ln 2`` for JS in bits, 1 for Hellinger)."""
     ref, cur = pool_sparse(reference, current, adjacent=adjacent, min_expected=EFFECT_MIN_EXPECTED)
-    raw = hellinger(ref, cur)  # type: ignore[arg-type]
+    raw = distance(ref, cur)  # type: ignore[arg-type]
     if raw is None:
         return None
-    excess = raw * raw - _noise_factor(ref.size, ref.sum(), cur.sum())
+    excess = raw * raw - _noise_factor(ref.size, ref.sum(), cur.sum()) / unit
     return math.sqrt(excess) if excess > 0 else 0.0
 
 
