@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from airflow_mlobs import settings
-from airflow_mlobs.core.errors import SourceError, SourceUnavailable
+from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
+from airflow_mlobs.core.privacy import PseudonymKey
 
 
 def engine_for_connection(conn_id: str) -> Engine:
@@ -96,3 +98,54 @@ def connected(conn_id: str) -> Iterator[Engine]:
         raise
     finally:
         engine.dispose()
+
+
+#: Where the pseudonym key is looked for when no key or connection is given.
+PSEUDONYM_KEY_ENV = "MLOBS_PSEUDONYM_KEY"
+
+
+def pseudonym_key(
+    key: PseudonymKey | bytes | str | None = None,
+    *,
+    conn_id: str | None = None,
+    env_var: str = PSEUDONYM_KEY_ENV,
+) -> PseudonymKey:
+    """The key for keyed pseudonyms (:mod:`airflow_mlobs.core.privacy`): ``key`` if given, else the
+    password of Airflow connection ``conn_id``, else the environment variable ``env_var``
+    (``MLOBS_PSEUDONYM_KEY``). Never stored or logged; a missing or short key is a ``SourceError``
+    naming where it was looked for. Usable without Airflow when no ``conn_id`` is given."""
+    if isinstance(key, PseudonymKey):
+        return key
+    if isinstance(key, bytes):
+        return PseudonymKey(key)
+    if isinstance(key, str) and key:
+        return PseudonymKey.from_text(key)
+    if conn_id:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            connection = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException as exc:
+            raise SourceError(
+                f"connection {conn_id!r} (the pseudonym key) is not defined; add it with the key as "
+                f"its password, or set {env_var}"
+            ) from exc
+        if not connection.password:
+            raise SourceError(
+                f"connection {conn_id!r} (the pseudonym key) has no password: put the key there"
+            )
+        try:
+            return PseudonymKey.from_text(connection.password)
+        except MlobsInputError as exc:
+            raise SourceError(f"connection {conn_id!r}: {exc}") from None
+    text = os.environ.get(env_var, "")
+    if not text:
+        raise SourceError(
+            f"no pseudonym key: set the {env_var} environment variable (or give key= or a key_conn_id "
+            "whose password is the key); it is never stored"
+        )
+    try:
+        return PseudonymKey.from_text(text)
+    except MlobsInputError as exc:
+        raise SourceError(f"{env_var}: {exc}") from None
