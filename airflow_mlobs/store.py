@@ -31,7 +31,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from airflow_mlobs.core.profile import Profile
 from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.retention import ErasureAudit, TableDeletion
 from airflow_mlobs.sources.dialect import dialect_for
+from airflow_mlobs.sources.retention_sql import DatedTable, delete_before
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,13 @@ PROFILES_TABLE = "mlobs_profiles"
 ALERT_STATE_TABLE = "mlobs_alert_state"
 DELIVERIES_TABLE = "mlobs_deliveries"
 SCHEMA_VERSION_TABLE = "mlobs_schema_version"
+ERASURES_TABLE = "mlobs_erasures"
 
 #: Version 1: the four tables as first released (no version table). Version 2: ``partition`` on
 #: ``mlobs_profiles``, an index on results by check and window end, and ``mlobs_schema_version``.
 #: Version 3: the indexes the dashboard and the history CLI read by (:data:`V3_RESULT_INDEXES`).
-SCHEMA_VERSION = 3
+#: Version 4: ``mlobs_erasures``, the audit records of erasure requests (no personal data).
+SCHEMA_VERSION = 4
 
 _metadata = sa.MetaData()
 results_table = sa.Table(
@@ -132,7 +136,32 @@ schema_version_table = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("upgraded_at", sa.DateTime(timezone=True), nullable=False),
 )
-_TABLES = [results_table, profiles_table, alert_state_table, deliveries_table, schema_version_table]
+erasures_table = sa.Table(
+    ERASURES_TABLE,
+    _metadata,
+    # v4: one row per erasure request carried out (or dry-run). Never an id or a pseudonym: counts,
+    # who asked (user, or the DAG run), the reason text given, and the pseudonym key's fingerprint.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("requested_by", sa.String(250), nullable=True),
+    sa.Column("dag_id", sa.String(250), nullable=True),
+    sa.Column("run_id", sa.String(250), nullable=True),
+    sa.Column("task_id", sa.String(250), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("ids_requested", sa.Integer, nullable=False),
+    sa.Column("rows_deleted", sa.BigInteger, nullable=False),
+    sa.Column("deleted_json", sa.Text, nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=True),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+)
+_TABLES = [
+    results_table,
+    profiles_table,
+    alert_state_table,
+    deliveries_table,
+    schema_version_table,
+    erasures_table,
+]
 _V1_TABLES = {RESULTS_TABLE, PROFILES_TABLE, ALERT_STATE_TABLE, DELIVERIES_TABLE}
 
 # Advisory lock key (first half) of table creation on PostgreSQL; the second half is the schema's hash.
@@ -671,6 +700,112 @@ class ResultsStore:
             ).all()
         return [Delivery(r.channel, r.kind, bool(r.delivered), int(r.attempts), r.error) for r in rows]
 
+    # ----------------------------------------------------------------------------------------------
+    # Retention and the erasure audit
+    # ----------------------------------------------------------------------------------------------
+
+    def purge_before(
+        self, cutoff: datetime, *, batch_size: int, dry_run: bool = False
+    ) -> list[TableDeletion]:
+        """Delete the history's rows dated before ``cutoff`` (in batches, see
+        :func:`~airflow_mlobs.sources.retention_sql.delete_before`); ``dry_run`` only counts them.
+
+        How each table is dated: results and profiles by the end of the data window they describe
+        (``window_end``; a result without a window by ``recorded_at``, when it was stored), so a
+        backfilled old interval ages like the data it judged; deliveries by ``recorded_at``; alert
+        state by ``updated_at`` (its last write), and the state of a still-open incident is never
+        deleted, whatever its age, so its recovery message is still sent (it ages out once a
+        passing result closes it). ``mlobs_schema_version`` and ``mlobs_erasures`` (the proof that
+        erasures were done) are never aged.
+        """
+        self.ensure_table()
+        still_open = alert_state_table.c.state_json.contains('"open": true', autoescape=True)
+        plans: list[tuple[DatedTable, sa.ColumnElement[bool] | None, str]] = [
+            (
+                _dated(
+                    results_table,
+                    sa.func.coalesce(results_table.c.window_end, results_table.c.recorded_at),
+                    "coalesce(window_end, recorded_at)",
+                ),
+                None,
+                "",
+            ),
+            (
+                _dated(
+                    profiles_table,
+                    sa.func.coalesce(profiles_table.c.window_end, profiles_table.c.recorded_at),
+                    "coalesce(window_end, recorded_at)",
+                ),
+                None,
+                "",
+            ),
+            (_dated(deliveries_table, deliveries_table.c.recorded_at, "recorded_at"), None, ""),
+            (
+                _dated(alert_state_table, alert_state_table.c.updated_at, "updated_at"),
+                still_open,
+                "the state of open incidents is kept",
+            ),
+        ]
+        return [
+            delete_before(
+                self.engine, dated, cutoff, batch_size=batch_size, dry_run=dry_run, keep=keep, note=note
+            )
+            for dated, keep, note in plans
+        ]
+
+    def record_erasure(self, audit: ErasureAudit) -> int:
+        """Store the audit record of one erasure (no ids or pseudonyms are in it); returns its id."""
+        self.ensure_table()
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                sa.insert(erasures_table).values(
+                    erased_at=_utc(audit.erased_at),
+                    requested_by=audit.requested_by,
+                    dag_id=audit.dag_id,
+                    run_id=audit.run_id,
+                    task_id=audit.task_id,
+                    reason=audit.reason,
+                    ids_requested=audit.ids_requested,
+                    rows_deleted=audit.rows_deleted,
+                    deleted_json=json.dumps(dict(audit.deleted), sort_keys=True),
+                    key_id=audit.key_id,
+                    dry_run=audit.dry_run,
+                )
+            )
+            primary_key = inserted.inserted_primary_key
+            return int(primary_key[0]) if primary_key is not None and primary_key[0] is not None else 0
+
+    def erasures(self, limit: int | None = None) -> list[ErasureAudit]:
+        """The stored erasure audit records, newest first."""
+        self.ensure_table()
+        query = sa.select(erasures_table).order_by(
+            erasures_table.c.erased_at.desc(), erasures_table.c.id.desc()
+        )
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            ErasureAudit(
+                erased_at=_utc(r.erased_at) or datetime.now(UTC),
+                ids_requested=int(r.ids_requested),
+                deleted={str(k): int(v) for k, v in json.loads(r.deleted_json).items()},
+                requested_by=r.requested_by,
+                dag_id=r.dag_id,
+                run_id=r.run_id,
+                task_id=r.task_id,
+                reason=r.reason,
+                key_id=r.key_id,
+                dry_run=bool(r.dry_run),
+            )
+            for r in rows
+        ]
+
+
+def _dated(table: sa.Table, timestamp: sa.ColumnElement[Any], column: str) -> DatedTable:
+    """One of the history's tables dated by ``timestamp`` (aware UTC columns)."""
+    return DatedTable(name=table.name, source=table, timestamp=timestamp, column=column)
+
 
 def _is(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
     """``column = value``, or ``column IS NULL`` for ``None``."""
@@ -703,5 +838,11 @@ def _upgrade_to_3(conn: Connection) -> None:
             operations.create_index(name, RESULTS_TABLE, list(columns))
 
 
+def _upgrade_to_4(conn: Connection) -> None:
+    """v3 -> v4: ``mlobs_erasures`` (created unless present; ``create_all`` before the steps
+    normally made it already)."""
+    erasures_table.create(conn, checkfirst=True)
+
+
 # Upgrade steps by the version they lead to.
-_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2, 3: _upgrade_to_3}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2, 3: _upgrade_to_3, 4: _upgrade_to_4}
