@@ -29,6 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "specs": {"core", "sources", "specs", "settings", "connections"},
     # The dashboard: pages over the history queries and the charts; the plugin is its Airflow edge.
     "ui": {"ui", "core", "render", "store", "history", "settings", "connections", "breach_notes"},
+    # The prediction logger: Airflow-free; connections only for the pseudonym key, inside a function.
+    "recorder": {"core", "sources", "recorder", "connections"},
 }
 PURE_ROOMS = ("core", "sources", "specs", "render")
 
