@@ -1,5 +1,6 @@
 """Command line: build a drift baseline outside Airflow (``python -m airflow_mlobs baseline ...``),
-write a starter suite (``suite``), list a dataset's stored results (``history``).
+write a starter suite (``suite``), list a dataset's stored results (``history``), erase people's
+rows from a prediction log and its labels (``erase``, audited: :mod:`airflow_mlobs.cli_erase`).
 
 The same :class:`~airflow_mlobs.specs.drift.BaselineSpec` as ``BaselineOperator``: a table or query
 is profiled in the database through a SQLAlchemy URL, a file is read in memory. Does not import
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from airflow_mlobs.cli_erase import add_erase_command, erase_command
 from airflow_mlobs.cli_history import add_history_command, history_command
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.core.errors import MlobsInputError
@@ -87,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
     add_suite_command(commands)
     add_history_command(commands)
+    add_erase_command(commands)
     return root
 
 
@@ -97,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return suite_command(args)
     if args.command == "history":
         return history_command(args)
+    if args.command == "erase":
+        return erase_command(args)
     if args.command == "baseline" and not args.path and not args.url:
         print("error: --table and --sql need --url", file=sys.stderr)
         return 2

@@ -168,7 +168,7 @@ def retention_result(
             "rows_would_delete": total if dry_run else 0,
             "tables": {d.table: d.rows for d in deletions},
         },
-        findings=findings,
+        findings=tuple(findings),
     )
 
 
@@ -308,5 +308,5 @@ def erasure_result(dataset: str, audit: ErasureAudit, columns: Mapping[str, str]
             "key_id": audit.key_id,
             "dry_run": audit.dry_run,
         },
-        findings=findings,
+        findings=tuple(findings),
     )
