@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -190,19 +191,13 @@ class TableWriter:
             f"COPY {preparer.format_table(table)} ({columns}) FROM STDIN "
             f"WITH (FORMAT csv, NULL E'{COPY_NULL.replace(chr(92), chr(92) * 2)}')"
         )
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        values = [
-            [COPY_NULL if v is None else v for v in column] if None in column else column
-            for column in chunk.values()
-        ]
-        writer.writerows(zip(*values, strict=True))
-        if hasattr(cursor, "copy_expert"):  # psycopg2
-            buffer.seek(0)
-            cursor.copy_expert(statement, buffer)
+        stream = CsvStream([copy_text(column) for column in chunk.values()])
+        if hasattr(cursor, "copy_expert"):  # psycopg2: reads the stream in pieces as it sends
+            cursor.copy_expert(statement, stream, size=CsvStream.PIECE)
         else:  # psycopg 3
             with cursor.copy(statement) as copy:
-                copy.write(buffer.getvalue())
+                while piece := stream.read(CsvStream.PIECE):
+                    copy.write(piece)
 
     def _failure(self, exc: BaseException, doing: str) -> SourceError | SourceUnavailable:
         cause = db_cause(exc)
@@ -214,6 +209,65 @@ class TableWriter:
                 f"twice (ids are unique): {cause}"
             )
         return SourceError(f"table {self.ref}: {doing} failed: {cause}")
+
+
+def copy_text(column: list[Any]) -> list[Any]:
+    """A column ready for the COPY text: ``None`` as :data:`COPY_NULL`; a column holding one and
+    the same value in every row (a batch's ``predicted_at``, ``model_version``) turned to text once,
+    not once per row."""
+    if not column:
+        return column
+    first = column[0]
+    if first is not None and not isinstance(first, int | float | str) and column.count(first) == len(column):
+        return [str(first)] * len(column)
+    sample = next((v for v in column if v is not None), None)
+    if isinstance(sample, bytes | bytearray | memoryview):
+        # bytea's hex input form; csv would write Python's b'...' repr.
+        return [COPY_NULL if v is None else "\\x" + bytes(v).hex() for v in column]
+    if None in column:
+        return [COPY_NULL if v is None else v for v in column]
+    return column
+
+
+class CsvStream:
+    """A read-only text file of CSV rows made on demand from columns, so the client writes the
+    next piece while the database is still reading the last one (the server runs in its own
+    process), and a large batch is never held twice as text."""
+
+    #: Bytes asked per read, and about how much text one read makes.
+    PIECE = 1 << 16
+    ROWS_PER_PIECE = 1_000
+
+    def __init__(self, columns: list[list[Any]]) -> None:
+        self.rows = zip(*columns, strict=True)
+        self.left = ""
+        self.done = False
+
+    def read(self, size: int = -1) -> str:
+        """Up to ``size`` characters (all when negative); empty at the end."""
+        parts = [self.left]
+        have = len(self.left)
+        while not self.done and (size < 0 or have < size):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            batch = list(itertools.islice(self.rows, self.ROWS_PER_PIECE))
+            if not batch:
+                self.done = True
+                break
+            writer.writerows(batch)
+            text = buffer.getvalue()
+            parts.append(text)
+            have += len(text)
+        data = "".join(parts)
+        if size < 0 or len(data) <= size:
+            self.left = ""
+            return data
+        self.left = data[size:]
+        return data[:size]
+
+    def readline(self) -> str:
+        """Not used by the drivers' COPY; here for file-likeness."""
+        return self.read()
 
 
 def unknown_column(ref: TableRef, name: str, table: sa.Table) -> SourceError:
