@@ -491,3 +491,17 @@ def test_cli_bad_input_exits_2_naming_it(warehouse: tuple[str, str], tmp_path: P
     with sa.create_engine(warehouse[0]).connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM prediction_log")).scalar_one() == 10
     assert ResultsStore(sa.create_engine(warehouse[1])).erasures() == []
+
+
+def test_v3_history_gets_the_erasures_table(engine: sa.Engine) -> None:
+    from airflow_mlobs.store import SCHEMA_VERSION
+
+    ResultsStore(engine).ensure_table()
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {ERASURES_TABLE}"))
+        conn.execute(sa.text("UPDATE mlobs_schema_version SET version = 3"))
+    upgraded = ResultsStore(engine)
+    assert upgraded.schema_version() == 3
+    upgraded.ensure_table()
+    assert upgraded.schema_version() == SCHEMA_VERSION == 4
+    assert ERASURES_TABLE in sa.inspect(engine).get_table_names()
