@@ -38,7 +38,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from airflow_mlobs.core.errors import MlobsInputError, SourceError
+from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
 from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, check_rate, id_text, pseudonym, sampled
 from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.core.types import TableRef, parse_table_name
@@ -440,8 +440,11 @@ class PredictionLogger:
 
     def _check_columns(self, names: list[str]) -> None:
         if not self._looked:
-            self.predictions.look()
-            self._looked = True
+            try:
+                self.predictions.look()
+                self._looked = True
+            except SourceUnavailable:
+                pass  # the database is away: buffer anyway, the flush checks (and retries) later
         self.predictions.check_columns(names)
 
     def _check_open(self) -> None:
@@ -484,7 +487,9 @@ class PredictionLogger:
             return [datetime.now(UTC)] * n
         if isinstance(value, datetime | date | str):
             return [_moment(value, where)] * n
-        values = list(value)
+        if not hasattr(value, "__len__"):
+            raise MlobsInputError(f"{where}: expected an ISO 8601 timestamp, got {type(value).__name__}")
+        values = value.tolist() if hasattr(value, "tolist") else list(value)
         if len(values) != n:
             raise MlobsInputError(f"{where}: {len(values)} moments for {n} rows")
         now = datetime.now(UTC)
