@@ -206,7 +206,13 @@ def test_import_loads_no_heavy_package(probe: dict[str, Any], label: str) -> Non
 
 def test_dagbag_parses_the_example_dags_without_heavy_packages(probe: dict[str, Any]) -> None:
     assert probe["good"]["errors"] == {}
-    assert probe["good"]["dags"] == ["model_monitoring", "model_performance", "model_retraining"]
+    assert probe["good"]["dags"] == [
+        "mlobs_erasure",
+        "mlobs_housekeeping",
+        "model_monitoring",
+        "model_performance",
+        "model_retraining",
+    ]
     for label in [*(label for label, _ in TARGETS), "DagBag(dags/)"]:
         assert not probe["loaded_by"][label], loaded_during(probe, label)
 
