@@ -171,7 +171,12 @@ class TableWriter:
         raw = conn.connection.dbapi_connection if self.fast else None
         cursor = raw.cursor() if raw is not None else None
         try:
-            if cursor is not None and (hasattr(cursor, "copy_expert") or hasattr(cursor, "copy")):
+            if (
+                cursor is not None
+                and (hasattr(cursor, "copy_expert") or hasattr(cursor, "copy"))
+                # Text that reads as the NULL marker would come back NULL: such a batch is inserted.
+                and not any(COPY_NULL in column for column in chunk.values())
+            ):
                 self._copy(conn, cursor, table, chunk)
                 self.last_path = "copy"
                 return rows
