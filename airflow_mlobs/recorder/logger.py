@@ -30,7 +30,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -202,12 +202,12 @@ class PredictionLogger:
 
     def log_batch(
         self,
-        features: Mapping[str, Sequence[Any]] | Any,
+        features: Mapping[str, Collection[Any]] | Any,
         *,
-        scores: Sequence[Any] | None = None,
-        predicted_classes: Sequence[Any] | None = None,
-        prediction_ids: Sequence[Any] | None = None,
-        predicted_at: datetime | str | Sequence[Any] | None = None,
+        scores: Collection[Any] | None = None,
+        predicted_classes: Collection[Any] | None = None,
+        prediction_ids: Collection[Any] | None = None,
+        predicted_at: datetime | str | Collection[Any] | None = None,
         model_version: str | None = None,
     ) -> list[str]:
         """Log many predictions given by column: ``features`` maps a column to its values (or is a
@@ -230,7 +230,7 @@ class PredictionLogger:
             if len(values) != n:
                 raise MlobsInputError(f"{where}: column {name!r} has {len(values)} values, expected {n}")
         ids = self._ids(prediction_ids, n)
-        raw_by: Sequence[Any] | None = (
+        raw_by: Collection[Any] | None = (
             ids if self.sample_by == layout.PREDICTION_ID else columns.get(self.sample_by)
         )
         if raw_by is None and self.sample < 1.0:
@@ -290,11 +290,11 @@ class PredictionLogger:
 
     def log_labels(
         self,
-        prediction_ids: Sequence[Any],
-        labels: Sequence[Any],
+        prediction_ids: Collection[Any],
+        labels: Collection[Any],
         *,
-        labelled_at: datetime | str | Sequence[Any] | None = None,
-        subjects: Sequence[Any] | None = None,
+        labelled_at: datetime | str | Collection[Any] | None = None,
+        subjects: Collection[Any] | None = None,
     ) -> None:
         """Log labels into the labels table; ids are pseudonymized like the predictions' ids, and
         sampled like them (by prediction id, or by ``subjects`` when sampling by a subject column)."""
@@ -453,7 +453,7 @@ class PredictionLogger:
 
     # -- values --------------------------------------------------------------------------------
 
-    def _ids(self, given: Sequence[Any] | None, n: int) -> list[str]:
+    def _ids(self, given: Collection[Any] | None, n: int) -> list[str]:
         if given is None:
             return new_ids(n)
         if len(given) != n:
@@ -469,7 +469,7 @@ class PredictionLogger:
             raise MlobsInputError(f"{where}: a prediction_id is missing or empty ({value!r})")
         return text
 
-    def _keep(self, raw: Sequence[Any], where: str, column: str) -> list[bool]:
+    def _keep(self, raw: Collection[Any], where: str, column: str) -> list[bool]:
         keep = []
         for value in raw:
             try:
@@ -481,7 +481,7 @@ class PredictionLogger:
                 ) from None
         return keep
 
-    def _moments(self, value: datetime | str | Sequence[Any] | None, n: int, name: str) -> list[datetime]:
+    def _moments(self, value: datetime | str | Collection[Any] | None, n: int, name: str) -> list[datetime]:
         where = f"table {self.ref}: {name}"
         if value is None:
             return [datetime.now(UTC)] * n
@@ -575,7 +575,7 @@ def _columns(features: Any, where: str) -> dict[str, list[Any]]:
     return out
 
 
-def _length(*sequences: Sequence[Any] | None) -> int:
+def _length(*sequences: Collection[Any] | None) -> int:
     for sequence in sequences:
         if sequence is not None:
             return len(sequence)
@@ -583,7 +583,7 @@ def _length(*sequences: Sequence[Any] | None) -> int:
 
 
 def _values(
-    values: Sequence[Any] | None, n: int, name: str, where: str, *, number: bool = False
+    values: Collection[Any] | None, n: int, name: str, where: str, *, number: bool = False
 ) -> list[Any]:
     if values is None:
         return [None] * n

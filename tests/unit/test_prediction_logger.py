@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from scipy import stats
 
 from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
-from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, pseudonym
+from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, is_pseudonym, pseudonym
 from airflow_mlobs.recorder import PERFORMANCE_DEFAULTS, PredictionLogger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -470,3 +470,46 @@ def test_the_performance_check_reads_the_logged_predictions_and_labels(tmp_path:
     assert result.metrics["metrics"]["accuracy"]["value"] == pytest.approx(want, rel=1e-12)
     coverage = result.metrics["label_coverage"]
     assert coverage == pytest.approx(labelled.mean(), rel=1e-12), result.metrics
+
+
+# -- the example DAG ------------------------------------------------------------------------------
+
+
+def test_the_scoring_dag_logs_the_days_customers_pseudonymised(
+    tmp_path: Path, airflow_connection: Any
+) -> None:
+    """dags/model_scoring.py's task on the demo warehouse: one row per active customer of the day,
+    the customer ids as pseudonyms under the connection's key, a re-run logging nothing."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from demo.warehouse import ROWS_PER_DAY, build
+
+    url = build(tmp_path / "warehouse.db")
+    airflow_connection("mlobs_warehouse", conn_type="sqlite", host=str(tmp_path / "warehouse.db"))
+    airflow_connection("mlobs_pseudonym_key", conn_type="generic", password=KEY)
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "model_scoring.py"))
+    assert bag.import_errors == {}
+    score = bag.dags["model_scoring"].task_dict["score_and_log"].python_callable  # type: ignore[attr-defined]
+    start = DAY
+    assert score(data_interval_start=start, data_interval_end=start + timedelta(days=1)) == ROWS_PER_DAY
+    assert score(data_interval_start=start, data_interval_end=start + timedelta(days=1)) == 0  # re-run
+    engine = sa.create_engine(url)
+    rows = _rows(engine, "mlobs_prediction_log")
+    with engine.connect() as conn:
+        raw = (
+            conn.execute(
+                sa.text(
+                    "SELECT customer_id FROM customer_activity WHERE event_time >= :s AND event_time < :e"
+                ),
+                {"s": start.replace(tzinfo=None), "e": (start + timedelta(days=1)).replace(tzinfo=None)},
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    key = PseudonymKey.from_text(KEY)
+    assert len(rows) == ROWS_PER_DAY
+    assert sorted(r["customer_id"] for r in rows) == sorted(pseudonym(c, key) for c in raw)
+    assert all(r["model_version"] == "v1" and 0 < r["score"] < 1 for r in rows)
+    assert all(r["predicted_class"] == int(r["score"] >= 0.5) for r in rows)
+    assert all(is_pseudonym(r["customer_id"]) for r in rows)
