@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.connections import connected, pseudonym_key, results_engine
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.privacy import id_text
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.retention import (
     DEFAULT_BATCH_SIZE,
@@ -23,6 +24,7 @@ from airflow_mlobs.core.retention import (
     TableDeletion,
     as_target,
     check_batch_size,
+    clean_ids,
     parse_keep,
     retention_cutoff,
     retention_result,
@@ -221,6 +223,21 @@ class ErasureOperator(BaseCheckOperator):
         self.count_only = count_only
         if not subject_column:
             raise ValueError(f"{self.task_id}: subject_column must name the column identifying a person")
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Render, then register each subject id with Airflow's secrets masker, so the ids are
+        ``***`` in the rendered fields Airflow stores (and shows under "Rendered Template") and in
+        the task log. Airflow does not mask values shorter than ``[logging]
+        min_length_masked_secret`` (5); ``dag_run.conf`` itself stays as triggered."""
+        super().render_template_fields(context, jinja_env)
+        try:
+            ids = clean_ids(self.subject_ids)
+        except MlobsInputError:
+            return  # no ids: evaluate reports it
+        from airflow.sdk.log import mask_secret
+
+        for value in ids:
+            mask_secret(id_text(value))
 
     def dataset_name(self) -> str:
         """``dataset``, else ``<conn_id>:<table>``."""

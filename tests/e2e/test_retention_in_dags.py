@@ -133,3 +133,14 @@ def test_retention_and_erasure_in_a_dag_run(airflow_db: Path, tmp_path: Path, wa
     assert audit.requested_by
     for person in PEOPLE:
         assert person not in outcome.output and pseudonym(person, KEY) not in json.dumps(erase)
+    # The rendered ids Airflow stores (the "Rendered Template" view) are masked.
+    meta = sa.create_engine(f"sqlite:///{airflow_db / 'airflow.db'}")
+    with meta.connect() as conn:
+        rendered = conn.execute(
+            sa.text(
+                "SELECT rendered_fields FROM rendered_task_instance_fields "
+                "WHERE dag_id = 'mlobs_retention_e2e' AND task_id = 'erase'"
+            )
+        ).all()
+    assert rendered and all("***" in str(r[0]) for r in rendered)
+    assert not any(PEOPLE[0] in str(r[0]) or pseudonym(PEOPLE[1], KEY) in str(r[0]) for r in rendered)
