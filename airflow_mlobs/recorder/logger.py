@@ -239,29 +239,23 @@ class PredictionLogger:
             )
         keep = self._keep(raw_by, where, self.sample_by) if raw_by is not None and self.sample < 1.0 else None
         row: dict[str, list[Any]] = {
-            layout.PREDICTION_ID: (
-                [pseudonym(v, self.key) for v in ids]  # type: ignore[arg-type]
-                if layout.PREDICTION_ID in self.pseudonymized
-                else ids
-            ),
+            layout.PREDICTION_ID: ids,
             layout.PREDICTED_AT: self._moments(predicted_at, n, layout.PREDICTED_AT),
             layout.MODEL_VERSION: [model_version or self.model_version] * n,
             layout.SCORE: _values(scores, n, layout.SCORE, where, number=True),
             layout.PREDICTED_CLASS: _values(predicted_classes, n, layout.PREDICTED_CLASS, where),
         }
         for name, values in columns.items():
-            if name in self.redacted:
-                if self.redact_mode == "replace":
-                    row[name] = [None if v is None else REDACTED for v in _clean(values)]
-                continue
-            cleaned = _clean(values)
-            if name in self.pseudonymized:
-                key = self.key
-                assert key is not None
-                cleaned = [None if v is None else pseudonym(v, key) for v in cleaned]
-            row[name] = cleaned
+            if name not in self.redacted or self.redact_mode == "replace":
+                row[name] = _clean(values)
         if keep is not None:
+            # Sample first: only the kept rows are pseudonymized.
             row = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in row.items()}
+        for name in row:
+            if name in self.redacted:
+                row[name] = [None if v is None else REDACTED for v in row[name]]
+            elif name in self.pseudonymized:
+                row[name] = self._pseudonyms(row[name])
         kept = len(row[layout.PREDICTION_ID])
         with self._lock:
             self._check_columns(list(row))
@@ -316,16 +310,14 @@ class PredictionLogger:
             else:
                 keep = self._keep(list(subjects), where, self.sample_by)
         row = {
-            layout.PREDICTION_ID: (
-                [pseudonym(v, self.key) for v in ids]  # type: ignore[arg-type]
-                if layout.PREDICTION_ID in self.pseudonymized
-                else ids
-            ),
-            layout.LABEL: _clean(list(labels)),
+            layout.PREDICTION_ID: ids,
+            layout.LABEL: _clean(labels.tolist() if hasattr(labels, "tolist") else list(labels)),
             layout.LABELLED_AT: self._moments(labelled_at, n, layout.LABELLED_AT),
         }
         if keep is not None:
             row = {name: [v for v, k in zip(values, keep, strict=True) if k] for name, values in row.items()}
+        if layout.PREDICTION_ID in self.pseudonymized:
+            row[layout.PREDICTION_ID] = self._pseudonyms(row[layout.PREDICTION_ID])
         with self._lock:
             if row[layout.PREDICTION_ID]:
                 self._append(self._pending_labels, row)
@@ -362,32 +354,29 @@ class PredictionLogger:
         self.close()
 
     def _flush_locked(self) -> int:
-        written = 0
-        if self._pending:
-            chunks, self._pending = self._pending, []
-            try:
-                written = self.predictions.write(chunks)
-            except SourceError:
-                self._pending_rows = sum(_rows(c) for c in self._pending_labels)
-                raise
-            except Exception:
-                self._pending = chunks + self._pending  # the database is away: keep them
-                raise
-            self.rows_written += written
-            self._write_meta()
-        if self._pending_labels:
-            chunks, self._pending_labels = self._pending_labels, []
-            try:
-                self.labels_written += self.labels.write(chunks)
-            except SourceError:
-                raise
-            except Exception:
-                self._pending_labels = chunks + self._pending_labels
-                raise
-            finally:
-                self._pending_rows = sum(_rows(c) for c in self._pending + self._pending_labels)
-        self._pending_rows = sum(_rows(c) for c in self._pending + self._pending_labels)
+        try:
+            written = self._write(self.predictions, "_pending")
+            if written:
+                self.rows_written += written
+                self._write_meta()
+            self.labels_written += self._write(self.labels, "_pending_labels")
+        finally:
+            self._pending_rows = sum(_rows(c) for c in self._pending + self._pending_labels)
         return written
+
+    def _write(self, writer: TableWriter, attribute: str) -> int:
+        """Write the chunks buffered in ``attribute``: kept for the next flush when the database
+        is away (``SourceUnavailable``), dropped on any other failure (bad input: it would fail
+        again)."""
+        chunks: list[dict[str, list[Any]]] = getattr(self, attribute)
+        if not chunks:
+            return 0
+        setattr(self, attribute, [])
+        try:
+            return writer.write(chunks)
+        except SourceUnavailable:
+            setattr(self, attribute, chunks + getattr(self, attribute))
+            raise
 
     def _write_meta(self) -> None:
         """One row per treatment in ``<table>_meta``, once per logger (duplicates are skipped)."""
@@ -428,6 +417,12 @@ class PredictionLogger:
                             conn.execute(table.insert().values(**values, recorded_at=now))
                 except sa.exc.IntegrityError:
                     pass  # another writer recorded the same treatment at the same moment
+                except sa.exc.SQLAlchemyError as exc:
+                    # The predictions are in; the note of their treatment is tried again next flush.
+                    log.warning(
+                        "Could not record the treatments in %s (next flush tries again): %s", meta_ref, exc
+                    )
+                    return
         self._meta_written = True
 
     def _append(self, pending: list[dict[str, list[Any]]], row: dict[str, list[Any]]) -> None:
@@ -452,6 +447,12 @@ class PredictionLogger:
             raise MlobsInputError(f"table {self.ref}: this PredictionLogger is closed")
 
     # -- values --------------------------------------------------------------------------------
+
+    def _pseudonyms(self, values: list[Any]) -> list[Any]:
+        """The keyed pseudonyms of ``values`` (a missing value stays ``None``)."""
+        key = self.key
+        assert key is not None  # pseudonymized columns need the key, read in __init__
+        return [None if v is None else pseudonym(v, key) for v in values]
 
     def _ids(self, given: Collection[Any] | None, n: int) -> list[str]:
         if given is None:
