@@ -110,6 +110,24 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _tail_bounds(
+    spec: ColumnSpec, ref: NumericProfile, cur: NumericProfile
+) -> tuple[list[float], list[float]]:
+    """Outer bounds for a sensitive column, whose profiles keep no minimum or maximum: where each
+    tail's mean is known, the bound at which that tail spread uniformly has that mean (what
+    :func:`~airflow_mlobs.core.stats.wasserstein_binned` places there anyway), so the distance
+    needs no single value. Empty when a tail mean is unknown (then Jensen-Shannon judges)."""
+    width = tail_width(len(spec.edges) + 1)
+    if len(spec.edges) <= 2 * (width - 1):
+        width = 1
+    inner_low, inner_high = float(spec.edges[width - 1]), float(spec.edges[-width])
+    lows = [2 * m - inner_low for m in (ref.low_mean, cur.low_mean) if m is not None]
+    highs = [2 * m - inner_high for m in (ref.high_mean, cur.high_mean) if m is not None]
+    if len(lows) < 2 or len(highs) < 2:
+        return [], []
+    return [min(*lows, float(spec.edges[0]))], [max(*highs, float(spec.edges[-1]))]
+
+
 def _numeric_metrics(
     spec: ColumnSpec, ref: NumericProfile, cur: NumericProfile
 ) -> tuple[dict[str, Any], float | None]:
@@ -118,6 +136,8 @@ def _numeric_metrics(
     shape = stats.shape_test(ref.bins, cur.bins)
     lows = [v for v in (ref.min, cur.min) if v is not None]
     highs = [v for v in (ref.max, cur.max) if v is not None]
+    if spec.sensitive and spec.edges and not (lows and highs):
+        lows, highs = _tail_bounds(spec, ref, cur)
     raw_scale = (
         stats.wasserstein_binned(
             ref.bins,

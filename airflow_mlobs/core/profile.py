@@ -67,6 +67,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.privacy import PseudonymKey, pseudonym
+
+#: The environment variable the pseudonym key is read from (``airflow_mlobs.connections``).
+PSEUDONYM_KEY_ENV = "MLOBS_PSEUDONYM_KEY"
 
 if TYPE_CHECKING:
     import numpy as np
@@ -88,11 +92,24 @@ DEFAULT_CATEGORICAL_MAX_DISTINCT = 10
 TAIL_LEVELS = (0.001, 0.005, 0.01, 0.02, 0.98, 0.99, 0.995, 0.999)
 
 
-def quantile_levels(bins: int = DEFAULT_BINS) -> NDArray[np.float64]:
-    """The quantile levels of a baseline's bin edges: ``0, 1/bins, ..., 1`` plus :data:`TAIL_LEVELS`."""
+#: The most extreme quantile level a sensitive column's edges keep: 1% of the reference lies below
+#: the lowest edge and 1% above the highest (:func:`quantile_levels`).
+SENSITIVE_LEVEL = 0.01
+
+
+def quantile_levels(bins: int = DEFAULT_BINS, *, sensitive: bool = False) -> NDArray[np.float64]:
+    """The quantile levels of a baseline's bin edges: ``0, 1/bins, ..., 1`` plus :data:`TAIL_LEVELS`.
+
+    For a sensitive column (``sensitive``) only the levels in ``[0.01, 0.99]``
+    (:data:`SENSITIVE_LEVEL`): never 0 and 1 (the reference's minimum and maximum, single persons'
+    values) nor the extreme tail levels, so at least 1% of the reference lies beyond each outer
+    edge and the outer bins are open."""
     import numpy as np  # not at import time: DAG files import this module
 
-    return np.unique(np.concatenate([np.linspace(0.0, 1.0, bins + 1), TAIL_LEVELS]))
+    levels = np.unique(np.concatenate([np.linspace(0.0, 1.0, bins + 1), TAIL_LEVELS]))
+    if sensitive:
+        levels = levels[(levels >= SENSITIVE_LEVEL - 1e-12) & (levels <= 1.0 - SENSITIVE_LEVEL + 1e-12)]
+    return levels
 
 
 ColumnKind = Literal["numeric", "categorical"]
@@ -563,21 +580,33 @@ class Profile:
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """The baseline's definition of one column: its kind, bin edges or category set."""
+    """The baseline's definition of one column: its kind, bin edges or category set.
+
+    ``sensitive``: the column's values never leave the database (``sensitive_columns``): a numeric
+    one has no outer edges at its minimum and maximum (:func:`quantile_levels`) and its profiles no
+    ``min``/``max``; a categorical one is counted by keyed pseudonyms of its values
+    (:func:`airflow_mlobs.core.privacy.pseudonym`), ``categories`` holding pseudonyms made with the
+    key whose fingerprint is ``pseudonym_key_id``, so every window must be gathered with that key."""
 
     name: str
     kind: ColumnKind
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     source_type: str = ""
+    sensitive: bool = False
+    pseudonym_key_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
+        """JSON-safe form (``sensitive`` and ``pseudonym_key_id`` only when set)."""
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "source_type": self.source_type}
         if self.kind == "numeric":
             out["edges"] = list(self.edges)
         else:
             out["categories"] = list(self.categories)
+        if self.sensitive:
+            out["sensitive"] = True
+        if self.pseudonym_key_id:
+            out["pseudonym_key_id"] = self.pseudonym_key_id
         return out
 
     @classmethod
@@ -592,12 +621,78 @@ class ColumnSpec:
             edges=tuple(float(e) for e in data.get("edges", ())),
             categories=tuple(str(c) for c in data.get("categories", ())),
             source_type=str(data.get("source_type", "")),
+            sensitive=bool(data.get("sensitive", False)),
+            pseudonym_key_id=str(data["pseudonym_key_id"]) if data.get("pseudonym_key_id") else None,
+        )
+
+    def category_key(self, text: str, key: PseudonymKey | None) -> str:
+        """How a value (its canonical category text) is counted: as it is, or for a pseudonymized
+        column its keyed pseudonym; the same in every gatherer, so SQL and in-memory profiles stay
+        equal. ``MlobsInputError`` when the column needs a key that is absent or another key."""
+        if not self.pseudonym_key_id:
+            return text
+        check_pseudonym_key(self, key)
+        assert key is not None
+        return pseudonym(text, key)
+
+
+def check_pseudonym_key(spec: ColumnSpec, key: PseudonymKey | None) -> None:
+    """A pseudonymized column (``spec.pseudonym_key_id``) must be gathered with the key that made
+    its baseline: no key, or another one, is ``MlobsInputError`` saying how to give it (another key
+    would make every value new: a silent full drift)."""
+    if not spec.pseudonym_key_id:
+        return
+    if key is None:
+        raise MlobsInputError(
+            f"`{spec.name}` is a sensitive column counted by keyed pseudonyms (key id "
+            f"{spec.pseudonym_key_id}), and no pseudonym key is configured: set the "
+            f"{PSEUDONYM_KEY_ENV} environment variable or give key_conn_id (a connection whose "
+            "password is the key)"
+        )
+    if key.key_id != spec.pseudonym_key_id:
+        raise MlobsInputError(
+            f"`{spec.name}`: the baseline's pseudonyms were made with key id {spec.pseudonym_key_id}, "
+            f"this check's key has id {key.key_id}: configure the same key ({PSEUDONYM_KEY_ENV} or "
+            "key_conn_id) or rebuild the baseline with this one"
         )
 
 
+def sensitive_key(baseline: str, column: str, key: PseudonymKey | None) -> PseudonymKey:
+    """The key a sensitive categorical column's pseudonyms are made with; without one
+    ``MlobsInputError`` saying how to configure it (its categories cannot be stored as text)."""
+    if key is None:
+        raise MlobsInputError(
+            f"baseline {baseline!r}: sensitive categorical column {column!r} is stored by keyed "
+            f"pseudonyms, and no pseudonym key is configured: set the {PSEUDONYM_KEY_ENV} environment "
+            "variable or give key_conn_id (a connection whose password is the key)"
+        )
+    return key
+
+
+def without_extremes(profile: Profile, specs: Sequence[ColumnSpec]) -> Profile:
+    """``profile`` with the ``min`` and ``max`` of every sensitive numeric column removed (single
+    persons' values); applied by every gatherer before a profile leaves it."""
+    sensitive = {s.name for s in specs if s.sensitive and s.kind == "numeric"}
+    if not sensitive:
+        return profile
+    columns = {
+        name: replace(col, min=None, max=None)
+        if name in sensitive and isinstance(col, NumericProfile)
+        else col
+        for name, col in profile.columns.items()
+    }
+    return replace(profile, columns=columns)
+
+
 def edges_key(columns: Sequence[ColumnSpec]) -> str:
-    """A fingerprint of the bin edges, so only profiles over the same edges merge."""
-    payload = json.dumps([(c.name, c.kind, list(c.edges)) for c in sorted(columns, key=lambda c: c.name)])
+    """A fingerprint of the bin edges, so only profiles over the same edges merge; a pseudonymized
+    column adds its key id, so its profiles never merge with raw ones or another key's."""
+    payload = json.dumps(
+        [
+            (c.name, c.kind, list(c.edges), *([c.pseudonym_key_id] if c.pseudonym_key_id else []))
+            for c in sorted(columns, key=lambda c: c.name)
+        ]
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

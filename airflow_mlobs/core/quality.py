@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -217,12 +217,71 @@ def _missing_column(message: str) -> str | None:
     return match.group("column") if match else None
 
 
-def judge_expectation(result: Mapping[str, Any], dataset: str) -> Finding:
-    """One expectation's result (dict form of ``ExpectationValidationResult``) as a finding."""
+#: Aggregates whose observed value is a statistic over many rows, never one row's value: shown for
+#: a sensitive column too (a minimum, maximum, median or most common value is one person's value).
+SAFE_AGGREGATES = frozenset(
+    {"mean", "stdev", "sum", "unique value count", "proportion of unique values", "row count", "column count"}
+)
+#: The parts of an expectation's result that hold data values (samples of unexpected values).
+VALUE_RESULT_KEYS = (
+    "partial_unexpected_list",
+    "partial_unexpected_counts",
+    "partial_unexpected_index_list",
+    "unexpected_list",
+    "unexpected_index_list",
+    "unexpected_index_query",
+    "details",
+)
+#: What a withheld example list or observed value says instead.
+WITHHELD = " (examples withheld: sensitive column)"
+
+
+def sensitive_subject(subject: str, sensitive: Collection[str]) -> bool:
+    """Whether an expectation's subject (``col``, ``a+b``) names a sensitive column."""
+    return bool(sensitive) and any(part in sensitive for part in subject.split("+"))
+
+
+def withhold_values(result: Mapping[str, Any], sensitive: Collection[str]) -> dict[str, Any]:
+    """An expectation's result (dict form) without the values of sensitive columns: the unexpected
+    value samples (:data:`VALUE_RESULT_KEYS`) dropped, the observed value of an aggregate that is one
+    row's value (not in :data:`SAFE_AGGREGATES`) removed, only counts and percentages kept. Applied
+    before anything else reads the validation, so no value reaches a finding, log or store."""
+    config = result.get("expectation_config") or {}
+    kind = str(config.get("type") or config.get("expectation_type") or "expectation")
+    kwargs = config.get("kwargs") or {}
+    if not sensitive_subject(expectation_subject(kwargs), sensitive):
+        return dict(result)
+    outcome = {k: v for k, v in (result.get("result") or {}).items() if k not in VALUE_RESULT_KEYS}
+    if "observed_value" in outcome and _aggregate_label(kind) not in SAFE_AGGREGATES:
+        outcome["observed_value"] = None
+        outcome["observed_withheld"] = True
+    cleaned = {**result, "result": outcome}
+    if cleaned.get("exception_info"):
+        # A database's or Great Expectations' error text can quote the offending value.
+        message = exception_message(cleaned.get("exception_info")) or ""
+        missing = _missing_column(message)
+        cleaned["exception_info"] = {
+            "raised_exception": True,
+            "exception_message": (
+                message.splitlines()[0]
+                if missing is not None
+                else "the error text is withheld (it may quote a value of a sensitive column)"
+            ),
+        }
+    return cleaned
+
+
+def judge_expectation(result: Mapping[str, Any], dataset: str, sensitive: Collection[str] = ()) -> Finding:
+    """One expectation's result (dict form of ``ExpectationValidationResult``) as a finding.
+
+    About a ``sensitive`` column, the finding holds counts and percentages only: no example of an
+    unexpected value, no observed value that is one row's value (:func:`withhold_values`)."""
+    result = withhold_values(result, sensitive)
     config = result.get("expectation_config") or {}
     kind = str(config.get("type") or config.get("expectation_type") or "expectation")
     kwargs = {k: v for k, v in (config.get("kwargs") or {}).items() if k != "batch_id"}
     subject = expectation_subject(kwargs)
+    withheld = sensitive_subject(subject, sensitive)
     expected = describe_expected(kind, kwargs)
     message = exception_message(result.get("exception_info"))
     if message:
@@ -255,6 +314,8 @@ def judge_expectation(result: Mapping[str, Any], dataset: str) -> Finding:
             # example is a NaN that the JSON form of the result turned into null.
             nan_from_null=not kind.endswith("_null"),
         )
+        if withheld and count and not kind.endswith("_null"):
+            shown = WITHHELD
         counted = f" ({count} row{'' if count == 1 else 's'})" if isinstance(count, int) else ""
         reason = (
             f"{label}: {_pct(float(percent))} of values{counted} "
@@ -265,6 +326,11 @@ def judge_expectation(result: Mapping[str, Any], dataset: str) -> Finding:
             reason += f"; at most {_pct((1 - float(mostly)) * 100)} allowed (mostly {_num(mostly)})"
     elif observed is not None:
         reason = f"{label}: {_aggregate_label(kind)} {_short(observed)}, expected {expected or kind}"
+    elif outcome.get("observed_withheld"):
+        reason = (
+            f"{label}: {_aggregate_label(kind)} withheld (one row's value of a sensitive column), "
+            f"expected {expected or kind}"
+        )
     else:
         reason = f"{label}: {kind} failed" + (f" (expected {expected})" if expected else "")
     return Finding(
@@ -333,6 +399,7 @@ def judge_validation(
     window_end: datetime | None = None,
     row_count: int | None = None,
     data_label: str | None = None,
+    sensitive_columns: Collection[str] = (),
 ) -> CheckResult:
     """Judge a Great Expectations 1.x suite validation result (its dict form: ``success``,
     ``results``, ``statistics``, ``suite_name``); see the module docstring for the mapping.
@@ -342,12 +409,17 @@ def judge_validation(
     ``skipped`` with the reason ``no rows in <data_label> in the window <start> .. <end>``; only the
     expectations that mean something without rows are judged (:data:`ROWLESS_EXPECTATIONS`: row and
     column counts, column sets and types, and a column the data lacks). So a suite that asks for rows
-    (``expect_table_row_count_to_be_between`` with a minimum above 0) fails on an empty window."""
+    (``expect_table_row_count_to_be_between`` with a minimum above 0) fails on an empty window.
+
+    ``sensitive_columns``: expectations about them are judged on counts and percentages only
+    (:func:`withhold_values`): no unexpected example, observed extreme or error text quoting a value."""
     results = validation.get("results")
     if not isinstance(results, list):
         raise MlobsInputError("not a suite validation result: no 'results' list")
     name = suite_name or str(validation.get("suite_name") or "suite")
-    findings = [judge_expectation(r, dataset) for r in results]
+    sensitive = frozenset(sensitive_columns)
+    results = [withhold_values(r, sensitive) for r in results]
+    findings = [judge_expectation(r, dataset, sensitive) for r in results]
     if row_count == 0:
         return _judge_no_rows(
             results,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -250,3 +251,90 @@ def error_result(
         window_end=window_end,
         findings=(Finding(subject=subject, metric="error", status=Status.ERROR, reason=message),),
     )
+
+
+#: Result keys whose values are data values of a column (examples, extremes, category names):
+#: what :func:`scrub_sensitive` withholds for a sensitive column when a check forgot to.
+VALUE_KEYS = frozenset(
+    {
+        "min",
+        "max",
+        "minimum",
+        "maximum",
+        "examples",
+        "example_values",
+        "partial_unexpected_list",
+        "unexpected_list",
+        "unexpected_values",
+        "partial_unexpected_counts",
+        "unseen_categories",
+        "categories",
+        "top_values",
+        "values",
+        "edges",
+        "observed_value",
+        "latest",
+        "newest",
+    }
+)
+_EXAMPLES = re.compile(r" \(e\.g\. .*?\)(?=;|$|,\s|\s)")
+
+
+def is_withheld_safe(value: Any) -> bool:
+    """Whether ``value`` can be shown for a sensitive column: a number of values (a count or
+    share), ``None``, a pseudonym or the redaction mark, or a list or mapping of only those."""
+    from airflow_mlobs.core.privacy import REDACTED, is_pseudonym
+
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, str):
+        return value == REDACTED or is_pseudonym(value)
+    if isinstance(value, list | tuple):
+        return all(is_withheld_safe(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(is_withheld_safe(k) and is_withheld_safe(v) for k, v in value.items())
+    return False
+
+
+def scrub_sensitive(result: CheckResult, sensitive_columns: Iterable[str]) -> CheckResult:
+    """The last safety net for ``sensitive_columns`` (the checks themselves never put such a
+    column's values in a result; this catches what a rule forgot): in the metrics, under a key
+    naming a sensitive column, every :data:`VALUE_KEYS` entry that is not counts or pseudonyms is
+    replaced by :data:`~airflow_mlobs.core.privacy.REDACTED`; a finding about a sensitive column
+    keeps a numeric value only and loses ``(e.g. ...)`` examples from its reason. The result
+    records the sensitive column names (names, not values) in ``metrics["sensitive_columns"]``."""
+    from airflow_mlobs.core.privacy import REDACTED
+
+    sensitive = {str(c) for c in sensitive_columns}
+    if not sensitive:
+        return result
+
+    def clean(value: Any, under_sensitive: bool) -> Any:
+        if isinstance(value, Mapping):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                inner = under_sensitive or str(k) in sensitive
+                if inner and str(k) in VALUE_KEYS and not is_withheld_safe(v):
+                    out[str(k)] = REDACTED
+                else:
+                    out[str(k)] = clean(v, inner)
+            if not under_sensitive and any(
+                str(value.get(n)) in sensitive for n in ("column", "name", "subject") if n in value
+            ):
+                return clean(out, True)
+            return out
+        if isinstance(value, list | tuple):
+            return [clean(v, under_sensitive) for v in value]
+        return value
+
+    def finding(f: Finding) -> Finding:
+        if f.subject not in sensitive:
+            return f
+        value = f.value
+        if not (isinstance(value, int | float) or is_withheld_safe(value)):
+            value = REDACTED
+        return replace(f, value=value, reason=_EXAMPLES.sub(" (examples withheld)", f.reason))
+
+    metrics = clean(dict(result.metrics), False)
+    metrics["sensitive_columns"] = sorted(sensitive)
+    return replace(result, metrics=metrics, findings=tuple(finding(f) for f in result.findings))

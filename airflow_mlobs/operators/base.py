@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_mlobs.connections import results_engine
-from airflow_mlobs.core.errors import MlobsInputError, SourceUnavailable
-from airflow_mlobs.core.result import CheckResult, Status, error_result
+from airflow_mlobs.connections import pseudonym_key, results_engine
+from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
+from airflow_mlobs.core.privacy import PseudonymKey
+from airflow_mlobs.core.result import CheckResult, Status, error_result, scrub_sensitive
 from airflow_mlobs.core.timeutil import parse_duration, parse_moment
 from airflow_mlobs.core.window import RunTimes, RunWindow, as_of_moment, resolve_window
 from airflow_mlobs.exceptions import CheckBreachError, CheckRetryableError
@@ -147,6 +148,10 @@ class CheckResultMixin:
     dag_id: str
     task_id: str
     do_xcom_push: bool
+    #: Columns whose values never reach a result, message, log, XCom or baseline (see
+    #: :class:`BaseCheckOperator`); the safety net of :meth:`publish` reads it too.
+    sensitive_columns: Sequence[str] = ()
+    key_conn_id: str | None = None
 
     def set_result_args(
         self,
@@ -170,7 +175,12 @@ class CheckResultMixin:
 
         Returns the compact form. Storing happens before any notification or policy so nothing is
         lost; a failure to store fails the task with a message naming the results connection.
+        With ``sensitive_columns``, the result passes the last safety net
+        (:func:`~airflow_mlobs.core.result.scrub_sensitive`) before it is logged, stored, sent or
+        pushed: the checks keep such values out of their results in the first place.
         """
+        if self.sensitive_columns:
+            result = scrub_sensitive(result, self.sensitive_columns)
         self.log.info("%s", result.summary)
         if result.findings:
             self.log.info("Findings:\n%s", findings_table(result))
@@ -242,6 +252,23 @@ class CheckResultMixin:
                 notifier.send_result(result, context, store, run)
             except Exception as exc:  # a bug in one notifier must not lose the result or fail the check
                 self.log.warning("Notifier %s failed: %s", type(notifier).__name__, type(exc).__name__)
+
+    def resolved_pseudonym_key(self, *, required: bool = False) -> PseudonymKey | None:
+        """The key for keyed pseudonyms of sensitive values (:func:`airflow_mlobs.connections.pseudonym_key`:
+        the password of ``key_conn_id``, else ``$MLOBS_PSEUDONYM_KEY``), read when the check runs.
+
+        Without sensitive columns no key is read. With them but no key configured, ``None``:
+        the check falls back to counts only, unless it needs pseudonyms (``required``, or a
+        baseline with pseudonymized columns, which then says how to set the key); a ``key_conn_id``
+        that is given but unusable is always an error naming it."""
+        if not self.sensitive_columns and not required:
+            return None
+        try:
+            return pseudonym_key(conn_id=self.key_conn_id)
+        except SourceError:
+            if required or self.key_conn_id:
+                raise
+            return None
 
     def finish(self, context: Context, result: CheckResult) -> dict[str, Any]:
         """Publish ``result`` and apply the breach policy; returns the compact form for XCom.
@@ -439,6 +466,15 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         is a warning, never a lost result. Templated.
     :param notify: notifiers (:mod:`airflow_mlobs.notifiers`) given the stored result; each decides
         from its severity, de-duplication and escalation rules whether to send.
+    :param sensitive_columns: columns whose VALUES never leave the database into findings,
+        summaries, notifications, XCom, the task log, the results history or baselines: only
+        counts, shares and keyed pseudonyms do (each check says how it honours them; the result
+        also passes a last safety net, :func:`~airflow_mlobs.core.result.scrub_sensitive`).
+        Column names are not values and are still shown.
+    :param key_conn_id: an Airflow connection whose password is the pseudonym key (default: the
+        ``MLOBS_PSEUDONYM_KEY`` environment variable). Needed only where pseudonyms are made:
+        without a key, checks fall back to counts only, except drift on a sensitive categorical
+        column, which compares pseudonyms and fails with an error saying how to set the key.
     """
 
     check_name = "check"
@@ -453,6 +489,8 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
         on_breach: OnBreach = "fail",
         notify: Sequence[CheckNotifier] = (),
         report_dir: str | os.PathLike[str] | None = None,
+        sensitive_columns: Sequence[str] = (),
+        key_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -460,6 +498,13 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
             dataset=dataset, results_conn_id=results_conn_id, on_breach=on_breach, notify=notify
         )
         self.report_dir = report_dir
+        if isinstance(sensitive_columns, str):
+            raise ValueError(
+                f"{self.task_id}: sensitive_columns must be a list of column names, got the text "
+                f"{sensitive_columns!r}"
+            )
+        self.sensitive_columns = [str(c) for c in sensitive_columns]
+        self.key_conn_id = key_conn_id
 
     def dataset_name(self) -> str:
         """How results name the checked data; subclasses derive a default from their source."""

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlobs import settings
 from airflow_mlobs.connections import results_engine
 from airflow_mlobs.core.drift_settings import CHECK, DEFAULT_MIN_ROWS
+from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import DEFAULT_BINS, DEFAULT_MAX_CATEGORIES, Baseline, ColumnKind, Profile
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.operators.base import (
@@ -59,6 +60,11 @@ class BaselineOperator(BaseCheckOperator):
     :param columns, kinds: columns to cover (default: all numeric and text ones) and kind overrides
         (``{"zip_code": "categorical"}``).
     :param bins: quantile bins per numeric column (default 20, plus an open bin at each end).
+    :param sensitive_columns: columns stored without any value: a categorical one by keyed
+        pseudonyms of its categories (the key, ``key_conn_id`` or ``$MLOBS_PSEUDONYM_KEY``, is
+        required; the baseline records its key id so a check with another key is a clear error), a
+        numeric one without its minimum, maximum or extreme-quantile edges (its outer bins are open
+        beyond the 1% and 99% quantiles) and with no min/max in the reference profile.
     :param calibrate_chunk_size: for file sources, calibrate data-driven thresholds on
         ``calibrate_chunks`` reference samples of this size (the size of a production window).
     :param baseline_dir: where baselines live (default ``$MLOBS_BASELINE_DIR`` or
@@ -120,10 +126,13 @@ class BaselineOperator(BaseCheckOperator):
         self.overwrite = overwrite
         self.spec().validate(self.task_id)
 
-    def spec(self) -> BaselineSpec:
-        """The rendered arguments as a :class:`BaselineSpec`."""
+    def spec(self, pseudonym_key: PseudonymKey | None = None) -> BaselineSpec:
+        """The rendered arguments as a :class:`BaselineSpec` (``pseudonym_key`` for sensitive
+        categorical columns, read when the task runs)."""
         return BaselineSpec(
             **source_of(self),
+            sensitive_columns=tuple(self.sensitive_columns),
+            pseudonym_key=pseudonym_key,
             baseline=self.baseline,
             version=self.version,
             reference_start=self.reference_start,
@@ -142,7 +151,8 @@ class BaselineOperator(BaseCheckOperator):
 
     def evaluate(self, context: Context) -> CheckResult:
         """Build and store the baseline unless that version exists already."""
-        result = self.spec().ensure(settings.baseline_dir(self.baseline_dir), overwrite=self.overwrite)
+        spec = self.spec(self.resolved_pseudonym_key())
+        result = spec.ensure(settings.baseline_dir(self.baseline_dir), overwrite=self.overwrite)
         return replace(result, dataset=self.dataset_name())
 
 
@@ -220,6 +230,12 @@ class DriftCheckOperator(DriftJudgeArgs):
     :param drift_share: share of drifted columns at which the dataset fails (default 0.5).
     :param warn_share: share at which it warns (default: any drifted column).
     :param importances: per-column weights for the drift share.
+    :param sensitive_columns: columns whose values never leave the gatherer; the baseline must have
+        been built with them (an error says to rebuild it otherwise), and its pseudonymized
+        categorical columns are counted by the same keyed pseudonyms (``key_conn_id`` or
+        ``$MLOBS_PSEUDONYM_KEY``; a missing or different key is an error). An unseen category is
+        reported by its share and pseudonym, never its text; a sensitive numeric column keeps no
+        min/max (Wasserstein bounds its open outer bins by the tails' means instead).
     :param min_rows: the fewest rows a window is judged on (default 30); a smaller window is
         ``skipped`` with the reason, and a column with fewer finite values has its distribution
         skipped (a one-row window with ``age=150`` is no evidence either way).
@@ -300,10 +316,13 @@ class DriftCheckOperator(DriftJudgeArgs):
         label = f"{source} where {self.where}" if self.where else str(source)
         return label if len(label) <= 200 else label[:199] + "…"
 
-    def spec(self) -> DriftSpec:
-        """The rendered arguments as a :class:`DriftSpec`."""
+    def spec(self, pseudonym_key: PseudonymKey | None = None) -> DriftSpec:
+        """The rendered arguments as a :class:`DriftSpec` (``pseudonym_key`` for a baseline's
+        pseudonymized columns, read when the task runs)."""
         return DriftSpec(
             **source_of(self),
+            sensitive_columns=tuple(self.sensitive_columns),
+            pseudonym_key=pseudonym_key,
             baseline=self.baseline,
             baseline_version=self.baseline_version,
             columns=tuple(self.columns) if self.columns is not None else None,
@@ -322,7 +341,7 @@ class DriftCheckOperator(DriftJudgeArgs):
             end=self.window_end,
             required=self.timestamp_column is not None,
         )
-        spec = self.spec()
+        spec = self.spec(self.resolved_pseudonym_key())
         partition = self.partition_name(context)
 
         def keep(baseline: Baseline, profile: Profile) -> None:

@@ -24,6 +24,7 @@ from airflow_mlobs.operators.base import (
 from airflow_mlobs.operators.drift import DriftJudgeArgs
 from airflow_mlobs.specs.drift import (
     checked_baseline,
+    checked_sensitive,
     judge_profile,
     merge_partitions,
     partition_list,
@@ -125,6 +126,9 @@ class DriftMergeOperator(DriftJudgeArgs):
             load_baseline(settings.baseline_dir(self.baseline_dir), self.baseline, self.baseline_version),
             [*(self.columns or []), *self.prediction_columns],
         )
+        # The stored partition profiles were gathered with the baseline's sensitivity (pseudonyms,
+        # no extremes): no key is needed to add them, only a baseline built with sensitive_columns.
+        baseline = checked_sensitive(baseline, self.sensitive_columns, None, key_needed=False)
         found = self.stored_partitions(dataset, baseline.key, start, end)
         where = (
             f"for {dataset} over the window {_moment(start)} .. {_moment(end)} against baseline "

@@ -6,12 +6,15 @@ The check itself (gather the newest timestamp, judge its age) is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_mlobs.core.freshness import CHECK
+from airflow_mlobs.core.privacy import REDACTED
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.operators.base import BaseCheckOperator, resolve_as_of, run_window
 from airflow_mlobs.specs.freshness import FreshnessSpec, seconds_or_text
@@ -133,6 +136,19 @@ class FreshnessCheckOperator(FreshnessArgsMixin, BaseCheckOperator):
     def evaluate(self, context: Context) -> CheckResult:
         """Gather and judge as of the run's ``data_interval_end`` (or ``as_of``)."""
         start, end = run_window(context)
-        return self.spec().evaluate(
+        result = self.spec().evaluate(
             as_of=resolve_as_of(context, self.as_of), window_start=start, window_end=end
         )
+        return without_newest(result, self.timestamp_column, self.sensitive_columns)
+
+
+def without_newest(
+    result: CheckResult, timestamp_column: str | None, sensitive_columns: Sequence[str]
+) -> CheckResult:
+    """A freshness result for a sensitive ``timestamp_column``: the newest row's timestamp (one
+    row's value) is not recorded, only its age, which is what the check judges (the age and
+    ``as_of`` still tell when the newest row is from: a freshness check discloses recency by
+    design)."""
+    if not timestamp_column or timestamp_column not in sensitive_columns or "newest" not in result.metrics:
+        return result
+    return replace(result, metrics={**result.metrics, "newest": REDACTED})

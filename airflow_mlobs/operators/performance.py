@@ -8,7 +8,7 @@ arguments into that spec and gives it the run's window.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 #: The operator's arguments that are the spec's (all but ``window`` and the base's).
-SPEC_ARGUMENTS = frozenset(f.name for f in fields(PerformanceSpec)) - {"dataset"}
+SPEC_ARGUMENTS = frozenset(f.name for f in fields(PerformanceSpec)) - {
+    "dataset",
+    "sensitive_columns",
+    "pseudonym_key",
+}
 
 
 class PerformanceCheckOperator(BaseCheckOperator):
@@ -73,7 +77,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
         macro_precision, macro_recall) or ``"regression"``.
     :param model_version_column, model_version: judge one model version only (templated).
     :param segment_column: report the main metric per segment and name the worst (segment findings
-        warn at most).
+        warn at most). When it is one of ``sensitive_columns``, segments are named by keyed
+        pseudonyms (``key_conn_id`` or ``$MLOBS_PSEUDONYM_KEY``), or without a key ``[redacted] #n``.
     :param label_delay: how long labels take, e.g. ``"7d"``; whole days are shifted in the
         wall-clock time of ``timezone``.
     :param window: the length of the prediction window before the shift, ending at the run's data
@@ -188,7 +193,9 @@ class PerformanceCheckOperator(BaseCheckOperator):
         values["baseline"] = dict(values["baseline"] or {})
         if isinstance(values["reference_window"], list):  # rendered templates may give a list
             values["reference_window"] = tuple(values["reference_window"])
-        return PerformanceSpec(**values, dataset=self.dataset)
+        return PerformanceSpec(
+            **values, dataset=self.dataset, sensitive_columns=tuple(self.sensitive_columns)
+        )
 
     def dataset_name(self) -> str:
         """See :meth:`PerformanceSpec.dataset_name`."""
@@ -198,5 +205,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
         """Judge the run's window (shifted back by the label delay in the spec)."""
         judged = judged_window(context, self.window)
         assert judged.start is not None and judged.end is not None  # a required window has both
-        result = self.spec().evaluate(window_start=judged.start, window_end=judged.end)
+        spec = self.spec()
+        if spec.segment_column and spec.segment_column in spec.sensitive_columns:
+            spec = replace(spec, pseudonym_key=self.resolved_pseudonym_key())
+        result = spec.evaluate(window_start=judged.start, window_end=judged.end)
         return with_window_basis(result, judged)

@@ -58,6 +58,10 @@ class ExpectationSuiteOperator(BaseCheckOperator):
         data interval, and a run with none is an ``error`` saying so. Templated.
     :param window_start, window_end: explicit bounds, overriding the above. Templated.
     :param suite_parameters: values for the suite's ``{"$PARAMETER": "name"}`` arguments. Templated.
+    :param sensitive_columns: expectations about these columns report counts and percentages only:
+        Great Expectations' ``partial_unexpected_list``/``unexpected_list`` and our examples are
+        dropped as the validation is read, observed values that are one row's value (min, max,
+        median, distinct values) withheld; means, sums and counts stay. No key is needed.
 
     Plus ``dataset``, ``results_conn_id`` and ``on_breach`` from :class:`BaseCheckOperator`.
     """
@@ -123,6 +127,7 @@ class ExpectationSuiteOperator(BaseCheckOperator):
             suite_parameters=self.suite_parameters,
             dag_file=dag_file,
             dataset=self.dataset or (self.task_id if in_memory else None),
+            sensitive_columns=tuple(self.sensitive_columns),
         )
 
     def dataset_name(self) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.core.errors import SourceError
+from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import (
     DEFAULT_BINS,
     DEFAULT_CATEGORICAL_MAX_DISTINCT,
@@ -31,6 +32,7 @@ from airflow_mlobs.core.profile import (
     check_baseline_args,
     constant_split,
     quantile_levels,
+    sensitive_key,
 )
 from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
@@ -39,13 +41,15 @@ from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, short_
 from airflow_mlobs.sources.sqlkit import catalog_columns, window_conditions
 
 
-def quantile_positions(n: int, bins: int) -> list[int]:
+def quantile_positions(n: int, bins: int, *, sensitive: bool = False) -> list[int]:
     """1-based positions of the "lower" quantiles at :func:`~airflow_mlobs.core.profile.quantile_levels`
     among ``n`` sorted values, computed exactly as ``numpy.quantile(method="lower")`` does
-    (``floor((n - 1) * q)``), so both builders pick the same values."""
+    (``floor((n - 1) * q)``), so both builders pick the same values (for a ``sensitive`` column
+    none at the extremes: :func:`~airflow_mlobs.core.profile.quantile_levels`)."""
     if n <= 0:
         return []
-    return sorted({int(p) + 1 for p in np.floor((n - 1) * quantile_levels(bins))})
+    levels = quantile_levels(bins, sensitive=sensitive)
+    return sorted({int(p) + 1 for p in np.floor((n - 1) * levels)})
 
 
 def build_baseline_sql(
@@ -67,6 +71,8 @@ def build_baseline_sql(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     source: str = "",
     dialect: SqlDialect | None = None,
+    sensitive_columns: Iterable[str] = (),
+    pseudonym_key: PseudonymKey | None = None,
 ) -> Baseline:
     """Build a baseline from a table (kinds from the catalog) or a query (``kinds`` required).
 
@@ -75,8 +81,12 @@ def build_baseline_sql(
     :func:`~airflow_mlobs.sources.dialect.dialect_for` the engine. Raises ``SourceError`` naming the
     table or columns on bad input, and a column with no finite value in the reference (which
     would otherwise become the category ``inf``, or a column skipped at every run).
+    ``sensitive_columns`` are stored without any value, as by the in-memory builder
+    (:func:`~airflow_mlobs.sources.drift_frame.build_baseline`): categorical ones by pseudonyms made
+    with ``pseudonym_key`` right where their counts are fetched, numeric ones without extreme edges.
     """
     check_baseline_args(name, bins, max_categories)
+    sensitive = set(sensitive_columns)
     dialect = dialect or dialect_for(engine)
     explicit = set(kinds or {})
     kinds = dict(kinds or {})
@@ -186,7 +196,7 @@ def build_baseline_sql(
                         .where(*conditions, finite)
                         .subquery("ordered")
                     )
-                    positions = quantile_positions(finite_n, bins)
+                    positions = quantile_positions(finite_n, bins, sensitive=n in sensitive)
                     values = (
                         conn.execute(
                             sa.select(ordered.c.v).where(ordered.c.rn.in_(positions)).order_by(ordered.c.rn)
@@ -197,7 +207,13 @@ def build_baseline_sql(
                         else []
                     )
                     edges = constant_split(tuple(sorted({float(v) for v in values})))
-                    specs[n] = ColumnSpec(n, "numeric", edges=edges, source_type=str(logical.get(n, "")))
+                    specs[n] = ColumnSpec(
+                        n,
+                        "numeric",
+                        edges=edges,
+                        source_type=str(logical.get(n, "")),
+                        sensitive=n in sensitive,
+                    )
     except SQLAlchemyError as exc:
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc
@@ -214,7 +230,20 @@ def build_baseline_sql(
         ) from exc
 
     categorical = [n for n in names if kinds[n] == "categorical"]
-    provisional = [*specs.values(), *(ColumnSpec(n, "categorical") for n in categorical)]
+    keys = {n: sensitive_key(name, n, pseudonym_key) for n in categorical if n in sensitive}
+
+    def categorical_spec(n: str, categories: tuple[str, ...] = ()) -> ColumnSpec:
+        key = keys.get(n)
+        return ColumnSpec(
+            n,
+            "categorical",
+            categories=categories,
+            source_type=str(logical.get(n, "")),
+            sensitive=key is not None,
+            pseudonym_key_id=key.key_id if key is not None else None,
+        )
+
+    provisional = [*specs.values(), *(categorical_spec(n) for n in categorical)]
     reference, _ = profile_sql(
         engine,
         provisional,
@@ -227,13 +256,14 @@ def build_baseline_sql(
         where=where,
         max_categories=max_categories,
         dialect=dialect,
+        pseudonym_key=pseudonym_key,
     )
     for n in categorical:
         profile = reference.columns.get(n)
         if isinstance(profile, CategoricalProfile) and not profile.count:
             raise _no_reference_values(name, n, where_label, profile.rows, profile.nulls, 0)
         categories = tuple(profile.to_dict()["counts"]) if isinstance(profile, CategoricalProfile) else ()
-        specs[n] = ColumnSpec(n, "categorical", categories=categories, source_type=str(logical.get(n, "")))
+        specs[n] = categorical_spec(n, categories)
     ordered_specs = {n: specs[n] for n in names if n in specs}
     return Baseline(
         name=name,

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.privacy import PseudonymKey, pseudonym
 from airflow_mlobs.core.profile import (
     DEFAULT_BINS,
     DEFAULT_CATEGORICAL_MAX_DISTINCT,
@@ -35,14 +36,17 @@ from airflow_mlobs.core.profile import (
     Profile,
     capped,
     check_baseline_args,
+    check_pseudonym_key,
     constant_split,
     count_unseen,
     edges_key,
     moment_shift,
     quantile_levels,
+    sensitive_key,
     split_moments,
     split_sum,
     tail_width,
+    without_extremes,
 )
 from airflow_mlobs.core.types import category_text
 
@@ -75,15 +79,18 @@ def infer_kind(
     return "categorical"
 
 
-def quantile_edges(values: np.ndarray[Any, Any], bins: int = DEFAULT_BINS) -> tuple[float, ...]:
+def quantile_edges(
+    values: np.ndarray[Any, Any], bins: int = DEFAULT_BINS, *, sensitive: bool = False
+) -> tuple[float, ...]:
     """Bin edges at the reference quantiles :func:`quantile_levels` (the "lower" order statistic,
     ``numpy.quantile(method="lower")``, so every edge is an observed value), tied edges removed.
     Empty input gives no edges; a constant column the constant and the next double above it
-    (:func:`~airflow_mlobs.core.profile.constant_split`)."""
+    (:func:`~airflow_mlobs.core.profile.constant_split`). A ``sensitive`` column has no edge at its
+    minimum, maximum or extreme tail levels (:func:`quantile_levels`)."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return ()
-    edges = np.quantile(finite, quantile_levels(bins), method="lower")
+    edges = np.quantile(finite, quantile_levels(bins, sensitive=sensitive), method="lower")
     return constant_split(tuple(float(e) for e in np.unique(edges)))
 
 
@@ -175,16 +182,24 @@ def numeric_profile(series: pd.Series, edges: Sequence[float]) -> NumericProfile
 
 
 def categorical_profile(
-    series: pd.Series, max_categories: int = DEFAULT_MAX_CATEGORIES, categories: Sequence[str] = ()
+    series: pd.Series,
+    max_categories: int = DEFAULT_MAX_CATEGORIES,
+    categories: Sequence[str] = (),
+    *,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> CategoricalProfile:
     """Count categories by their canonical text (:func:`category_text`); with the baseline's
-    ``categories``, also the values not among them (``unseen``, before folding)."""
+    ``categories``, also the values not among them (``unseen``, before folding). With
+    ``pseudonym_key`` (a sensitive column) each value is counted by its keyed pseudonym of that
+    text instead, as the SQL gatherer does: no value's text is kept."""
     nulls = int(series.isna().sum())
     counts: dict[str, int] = {}
     for value, count in series.value_counts(dropna=True, sort=False).items():
         if not count:  # declared but unused categories of a pandas Categorical were not seen
             continue
         key = category_text(value)
+        if pseudonym_key is not None:
+            key = pseudonym(key, pseudonym_key)
         counts[key] = counts.get(key, 0) + int(count)
     return capped(counts, nulls=nulls, max_categories=max_categories, unseen=count_unseen(counts, categories))
 
@@ -200,12 +215,18 @@ def build_baseline(
     categorical_max_distinct: int = DEFAULT_CATEGORICAL_MAX_DISTINCT,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     source: str = "",
+    sensitive_columns: Iterable[str] = (),
+    pseudonym_key: PseudonymKey | None = None,
 ) -> Baseline:
     """Build a baseline from reference data: kinds, quantile edges, category sets, reference profile.
 
     ``columns`` defaults to every column drift can cover (datetimes are left out); ``kinds``
     overrides the inferred kind per column. Raises ``MlobsInputError`` naming unknown columns.
+    ``sensitive_columns`` are stored without any value: numeric ones without edges at their
+    extremes and without min/max, categorical ones by pseudonyms made with ``pseudonym_key``
+    (required for them: :func:`sensitive_spec`).
     """
+    sensitive = set(sensitive_columns)
     frame = _as_frame(data)
     names = list(columns) if columns is not None else list(frame.columns)
     unknown = [c for c in names if c not in frame.columns]
@@ -240,10 +261,15 @@ def build_baseline(
             if not finite:
                 raise _no_reference_values(name, column, len(series), nulls, len(series) - nulls - invalid)
             specs[str(column)] = ColumnSpec(
-                str(column), "numeric", edges=quantile_edges(values, bins), source_type=str(series.dtype)
+                str(column),
+                "numeric",
+                edges=quantile_edges(values, bins, sensitive=column in sensitive),
+                source_type=str(series.dtype),
+                sensitive=column in sensitive,
             )
         else:
-            profile = categorical_profile(series, max_categories)
+            key = sensitive_key(name, str(column), pseudonym_key) if column in sensitive else None
+            profile = categorical_profile(series, max_categories, pseudonym_key=key)
             if not profile.count:
                 raise _no_reference_values(name, column, len(series), profile.nulls, 0)
             specs[str(column)] = ColumnSpec(
@@ -251,8 +277,10 @@ def build_baseline(
                 "categorical",
                 categories=tuple(profile.to_dict()["counts"]),
                 source_type=str(series.dtype),
+                sensitive=key is not None,
+                pseudonym_key_id=key.key_id if key is not None else None,
             )
-    reference = profile_frame(frame, specs.values())
+    reference = profile_frame(frame, specs.values(), pseudonym_key=pseudonym_key)
     return Baseline(
         name=name,
         version=version,
@@ -279,14 +307,20 @@ def profile_frame(
     window_start: datetime | None = None,
     window_end: datetime | None = None,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> Profile:
-    """Profile in-memory rows against baseline column specs (missing columns are recorded, not raised)."""
+    """Profile in-memory rows against baseline column specs (missing columns are recorded, not raised).
+
+    Sensitive columns (``spec.sensitive``) leave no value in the profile: pseudonymized categorical
+    ones are counted by pseudonyms made with ``pseudonym_key`` (which must be the baseline's:
+    :func:`~airflow_mlobs.core.profile.check_pseudonym_key`), numeric ones keep no min/max."""
     frame = _as_frame(data)
     spec_list = list(specs)
     missing: list[str] = []
     errors: dict[str, str] = {}
     work: list[ColumnSpec] = []
     for spec in spec_list:
+        check_pseudonym_key(spec, pseudonym_key)
         if spec.name not in frame.columns:
             missing.append(spec.name)
         elif spec.kind == "numeric" and pd.api.types.is_datetime64_any_dtype(frame[spec.name].dtype):
@@ -298,7 +332,8 @@ def profile_frame(
         series = frame[spec.name]
         if spec.kind == "numeric":
             return numeric_profile(series, spec.edges)
-        return categorical_profile(series, max_categories, spec.categories)
+        key = pseudonym_key if spec.pseudonym_key_id else None
+        return categorical_profile(series, max_categories, spec.categories, pseudonym_key=key)
 
     # Columns are independent and numpy releases the GIL in its loops: profile them in parallel.
     workers = min(len(work), os.cpu_count() or 1)
@@ -308,7 +343,7 @@ def profile_frame(
     else:
         profiles = [one(spec) for spec in work]
     columns = {spec.name: profile for spec, profile in zip(work, profiles, strict=True)}
-    return Profile(
+    profile = Profile(
         row_count=len(frame),
         columns=columns,
         edges_key=edges_key(spec_list),
@@ -317,6 +352,7 @@ def profile_frame(
         missing_columns=tuple(missing),
         errors=errors,
     )
+    return without_extremes(profile, spec_list)
 
 
 def calibrate_baseline(
@@ -327,6 +363,7 @@ def calibrate_baseline(
     chunks: int = 20,
     k_sigma: float = 3.0,
     seed: int = 0,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> Baseline:
     """Add data-driven thresholds to ``baseline``: profile ``chunks`` random samples of
     ``chunk_size`` reference rows (the size of a production window) and set each column's threshold
@@ -342,7 +379,11 @@ def calibrate_baseline(
     rng = np.random.default_rng(seed)
     specs = list(baseline.columns.values())
     profiles = [
-        profile_frame(frame.iloc[rng.choice(len(frame), size=chunk_size, replace=False)], specs)
+        profile_frame(
+            frame.iloc[rng.choice(len(frame), size=chunk_size, replace=False)],
+            specs,
+            pseudonym_key=pseudonym_key,
+        )
         for _ in range(chunks)
     ]
     return calibrate_thresholds(baseline, profiles, k_sigma=k_sigma, chunk_size=chunk_size)

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from airflow_mlobs.core.errors import SourceError
+from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import (
     DEFAULT_MAX_CATEGORIES,
     MOMENT_SHIFT,
@@ -33,12 +34,14 @@ from airflow_mlobs.core.profile import (
     NumericProfile,
     Profile,
     capped,
+    check_pseudonym_key,
     count_unseen,
     edges_key,
     moment_shift,
     split_moments,
     split_sum,
     tail_edges,
+    without_extremes,
 )
 from airflow_mlobs.core.types import (
     NUMERIC_TYPES,
@@ -75,6 +78,7 @@ def profile_sql(
     where: str | None = None,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     dialect: SqlDialect | None = None,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> tuple[Profile, QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
     See :func:`profile_sql_segments` for the definitions; this is the same without segments."""
@@ -90,6 +94,7 @@ def profile_sql(
         where=where,
         max_categories=max_categories,
         dialect=dialect,
+        pseudonym_key=pseudonym_key,
     )
     return profiles[None], stats
 
@@ -109,6 +114,7 @@ def profile_sql_segments(
     segment_column: str | None = None,
     max_segments: int = MAX_SEGMENTS,
     dialect: SqlDialect | None = None,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> tuple[dict[str | None, Profile], QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
 
@@ -127,6 +133,13 @@ def profile_sql_segments(
     numeric sum (:func:`_packed_profile_statement`); elsewhere it counts the rows below each edge.
     ``dialect`` defaults to :func:`~airflow_mlobs.sources.dialect.dialect_for` the engine. The
     result equals :func:`airflow_mlobs.sources.drift_frame.profile_frame` on the same rows.
+
+    Sensitive columns (``spec.sensitive``): a pseudonymized categorical column's ranked values are
+    replaced by their keyed pseudonyms (``pseudonym_key``, which must be the baseline's) as they are
+    fetched, before anything else sees them; where such a column folded values its unseen count is
+    not counted in the database (its category set holds pseudonyms the database cannot compute),
+    so it is left unknown and the comparison reports it as approximate. A sensitive numeric
+    column's min and max are dropped as the row is read.
 
     A ``sql`` query has no catalog: with a window, one more statement reads one non-NULL timestamp
     to learn whether the column carries a zone (naive values are wall-clock time in
@@ -349,6 +362,8 @@ def profile_sql_segments(
         raise SourceError(_failure_message(exc, where_label, sql, culprits)) from exc
 
     profiles: dict[str | None, Profile] = {}
+    for spec in present:
+        check_pseudonym_key(spec, pseudonym_key)
     for segment_key, row in rows_by_segment.items():
         profiles[segment_key] = _assemble_profile(
             row,
@@ -367,6 +382,7 @@ def profile_sql_segments(
                 errors=errors,
                 segment=segment_key,
             ),
+            pseudonym_key,
         )
     return profiles, QueryStats(statements=statements, rows_fetched=rows_fetched)
 
@@ -640,9 +656,11 @@ def _assemble_profile(
     catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]],
     max_categories: int,
     shell: Profile,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> Profile:
     """One segment's aggregate row and ranked categories as a :class:`Profile` (``shell`` gives
-    the window, edges key, missing columns and errors)."""
+    the window, edges key, missing columns and errors); sensitive columns as
+    :func:`profile_sql_segments` says."""
     columns: dict[str, ColumnProfile] = {}
     total_rows = int(row["rows"])
     for index, spec in enumerate(present):
@@ -703,13 +721,14 @@ def _assemble_profile(
                 logical = logical_type_from_name(spec.source_type) if spec.source_type else None
             counts: dict[str, int] = {}
             for value, count in top.get(spec.name, []):
-                key = canonical_category(value, logical)
+                key = spec.category_key(canonical_category(value, logical), pseudonym_key)
                 counts[key] = counts.get(key, 0) + count
             kept = capped(counts, nulls=total_rows - nonnull, max_categories=max_categories)
             folded = nonnull - kept.count
             unseen = count_unseen(counts, spec.categories)
             if folded and unseen is not None:
-                unseen = unseen_counts.get(spec.name, unseen)
+                # A pseudonymized column's unseen values cannot be counted in the database.
+                unseen = None if spec.pseudonym_key_id else unseen_counts.get(spec.name, unseen)
             columns[spec.name] = CategoricalProfile(
                 nulls=kept.nulls,
                 counts=kept.counts,
@@ -717,7 +736,7 @@ def _assemble_profile(
                 overflow=kept.overflow or folded > 0,
                 unseen=unseen,
             )
-    return replace(shell, row_count=total_rows, columns=columns)
+    return without_extremes(replace(shell, row_count=total_rows, columns=columns), present)
 
 
 def _top_categories(
@@ -797,7 +816,7 @@ def _folded_columns(
     their non-NULL values in some segment: their unseen count must come from the database."""
     folded = []
     for index, spec in categorical:
-        if not spec.categories:
+        if not spec.categories or spec.pseudonym_key_id:
             continue
         for key, row in rows_by_segment.items():
             listed = sum(n for _, n in top.get((key, spec.name), []))

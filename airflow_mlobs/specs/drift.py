@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.core.drift_settings import DEFAULT_MIN_ROWS, DriftSettings, Threshold
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import (
     DEFAULT_BINS,
     DEFAULT_MAX_CATEGORIES,
@@ -26,6 +27,7 @@ from airflow_mlobs.core.profile import (
     ColumnKind,
     Profile,
     baseline_path,
+    check_pseudonym_key,
     load_baseline,
 )
 from airflow_mlobs.core.readings import DriftReading
@@ -48,7 +50,12 @@ KeepProfile = Callable[[Baseline, Profile], None]
 class DriftSource:
     """Where the data is: exactly one of ``table`` or ``sql`` (on ``conn_id``) or ``path``, with an
     optional SQL ``where`` and the ``timestamp_column`` that bounds a window (naive timestamps read
-    in ``timestamp_timezone``)."""
+    in ``timestamp_timezone``).
+
+    ``sensitive_columns``: columns whose values never leave the gatherer (:mod:`airflow_mlobs.core.privacy`):
+    categorical ones are counted by keyed pseudonyms made with ``pseudonym_key`` (required for
+    them), numeric ones keep no minimum, maximum or extreme bin edge (see
+    :class:`~airflow_mlobs.core.profile.ColumnSpec`)."""
 
     conn_id: str | None = None
     table: str | None = None
@@ -57,6 +64,8 @@ class DriftSource:
     where: str | None = None
     timestamp_column: str | None = None
     timestamp_timezone: str = "UTC"
+    sensitive_columns: tuple[str, ...] = ()
+    pseudonym_key: PseudonymKey | None = field(default=None, repr=False, compare=False)
 
     def validate_source(self, task_id: str) -> None:
         """``ValueError`` naming the task unless exactly one source is given (SQL ones with a
@@ -139,10 +148,16 @@ class BaselineSpec(DriftSource):
                 bins=self.bins,
                 max_categories=self.max_categories,
                 source=str(self.path),
+                sensitive_columns=self.sensitive_columns,
+                pseudonym_key=self.pseudonym_key,
             )
             if self.calibrate_chunk_size:
                 baseline = frame_source.calibrate_baseline(
-                    frame, baseline, chunk_size=self.calibrate_chunk_size, chunks=self.calibrate_chunks
+                    frame,
+                    baseline,
+                    chunk_size=self.calibrate_chunk_size,
+                    chunks=self.calibrate_chunks,
+                    pseudonym_key=self.pseudonym_key,
                 )
             return baseline
         assert self.conn_id is not None
@@ -163,6 +178,8 @@ class BaselineSpec(DriftSource):
                 bins=self.bins,
                 max_categories=self.max_categories,
                 source=self.source_name(),
+                sensitive_columns=self.sensitive_columns,
+                pseudonym_key=self.pseudonym_key,
             )
 
     def ensure(
@@ -231,10 +248,11 @@ class DriftSpec(DriftSource):
     def load(self, directory: Path | Any) -> Baseline:
         """The baseline (its newest version unless ``baseline_version``), checked to cover the
         requested columns."""
-        return checked_baseline(
+        baseline = checked_baseline(
             load_baseline(directory, self.baseline, self.baseline_version),
             [*(self.columns or ()), *self.prediction_columns],
         )
+        return checked_sensitive(baseline, self.sensitive_columns, self.pseudonym_key)
 
     def gather(
         self,
@@ -253,7 +271,12 @@ class DriftSpec(DriftSource):
         if self.path:
             frame = self.read_frame([s.name for s in specs], start, end)
             return frame_source.profile_frame(
-                frame, specs, window_start=start, window_end=end, max_categories=self.max_categories
+                frame,
+                specs,
+                window_start=start,
+                window_end=end,
+                max_categories=self.max_categories,
+                pseudonym_key=self.pseudonym_key,
             )
         assert self.conn_id is not None
         with connector_or_default(connect)(self.conn_id) as engine:
@@ -268,6 +291,7 @@ class DriftSpec(DriftSource):
                 naive_zone=get_zone(self.timestamp_timezone),
                 where=self.where,
                 max_categories=self.max_categories,
+                pseudonym_key=self.pseudonym_key,
             )
         log.info(
             "Profiled %s in the database: %d statements, %d rows fetched",
@@ -308,6 +332,32 @@ class DriftSpec(DriftSource):
         if keep_profile is not None and profile.row_count:
             keep_profile(baseline, profile)
         return self.judge(baseline, profile, window_start, window_end)
+
+
+def checked_sensitive(
+    baseline: Baseline,
+    sensitive_columns: Sequence[str],
+    key: PseudonymKey | None,
+    *,
+    key_needed: bool = True,
+) -> Baseline:
+    """``baseline`` when every column declared sensitive was built as one (else its stored edges or
+    categories hold values: ``MlobsInputError`` saying to rebuild it with ``sensitive_columns``),
+    and its pseudonymized columns can be gathered with ``key`` (the same key: a clear error
+    instead of a silent full drift; not checked without ``key_needed``: the partition merge adds
+    stored profiles, already pseudonymized). A column the baseline marks sensitive stays sensitive
+    even when the check does not declare it."""
+    raw = [c for c in sensitive_columns if c in baseline.columns and not baseline.columns[c].sensitive]
+    if raw:
+        raise MlobsInputError(
+            f"baseline {baseline.name} {baseline.version} was built without "
+            f"{', '.join(map(repr, raw))} as sensitive columns, so it stores their values; rebuild it "
+            "with sensitive_columns naming them"
+        )
+    if key_needed:
+        for spec in baseline.columns.values():
+            check_pseudonym_key(spec, key)
+    return baseline
 
 
 def checked_baseline(baseline: Baseline, requested: Sequence[str]) -> Baseline:

@@ -29,6 +29,7 @@ from airflow_mlobs.core.performance_settings import (
     check_duplicate_labels,
     parse_max_drop,
 )
+from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, pseudonym
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_duration, parse_moment
 from airflow_mlobs.core.types import parse_table_name
@@ -91,6 +92,11 @@ class PerformanceSpec:
     bins: int = DEFAULT_BINS
     count_orphan_labels: bool = True
     dataset: str | None = None
+    #: Columns whose values never reach the result: a sensitive ``segment_column``'s segments are
+    #: named by keyed pseudonyms (``pseudonym_key``), or without a key by ``[redacted] #n`` (counts
+    #: only); a sensitive ``label_column``'s values are not listed when no label is positive.
+    sensitive_columns: tuple[str, ...] = ()
+    pseudonym_key: PseudonymKey | None = field(default=None, repr=False, compare=False)
 
     def validate(self, task_id: str) -> None:
         """Raise ``ValueError`` naming the task for an impossible combination of arguments, a
@@ -229,6 +235,8 @@ class PerformanceSpec:
         reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
         connector = connector_or_default(connect)
         overall, segments = self._summaries(query, connector)
+        if self.segment_column and self.segment_column in self.sensitive_columns:
+            segments = pseudonymized_segments(segments, self.pseudonym_key)
         reference = None
         if reference_bounds is not None:
             reference_window = PerformanceWindow(*reference_bounds, window.label_cutoff, window.label_cutoff)
@@ -256,7 +264,7 @@ class PerformanceSpec:
         """A few distinct label values by the cut-off (``None`` for labels in a file)."""
         from airflow_mlobs.sources.performance_sql import label_values_seen
 
-        if self.labels_path:
+        if self.labels_path or self.label_column in self.sensitive_columns:
             return None
         with connect(self.labels_connection()) as engine:
             return label_values_seen(engine, query)
@@ -364,3 +372,16 @@ class PerformanceSpec:
             stats.late_ids_held,
         )
         return overall, segments
+
+
+def pseudonymized_segments(segments: Mapping[Any, Any], key: PseudonymKey | None) -> dict[Any, Any]:
+    """The segments of a sensitive segment column renamed as soon as they are gathered, before
+    anything judges or shows them: by the keyed pseudonym of each value (stable across runs), or
+    without a key by ``[redacted] #n`` (counts only; the numbers follow the gatherer's order and are
+    not stable across runs: configure a key for names that are). A NULL segment stays ``None``."""
+    if key is not None:
+        return {None if name is None else pseudonym(name, key): summary for name, summary in segments.items()}
+    return {
+        None if name is None else f"{REDACTED} #{i}": summary
+        for i, (name, summary) in enumerate(segments.items(), start=1)
+    }

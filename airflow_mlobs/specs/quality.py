@@ -38,6 +38,9 @@ class QualitySpec:
     JSON's path (relative paths resolved as by
     :func:`~airflow_mlobs.specs.schema.resolve_contract_path`, also beside ``dag_file``);
     ``suite_parameters`` fill the suite's ``{"$PARAMETER": "name"}`` arguments.
+    ``sensitive_columns``: expectations about them report counts and percentages only (no example
+    of an unexpected value, no observed minimum/maximum/median, no error text that could quote a
+    value: :func:`~airflow_mlobs.core.quality.withhold_values`); no key is needed.
     """
 
     suite: str
@@ -50,6 +53,7 @@ class QualitySpec:
     suite_parameters: Mapping[str, Any] = field(default_factory=dict)
     dag_file: str | None = None
     dataset: str | None = None
+    sensitive_columns: tuple[str, ...] = ()
 
     def validate(self, task_id: str) -> None:
         """Raise ``ValueError`` naming the task for an impossible combination of arguments."""
@@ -174,6 +178,7 @@ class QualitySpec:
             window_end=end,
             row_count=run.row_count,
             data_label=label,
+            sensitive_columns=self.sensitive_columns,
         )
 
     def _rows(
