@@ -1,10 +1,13 @@
 """Retention and erasure on PostgreSQL: a prediction log, its labels and the results history's own
 tables aged in batches; people erased by raw id and by pseudonym, with an audit record free of
-personal data; bad input named. Everything lives in a schema of its own (``h4_retention_*``)."""
+personal data; bad input named. Everything lives in a schema of its own (``h4_retention_*``).
+The batched deletes, the history purge and the erasure also run on MySQL/MariaDB when the PyMySQL
+driver is installed and a server answers (``MLOBS_TEST_MYSQL_URL``, default root on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -352,3 +355,76 @@ def test_erasure_bad_input_names_it_and_changes_nothing(
         )
     assert count(pg_engine, log) == 4 and count(pg_engine, labels) == 4
     assert store.erasures() == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The same SQL on MySQL/MariaDB (where a driver and a server are at hand)
+# --------------------------------------------------------------------------------------------------
+
+MYSQL_URL = os.environ.get("MLOBS_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+
+
+@pytest.fixture
+def mysql_engine() -> Iterator[sa.Engine]:
+    """An engine on a fresh MySQL/MariaDB database (dropped afterwards); skips without the PyMySQL
+    driver or a server."""
+    pytest.importorskip("pymysql", reason="no MySQL driver (pip install pymysql) for the MariaDB run")
+    server = sa.create_engine(MYSQL_URL)
+    name = f"h4_retention_{uuid.uuid4().hex[:10]}"
+    try:
+        with server.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as exc:
+        server.dispose()
+        pytest.skip(f"no MySQL/MariaDB server at {MYSQL_URL}: {str(exc).splitlines()[0]}")
+    engine = sa.create_engine(MYSQL_URL + name)
+    yield engine
+    engine.dispose()
+    with server.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE {name}"))
+    server.dispose()
+
+
+def test_retention_and_erasure_on_mariadb(mysql_engine: sa.Engine) -> None:
+    engine = mysql_engine
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE prediction_log (prediction_id INTEGER PRIMARY KEY, customer_id VARCHAR(64), "
+                "predicted_at DATETIME(6))"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE TABLE churn_labels (prediction_id INTEGER, churned INTEGER, labelled_at DATETIME)"
+            )
+        )
+        for i in range(30):  # 20 old, 10 young; person i % 3
+            at = (AS_OF - (timedelta(days=100 + i) if i < 20 else timedelta(days=i - 19))).replace(
+                tzinfo=None
+            )
+            conn.execute(
+                sa.text("INSERT INTO prediction_log VALUES (:p, :c, :t)"),
+                {"p": i, "c": pseudonym(PEOPLE[i % 3], KEY), "t": at},
+            )
+            conn.execute(
+                sa.text("INSERT INTO churn_labels VALUES (:p, 1, :t)"), {"p": i, "t": at + timedelta(days=2)}
+            )
+    cutoff = retention_cutoff(AS_OF, "90d")
+    for table, column in (("prediction_log", "predicted_at"), ("churn_labels", "labelled_at")):
+        done = delete_before(engine, dated_table(engine, table, column), cutoff, batch_size=3)
+        assert (done.rows, done.batches) == (20, 7)
+        assert delete_before(engine, dated_table(engine, table, column), cutoff, batch_size=3).rows == 0
+        assert count(engine, table) == 10
+    store = ResultsStore(engine)
+    fill_history(store)
+    assert [d.rows for d in store.purge_before(cutoff, batch_size=2)] == [3, 1, 2, 1]
+    assert history_counts(store)["mlobs_alert_state"] == 2
+    target = ErasureTarget(
+        table="prediction_log", subject_column="customer_id", pseudonymized=True, labels_table="churn_labels"
+    )
+    audit, _ = erase([PEOPLE[1]], engine=engine, target=target, store=store, key=KEY)
+    assert audit.deleted == {"churn_labels": 3, "prediction_log": 3}  # ids 22, 25, 28 were left
+    again, _ = erase([PEOPLE[1]], engine=engine, target=target, store=store, key=KEY)
+    assert again.rows_deleted == 0
+    assert PEOPLE[1] not in audit_text(store) and pseudonym(PEOPLE[1], KEY) not in audit_text(store)
