@@ -505,3 +505,49 @@ def test_v3_history_gets_the_erasures_table(engine: sa.Engine) -> None:
     upgraded.ensure_table()
     assert upgraded.schema_version() == SCHEMA_VERSION == 4
     assert ERASURES_TABLE in sa.inspect(engine).get_table_names()
+
+
+# --------------------------------------------------------------------------------------------------
+# Operators: arguments checked when the DAG is parsed, no I/O
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"keep": "0d"}, r"ret: keep: must be longer than zero"),
+        ({"keep": "ninety"}, r"ret: keep: 'ninety' is not a duration"),
+        ({"keep": "90d", "tables": [("t", "ts")]}, r"ret: tables=\['t'\] need conn_id"),
+        ({"keep": "90d", "conn_id": "wh", "tables": [{"table": "t"}]}, r"ret: retention target .*table t"),
+        ({"keep": "90d", "results_history": False}, r"ret: nothing to age"),
+        ({"keep": "90d", "batch_size": 0}, r"ret: batch_size must be a positive integer"),
+    ],
+)
+def test_retention_operator_rejects_bad_arguments_at_parse_time(
+    kwargs: dict[str, object], message: str
+) -> None:
+    from airflow_mlobs.operators.retention import RetentionOperator
+
+    with pytest.raises(ValueError, match=message):
+        RetentionOperator(task_id="ret", **kwargs)  # type: ignore[arg-type]
+
+
+def test_operators_accept_templates_and_do_no_io() -> None:
+    from airflow_mlobs.operators.retention import ErasureOperator, RetentionOperator
+
+    retention = RetentionOperator(
+        task_id="ret", keep="{{ params.keep }}", conn_id="no_such_conn", tables=[("t", "ts")]
+    )
+    assert retention.dataset_name() == "retention:no_such_conn"
+    erasure = ErasureOperator(
+        task_id="erase",
+        subject_ids="{{ dag_run.conf['ids'] | join(',') }}",
+        conn_id="no_such_conn",
+        table="t",
+        subject_column="customer_id",
+        pseudonymized=["customer_id"],
+    )
+    assert erasure.target().is_pseudonymized("customer_id") and erasure.target().needs_key()
+    assert {"subject_ids", "reason", "requested_by", "count_only"} <= set(ErasureOperator.template_fields)
+    with pytest.raises(ValueError, match="subject_column"):
+        ErasureOperator(task_id="e", subject_ids=["1"], conn_id="c", table="t", subject_column="")
