@@ -15,6 +15,11 @@ breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see 
   right about 90% of the time; on the shifted customer mix far less often. Predictions run to
   ``PREDICTIONS_END``, so the last days' labels are still on their way when the demo judges them.
 
+- ``request_log``: the model service's requests (about 3,000 a day: time, latency in milliseconds,
+  HTTP status, model version, region). Latency is lognormal with a p95 of about 120 ms and about
+  0.5% of requests fail with a 5xx, until ``SLOW_SERVICE_DAY``: then the service slows down (p95
+  about 900 ms) and 7% of requests fail, most of them in the west region.
+
 On 2026-11-25 an upstream bug writes ``customer_age`` = 150 for a few customers (the quality suite
 catches it in the broken day's window). Then :func:`rename_customer_age` is the upstream team's
 migration: ``customer_age`` becomes ``age``.
@@ -52,6 +57,18 @@ LABEL_DELAY_DAYS = (1.5, 3.5)
 #: The first model_performance run of the demo (it judges the predictions of 11-22).
 LABELS_STORY_STARTS = datetime(2026, 11, 26, tzinfo=UTC)
 NEVER_LABELLED = 0.03
+#: The model service slows down and fails on this day (the window ending ``SLOW_SERVICE_END``).
+SLOW_SERVICE_DAY = datetime(2026, 11, 26, tzinfo=UTC)
+SLOW_SERVICE_END = SLOW_SERVICE_DAY + timedelta(days=1)
+REQUESTS_PER_DAY = 3_000
+#: Lognormal latency: median 70 ms and sigma 0.328 put the p95 at 120 ms; on the slow day the
+#: median is 535 ms (p95 about 900 ms).
+LATENCY_MEDIAN_MS = 70.0
+SLOW_LATENCY_MEDIAN_MS = 535.0
+LATENCY_SIGMA = 0.328
+#: Shares of requests answered with a 5xx: normally, and on the slow day (west, other regions).
+ERROR_RATE = 0.005
+SLOW_ERROR_RATE = {"west": 0.13, "other": 0.05}
 PREDICTIONS_PER_DAY = 600
 N_CUSTOMERS = 2_000
 ROWS_PER_DAY = 400
@@ -104,6 +121,16 @@ prediction_log = sa.Table(
     sa.Column("model_version", sa.String(16), nullable=False),
     sa.Column("churn_score", sa.Float, nullable=False),
     sa.Column("predicted_churn", sa.Integer, nullable=False),
+    sa.Column("region", sa.String(16), nullable=False),
+)
+request_log = sa.Table(
+    "request_log",
+    metadata,
+    sa.Column("request_id", sa.Integer, primary_key=True),
+    sa.Column("requested_at", sa.DateTime, nullable=False),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("model_version", sa.String(16), nullable=False),
     sa.Column("region", sa.String(16), nullable=False),
 )
 churn_labels = sa.Table(
@@ -215,7 +242,9 @@ def build(path: str | Path) -> str:
         training += _rows(labelled)
         day += timedelta(days=1)
     predictions, labels = _prediction_log()
+    requests = _request_log()
     with engine.begin() as conn:
+        conn.execute(request_log.insert(), requests)
         conn.execute(prediction_log.insert(), predictions)
         conn.execute(churn_labels.insert(), labels)
         conn.execute(customer_features.insert(), customers)
@@ -269,6 +298,41 @@ def _prediction_log() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                 )
         day += timedelta(days=1)
     return predictions, labels
+
+
+def _request_log() -> list[dict[str, Any]]:
+    """The model service's requests from ``SCENARIO_START`` to ``PREDICTIONS_END`` (its own random
+    stream): healthy until ``SLOW_SERVICE_DAY``, slow and failing on that day, healthy after."""
+    rng = np.random.default_rng(13)
+    rows: list[dict[str, Any]] = []
+    day = SCENARIO_START
+    while day < PREDICTIONS_END:
+        slow = day == SLOW_SERVICE_DAY
+        n = REQUESTS_PER_DAY
+        seconds = np.sort(rng.uniform(0, 86_400, n))
+        median = SLOW_LATENCY_MEDIAN_MS if slow else LATENCY_MEDIAN_MS
+        latency = median * np.exp(LATENCY_SIGMA * rng.standard_normal(n))
+        region = rng.choice(REGIONS, n)
+        if slow:
+            rate = np.where(region == "west", SLOW_ERROR_RATE["west"], SLOW_ERROR_RATE["other"])
+        else:
+            rate = np.full(n, ERROR_RATE)
+        failed = rng.random(n) < rate
+        client_error = ~failed & (rng.random(n) < 0.01)  # 4xx: the caller's fault, not an error
+        status = np.where(failed, 503, np.where(client_error, 400, 200))
+        for i in range(n):
+            rows.append(
+                {
+                    "request_id": len(rows) + 1,
+                    "requested_at": (day + timedelta(seconds=float(seconds[i]))).replace(tzinfo=None),
+                    "latency_ms": round(float(latency[i]), 2),
+                    "status_code": int(status[i]),
+                    "model_version": "v1",
+                    "region": str(region[i]),
+                }
+            )
+        day += timedelta(days=1)
+    return rows
 
 
 def rename_customer_age(url: str) -> None:
