@@ -223,7 +223,11 @@ def test_quality_on_sensitive_columns_keeps_counts_only() -> None:
 def test_performance_segments_of_a_sensitive_column_are_pseudonyms_or_counts() -> None:
     segments = {PLANTED: "summary-a", "south": "summary-b", None: "summary-null"}
     keyed = pseudonymized_segments(segments, KEY)
-    assert keyed == {pseudonym(PLANTED, KEY): "summary-a", pseudonym("south", KEY): "summary-b", None: "summary-null"}
+    assert keyed == {
+        pseudonym(PLANTED, KEY): "summary-a",
+        pseudonym("south", KEY): "summary-b",
+        None: "summary-null",
+    }
     unkeyed = pseudonymized_segments(segments, None)
     assert set(unkeyed) == {f"{REDACTED} #1", f"{REDACTED} #2", None}
     assert sorted(map(str, unkeyed.values())) == sorted(map(str, segments.values()))
