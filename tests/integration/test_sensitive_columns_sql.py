@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from airflow_mlobs.core.drift import compare
 from airflow_mlobs.core.privacy import PseudonymKey, pseudonym
 from airflow_mlobs.core.profile import Baseline, CategoricalProfile, NumericProfile, Profile
+from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.baseline_sql import build_baseline_sql
 from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
@@ -115,9 +116,9 @@ def test_sensitive_baseline_and_window_equal_in_memory(source: tuple[sa.Engine, 
     assert city.unseen == 200
     result = compare(in_db, window, dataset="d")
     assert PLANTED not in result.to_json() + window.to_json()
-    assert any(
-        f.metric == "unseen_share" and f.status.is_breach or f.status.value == "warn" for f in result.findings
-    )
+    unseen = [f for f in result.findings if f.metric == "unseen_share"]
+    assert unseen and unseen[0].status.severity >= Status.WARN.severity
+    assert pseudonym(PLANTED, KEY) in unseen[0].reason
 
 
 def test_folded_sensitive_column_has_its_unseen_count_unknown_in_sql(

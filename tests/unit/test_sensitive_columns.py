@@ -112,7 +112,7 @@ def test_a_categorical_sensitive_column_without_a_key_is_a_clear_error() -> None
     with pytest.raises(MlobsInputError, match="MLOBS_PSEUDONYM_KEY"):
         sensitive_baseline(key=None)
     baseline = sensitive_baseline()
-    with pytest.raises(MlobsInputError, match="MLOBS_PSEUDONYM_KEY|key_conn_id"):
+    with pytest.raises(MlobsInputError, match=r"MLOBS_PSEUDONYM_KEY|key_conn_id"):
         profile_frame(window_with_planted(), baseline.columns.values(), pseudonym_key=None)
     with pytest.raises(MlobsInputError, match=f"key id {KEY.key_id}.*{OTHER_KEY.key_id}"):
         checked_sensitive(baseline, ["city"], OTHER_KEY)
