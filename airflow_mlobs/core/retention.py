@@ -16,6 +16,7 @@ The gatherers and deleters are :mod:`airflow_mlobs.sources.retention_sql`; the o
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,12 +180,13 @@ def retention_result(
 
 def clean_ids(ids: Iterable[Any] | str | None) -> list[Any]:
     """The ids asked for, without blanks and duplicates (kept in order); text is split on commas,
-    whitespace and newlines (a rendered template, a file). ``None`` and an empty list are bad input:
-    an erasure of nobody is almost always a wrong template."""
+    whitespace and newlines (a rendered template, a file), and text that is a list literal (a list
+    rendered by a template without ``| join``: ``"['a', 'b']"``) is read as that list. ``None`` and
+    an empty list are bad input: an erasure of nobody is almost always a wrong template."""
     if ids is None:
         raise MlobsInputError("erase: no subject ids given")
     if isinstance(ids, str):
-        ids = ids.replace(",", " ").split()
+        ids = _split_ids(ids)
     seen: set[str] = set()
     kept: list[Any] = []
     for value in ids:
@@ -198,6 +200,18 @@ def clean_ids(ids: Iterable[Any] | str | None) -> list[Any]:
     if not kept:
         raise MlobsInputError("erase: no subject ids given (the list is empty after removing blanks)")
     return kept
+
+
+def _split_ids(text: str) -> list[Any]:
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        try:
+            parsed = ast.literal_eval(stripped)
+        except (ValueError, SyntaxError):
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    return text.replace(",", " ").split()
 
 
 def match_values(

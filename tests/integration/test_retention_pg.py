@@ -160,6 +160,12 @@ def test_retention_operator_evaluates_against_connections(
         batch_size=2,
     )
     context: Any = {"data_interval_start": AS_OF - timedelta(days=1), "data_interval_end": AS_OF}
+    operator.count_only = "True"  # as rendered from a template
+    dry = operator.evaluate(context)
+    assert dry.metrics["rows_would_delete"] == 18 and dry.metrics["rows_deleted"] == 0
+    assert [f.metric for f in dry.findings][:2] == ["rows_would_delete"] * 2
+    assert count(pg_engine, f"{schema}.prediction_log") == 12
+    operator.count_only = False
     result = operator.evaluate(context)
     assert result.check == "retention" and result.status.value == "pass"
     cutoff = (AS_OF - timedelta(days=90)).isoformat()

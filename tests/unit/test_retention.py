@@ -70,6 +70,9 @@ def test_targets_from_dicts_and_pairs() -> None:
 def test_clean_ids_dedupes_by_canonical_text_and_splits_text() -> None:
     assert clean_ids([42, "42", 42.0, " 7 ", None, ""]) == [42, " 7 "]
     assert clean_ids("1, 2\n3 2") == ["1", "2", "3"]
+    # A list rendered by a template without | join.
+    assert clean_ids("['cust a', 'b', 7]") == ["cust a", "b", 7]
+    assert clean_ids("[1, 2") == ["[1", "2"]  # not a list literal: split as text
     with pytest.raises(MlobsInputError, match="no subject ids"):
         clean_ids([])
     with pytest.raises(MlobsInputError, match="no subject ids"):
