@@ -189,6 +189,70 @@ def _chunks(values: Sequence[Any], size: int) -> list[Sequence[Any]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
+@dataclass(frozen=True)
+class _Matched:
+    """A table and the column a subject's rows are found by, with the values to match there
+    (``values`` is empty for labels reached through the predictions)."""
+
+    name: str
+    source: sa.TableClause
+    column: str
+    values: list[Any]
+    via: str = ""
+
+
+def _subject_rows(
+    engine: Engine,
+    target: ErasureTarget,
+    table: str,
+    column: str,
+    ids: Sequence[Any],
+    key: PseudonymKey | None,
+    role: str,
+) -> _Matched:
+    ref, info, sql_type, _ = _column_of(engine, table, column, role=role)
+    values = match_values(
+        ids,
+        column=f"{ref}.{info.name}",
+        pseudonymized=target.is_pseudonymized(column),
+        key=key,
+        logical_type=info.logical_type,
+    )
+    source = sa.table(ref.name, sa.column(info.name, sql_type), schema=ref.schema)
+    return _Matched(str(ref), source, info.name, values, via=info.name)
+
+
+def _labels_through_predictions(
+    engine: Engine, target: ErasureTarget
+) -> tuple[_Matched, sa.TableClause, str]:
+    """The labels table by its prediction id column, the prediction log with its subject and
+    prediction id columns (for the subquery), and the log's prediction id column."""
+    assert target.labels_table is not None
+    lref, linfo, ltype, _ = _column_of(
+        engine, target.labels_table, target.labels_prediction_column, role="labels prediction id"
+    )
+    key_name = target.prediction_id_column or target.labels_prediction_column
+    ref, info, sql_type, catalog = _column_of(engine, target.table, target.subject_column, role="subject")
+    by_name = {i.name.lower(): (i, t) for i, t in catalog}
+    if key_name.lower() not in by_name:
+        raise SourceError(
+            f"prediction id column {key_name!r} not found in table {ref}; it has: "
+            f"{', '.join(sorted(i.name for i, _ in catalog))}"
+        )
+    pinfo, ptype = by_name[key_name.lower()]
+    labels = _Matched(
+        str(lref),
+        sa.table(lref.name, sa.column(linfo.name, ltype), schema=lref.schema),
+        linfo.name,
+        [],
+        via=f"{linfo.name} of the subjects' predictions ({ref}.{info.name})",
+    )
+    predictions = sa.table(
+        ref.name, sa.column(info.name, sql_type), sa.column(pinfo.name, ptype), schema=ref.schema
+    )
+    return labels, predictions, pinfo.name
+
+
 def erase_subjects(
     engine: Engine,
     target: ErasureTarget,
@@ -199,95 +263,50 @@ def erase_subjects(
 ) -> list[TableDeletion]:
     """Delete the rows of the subjects ``ids`` (raw or pseudonymised) from the labels, then the
     prediction log; returns one :class:`TableDeletion` per table (labels first). Rerun-safe: ids
-    already erased match nothing. ``SourceError`` names a missing table or column; no message holds
-    an id or a pseudonym."""
-    ref, info, sql_type, catalog = _column_of(engine, target.table, target.subject_column, role="subject")
-    predictions = sa.table(ref.name, sa.column(info.name, sql_type), schema=ref.schema)
-    values = match_values(
-        ids,
-        column=f"{ref}.{info.name}",
-        pseudonymized=target.is_pseudonymized(target.subject_column),
-        key=key,
-        logical_type=info.logical_type,
-    )
-    labels: sa.TableClause | None = None
-    label_column = ""
-    label_values: list[Any] = values
-    inner: sa.TableClause | None = None
-    prediction_key = ""
-    if target.labels_table:
-        if target.labels_subject_column:
-            lref, linfo, ltype, _ = _column_of(
-                engine, target.labels_table, target.labels_subject_column, role="labels subject"
-            )
-            labels = sa.table(lref.name, sa.column(linfo.name, ltype), schema=lref.schema)
-            label_column = linfo.name
-            label_values = match_values(
-                ids,
-                column=f"{lref}.{linfo.name}",
-                pseudonymized=target.is_pseudonymized(target.labels_subject_column),
-                key=key,
-                logical_type=linfo.logical_type,
-            )
-        else:
-            lref, linfo, ltype, _ = _column_of(
-                engine, target.labels_table, target.labels_prediction_column, role="labels prediction id"
-            )
-            key_name = target.prediction_id_column or target.labels_prediction_column
-            by_name = {i.name.lower(): (i, t) for i, t in catalog}
-            if key_name.lower() not in by_name:
-                raise SourceError(
-                    f"prediction id column {key_name!r} not found in table {ref}; it has: "
-                    f"{', '.join(sorted(i.name for i, _ in catalog))}"
-                )
-            pinfo, ptype = by_name[key_name.lower()]
-            labels = sa.table(lref.name, sa.column(linfo.name, ltype), schema=lref.schema)
-            label_column = linfo.name
-            inner = sa.table(
-                ref.name, sa.column(info.name, sql_type), sa.column(pinfo.name, ptype), schema=ref.schema
-            )
-            prediction_key = pinfo.name
-    label_name = str(parse_table_name(target.labels_table)) if target.labels_table else ""
-    deleted_labels = deleted_predictions = 0
-    label_batches = prediction_batches = 0
+    already erased match nothing. Every table and column is read from the catalog before anything
+    is deleted; ``SourceError`` names a missing one. No message holds an id or a pseudonym."""
+    subject = _subject_rows(engine, target, target.table, target.subject_column, ids, key, "subject")
+    labels: _Matched | None = None
+    through: tuple[sa.TableClause, str] | None = None  # the prediction log and its prediction id column
+    if target.labels_table and target.labels_subject_column:
+        labels = _subject_rows(
+            engine, target, target.labels_table, target.labels_subject_column, ids, key, "labels subject"
+        )
+    elif target.labels_table:
+        labels, log, prediction_key = _labels_through_predictions(engine, target)
+        through = (log, prediction_key)
+    deleted = {subject.name: 0, **({labels.name: 0} if labels else {})}
+    statements = dict.fromkeys(deleted, 0)
+
+    def run(conn: Any, matched: _Matched, condition: sa.ColumnElement[bool]) -> None:
+        deleted[matched.name] += _delete_or_count(conn, matched.source, condition, dry_run)
+        statements[matched.name] += 1
+
     try:
-        if labels is not None and inner is None:
+        if labels is not None and through is None:
             # Labels by their own subject column: their ids may differ in form from the predictions'.
-            for chunk in _chunks(label_values, ERASE_CHUNK):
+            for chunk in _chunks(labels.values, ERASE_CHUNK):
                 with engine.begin() as conn:
-                    condition = labels.c[label_column].in_(list(chunk))
-                    deleted_labels += _delete_or_count(conn, labels, condition, dry_run)
-                    label_batches += 1
-        for chunk in _chunks(values, ERASE_CHUNK):
-            # One transaction per chunk: the labels of the subjects' predictions go first, so a
-            # failure between the two statements never leaves labels whose predictions are gone.
+                    run(conn, labels, labels.source.c[labels.column].in_(list(chunk)))
+        for chunk in _chunks(subject.values, ERASE_CHUNK):
+            # One transaction per chunk, the labels of the subjects' predictions first: a failure
+            # between the two statements never leaves labels whose predictions are gone.
             with engine.begin() as conn:
-                if labels is not None and inner is not None:
-                    subject_predictions = sa.select(inner.c[prediction_key]).where(
-                        inner.c[info.name].in_(list(chunk))
+                if labels is not None and through is not None:
+                    log, prediction_key = through
+                    predictions_of = sa.select(log.c[prediction_key]).where(
+                        log.c[subject.column].in_(list(chunk))
                     )
-                    condition = labels.c[label_column].in_(subject_predictions)
-                    deleted_labels += _delete_or_count(conn, labels, condition, dry_run)
-                    label_batches += 1
-                condition = predictions.c[info.name].in_(list(chunk))
-                deleted_predictions += _delete_or_count(conn, predictions, condition, dry_run)
-                prediction_batches += 1
+                    run(conn, labels, labels.source.c[labels.column].in_(predictions_of))
+                run(conn, subject, subject.source.c[subject.column].in_(list(chunk)))
     except SQLAlchemyError as exc:
         raise source_failure(
             exc,
-            f"erasure on table {ref} (column {info.name!r}) failed: {db_message(exc)}",
-            what=f"table {ref}",
+            f"erasure on table {subject.name} (column {subject.column!r}) failed: {db_message(exc)}",
+            what=f"table {subject.name}",
         ) from exc
-    found: list[TableDeletion] = []
-    if labels is not None:
-        via = (
-            label_column
-            if inner is None
-            else f"{label_column} of the subjects' predictions ({ref}.{target.subject_column})"
-        )
-        found.append(TableDeletion(label_name, via, deleted_labels, label_batches))
-    found.append(TableDeletion(str(ref), info.name, deleted_predictions, prediction_batches))
-    return found
+    found = [labels] if labels is not None else []
+    return [TableDeletion(m.name, m.via, deleted[m.name], statements[m.name]) for m in [*found, subject]]
 
 
 def _delete_or_count(
