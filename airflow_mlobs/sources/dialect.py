@@ -114,6 +114,27 @@ class SqlDialect:
         results store catches the lost race and looks again."""
         del conn, key
 
+    #: Whether ``percentile_cont(q) WITHIN GROUP (ORDER BY x)`` is available (exact, interpolated
+    #: percentiles); without it the service-health statement ranks the values with ``ROW_NUMBER()``
+    #: and fetches only the two values around each percentile's rank.
+    has_percentile_cont: ClassVar[bool] = False
+    #: Whether a query's timestamps are compared as naive values in the check's zone (SQLite keeps
+    #: timestamps as text without zone, as SQLAlchemy writes them), instead of bound as given.
+    naive_query_timestamps: ClassVar[bool] = False
+
+    def rank_floor(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """``floor(value)`` as an integer for ``value >= 0`` (a percentile's rank below)."""
+        return sa.cast(sa.func.floor(value), sa.Integer)
+
+    def minute_keys(self, ts: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """Expressions whose values together name the calendar minute of ``ts`` (the peak-minute
+        count groups by them): the date, hour and minute in ANSI SQL."""
+        return (
+            sa.cast(ts, sa.Date),
+            sa.extract("hour", ts),
+            sa.extract("minute", ts),
+        )
+
     def upsert_insert(self, table: sa.Table, engine_dialect: sa.engine.Dialect) -> Any | None:
         """An ``INSERT`` into ``table`` offering ``on_conflict_do_update`` and ``excluded`` (one
         statement that inserts or replaces a row), or ``None`` where the database has none; then the
@@ -151,6 +172,12 @@ class PostgresDialect(SqlDialect):
         if purpose == "performance_ranked":
             return ("SET LOCAL jit = off", "SET LOCAL enable_sort = off")
         return ("SET LOCAL enable_sort = off",)
+
+    has_percentile_cont = True
+
+    def minute_keys(self, ts: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """``date_trunc('minute', ts)``."""
+        return (sa.func.date_trunc("minute", ts),)
 
     def gx_datasource(self, context: Any, name: str, connection_string: str) -> Any:
         """Great Expectations' PostgreSQL datasource."""
@@ -200,6 +227,17 @@ class SqliteDialect(SqlDialect):
         SQLite's optional math functions), capped with ``CASE``."""
         raw: sa.ColumnElement[Any] = sa.cast(value, sa.Integer)
         return sa.case((raw > cap, cap), else_=raw)
+
+    naive_query_timestamps = True
+
+    def rank_floor(self, value: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """``CAST(value AS INTEGER)``: truncation, the floor for ``value >= 0`` (``floor()`` needs
+        SQLite's optional math functions)."""
+        return sa.cast(value, sa.Integer)
+
+    def minute_keys(self, ts: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """``strftime('%Y-%m-%d %H:%M', ts)`` over the stored text."""
+        return (sa.func.strftime("%Y-%m-%d %H:%M", ts),)
 
     def gx_datasource(self, context: Any, name: str, connection_string: str) -> Any:
         """Great Expectations' SQLite datasource."""
