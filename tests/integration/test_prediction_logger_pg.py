@@ -237,3 +237,26 @@ def test_the_performance_check_reads_the_log_in_a_schema(pg_engine: sa.Engine, p
     assert result.metrics["label_coverage"] == pytest.approx(labelled.mean(), rel=1e-12)
     auc = stats.mannwhitneyu(s[y == 1], s[y == 0]).statistic / ((y == 1).sum() * (y == 0).sum())
     assert metrics["roc_auc"]["value"] == pytest.approx(auc, abs=0.01)  # binned scores: close, not equal
+
+
+def test_psycopg3_copies_too(pg_schema: str) -> None:
+    """The psycopg 3 driver's ``cursor.copy`` is found by duck typing like psycopg2's ``copy_expert``."""
+    pytest.importorskip("psycopg")
+    url = sa.engine.make_url(pg_url()).set(drivername="postgresql+psycopg")
+    engine = sa.create_engine(url)
+    batch = {k: v[:7] for k, v in _awkward_batch().items()}
+    try:
+        with PredictionLogger(engine, schema=pg_schema, pseudonymize=["text"], key=KEY) as logger:
+            logger.log_batch(batch, prediction_ids=[str(i) for i in range(7)], scores=[0.25] * 7)
+            logger.flush()
+            assert logger.predictions.last_path == "copy"
+        rows = _rows(engine, pg_schema, "mlobs_prediction_log")
+    finally:
+        engine.dispose()
+    key = PseudonymKey.from_text(KEY)
+    for row in rows:
+        i = int(row["prediction_id"])
+        want = batch["text"][i]
+        assert row["text"] == (None if want is None else pseudonym(want, key))
+        assert _same(batch["number"][i], row["number"]) and row["count"] == batch["count"][i]
+        assert row["score"] == 0.25

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from scipy import stats
 
 from airflow_mlobs.core.errors import MlobsInputError, SourceError, SourceUnavailable
-from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, is_pseudonym, pseudonym
+from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, is_pseudonym, pseudonym, sampled
 from airflow_mlobs.recorder import PERFORMANCE_DEFAULTS, PredictionLogger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,7 +87,9 @@ def test_table_is_made_on_first_use_with_the_documented_layout(engine: sa.Engine
             predicted_at=at,
         )
         assert not sa.inspect(engine).has_table("mlobs_prediction_log")  # buffered until flush
+        before = datetime.now(UTC).replace(tzinfo=None)
         logger.log({"age": 41, "spend": 3.0, "region": "east", "active": False, "joined": DAY}, score=0.2)
+        after = datetime.now(UTC).replace(tzinfo=None)
     columns = {c["name"]: c for c in sa.inspect(engine).get_columns("mlobs_prediction_log")}
     assert list(columns) == [
         "prediction_id",
@@ -120,6 +122,7 @@ def test_table_is_made_on_first_use_with_the_documented_layout(engine: sa.Engine
         rows[0]["model_version"] == "v3" and rows[0]["score"] == 0.75 and rows[1]["predicted_class"] is None
     )
     assert rows[0]["predicted_at"] == "2026-11-22 10:30:00.000000"  # UTC, as SQLite stores it
+    assert before <= datetime.fromisoformat(rows[1]["predicted_at"]) <= after  # default: now, in UTC
     # No label was logged: no labels table; no treatment: no meta table.
     assert not sa.inspect(engine).has_table("mlobs_labels")
     assert not sa.inspect(engine).has_table("mlobs_prediction_log_meta")
@@ -272,7 +275,7 @@ def test_sampling_is_deterministic_across_processes_and_binomially_sized(tmp_pat
         ]
         engine.dispose()
         kept.append(predictions)
-    assert kept[0] == kept[1]
+    assert kept[0] == kept[1] == {f"p{i}" for i in range(n) if sampled(f"p{i}", rate)}
     low, high = stats.binom.interval(0.999, n, rate)
     assert low <= len(kept[0]) <= high, len(kept[0])
 
