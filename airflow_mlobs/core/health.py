@@ -246,7 +246,11 @@ class HealthRules:
         """Raise ``ValueError`` naming ``where`` and the setting for a value out of range."""
         if not 0.0 <= self.max_error_rate <= 1.0:
             raise ValueError(f"{where}: max_error_rate must be in [0, 1], got {self.max_error_rate!r}")
-        if isinstance(self.min_requests, bool) or not isinstance(self.min_requests, int) or self.min_requests < 1:
+        if (
+            isinstance(self.min_requests, bool)
+            or not isinstance(self.min_requests, int)
+            or self.min_requests < 1
+        ):
             raise ValueError(f"{where}: min_requests must be an integer >= 1, got {self.min_requests!r}")
         if not 1.0 <= self.p95_warn_ratio <= self.p95_fail_ratio:
             raise ValueError(
@@ -333,8 +337,7 @@ def judge_errors(summary: HealthSummary, rules: HealthRules, subject: str = "err
             value=rate,
             threshold=threshold,
             reason=(
-                f"not judged: {summary.requests:,} requests, fewer than min_requests "
-                f"({rules.min_requests:,})"
+                f"not judged: {summary.requests:,} requests, fewer than min_requests ({rules.min_requests:,})"
             ),
         )
     low, high = interval
@@ -406,7 +409,9 @@ def judge_throughput(summary: HealthSummary, baseline: float | None, rules: Heal
             if current is None
             else ("no baseline throughput" if baseline is None else "baseline throughput is 0")
         )
-        return Finding("throughput", "throughput_ratio", Status.SKIPPED, threshold=threshold, reason=f"not judged: {why}")
+        return Finding(
+            "throughput", "throughput_ratio", Status.SKIPPED, threshold=threshold, reason=f"not judged: {why}"
+        )
     numbers = f"{current:,.3g}/min ({ratio:.2f}x baseline {baseline:,.3g}/min)"
     if ratio < threshold:
         return Finding(
@@ -418,7 +423,12 @@ def judge_throughput(summary: HealthSummary, baseline: float | None, rules: Heal
             reason=f"throughput {numbers}: below {threshold:g}x",
         )
     return Finding(
-        "throughput", "throughput_ratio", Status.PASS, value=ratio, threshold=threshold, reason=f"throughput {numbers}"
+        "throughput",
+        "throughput_ratio",
+        Status.PASS,
+        value=ratio,
+        threshold=threshold,
+        reason=f"throughput {numbers}",
     )
 
 
@@ -431,7 +441,8 @@ def burn_rates(burn: Sequence[BurnWindow], rules: HealthRules) -> dict[str, dict
         }
     if rules.slo_latency_ms is not None:
         rates["latency"] = {
-            window_label(w.minutes): burn_rate(w.slow, w.latency_count, rules.slo_latency_target) for w in burn
+            window_label(w.minutes): burn_rate(w.slow, w.latency_count, rules.slo_latency_target)
+            for w in burn
         }
     return rates
 
@@ -457,9 +468,7 @@ def judge_burn(slo: str, rates: Mapping[str, float | None], rules: HealthRules) 
         reason = f"{slo} SLO burning at >= {rules.page_burn_rate:g}x over {long_page} and {short_page} (page)"
     elif over(TICKET_WINDOWS, rules.ticket_burn_rate):
         status = Status.WARN
-        reason = (
-            f"{slo} SLO burning at >= {rules.ticket_burn_rate:g}x over {long_ticket} and {short_ticket} (ticket)"
-        )
+        reason = f"{slo} SLO burning at >= {rules.ticket_burn_rate:g}x over {long_ticket} and {short_ticket} (ticket)"
     else:
         status = Status.PASS
         reason = f"{slo} SLO burn rates within the alert levels"
@@ -601,7 +610,9 @@ def judge_health(
     text = f"{dataset}: {summary}"
     if moved and status.severity >= Status.WARN.severity:
         text += f"; slowest: {', '.join(moved)}"
-    bad = sorted((f for f in findings if f.status.severity >= Status.WARN.severity), key=lambda f: -f.status.severity)
+    bad = sorted(
+        (f for f in findings if f.status.severity >= Status.WARN.severity), key=lambda f: -f.status.severity
+    )
     ordered = bad + [f for f in findings if f not in bad]
     return CheckResult(
         check=CHECK,

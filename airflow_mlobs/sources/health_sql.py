@@ -143,7 +143,7 @@ def _resolve(engine: Engine, src: HealthSource, dialect: SqlDialect) -> _Resolve
                 f"latency_column {lat_info.name!r} of table {table} is {lat_info.physical_type}, not a "
                 f"number; give the latency in {src.latency_unit} as a numeric column (or cast it in sql=)"
             )
-        kind = src.error_kind
+        kind: str = src.error_kind
         if "err" in infos:
             err_info, _ = infos["err"]
             detected = "boolean" if err_info.logical_type is LogicalType.BOOLEAN else "status"
@@ -155,7 +155,10 @@ def _resolve(engine: Engine, src: HealthSource, dialect: SqlDialect) -> _Resolve
             kind = detected if kind == "auto" else kind
         source = sa.table(
             table.name,
-            *(sa.column(info.name, sql_type) for info, sql_type in {i.name: (i, t) for i, t in infos.values()}.values()),
+            *(
+                sa.column(info.name, sql_type)
+                for info, sql_type in {i.name: (i, t) for i, t in infos.values()}.values()
+            ),
             schema=table.schema,
         )
         columns = {key: source.c[info.name] for key, (info, _) in infos.items()}
@@ -227,7 +230,9 @@ def health_statement(
     low = min(start, end - BURN_LOOKBACK) if burn else start
     conditions: list[sa.ColumnElement[bool]] = [ts >= resolved.bind(low), ts < resolved.bind(end)]
     if src.model_version is not None and "ver" in cols:
-        conditions.append(sa.cast(cols["ver"], sa.String) == sa.bindparam("health_version", src.model_version))
+        conditions.append(
+            sa.cast(cols["ver"], sa.String) == sa.bindparam("health_version", src.model_version)
+        )
     selected = [ts.label("ts"), lat_ms.label("lat"), _error_flag(src, resolved).label("err")]
     if group is not None:
         selected.append(sa.cast(cols[group], sa.String).label("grp"))
@@ -268,7 +273,9 @@ def health_statement(
         return sa.select(rows.c.grp, *aggregates).group_by(rows.c.grp).order_by(rows.c.grp)
     window = sa.select(*aggregates).select_from(rows).subquery("mlobs_health_agg")
     per_minute = (
-        sa.select(sa.func.count().label("c")).select_from(current).group_by(*dialect.minute_keys(current.c.ts))
+        sa.select(sa.func.count().label("c"))
+        .select_from(current)
+        .group_by(*dialect.minute_keys(current.c.ts))
     ).subquery("mlobs_health_minutes")
     peak = sa.select(sa.func.max(per_minute.c.c).label("peak")).subquery("mlobs_health_peak")
     parts: list[Any] = [window, peak]
@@ -351,7 +358,13 @@ def gather_health(
     where = f"table {src.table}" if src.table is not None else "query"
     columns = ", ".join(
         repr(c)
-        for c in (src.timestamp_column, src.latency_column, src.error_column, src.segment_column, src.model_version_column)
+        for c in (
+            src.timestamp_column,
+            src.latency_column,
+            src.error_column,
+            src.segment_column,
+            src.model_version_column,
+        )
         if c
     )
     statements = rows_fetched = 0
@@ -441,7 +454,9 @@ def gather_health(
 def statements_for(src: HealthSource, *, reference: bool) -> int:
     """How many statements :func:`gather_health` issues for ``src``: ``(1 + groupings) x (1 +
     reference)``."""
-    groupings = int(bool(src.segment_column)) + int(bool(src.model_version_column and src.model_version is None))
+    groupings = int(bool(src.segment_column)) + int(
+        bool(src.model_version_column and src.model_version is None)
+    )
     return (1 + groupings) * (2 if reference else 1)
 
 
