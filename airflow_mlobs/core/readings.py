@@ -20,6 +20,7 @@ from typing import Any
 
 from airflow_mlobs.core.drift_settings import CHECK as DRIFT
 from airflow_mlobs.core.freshness import CHECK as FRESHNESS
+from airflow_mlobs.core.health import CHECK as SERVICE_HEALTH
 from airflow_mlobs.core.performance_settings import CHECK as PERFORMANCE
 from airflow_mlobs.core.result import CheckResult
 
@@ -149,3 +150,36 @@ class FreshnessReading:
         if result.check != FRESHNESS:
             return None
         return cls(age_seconds=number(result.metrics.get("age_seconds")))
+
+
+@dataclass(frozen=True)
+class HealthReading:
+    """What a service-health result reports (written by
+    :func:`airflow_mlobs.core.health.judge_health`): latencies in ms, the error rate with its
+    Wilson 95% interval, and the baseline p95 the ratio is taken against (``None`` when unknown)."""
+
+    requests: int
+    p95_ms: float | None
+    baseline_p95_ms: float | None
+    p95_ratio: float | None
+    error_rate: float | None
+    error_rate_low: float | None
+    error_rate_high: float | None
+    throughput_per_min: float | None
+
+    @classmethod
+    def of(cls, result: CheckResult) -> HealthReading | None:
+        """The reading of a service-health result; ``None`` for any other check."""
+        if result.check != SERVICE_HEALTH:
+            return None
+        metrics = result.metrics
+        return cls(
+            requests=int(number(metrics.get("requests")) or 0),
+            p95_ms=number(metrics.get("latency_p95_ms")),
+            baseline_p95_ms=number(metrics.get("baseline_p95_ms")),
+            p95_ratio=number(metrics.get("p95_ratio")),
+            error_rate=number(metrics.get("error_rate")),
+            error_rate_low=number(metrics.get("error_rate_low")),
+            error_rate_high=number(metrics.get("error_rate_high")),
+            throughput_per_min=number(metrics.get("throughput_per_min")),
+        )

@@ -13,9 +13,11 @@ from datetime import timedelta
 
 from airflow_mlobs.core.drift_settings import CHECK as DRIFT
 from airflow_mlobs.core.freshness import CHECK as FRESHNESS
+from airflow_mlobs.core.health import CHECK as SERVICE_HEALTH
+from airflow_mlobs.core.health import ms, pct
 from airflow_mlobs.core.notify import Kind
 from airflow_mlobs.core.performance_settings import CHECK as PERFORMANCE
-from airflow_mlobs.core.readings import DriftReading, FreshnessReading, PerformanceReading
+from airflow_mlobs.core.readings import DriftReading, FreshnessReading, HealthReading, PerformanceReading
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import format_duration
 
@@ -69,11 +71,28 @@ def freshness_headline(result: CheckResult) -> str | None:
     return f"Newest data {format_duration(timedelta(seconds=float(freshness.age_seconds)))} old"
 
 
+def health_headline(result: CheckResult) -> str | None:
+    """``p95 900 ms (7.5x baseline 120 ms), errors 7.1% [6.0%, 8.3%] of 1,234 requests``."""
+    health = HealthReading.of(result)
+    if health is None:
+        return None
+    if health.requests == 0:
+        return "No requests in the window"
+    p95 = f"p95 {ms(health.p95_ms)}"
+    if health.p95_ratio is not None and health.baseline_p95_ms is not None:
+        p95 += f" ({health.p95_ratio:.1f}x baseline {ms(health.baseline_p95_ms)})"
+    errors = f"errors {pct(health.error_rate)}"
+    if health.error_rate_low is not None and health.error_rate_high is not None:
+        errors += f" [{pct(health.error_rate_low)}, {pct(health.error_rate_high)}]"
+    return f"{p95}, {errors} of {health.requests:,} requests"
+
+
 #: One headline per check, by check name.
 HEADLINES: dict[str, Callable[[CheckResult], str | None]] = {
     DRIFT: drift_headline,
     PERFORMANCE: performance_headline,
     FRESHNESS: freshness_headline,
+    SERVICE_HEALTH: health_headline,
 }
 
 
