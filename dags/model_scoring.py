@@ -20,6 +20,10 @@ from datetime import UTC, datetime
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
+# Light at parse time (SQLAlchemy, no numpy or pandas): the logger writes when the task runs.
+from airflow_mlobs.connections import engine_for_connection
+from airflow_mlobs.recorder import DEFAULT_TABLE, PredictionLogger
+
 WAREHOUSE = "mlobs_warehouse"
 PSEUDONYM_KEY_CONN = "mlobs_pseudonym_key"
 MODEL_VERSION = "v1"
@@ -44,9 +48,6 @@ with DAG(
         import numpy as np
         import pandas as pd
         import sqlalchemy as sa
-
-        from airflow_mlobs.connections import engine_for_connection
-        from airflow_mlobs.recorder import DEFAULT_TABLE, PredictionLogger
 
         end = data_interval_end or datetime.now(UTC)
         start = (
