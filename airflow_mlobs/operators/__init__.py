@@ -9,6 +9,7 @@ from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
 from airflow_mlobs.operators.performance import PerformanceCheckOperator
 from airflow_mlobs.operators.quality import ExpectationSuiteOperator
+from airflow_mlobs.operators.retention import ErasureOperator, RetentionOperator
 from airflow_mlobs.operators.schema import SchemaCheckOperator
 
 __all__ = [
@@ -16,9 +17,11 @@ __all__ = [
     "BaselineOperator",
     "DriftCheckOperator",
     "DriftMergeOperator",
+    "ErasureOperator",
     "ExpectationSuiteOperator",
     "FreshnessCheckOperator",
     "PerformanceCheckOperator",
+    "RetentionOperator",
     "RetrainGateOperator",
     "SchemaCheckOperator",
 ]
