@@ -176,7 +176,10 @@ def burn_rate(bad: int, total: int, target: float) -> float | None:
     """``(bad / total) / (1 - target)``; ``None`` without events (no evidence either way)."""
     if total <= 0 or not 0.0 < target < 1.0:
         return None
-    return (bad / total) / (1.0 - target)
+    # The budget 1 - T rounded to 12 digits (1 - 0.999 is 0.0010000000000000009 in binary), and
+    # one division, so a rate exactly at an alert level (15 of 1,000 at 0.999 is 15) reads as such.
+    budget = round(1.0 - target, 12)
+    return bad / (total * budget)
 
 
 @dataclass(frozen=True)
@@ -484,11 +487,16 @@ def judge_burn(slo: str, rates: Mapping[str, float | None], rules: HealthRules) 
 
 
 def _moved_most(
-    kind: str, groups: Sequence[GroupHealth], baseline: HealthBaseline, rules: HealthRules
+    kind: str,
+    groups: Sequence[GroupHealth],
+    baseline: HealthBaseline,
+    rules: HealthRules,
+    overall: HealthSummary,
 ) -> tuple[list[Finding], dict[str, Any]]:
     """Findings naming the group with the largest p95 ratio and the largest error-rate rise (each
-    group against its own reference window where gathered, else the overall baseline). Warn at
-    most, and only with ``min_requests`` requests in the group."""
+    group against its own reference window where gathered, else the overall baseline; the error
+    rise, without a baseline error rate, against the whole window's). Warn at most, and only groups
+    with ``min_requests`` requests are compared."""
     findings: list[Finding] = []
     named: dict[str, Any] = {}
     p95_moves: list[tuple[float, GroupHealth, float]] = []
@@ -500,6 +508,8 @@ def _moved_most(
         ref = group.reference
         base_p95 = ref.p95_ms if ref is not None and ref.p95_ms is not None else baseline.p95_ms
         base_err = ref.error_rate if ref is not None and ref.error_rate is not None else baseline.error_rate
+        if base_err is None:  # no baseline error rate: against the whole window's, i.e. the others
+            base_err = overall.error_rate
         ratio = _ratio(cur.p95_ms, base_p95)
         if ratio is not None and base_p95 is not None:
             p95_moves.append((ratio, group, base_p95))
@@ -575,7 +585,7 @@ def judge_health(
     metrics: dict[str, Any] = current.to_metrics()
     named: dict[str, Any] = {}
     for kind, groups in (("segment", observation.segments), ("model_version", observation.versions)):
-        group_findings, group_named = _moved_most(kind, groups, base, rules)
+        group_findings, group_named = _moved_most(kind, groups, base, rules, current)
         findings += group_findings
         named.update(group_named)
     metrics.update(
