@@ -70,6 +70,10 @@ class PredictionLogger:
     are all missing in the first batch). A later column the table lacks is an error naming the
     table and the column (``new_columns="error"``, the default: a typo does not grow the table), or
     is added as a nullable column (``new_columns="add"``). ``fast_copy`` allows PostgreSQL's COPY.
+
+    ``flush_every`` (seconds) starts a background thread that flushes at that interval, so a quiet
+    model service's rows do not wait in memory for the next batch; its failures are logged (a
+    database that is away keeps the rows for the next try), and :meth:`close` stops it.
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class PredictionLogger:
         column_types: Mapping[str, Any] | None = None,
         new_columns: NewColumns = "error",
         fast_copy: bool = True,
+        flush_every: float | None = None,
     ) -> None:
         self.ref = parse_table_name(table, schema)
         self.labels_ref = parse_table_name(labels_table, self.ref.schema if schema is None else schema)
@@ -166,11 +171,30 @@ class PredictionLogger:
         self._looked = False
         self._meta_written = False
         self.closed = False
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
         #: Rows given to :meth:`log`/:meth:`log_batch`, kept by sampling, and written so far.
         self.rows_seen = 0
         self.rows_kept = 0
         self.rows_written = 0
         self.labels_written = 0
+        # Last: the thread may flush as soon as it starts.
+        if flush_every is not None:
+            if (
+                isinstance(flush_every, bool)
+                or not isinstance(flush_every, int | float)
+                or not flush_every > 0
+            ):
+                raise MlobsInputError(
+                    f"{where}: flush_every must be a number of seconds > 0, got {flush_every!r}"
+                )
+            self._flusher = threading.Thread(
+                target=self._flush_periodically,
+                args=(float(flush_every),),
+                name=f"mlobs-flush-{self.ref}",
+                daemon=True,
+            )
+            self._flusher.start()
 
     def __repr__(self) -> str:
         key = f", key_id={self.key.key_id}" if self.key is not None else ""
@@ -338,12 +362,24 @@ class PredictionLogger:
         """Flush, then release the engine when the logger made it. Idempotent."""
         if self.closed:
             return
+        self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
         try:
             self.flush()
         finally:
             self.closed = True
             if self.owns_engine:
                 self.engine.dispose()
+
+    def _flush_periodically(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.flush()
+            except (SourceError, SourceUnavailable) as exc:
+                log.warning("Background flush of %s failed: %s", self.ref, exc)
+            except Exception:
+                log.exception("Background flush of %s failed", self.ref)
 
     def __enter__(self) -> PredictionLogger:
         return self

@@ -143,6 +143,23 @@ def test_batch_size_flushes_on_its_own_and_close_writes_the_rest(engine: sa.Engi
         logger.log({"x": 1.0})
 
 
+def test_flush_every_writes_a_quiet_loggers_rows_in_the_background(engine: sa.Engine) -> None:
+    import time
+
+    logger = PredictionLogger(engine, table="log", flush_every=0.1)
+    logger.log({"x": 1.0}, prediction_id="a")
+    deadline = time.monotonic() + 10
+    while logger.rows_written == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [r["prediction_id"] for r in _rows(engine, "log")] == ["a"]  # without flush() or close()
+    logger.log({"x": 2.0}, prediction_id="b")
+    logger.close()
+    assert logger._flusher is not None and not logger._flusher.is_alive()
+    assert len(_rows(engine, "log")) == 2
+    with pytest.raises(MlobsInputError, match=r"flush_every must be a number of seconds > 0"):
+        PredictionLogger(engine, flush_every=0)
+
+
 def test_a_dataframe_batch_keeps_types_and_missing_values(engine: sa.Engine) -> None:
     frame = pd.DataFrame(
         {
