@@ -118,7 +118,7 @@ url, schema, worker, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.arg
 with PredictionLogger(url, schema=schema, pseudonymize=["customer_id"], key=sys.argv[5], batch_size=499) as logger:
     for start in range(0, n, 250):
         ids = logger.log_batch(
-            {"customer_id": [worker * 1_000_000 + i for i in range(start, start + 250)], "x": [float(i) for i in range(250)]},
+            {"customer_id": [(worker + 1) * 1_000_000 + i for i in range(start, start + 250)], "x": [float(i) for i in range(250)]},
             scores=[0.5] * 250,
         )
         logger.log_labels(ids, [1] * 250)
@@ -165,8 +165,15 @@ def test_concurrent_processes_racing_to_create_the_table_lose_nothing(
     assert (total, distinct, customers) == (workers * n,) * 3
     assert (labels, joined) == (workers * n,) * 2
     key = PseudonymKey.from_text(KEY)
-    assert sample in {pseudonym(w * 1_000_000 + i, key) for w in range(workers) for i in range(3, n, 250)}
+    assert sample in {
+        pseudonym((w + 1) * 1_000_000 + i, key) for w in range(workers) for i in range(3, n, 250)
+    }
     assert meta == 1  # four writers, one treatment row
+    # No raw customer id in any column of any row (the log's and the labels').
+    raw = {str((w + 1) * 1_000_000 + i) for w in range(workers) for i in range(n)}
+    for table in ("mlobs_prediction_log", "mlobs_labels", "mlobs_prediction_log_meta"):
+        for row in _rows(pg_engine, pg_schema, table, order="1"):
+            assert raw.isdisjoint(str(v) for v in row.values()), (table, row)
 
 
 def test_threads_sharing_one_logger_lose_nothing(pg_engine: sa.Engine, pg_schema: str) -> None:
