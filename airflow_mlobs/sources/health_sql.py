@@ -435,7 +435,9 @@ def gather_health(
         per_window = grouped[group]
         current = per_window[0]
         ref = per_window[1] if len(per_window) > 1 else {}
-        return tuple(GroupHealth(value=k, current=v, reference=ref.get(k)) for k, v in current.items())
+        return tuple(
+            GroupHealth(value=k, current=v, reference=ref.get(k)) for k, v in sorted(current.items())
+        )
 
     observation = HealthObservation(
         current=summaries[0],

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.core.types import TableRef
+from airflow_mlobs.sources.health_frame import gather_health_frame
 from airflow_mlobs.sources.health_sql import HealthSource, gather_health, statements_for
 from airflow_mlobs.specs.base import url_connected
 from airflow_mlobs.specs.health import HealthSpec
@@ -352,3 +354,69 @@ def test_bad_input_names_table_and_column(db: Database) -> None:
     )
     with pytest.raises(SourceError, match=r"query \(columns 'ts', 'zzz', 'status'\)"):
         gather_health(db.engine, query, start=START, end=END)
+
+
+def assert_same(sql: Any, frame: Any) -> None:
+    """Two summaries equal: counts exactly, latencies within 1e-12 relative (sums differ in order)."""
+    if sql is None or frame is None:
+        assert sql is None and frame is None
+        return
+    for name in ("requests", "errors", "latency_count", "peak_per_minute", "window_minutes"):
+        assert getattr(sql, name) == getattr(frame, name), name
+    for name in ("latency_mean_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms"):
+        a, b = getattr(sql, name), getattr(frame, name)
+        assert (a is None and b is None) or a == pytest.approx(b, rel=1e-12), name
+
+
+@pytest.mark.parametrize("naive", [False, True])
+def test_frame_gatherer_equals_sql(db: Database, naive: bool) -> None:
+    slow_from = START + timedelta(hours=12)
+    rows = request_log(3000, seed=21, slow_from=slow_from)
+    for r in [r for r in rows if slow_from <= r["ts"] < END][:3]:
+        r["segment"] = None
+    load(db, rows)
+    frame = pd.DataFrame(rows)
+    if naive:  # naive wall-clock UTC in the frame: read in naive_zone (UTC)
+        frame["ts"] = frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None)
+    kwargs: dict[str, Any] = {
+        "latency_column": "latency_ms",
+        "error_column": "status",
+        "error_statuses": (500, 503),
+        "segment_column": "segment",
+        "model_version_column": "version",
+    }
+    window: dict[str, Any] = {
+        "start": slow_from,
+        "end": END,
+        "reference": (T0, START),
+        "burn": True,
+        "slo_latency_ms": 250.0,
+    }
+    sql_obs, _ = gather_health(db.engine, source(db, **kwargs), **window)
+    frame_obs = gather_health_frame(frame, source(db, **kwargs), **window)
+    assert_same(sql_obs.current, frame_obs.current)
+    assert_same(sql_obs.reference, frame_obs.reference)
+    assert sql_obs.burn == frame_obs.burn
+    assert sql_obs.error_rule == frame_obs.error_rule
+    for sql_groups, frame_groups in (
+        (sql_obs.segments, frame_obs.segments),
+        (sql_obs.versions, frame_obs.versions),
+    ):
+        assert [g.value for g in sql_groups] == [g.value for g in frame_groups]
+        for a, b in zip(sql_groups, frame_groups, strict=True):
+            assert_same(a.current, b.current)
+            assert_same(a.reference, b.reference)
+    assert "(null)" in [g.value for g in sql_obs.segments]
+
+
+def test_frame_bad_input() -> None:
+    frame = pd.DataFrame({"ts": [START], "latency_ms": ["slow"], "status": [200]})
+    src = HealthSource(timestamp_column="ts", latency_column="latency_ms", error_column="status")
+    with pytest.raises(
+        SourceError, match=r"latency_column 'latency_ms' of the frame is (object|str), not a number"
+    ):
+        gather_health_frame(frame, src, start=START, end=END)
+    with pytest.raises(SourceError, match=r"error_column 'nope' not found in the frame"):
+        gather_health_frame(
+            frame, HealthSource("ts", "latency_ms", error_column="nope"), start=START, end=END
+        )
