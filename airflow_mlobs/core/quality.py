@@ -256,9 +256,9 @@ def withhold_values(result: Mapping[str, Any], sensitive: Collection[str]) -> di
         outcome["observed_value"] = None
         outcome["observed_withheld"] = True
     cleaned = {**result, "result": outcome}
-    if cleaned.get("exception_info"):
+    message = exception_message(cleaned.get("exception_info"))
+    if message:
         # A database's or Great Expectations' error text can quote the offending value.
-        message = exception_message(cleaned.get("exception_info")) or ""
         missing = _missing_column(message)
         cleaned["exception_info"] = {
             "raised_exception": True,
