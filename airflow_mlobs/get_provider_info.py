@@ -33,6 +33,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlobs.operators.quality",
                     "airflow_mlobs.operators.performance",
                     "airflow_mlobs.operators.retention",
+                    "airflow_mlobs.operators.health",
                 ],
             }
         ],

@@ -31,16 +31,17 @@ from airflow_mlobs.operators import PerformanceCheckOperator, RetrainGateOperato
 
 WAREHOUSE = "mlobs_warehouse"
 RETRAIN = Asset("mlobs://churn/retrain")
-#: Columns of the prediction log and the label table, shared by both checks.
+#: Columns of the prediction log and the label table (written by PredictionLogger: its layout),
+#: shared by both checks.
 SOURCE: dict[str, Any] = {
     "conn_id": WAREHOUSE,
     "predictions_table": "prediction_log",
     "labels_table": "churn_labels",
     "prediction_time_column": "predicted_at",
     "label_time_column": "labelled_at",
-    "label_column": "churned",
-    "score_column": "churn_score",
-    "predicted_column": "predicted_churn",
+    "label_column": "label",
+    "score_column": "score",
+    "predicted_column": "predicted_class",
     "segment_column": "region",
     "model_version_column": "model_version",
     "model_version": "v1",

@@ -31,15 +31,21 @@ sys.path.insert(0, str(ROOT))
 from airflow_mlobs.render.text import findings_table  # noqa: E402
 from airflow_mlobs.store import ResultsStore  # noqa: E402
 from demo import warehouse  # noqa: E402
+from demo.slack_sink import SlackSink, message_text  # noqa: E402
 
 DAG_ID = "model_monitoring"
 PERFORMANCE_DAG_ID = "model_performance"
+SERVICE_DAG_ID = "model_service"
+SCORING_DAG_ID = "model_scoring"
 RETRAIN_DAG_ID = "model_retraining"
 RETRAIN_ASSET = "mlobs://churn/retrain"
 
 
-def airflow_env(demo_dir: Path, warehouse_path: Path) -> dict[str, str]:
-    """Environment for the Airflow CLI: a private AIRFLOW_HOME, our dags/, the warehouse connection."""
+def airflow_env(
+    demo_dir: Path, warehouse_path: Path, slack_url: str = "http://127.0.0.1:9"
+) -> dict[str, str]:
+    """Environment for the Airflow CLI: a private AIRFLOW_HOME, our dags/, the warehouse connection,
+    the pseudonym key's connection and the Slack webhook connection (pointing at ``slack_url``)."""
     env = dict(os.environ)
     env.update(
         {
@@ -48,6 +54,12 @@ def airflow_env(demo_dir: Path, warehouse_path: Path) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW_CONN_MLOBS_WAREHOUSE": json.dumps({"conn_type": "sqlite", "host": str(warehouse_path)}),
+            "AIRFLOW_CONN_MLOBS_PSEUDONYM_KEY": json.dumps(
+                {"conn_type": "generic", "password": warehouse.DEMO_PSEUDONYM_KEY}
+            ),
+            "AIRFLOW_CONN_MLOBS_SLACK": json.dumps(
+                {"conn_type": "slackwebhook", "host": f"{slack_url}/services", "password": "T000/B000/demo"}
+            ),
             "GX_ANALYTICS_ENABLED": "false",
             "PYTHONPATH": str(ROOT),
         }
@@ -170,6 +182,48 @@ def performance_days() -> list[tuple[datetime, str]]:
     ]
 
 
+SERVICE_INTRO = """
+=== The model service (dags/model_service.py). Every request is in request_log (latency, HTTP
+status, region). Each day service_health pushes one aggregate query per window down to the
+warehouse (p50/p95/p99 latency, throughput, 5xx rate with its Wilson interval) and judges it
+against the service's first ten days; a failure is posted to Slack (here a local stand-in)."""
+
+
+def service_days() -> list[tuple[datetime, str]]:
+    """The model_service runs the demo makes, with what they show."""
+    slow = warehouse.SLOW_SERVICE_END
+    return [
+        (slow - timedelta(days=1), "a healthy day: p95 about 120 ms, 0.5% errors"),
+        (slow, "the service slowed down (p95 about 900 ms) and 7% of requests failed"),
+    ]
+
+
+def print_slack(sink: SlackSink) -> None:
+    """What reached the Slack channel during the last run."""
+    messages = sink.take()
+    if not messages:
+        print("    Slack: nothing sent")
+    for message in messages:
+        print("    Slack received:\n        " + message_text(message).replace("\n", "\n        "))
+
+
+def print_prediction_log(url: str) -> None:
+    """The prediction log as the logger wrote it: customer ids only as keyed pseudonyms."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        logged = conn.execute(sa.text("SELECT count(*) FROM mlobs_prediction_log")).scalar()
+        row = conn.execute(
+            sa.text("SELECT prediction_id, customer_id, score FROM mlobs_prediction_log LIMIT 1")
+        ).first()
+        key_id = conn.execute(sa.text("SELECT key_id FROM mlobs_prediction_log_meta LIMIT 1")).scalar()
+    engine.dispose()
+    if row is not None:
+        print(
+            f"    {logged} predictions in mlobs_prediction_log, e.g. prediction {row[0][:8]}...: "
+            f"customer_id {row[1]} (HMAC-SHA256 pseudonym, key {key_id}), score {row[2]:.3f}"
+        )
+
+
 def print_coverage(store: ResultsStore) -> None:
     """Each prediction day as the demo's runs saw it: label coverage rising, estimate then measure."""
     rows: dict[str, list[str]] = {}
@@ -258,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     log = demo_dir / "airflow.log"
     warehouse_path = demo_dir / "warehouse.db"
     url = warehouse.build(warehouse_path)
-    env = airflow_env(demo_dir, warehouse_path)
+    slack = SlackSink()
+    env = airflow_env(demo_dir, warehouse_path, slack.url)
     print(f"Built the demo warehouse at {warehouse_path}")
     print("Migrating a fresh Airflow metadata database (SQLite) in .demo/airflow ...", flush=True)
     if airflow(env, "db", "migrate", log=log) != 0:
@@ -276,18 +331,27 @@ def main(argv: list[str] | None = None) -> int:
             "the transactions feed stopped, an upstream bug wrote ages of 150, and customer_age was renamed to age",
         ),
     ]
-    runs = [(DAG_ID, day, story) for day, story in days] + [
-        (PERFORMANCE_DAG_ID, day, story) for day, story in performance_days()
-    ]
+    runs = (
+        [(DAG_ID, day, story) for day, story in days]
+        + [(SCORING_DAG_ID, warehouse.HEALTHY_DAY, "batch scoring, recorded through PredictionLogger")]
+        + [(PERFORMANCE_DAG_ID, day, story) for day, story in performance_days()]
+        + [(SERVICE_DAG_ID, day, story) for day, story in service_days()]
+    )
     for dag_id, day, story in runs:
         if day == warehouse.BROKEN_DAY and dag_id == DAG_ID:
             warehouse.rename_customer_age(url)
         date = day.date().isoformat()
         if dag_id == PERFORMANCE_DAG_ID and day == warehouse.LABELS_STORY_STARTS:
             print(LABELS_INTRO)
+        if dag_id == SERVICE_DAG_ID and (day, story) == service_days()[0]:
+            print(SERVICE_INTRO)
         print(f"\n=== {dag_id} for the day ending {date}: {story}", flush=True)
         code = airflow(env, "dags", "test", dag_id, date, log=log)
         show_run(demo_dir, store, dag_id, date, code)
+        if dag_id == SCORING_DAG_ID:
+            print_prediction_log(url)
+        if dag_id == SERVICE_DAG_ID:
+            print_slack(slack)
         events = retrain_events(demo_dir / "airflow")
         if events > handled_events(demo_dir):
             mark_handled(demo_dir, events)
@@ -305,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"(churn rate {model['positive_rate']:.0%}, training accuracy {model['training_accuracy']:.0%})"
                 )
     print_coverage(store)
+    slack.stop()
     last_day = max(day for _, day, _ in runs) + timedelta(days=1)
     print(
         f"\nAirflow's own output is in {log}; the results history is {demo_dir / 'airflow' / 'mlobs_results.db'}."

@@ -64,6 +64,10 @@ def message_text(message: dict[str, Any]) -> str:
     """A Block Kit message as the plain lines a person reads in Slack."""
     lines: list[str] = []
     for block in message.get("blocks") or []:
+        if block.get("type") == "actions":  # buttons: their labels
+            labels = [(e.get("text") or {}).get("text", "") for e in block.get("elements") or []]
+            lines.append("  ".join(f"[{label}]" for label in labels if label))
+            continue
         texts = [block.get("text")] if block.get("text") else list(block.get("elements") or [])
         for text in texts:
             if isinstance(text, dict) and text.get("text"):

@@ -10,7 +10,8 @@ breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see 
   the retraining DAG trains on.
 - ``churn_predictions``: written by the monitoring DAG's scoring task.
 - ``prediction_log`` and ``churn_labels``: what the deployed churn model predicted for the customers
-  active each day (its score, the predicted class, the region), and the churn labels, which arrive
+  active each day (its score, the predicted class, the region; the customer id as a keyed
+  pseudonym), written through ``PredictionLogger`` as a model service would, and the churn labels, which arrive
   1.5 to 3.5 days after the prediction (about 3% never do). Before ``DRIFT_STARTS`` the model is
   right about 90% of the time; on the shifted customer mix far less often. Predictions run to
   ``PREDICTIONS_END``, so the last days' labels are still on their way when the demo judges them.
@@ -74,6 +75,9 @@ N_CUSTOMERS = 2_000
 ROWS_PER_DAY = 400
 FEATURES = ("customer_age", "tenure_months", "monthly_spend", "region")
 REGIONS = ("north", "south", "east", "west")
+#: The demo's pseudonym key (the model service's HMAC key for customer ids). A real deployment keeps
+#: its key in a secrets backend; this one is public, so the demo's pseudonyms protect nothing.
+DEMO_PSEUDONYM_KEY = "demo-only-pseudonym-key-not-a-secret"
 
 metadata = sa.MetaData()
 customer_features = sa.Table(
@@ -112,17 +116,6 @@ def _daily_table(name: str, *, labelled: bool) -> sa.Table:
 
 customer_activity = _daily_table("customer_activity", labelled=False)
 churn_training = _daily_table("churn_training", labelled=True)
-prediction_log = sa.Table(
-    "prediction_log",
-    metadata,
-    sa.Column("prediction_id", sa.Integer, primary_key=True),
-    sa.Column("customer_id", sa.Integer, nullable=False),
-    sa.Column("predicted_at", sa.DateTime, nullable=False),
-    sa.Column("model_version", sa.String(16), nullable=False),
-    sa.Column("churn_score", sa.Float, nullable=False),
-    sa.Column("predicted_churn", sa.Integer, nullable=False),
-    sa.Column("region", sa.String(16), nullable=False),
-)
 request_log = sa.Table(
     "request_log",
     metadata,
@@ -132,13 +125,6 @@ request_log = sa.Table(
     sa.Column("status_code", sa.Integer, nullable=False),
     sa.Column("model_version", sa.String(16), nullable=False),
     sa.Column("region", sa.String(16), nullable=False),
-)
-churn_labels = sa.Table(
-    "churn_labels",
-    metadata,
-    sa.Column("prediction_id", sa.Integer, nullable=False),
-    sa.Column("churned", sa.Integer, nullable=False),
-    sa.Column("labelled_at", sa.DateTime, nullable=False),
 )
 
 
@@ -245,14 +231,46 @@ def build(path: str | Path) -> str:
     requests = _request_log()
     with engine.begin() as conn:
         conn.execute(request_log.insert(), requests)
-        conn.execute(prediction_log.insert(), predictions)
-        conn.execute(churn_labels.insert(), labels)
         conn.execute(customer_features.insert(), customers)
         conn.execute(transactions.insert(), events)
         conn.execute(customer_activity.insert(), activity)
         conn.execute(churn_training.insert(), training)
+    record_predictions(engine, predictions, labels)
     engine.dispose()
     return url
+
+
+def record_predictions(
+    engine: sa.Engine, predictions: list[dict[str, Any]], labels: list[dict[str, Any]]
+) -> None:
+    """Write the deployed model's predictions and their labels the way a model service would:
+    through ``PredictionLogger``, customer ids as keyed pseudonyms (``DEMO_PSEUDONYM_KEY``), in the
+    recorder's layout (``score``, ``predicted_class``; labels in ``label``)."""
+    from airflow_mlobs.recorder import PredictionLogger
+
+    with PredictionLogger(
+        engine,
+        table="prediction_log",
+        labels_table="churn_labels",
+        model_version="v1",
+        pseudonymize=["customer_id"],
+        key=DEMO_PSEUDONYM_KEY,
+    ) as logger:
+        logger.log_batch(
+            {
+                "customer_id": [p["customer_id"] for p in predictions],
+                "region": [p["region"] for p in predictions],
+            },
+            scores=[p["churn_score"] for p in predictions],
+            predicted_classes=[p["predicted_churn"] for p in predictions],
+            prediction_ids=[p["prediction_id"] for p in predictions],
+            predicted_at=[p["predicted_at"].replace(tzinfo=UTC) for p in predictions],
+        )
+        logger.log_labels(
+            [label["prediction_id"] for label in labels],
+            [label["churned"] for label in labels],
+            labelled_at=[label["labelled_at"].replace(tzinfo=UTC) for label in labels],
+        )
 
 
 def _prediction_log() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

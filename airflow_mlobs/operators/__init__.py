@@ -7,6 +7,7 @@ from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.drift_merge import DriftMergeOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
+from airflow_mlobs.operators.health import ServiceHealthCheckOperator
 from airflow_mlobs.operators.performance import PerformanceCheckOperator
 from airflow_mlobs.operators.quality import ExpectationSuiteOperator
 from airflow_mlobs.operators.retention import ErasureOperator, RetentionOperator
@@ -24,4 +25,5 @@ __all__ = [
     "RetentionOperator",
     "RetrainGateOperator",
     "SchemaCheckOperator",
+    "ServiceHealthCheckOperator",
 ]

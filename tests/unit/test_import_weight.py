@@ -213,6 +213,7 @@ def test_dagbag_parses_the_example_dags_without_heavy_packages(probe: dict[str, 
         "model_performance",
         "model_retraining",
         "model_scoring",
+        "model_service",
     ]
     for label in [*(label for label, _ in TARGETS), "DagBag(dags/)"]:
         assert not probe["loaded_by"][label], loaded_during(probe, label)
