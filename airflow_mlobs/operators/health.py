@@ -8,7 +8,7 @@ that spec and gives it the run's window.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 #: The operator's arguments that are the spec's (all but ``window`` and the base's).
-SPEC_ARGUMENTS = frozenset(f.name for f in fields(HealthSpec)) - {"dataset"}
+SPEC_ARGUMENTS = frozenset(f.name for f in fields(HealthSpec)) - {
+    "dataset",
+    "sensitive_columns",
+    "pseudonym_key",
+}
 
 
 class ServiceHealthCheckOperator(BaseCheckOperator):
@@ -48,7 +52,9 @@ class ServiceHealthCheckOperator(BaseCheckOperator):
         default: every status >= ``error_status_min`` (500).
     :param model_version_column, model_version: judge one model version only (templated); with
         the column and no version, the version that moved most is named.
-    :param segment_column: name the segment that moved most (findings warn at most).
+    :param segment_column: name the segment that moved most (findings warn at most). When it (or
+        ``model_version_column``) is one of ``sensitive_columns``, groups are named by keyed
+        pseudonyms, or without a key ``[redacted] #n``.
     :param window: the window's length ending at the run's data interval end (or logical date, or
         run-after time, for runs with a zero-length interval such as ``schedule="@daily"``), e.g.
         ``"1h"``. Without it the run's data interval. Templated.
@@ -135,7 +141,7 @@ class ServiceHealthCheckOperator(BaseCheckOperator):
             values["error_statuses"] = tuple(values["error_statuses"])
         if isinstance(values["reference_window"], list):  # rendered templates may give a list
             values["reference_window"] = tuple(values["reference_window"])
-        return HealthSpec(**values, dataset=self.dataset)
+        return HealthSpec(**values, dataset=self.dataset, sensitive_columns=tuple(self.sensitive_columns))
 
     def dataset_name(self) -> str:
         """See :meth:`HealthSpec.dataset_name`."""
@@ -145,5 +151,8 @@ class ServiceHealthCheckOperator(BaseCheckOperator):
         """Judge the run's window."""
         judged = judged_window(context, self.window, start=self.window_start, end=self.window_end)
         assert judged.start is not None and judged.end is not None  # a required window has both
-        result = self.spec().evaluate(window_start=judged.start, window_end=judged.end)
+        spec = self.spec()
+        if {spec.segment_column, spec.model_version_column} & set(spec.sensitive_columns):
+            spec = replace(spec, pseudonym_key=self.resolved_pseudonym_key())
+        result = spec.evaluate(window_start=judged.start, window_end=judged.end)
         return with_window_basis(result, judged)

@@ -6,16 +6,24 @@ window, gathered as aggregate statements (:mod:`airflow_mlobs.sources.health_sql
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.health import BASELINE_KEYS, UNIT_MS, HealthRules, judge_health
+from airflow_mlobs.core.health import (
+    BASELINE_KEYS,
+    UNIT_MS,
+    GroupHealth,
+    HealthObservation,
+    HealthRules,
+    judge_health,
+)
+from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, pseudonym
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.sources.health_sql import HealthSource, error_statuses_tuple, gather_health
+from airflow_mlobs.sources.health_sql import NULL_GROUP, HealthSource, error_statuses_tuple, gather_health
 from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
 
 ERROR_KINDS = ("auto", "boolean", "status")
@@ -56,6 +64,11 @@ class HealthSpec:
     slo_latency_ms: float | None = None
     slo_latency_target: float = 0.99
     dataset: str | None = None
+    #: Columns whose values never reach the result: groups of a sensitive ``segment_column`` or
+    #: ``model_version_column`` are named by keyed pseudonyms (``pseudonym_key``), or without a
+    #: key by ``[redacted] #n`` (numbers only).
+    sensitive_columns: tuple[str, ...] = ()
+    pseudonym_key: PseudonymKey | None = field(default=None, repr=False, compare=False)
 
     def validate(self, task_id: str) -> None:
         """Raise ``ValueError`` naming the task for impossible arguments (literal values only)."""
@@ -136,8 +149,39 @@ class HealthSpec:
         )
 
     def to_kwargs(self) -> dict[str, Any]:
-        """Plain dict; ``HealthSpec(**kwargs)`` rebuilds it."""
-        return asdict(self)
+        """Plain dict (without the pseudonym key); ``HealthSpec(**kwargs)`` rebuilds it."""
+        values = asdict(self)
+        values.pop("pseudonym_key")
+        return values
+
+    def renamed_groups(self, observation: HealthObservation) -> HealthObservation:
+        """``observation`` with the groups of sensitive columns renamed before anything judges or
+        shows them (see ``sensitive_columns``); a NULL group keeps its name."""
+
+        def rename(groups: tuple[GroupHealth, ...]) -> tuple[GroupHealth, ...]:
+            renamed = []
+            for i, group in enumerate(groups, start=1):
+                if group.value == NULL_GROUP:
+                    name = group.value
+                elif self.pseudonym_key is not None:
+                    name = pseudonym(group.value, self.pseudonym_key)
+                else:
+                    name = f"{REDACTED} #{i}"
+                renamed.append(replace(group, value=name))
+            return tuple(renamed)
+
+        sensitive = set(self.sensitive_columns)
+        return replace(
+            observation,
+            segments=rename(observation.segments)
+            if self.segment_column in sensitive
+            else observation.segments,
+            versions=(
+                rename(observation.versions)
+                if self.model_version_column in sensitive
+                else observation.versions
+            ),
+        )
 
     def reference_bounds(self) -> tuple[datetime, datetime] | None:
         """The rendered ``reference_window`` as aware moments (start < end)."""
@@ -179,6 +223,8 @@ class HealthSpec:
                 burn=rules.uses_burn_rates,
                 slo_latency_ms=rules.slo_latency_ms,
             )
+        if self.sensitive_columns:
+            observation = self.renamed_groups(observation)
         return judge_health(
             dataset=dataset,
             observation=observation,

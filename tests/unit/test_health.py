@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime
 
@@ -253,3 +254,84 @@ def test_reading_and_headline() -> None:
         f"p95 900 ms (7.5x baseline 120 ms), errors 7.1% [{low:.1%}, {high:.1%}] of 1,234 requests"
     )
     assert not math.isinf(reading.error_rate or 0)
+
+
+# --- arguments at parse time, sensitive groups ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "changes,words",
+    [
+        ({"sql": "SELECT 1"}, "exactly one of table or sql"),
+        ({"latency_unit": "us"}, "latency_unit must be 'ms' or 's'"),
+        ({"baseline": {"p99": 1}}, "baseline has unknown keys ['p99']"),
+        ({"min_requests": 0}, "min_requests must be an integer >= 1"),
+        ({"p95_warn_ratio": 3.0}, "p95_warn_ratio <= p95_fail_ratio"),
+        ({"slo_availability": 1.0}, "slo_availability must be in (0, 1)"),
+        ({"error_kind": "http"}, "error_kind must be one of"),
+        ({"model_version": "v2"}, "model_version needs model_version_column"),
+        ({"window": "often"}, "window"),
+    ],
+)
+def test_operator_refuses_bad_arguments_at_parse_time(changes: dict[str, object], words: str) -> None:
+    from airflow_mlobs.operators.health import ServiceHealthCheckOperator
+
+    arguments: dict[str, object] = {
+        "task_id": "health",
+        "conn_id": "wh",
+        "table": "requests",
+        "timestamp_column": "ts",
+        "latency_column": "latency_ms",
+    }
+    arguments.update(changes)
+    with pytest.raises(ValueError, match="health") as raised:
+        ServiceHealthCheckOperator(**arguments)  # type: ignore[arg-type]
+    assert words in str(raised.value)
+
+
+def test_operator_stores_arguments_only() -> None:
+    from airflow_mlobs.operators.health import ServiceHealthCheckOperator
+
+    op = ServiceHealthCheckOperator(
+        task_id="health",
+        conn_id="no_such_connection",  # nothing is read at parse time
+        table="{{ params.table }}",
+        timestamp_column="ts",
+        latency_column="latency_s",
+        latency_unit="s",
+        error_statuses=[500, 503],
+        window="1h",
+        reference_window=["2024-01-01", "2024-01-08"],
+    )
+    assert {"conn_id", "table", "sql", "window", "reference_window", "model_version"} <= set(
+        op.template_fields
+    )
+    spec = op.spec()
+    assert spec.error_statuses == (500, 503) and spec.reference_window == ("2024-01-01", "2024-01-08")
+    assert spec.to_kwargs()["latency_unit"] == "s"
+
+
+def test_sensitive_groups_are_renamed() -> None:
+    from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, is_pseudonym
+    from airflow_mlobs.specs.health import HealthSpec
+
+    spec = HealthSpec(
+        conn_id="wh",
+        table="requests",
+        timestamp_column="ts",
+        latency_column="latency_ms",
+        segment_column="customer",
+        sensitive_columns=("customer",),
+    )
+    observation = HealthObservation(
+        current=summary(),
+        segments=(GroupHealth("alice@example.com", summary()), GroupHealth("(null)", summary())),
+        versions=(GroupHealth("v1", summary()),),
+    )
+    redacted = spec.renamed_groups(observation)
+    assert [g.value for g in redacted.segments] == [f"{REDACTED} #1", "(null)"]
+    assert [g.value for g in redacted.versions] == ["v1"]
+    keyed = dataclasses.replace(spec, pseudonym_key=PseudonymKey(b"k" * 32)).renamed_groups(observation)
+    assert is_pseudonym(keyed.segments[0].value) and keyed.segments[1].value == "(null)"
+    result = judge_health(dataset="svc", observation=redacted, rules=RULES, baseline={"p95_ms": 100.0})
+    assert "alice" not in result.to_json()
