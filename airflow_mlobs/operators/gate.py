@@ -36,6 +36,11 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         the policy; ``cooldown`` is a timedelta or text like ``"3d"``, counted from the last
         retraining of the same target (an outlet asset or ``trigger_dag_id``) by any gate.
     :param trigger_dag_id: optionally trigger this DAG when retraining.
+    :param sensitive_columns: the gate decides from its upstream checks' results, which already
+        hold no value of their own ``sensitive_columns``; naming columns here also passes the gate's
+        own result through the last safety net (:func:`~airflow_mlobs.core.result.scrub_sensitive`)
+        before it is logged, stored, pushed or sent. Default: the upstream check tasks'
+        ``sensitive_columns`` together.
     """
 
     template_fields: tuple[str, ...] = ("results_conn_id", "trigger_dag_id")
@@ -53,9 +58,11 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         require: Literal["any", "all"] = "any",
         trigger_dag_id: str | None = None,
         results_conn_id: str | None = None,
+        sensitive_columns: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.gate_sensitive_columns = list(sensitive_columns) if sensitive_columns is not None else None
         self.check_task_ids = list(check_task_ids) if check_task_ids is not None else None
         try:
             self.policy = GatePolicy(
@@ -82,6 +89,18 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
         if self.trigger_dag_id:
             found.append(f"dag:{self.trigger_dag_id}")
         return sorted(set(found))
+
+    def upstream_sensitive_columns(self) -> list[str]:
+        """``sensitive_columns`` if given, else those of the upstream check tasks together."""
+        if self.gate_sensitive_columns is not None:
+            return list(self.gate_sensitive_columns)
+        dag = getattr(self, "dag", None)
+        task_ids = self.check_task_ids if self.check_task_ids is not None else sorted(self.upstream_task_ids)
+        found: set[str] = set()
+        for task_id in task_ids:
+            task = dag.get_task(task_id) if dag is not None and dag.has_task(task_id) else None
+            found.update(getattr(task, "sensitive_columns", None) or ())
+        return sorted(found)
 
     def upstream_results(self, context: Context) -> tuple[list[Upstream], list[str]]:
         """This run's results of the check tasks, from XCom, and the problems that make the gate an
@@ -117,6 +136,7 @@ class RetrainGateOperator(CheckResultMixin, BaseOperator):
     @retry_when_results_unavailable(CHECK)
     def execute(self, context: Context) -> dict[str, Any]:
         """Decide; store the decision; emit the asset event (success) or skip."""
+        self.sensitive_columns = self.upstream_sensitive_columns()
         upstream, problems = self.upstream_results(context)
         results = [u.result for u in upstream]
         window_start, window_end = decision_window(results, run_times(context))

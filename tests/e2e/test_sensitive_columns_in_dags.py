@@ -104,6 +104,7 @@ def _dag(dag_id: str, schema: str, suite: Path, sensitive: bool) -> str:
         from airflow_mlobs.notifiers import EmailNotifier, RetryPolicy, SlackWebhookNotifier
         from airflow_mlobs.operators import (
             BaselineOperator, DriftCheckOperator, ExpectationSuiteOperator, PerformanceCheckOperator,
+            RetrainGateOperator,
         )
 
         FAST = RetryPolicy(attempts=2, base_delay=0.1, timeout=5)
@@ -136,13 +137,18 @@ def _dag(dag_id: str, schema: str, suite: Path, sensitive: bool) -> str:
                 task_id="quality", table="{schema}.features", suite={str(suite)!r}, timestamp_column="ts",
                 sensitive_columns={features}, notify=notify(), **common,
             )
-            PerformanceCheckOperator(
+            performance = PerformanceCheckOperator(
                 task_id="performance", predictions_table="{schema}.predictions", labels_table="{schema}.labels",
                 prediction_time_column="predicted_at", label_time_column="labelled_at",
                 predicted_column="predicted_class", score_column="score", segment_column="customer",
                 label_delay="0d", baseline={{"accuracy": 0.9}}, max_drop=(0.02, 0.05),
                 sensitive_columns={segments}, notify=notify(), **common,
             )
+            # Reads the upstream results and cites them; takes their sensitive_columns for its own.
+            gate = RetrainGateOperator(
+                task_id="gate", drift_share=0.3, performance_drop=0.05, results_conn_id="res_{dag_id}",
+            )
+            [drift, performance] >> gate
     """
 
 
@@ -252,6 +258,7 @@ def test_the_checks_ran_and_breached(runs: dict[str, tuple[DagRunOutcome, Output
         errors = [line[:400] for line in outcome.output.splitlines() if "error" in line.lower()]
         assert outcome.returncode == 0, (dag_id, outcome.states, errors[:20])
         assert set(outcome.states.values()) == {"success"}, (dag_id, outcome.states)
+        assert outcome.xcoms["gate"]["metrics"]["decision"] == "retrain", outcome.xcoms["gate"]["summary"]
         statuses = {task: outcome.xcoms[task]["status"] for task in CHECKS}
         assert statuses == CHECKS, (dag_id, {t: outcome.xcoms[t]["summary"] for t in CHECKS})
         assert outputs.places["slack"] and outputs.places["email"], dag_id  # three breaches were sent
@@ -297,5 +304,6 @@ def test_with_sensitive_columns_no_planted_value_reaches_any_output(
     assert "ps_" in json.dumps(drift) and "never saw" in json.dumps(drift)
     quality = json.dumps(outcome.xcoms["quality"])
     assert "withheld" in quality and "20% of values (300 rows)" in quality
+    assert outcome.xcoms["gate"]["metrics"]["sensitive_columns"] == ["city", "customer", "income"]
     performance = outcome.xcoms["performance"]["metrics"]
     assert {s["segment"][:3] for s in performance["segments"]} == {"ps_"}
