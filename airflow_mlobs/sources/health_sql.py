@@ -347,14 +347,17 @@ def gather_health(
     reference: tuple[datetime, datetime] | None = None,
     burn: bool = False,
     slo_latency_ms: float | None = None,
+    dialect: SqlDialect | None = None,
 ) -> tuple[HealthObservation, QueryStats]:
     """Gather the window ``[start, end)`` (and the reference window, the burn windows, the
     groupings) as aggregate statements; returns the observation and what crossed the wire.
 
+    ``dialect`` overrides the engine's (:func:`~airflow_mlobs.sources.dialect.dialect_for`), e.g.
+    the generic ANSI one on PostgreSQL, to hold the ranked percentiles equal to ``percentile_cont``.
     Raises ``SourceError`` naming the table (or query) and the column for bad input, and
     ``SourceUnavailable`` for a database that is down for now.
     """
-    dialect = dialect_for(engine)
+    dialect = dialect if dialect is not None else dialect_for(engine)
     where = f"table {src.table}" if src.table is not None else "query"
     columns = ", ".join(
         repr(c)

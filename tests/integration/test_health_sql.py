@@ -420,3 +420,24 @@ def test_frame_bad_input() -> None:
         gather_health_frame(
             frame, HealthSource("ts", "latency_ms", error_column="nope"), start=START, end=END
         )
+
+
+@pytest.mark.postgres
+def test_generic_ranked_percentiles_equal_percentile_cont(pg_engine: sa.Engine, pg_schema: str) -> None:
+    """The generic ANSI dialect (ROW_NUMBER ranks, FLOOR, EXTRACT minute keys) run on PostgreSQL
+    gives what PostgreSQL's own percentile_cont and date_trunc give, and what numpy gives."""
+    from airflow_mlobs.sources.dialect import SqlDialect
+
+    db = Database(pg_engine, pg_schema, "")
+    rows = request_log(2500, seed=17)
+    load(db, rows)
+    src = source(db, segment_column="segment")
+    native, _ = gather_health(pg_engine, src, start=START, end=END, burn=True)
+    generic, stats = gather_health(pg_engine, src, start=START, end=END, burn=True, dialect=SqlDialect())
+    assert stats.statements == 2
+    assert_same(native.current, generic.current)
+    assert_matches(generic.current, expected(rows, START, END))
+    assert native.burn == generic.burn
+    for a, b in zip(native.segments, generic.segments, strict=True):
+        assert a.value == b.value
+        assert_same(a.current, b.current)

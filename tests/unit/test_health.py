@@ -335,3 +335,16 @@ def test_sensitive_groups_are_renamed() -> None:
     assert is_pseudonym(keyed.segments[0].value) and keyed.segments[1].value == "(null)"
     result = judge_health(dataset="svc", observation=redacted, rules=RULES, baseline={"p95_ms": 100.0})
     assert "alice" not in result.to_json()
+
+
+def test_slack_and_email_carry_the_headline() -> None:
+    import json
+
+    from airflow_mlobs.render.email import email_message
+    from airflow_mlobs.render.slack import slack_message
+
+    result = judged(summary(requests=1234, latency_count=1234, errors=88, p95_ms=900.0))
+    line = headline(result)
+    assert line is not None and line.startswith("p95 900 ms (7.5x baseline 120 ms), errors 7.1% [")
+    assert line in json.dumps(slack_message(result, kind="alert"))
+    assert line in str(email_message(result, kind="alert"))
