@@ -441,3 +441,26 @@ def test_generic_ranked_percentiles_equal_percentile_cont(pg_engine: sa.Engine, 
     for a, b in zip(native.segments, generic.segments, strict=True):
         assert a.value == b.value
         assert_same(a.current, b.current)
+
+
+def test_text_latency_in_a_query(db: Database) -> None:
+    """A query's text column as the latency: PostgreSQL refuses it, naming the query and the
+    columns; SQLite stores text anywhere, so its values are not numbers and count as missing."""
+    rows = request_log(300, seed=2)
+    for r in rows:
+        r["note"] = "slow"
+    load(db, rows)
+    query = HealthSource(
+        timestamp_column="ts",
+        latency_column="note",
+        sql=f"SELECT ts, note, status FROM {db.qualified('h1_requests')}",
+        error_column="status",
+    )
+    if db.engine.dialect.name == "postgresql":
+        with pytest.raises(
+            SourceError, match=r"service-health query on query \(columns 'ts', 'note', 'status'\) failed"
+        ):
+            gather_health(db.engine, query, start=START, end=END)
+        return
+    observation, _ = gather_health(db.engine, query, start=START, end=END)
+    assert observation.current.requests > 0 and observation.current.latency_count == 0
