@@ -272,3 +272,17 @@ def test_column_spec_round_trip_keeps_sensitivity() -> None:
     assert ColumnSpec.from_dict(spec.to_dict()) == spec
     plain = ColumnSpec("n", "numeric", edges=(1.0, 2.0))
     assert "sensitive" not in plain.to_dict() and ColumnSpec.from_dict(plain.to_dict()) == plain
+
+
+def test_a_suite_from_a_sensitive_baseline_holds_none_of_its_values() -> None:
+    from airflow_mlobs.core.quality import suite_from_baseline
+
+    suite = suite_from_baseline(sensitive_baseline())
+    kinds = {(e["type"], e["kwargs"].get("column")) for e in suite["expectations"]}
+    assert ("expect_column_values_to_be_in_set", "city") not in kinds
+    assert ("expect_column_values_to_be_between", "income") not in kinds
+    assert ("expect_column_to_exist", "city") in kinds
+    plain = suite_from_baseline(build_baseline(reference(), name="b", version="v1"))
+    assert ("expect_column_values_to_be_in_set", "city") in {
+        (e["type"], e["kwargs"].get("column")) for e in plain["expectations"]
+    }
