@@ -286,3 +286,49 @@ def test_a_suite_from_a_sensitive_baseline_holds_none_of_its_values() -> None:
     assert ("expect_column_values_to_be_in_set", "city") in {
         (e["type"], e["kwargs"].get("column")) for e in plain["expectations"]
     }
+
+
+def test_the_operator_reads_the_key_only_for_sensitive_checks_and_falls_back_to_counts(
+    monkeypatch: pytest.MonkeyPatch, airflow_connection: object
+) -> None:
+    from airflow_mlobs.core.errors import SourceError
+    from airflow_mlobs.operators import SchemaCheckOperator
+
+    def operator(**kwargs: object) -> SchemaCheckOperator:
+        return SchemaCheckOperator(task_id="t", conn_id="wh", table="x", contract="c.json", **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delenv("MLOBS_PSEUDONYM_KEY", raising=False)
+    assert operator().resolved_pseudonym_key() is None  # no sensitive columns: no key read
+    assert operator(sensitive_columns=["c"]).resolved_pseudonym_key() is None  # counts only
+    with pytest.raises(SourceError, match="MLOBS_PSEUDONYM_KEY"):
+        operator(sensitive_columns=["c"]).resolved_pseudonym_key(required=True)
+    monkeypatch.setenv("MLOBS_PSEUDONYM_KEY", "e" * 20)
+    assert operator(sensitive_columns=["c"]).resolved_pseudonym_key() == PseudonymKey(b"e" * 20)
+    airflow_connection("h3_key", conn_type="generic", password="k" * 24)  # type: ignore[operator]
+    keyed = operator(sensitive_columns=["c"], key_conn_id="h3_key").resolved_pseudonym_key()
+    assert keyed == PseudonymKey(b"k" * 24)
+    airflow_connection("h3_empty", conn_type="generic")  # type: ignore[operator]
+    with pytest.raises(SourceError, match="h3_empty"):  # a key connection given but unusable
+        operator(sensitive_columns=["c"], key_conn_id="h3_empty").resolved_pseudonym_key()
+    with pytest.raises(ValueError, match="list of column names"):
+        operator(sensitive_columns="city")
+
+
+def test_freshness_on_a_sensitive_timestamp_keeps_the_age_only() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from airflow_mlobs.core.freshness import FreshnessObservation, judge_freshness
+    from airflow_mlobs.operators.freshness import without_newest
+
+    newest = datetime(2026, 11, 5, 7, 13, 42, tzinfo=UTC)
+    result = judge_freshness(
+        observation=FreshnessObservation(newest=newest),
+        as_of=datetime(2026, 11, 6, tzinfo=UTC),
+        max_age=timedelta(days=2),
+        dataset="d",
+    )
+    assert newest.isoformat() in result.to_json()
+    hidden = without_newest(result, "ts", ["ts"])
+    assert newest.isoformat() not in hidden.to_json() and hidden.metrics["newest"] == REDACTED
+    assert hidden.metrics["age_seconds"] == result.metrics["age_seconds"]
+    assert without_newest(result, "ts", ["other"]) is result
