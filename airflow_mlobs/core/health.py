@@ -496,28 +496,32 @@ def _moved_most(
     """Findings naming the group with the largest p95 ratio and the largest error-rate rise (each
     group against its own reference window where gathered, else the overall baseline; the error
     rise, without a baseline error rate, against the whole window's). Warn at most, and only groups
-    with ``min_requests`` requests are compared."""
+    with ``min_requests`` requests are compared, and only when there are two or more of them (one
+    group alone is the window itself)."""
     findings: list[Finding] = []
     named: dict[str, Any] = {}
-    p95_moves: list[tuple[float, GroupHealth, float]] = []
-    error_moves: list[tuple[float, GroupHealth, float]] = []
-    for group in groups:
+    p95_moves: list[tuple[float, GroupHealth, float, str]] = []
+    error_moves: list[tuple[float, GroupHealth, float, str]] = []
+    judged = [group for group in groups if group.current.requests >= rules.min_requests]
+    if len(judged) < 2:
+        return findings, named
+    for group in judged:
         cur = group.current
-        if cur.requests < rules.min_requests:
-            continue
         ref = group.reference
         base_p95 = ref.p95_ms if ref is not None and ref.p95_ms is not None else baseline.p95_ms
         base_err = ref.error_rate if ref is not None and ref.error_rate is not None else baseline.error_rate
+        basis = "its reference window's" if ref is not None and ref.error_rate is not None else "baseline"
         if base_err is None:  # no baseline error rate: against the whole window's, i.e. the others
-            base_err = overall.error_rate
+            base_err, basis = overall.error_rate, "the whole window's"
+        p95_basis = "its reference window's" if ref is not None and ref.p95_ms is not None else "baseline"
         ratio = _ratio(cur.p95_ms, base_p95)
         if ratio is not None and base_p95 is not None:
-            p95_moves.append((ratio, group, base_p95))
+            p95_moves.append((ratio, group, base_p95, p95_basis))
         if cur.error_rate is not None and base_err is not None:
-            error_moves.append((cur.error_rate - base_err, group, base_err))
+            error_moves.append((cur.error_rate - base_err, group, base_err, basis))
     subject = f"{kind}"
     if p95_moves:
-        ratio, group, base = max(p95_moves, key=lambda m: (m[0], m[1].value))
+        ratio, group, base, p95_basis = max(p95_moves, key=lambda m: (m[0], m[1].value))
         status = Status.WARN if ratio >= rules.p95_warn_ratio else Status.PASS
         findings.append(
             Finding(
@@ -528,13 +532,13 @@ def _moved_most(
                 threshold=rules.p95_warn_ratio,
                 reason=(
                     f"{kind} {group.value!r} moved most in latency: p95 {ms(group.current.p95_ms)} "
-                    f"({ratio:.2f}x baseline {ms(base)}) over {group.current.requests:,} requests"
+                    f"({ratio:.2f}x {p95_basis} {ms(base)}) over {group.current.requests:,} requests"
                 ),
             )
         )
         named[f"worst_{kind}_p95"] = {"value": group.value, "p95_ms": group.current.p95_ms, "ratio": ratio}
     if error_moves:
-        rise, group, base = max(error_moves, key=lambda m: (m[0], m[1].value))
+        rise, group, base, basis = max(error_moves, key=lambda m: (m[0], m[1].value))
         interval = group.current.error_interval
         status = Status.WARN if interval is not None and interval[0] > rules.max_error_rate else Status.PASS
         findings.append(
@@ -546,7 +550,7 @@ def _moved_most(
                 threshold=rules.max_error_rate,
                 reason=(
                     f"{kind} {group.value!r} moved most in errors: {pct(group.current.error_rate)} of "
-                    f"{group.current.requests:,} requests against baseline {pct(base)} "
+                    f"{group.current.requests:,} requests against {basis} {pct(base)} "
                     f"({rise * 100:+.1f} points)"
                 ),
             )

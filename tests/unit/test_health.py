@@ -238,6 +238,7 @@ def test_moved_most_names_segment_and_version() -> None:
     result = judged(summary(), observation=observation)
     seg = finding(result, "p95_ratio", "segment=us")
     assert "'us'" in seg.reason and "900 ms" in seg.reason and seg.value == pytest.approx(900 / 110)
+    assert "reference window's 110 ms" in seg.reason
     ver = finding(result, "error_rate_rise", "model_version=v2")
     assert "12.0%" in ver.reason
     assert result.metrics["worst_segment_p95"]["value"] == "us"
@@ -348,3 +349,12 @@ def test_slack_and_email_carry_the_headline() -> None:
     assert line is not None and line.startswith("p95 900 ms (7.5x baseline 120 ms), errors 7.1% [")
     assert line in json.dumps(slack_message(result, kind="alert"))
     assert line in str(email_message(result, kind="alert"))
+
+
+def test_one_group_alone_is_not_named() -> None:
+    observation = HealthObservation(
+        current=summary(p95_ms=900.0), versions=(GroupHealth("v1", summary(p95_ms=900.0)),)
+    )
+    result = judged(summary(), observation=observation)
+    assert not [f for f in result.findings if f.subject.startswith("model_version=")]
+    assert "worst_model_version_p95" not in result.metrics
