@@ -398,6 +398,7 @@ def profile_frame_segments(
     window_end: datetime | None = None,
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     max_segments: int = 200,
+    pseudonym_key: PseudonymKey | None = None,
 ) -> dict[str | None, Profile]:
     """One profile per value of ``segment_column`` (keyed by :func:`category_text` of the value,
     ``None`` for missing), as :func:`airflow_mlobs.sources.drift_sql.profile_sql_segments` gives for the
@@ -427,9 +428,16 @@ def profile_frame_segments(
             window_start=window_start,
             window_end=window_end,
             max_categories=max_categories,
+            pseudonym_key=pseudonym_key,
         )
         profiles[key] = replace(profile, segment=key)
     if not profiles:
-        empty = profile_frame(frame.iloc[0:0], spec_list, window_start=window_start, window_end=window_end)
+        empty = profile_frame(
+            frame.iloc[0:0],
+            spec_list,
+            window_start=window_start,
+            window_end=window_end,
+            pseudonym_key=pseudonym_key,
+        )
         profiles[None] = empty
     return profiles
