@@ -464,3 +464,30 @@ def test_text_latency_in_a_query(db: Database) -> None:
         return
     observation, _ = gather_health(db.engine, query, start=START, end=END)
     assert observation.current.requests > 0 and observation.current.latency_count == 0
+
+
+def test_naive_timestamps_are_read_in_the_zone(db: Database) -> None:
+    """A log whose timestamps are naive Berlin wall-clock time judges the same requests as the
+    aware one when ``naive_zone`` says so."""
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    rows = request_log(1200, seed=4)
+    load(db, rows)
+    local = [{**r, "ts": r["ts"].astimezone(berlin).replace(tzinfo=None)} for r in rows]
+    table = sa.Table(
+        "h1_requests_local",
+        sa.MetaData(schema=db.schema),
+        sa.Column("ts", sa.DateTime()),
+        sa.Column("latency_ms", sa.Float),
+        sa.Column("status", sa.Integer),
+    )
+    table.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), [{k: r[k] for k in ("ts", "latency_ms", "status")} for r in local])
+    aware, _ = gather_health(db.engine, source(db), start=START, end=END)
+    naive, _ = gather_health(
+        db.engine, source(db, table=db.ref("h1_requests_local"), naive_zone=berlin), start=START, end=END
+    )
+    assert_same(aware.current, naive.current)
+    assert naive.current.requests == expected(rows, START, END)["requests"]
