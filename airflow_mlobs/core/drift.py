@@ -113,19 +113,26 @@ def _finite(value: float | None) -> float | None:
 def _tail_bounds(
     spec: ColumnSpec, ref: NumericProfile, cur: NumericProfile
 ) -> tuple[list[float], list[float]]:
-    """Outer bounds for a sensitive column, whose profiles keep no minimum or maximum: where each
-    tail's mean is known, the bound at which that tail spread uniformly has that mean (what
+    """Outer bounds for a sensitive column, whose profiles keep no minimum or maximum: where a
+    side's tail holds values, the bound at which that tail spread uniformly has its mean (what
     :func:`~airflow_mlobs.core.stats.wasserstein_binned` places there anyway), so the distance
-    needs no single value. Empty when a tail mean is unknown (then Jensen-Shannon judges)."""
+    needs no single value; an empty tail needs none (the outer edge). Empty lists when a non-empty
+    tail's mean is unknown (an old profile): then Jensen-Shannon judges."""
     width = tail_width(len(spec.edges) + 1)
     if len(spec.edges) <= 2 * (width - 1):
         width = 1
     inner_low, inner_high = float(spec.edges[width - 1]), float(spec.edges[-width])
-    lows = [2 * m - inner_low for m in (ref.low_mean, cur.low_mean) if m is not None]
-    highs = [2 * m - inner_high for m in (ref.high_mean, cur.high_mean) if m is not None]
-    if len(lows) < 2 or len(highs) < 2:
-        return [], []
-    return [min(*lows, float(spec.edges[0]))], [max(*highs, float(spec.edges[-1]))]
+    lows, highs = [float(spec.edges[0])], [float(spec.edges[-1])]
+    for side in (ref, cur):
+        for index, mean, inner, bounds in (
+            (0, side.low_mean, inner_low, lows),
+            (-1, side.high_mean, inner_high, highs),
+        ):
+            if mean is not None:
+                bounds.append(2 * mean - inner)
+            elif side.bins and side.tail_count(index):
+                return [], []
+    return [min(lows)], [max(highs)]
 
 
 def _numeric_metrics(
