@@ -278,6 +278,24 @@ VALUE_KEYS = frozenset(
     }
 )
 _EXAMPLES = re.compile(r" \(e\.g\. .*?\)(?=;|$|,\s|\s)")
+#: Where database error texts quote a row's value: ``invalid input syntax for type integer: "x"``
+#: (PostgreSQL), ``Key (email)=(a@b.c) already exists``, ``... value 'x' ...`` (others).
+_QUOTED_VALUES = (
+    (
+        re.compile(r'((?:invalid input (?:syntax|value)|malformed|out of range)[^:"\n]*:\s*)"[^"\n]*"', re.I),
+        r'\1"[redacted]"',
+    ),
+    (re.compile(r"(\)=)\([^)\n]*\)"), r"\1([redacted])"),
+    (re.compile(r"((?:value|string|literal)\s+)'[^'\n]*'", re.I), r"\1'[redacted]'"),
+)
+
+
+def scrub_error_text(text: str) -> str:
+    """A database error message without the row values it quotes (:data:`_QUOTED_VALUES`); names of
+    columns and tables stay. Applied by :func:`scrub_sensitive` to the texts of ``error`` results."""
+    for pattern, replacement in _QUOTED_VALUES:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def is_withheld_safe(value: Any) -> bool:
@@ -302,7 +320,8 @@ def scrub_sensitive(result: CheckResult, sensitive_columns: Iterable[str]) -> Ch
     naming a sensitive column, every :data:`VALUE_KEYS` entry that is not counts or pseudonyms is
     replaced by :data:`~airflow_mlobs.core.privacy.REDACTED`; a finding about a sensitive column
     keeps a numeric value only and loses ``(e.g. ...)`` examples from its reason. The result
-    records the sensitive column names (names, not values) in ``metrics["sensitive_columns"]``."""
+    records the sensitive column names (names, not values) in ``metrics["sensitive_columns"]``. An
+    ``error`` result's texts lose the values a database error quotes (:func:`scrub_error_text`)."""
     from airflow_mlobs.core.privacy import REDACTED
 
     sensitive = {str(c) for c in sensitive_columns}
@@ -337,4 +356,12 @@ def scrub_sensitive(result: CheckResult, sensitive_columns: Iterable[str]) -> Ch
 
     metrics = clean(dict(result.metrics), False)
     metrics["sensitive_columns"] = sorted(sensitive)
-    return replace(result, metrics=metrics, findings=tuple(finding(f) for f in result.findings))
+    findings = tuple(finding(f) for f in result.findings)
+    summary = result.summary
+    if result.status is Status.ERROR:
+        # A check that could not run says why in the database's words, which may quote a value.
+        summary = scrub_error_text(summary)
+        findings = tuple(
+            replace(f, reason=scrub_error_text(f.reason)) if f.status is Status.ERROR else f for f in findings
+        )
+    return replace(result, summary=summary, metrics=metrics, findings=findings)

@@ -148,3 +148,23 @@ def test_folded_sensitive_column_has_its_unseen_count_unknown_in_sql(
     result = compare(baseline, window, dataset="d")
     assert result.metrics["columns"]["code"].get("approximate") is True
     assert PLANTED not in result.to_json() + window.to_json()
+
+
+@pytest.mark.postgres
+def test_postgresql_error_texts_lose_the_values_they_quote(pg_engine: sa.Engine) -> None:
+    """A check that cannot run says why in PostgreSQL's words; with sensitive columns the safety
+    net keeps the words and drops the quoted value."""
+    from airflow_mlobs.core.result import error_result, scrub_sensitive
+    from airflow_mlobs.sources.dberrors import db_cause
+
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text("CREATE TEMP TABLE h3_cast (city TEXT)"))
+        conn.execute(sa.text("INSERT INTO h3_cast VALUES (:v)"), {"v": PLANTED})
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            conn.execute(sa.text("SELECT CAST(city AS double precision) FROM h3_cast"))
+    message = f"query on table h3.features failed for column 'income': {db_cause(raised.value)}"
+    assert PLANTED in message  # PostgreSQL quotes the value
+    result = scrub_sensitive(error_result(check="drift", dataset="d", message=message), ["income"])
+    assert PLANTED not in result.to_json()
+    assert "invalid input syntax for type double precision" in result.summary
+    assert "'income'" in result.findings[0].reason
