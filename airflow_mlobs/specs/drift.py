@@ -190,7 +190,14 @@ class BaselineSpec(DriftSource):
         target = baseline_path(directory, self.baseline, self.version)
         name = f"baseline {self.baseline} {self.version}"
         if target.exists() and not overwrite:
-            stored = load_baseline(directory, self.baseline, self.version)
+            # A kept baseline built before a column was declared sensitive stores its values: an
+            # error saying to rebuild it, not a silent pass.
+            stored = checked_sensitive(
+                load_baseline(directory, self.baseline, self.version),
+                self.sensitive_columns,
+                None,
+                key_needed=False,
+            )
             summary = f"{name} already exists at {target}; kept (overwrite=False)"
             created = False
         else:
@@ -352,7 +359,7 @@ def checked_sensitive(
         raise MlobsInputError(
             f"baseline {baseline.name} {baseline.version} was built without "
             f"{', '.join(map(repr, raw))} as sensitive columns, so it stores their values; rebuild it "
-            "with sensitive_columns naming them"
+            "with sensitive_columns naming them (BaselineOperator overwrite=True, or a new version)"
         )
     if key_needed:
         for spec in baseline.columns.values():

@@ -4,6 +4,7 @@ summary; only counts, shares and keyed pseudonyms do (issue 14, part 3). Pure pa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -348,3 +349,20 @@ def test_sensitive_wasserstein_follows_the_full_one_when_a_tail_empties(shift: f
     assert sens.metrics["columns"]["x"]["wasserstein"] == pytest.approx(
         raw.metrics["columns"]["x"]["wasserstein"], rel=0.02
     )
+
+
+def test_a_kept_baseline_without_the_sensitive_columns_is_an_error(tmp_path: Path) -> None:
+    from airflow_mlobs.specs.drift import BaselineSpec
+
+    path = tmp_path / "ref.parquet"
+    reference().to_parquet(path)
+    BaselineSpec(path=str(path), baseline="b", version="v1").ensure(tmp_path / "bl")
+    declared = BaselineSpec(
+        path=str(path), baseline="b", version="v1", sensitive_columns=("city",), pseudonym_key=KEY
+    )
+    with pytest.raises(MlobsInputError, match="overwrite=True"):
+        declared.ensure(tmp_path / "bl")
+    rebuilt = declared.ensure(tmp_path / "bl", overwrite=True)
+    assert rebuilt.metrics["created"] is True
+    assert declared.ensure(tmp_path / "bl").metrics["created"] is False  # kept: now it is sensitive
+    assert "north" not in (tmp_path / "bl" / "b" / "v1.json").read_text()
