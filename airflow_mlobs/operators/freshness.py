@@ -122,7 +122,9 @@ class FreshnessCheckOperator(FreshnessArgsMixin, BaseCheckOperator):
 
     Takes the source and limit arguments of :class:`FreshnessArgsMixin`, and ``dataset`` (name used
     in results; default ``conn_id:table`` or the path; templated), ``results_conn_id``, ``on_breach``
-    and ``notify`` from :class:`BaseCheckOperator`.
+    and ``notify`` from :class:`BaseCheckOperator`. With ``timestamp_column`` among
+    ``sensitive_columns`` the newest row's timestamp (one row's value) is not recorded, only its age
+    (:func:`without_newest`).
     """
 
     check_name = CHECK

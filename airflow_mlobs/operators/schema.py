@@ -41,6 +41,8 @@ class SchemaCheckOperator(BaseCheckOperator):
         to this path (an existing file is never overwritten). Without ``contract`` the check then
         only records the schema and passes. Templated.
     :param forbidden_columns: glob patterns (e.g. ``["pii_*"]``) added to the contract's own.
+    :param sensitive_columns: accepted as by every check; the schema check reads the catalog (column
+        names, types, nullability), never a value, so there is nothing of theirs to withhold.
 
     Plus ``dataset``, ``results_conn_id`` and ``on_breach`` from :class:`BaseCheckOperator`.
     """
