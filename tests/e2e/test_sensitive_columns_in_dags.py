@@ -228,6 +228,8 @@ def runs(
             "AIRFLOW_CONN_MLOBS_SMTP": json.dumps(smtp.connection_fields(from_email="mlobs@example.com")),
             "MLOBS_BASELINE_DIR": str(baselines),
             "MLOBS_PSEUDONYM_KEY": KEY,
+            # The most the task log can say: whatever reaches it at DEBUG is searched too.
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
         }
         slack_start, smtp_start = len(slack.received()), len(smtp.envelopes)
         outcome = run_dag(airflow_db, dags, dag_id, "2026-11-06", env)
@@ -289,6 +291,8 @@ def test_with_sensitive_columns_no_planted_value_reaches_any_output(
     assert {"task log", "xcom", "slack", "email", "table mlobs_check_results", "baseline v1.json"} <= set(
         outputs.places
     )
+    assert "[debug" in outputs.places["task log"], "DEBUG logging was not on in the run"
+    assert not outputs.holding(KEY), "the pseudonym key itself must never be shown"
     for needle in (PLANTED, PLANTED_CITY, *PLANTED_SEGMENTS, PLANTED_INCOME_TEXT, PLANTED_INCOME_SHOWN):
         leaks = {
             place: [line[:200] for line in outputs.places[place].splitlines() if needle in line][:3]
