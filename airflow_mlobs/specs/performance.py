@@ -11,6 +11,7 @@ judging is :func:`airflow_mlobs.core.performance.judge.judge_performance`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Mapping
@@ -377,11 +378,16 @@ class PerformanceSpec:
 def pseudonymized_segments(segments: Mapping[Any, Any], key: PseudonymKey | None) -> dict[Any, Any]:
     """The segments of a sensitive segment column renamed as soon as they are gathered, before
     anything judges or shows them: by the keyed pseudonym of each value (stable across runs), or
-    without a key by ``[redacted] #n`` (counts only; the numbers follow the gatherer's order and are
-    not stable across runs: configure a key for names that are). A NULL segment stays ``None``."""
+    without a key by ``[redacted] #n`` (counts only), numbered in the order of an unkeyed SHA-256
+    of each value: not the values' own order, and the same numbers while the set of segments stays
+    the same (configure a key for names that are stable whatever the set). A NULL segment stays
+    ``None``."""
     if key is not None:
         return {None if name is None else pseudonym(name, key): summary for name, summary in segments.items()}
-    return {
-        None if name is None else f"{REDACTED} #{i}": summary
-        for i, (name, summary) in enumerate(segments.items(), start=1)
-    }
+    named = sorted(
+        (n for n in segments if n is not None), key=lambda n: hashlib.sha256(str(n).encode()).digest()
+    )
+    renamed: dict[Any, Any] = {f"{REDACTED} #{i}": segments[n] for i, n in enumerate(named, start=1)}
+    if None in segments:
+        renamed[None] = segments[None]
+    return renamed
