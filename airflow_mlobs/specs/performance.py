@@ -11,9 +11,9 @@ judging is :func:`airflow_mlobs.core.performance.judge.judge_performance`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
+import secrets
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -378,15 +378,22 @@ class PerformanceSpec:
 def pseudonymized_segments(segments: Mapping[Any, Any], key: PseudonymKey | None) -> dict[Any, Any]:
     """The segments of a sensitive segment column renamed as soon as they are gathered, before
     anything judges or shows them: by the keyed pseudonym of each value (stable across runs), or
-    without a key by ``[redacted] #n`` (counts only), numbered in the order of an unkeyed SHA-256
-    of each value: not the values' own order, and the same numbers while the set of segments stays
-    the same (configure a key for names that are stable whatever the set). A NULL segment stays
-    ``None``."""
+    without a key by ``[redacted] #n`` (counts only), numbered by size (most predictions first),
+    ties in random order: nothing about the values decides a number (an order derived from them,
+    even an unkeyed hash, lets anyone who can list the possible values tell which segment is
+    which). Configure a key for names that are stable across runs. A NULL segment stays ``None``."""
     if key is not None:
         return {None if name is None else pseudonym(name, key): summary for name, summary in segments.items()}
-    named = sorted(
-        (n for n in segments if n is not None), key=lambda n: hashlib.sha256(str(n).encode()).digest()
-    )
+
+    def size(name: Any) -> tuple[int, int, float]:
+        coverage = getattr(segments[name], "coverage", None)
+        return (
+            -int(getattr(coverage, "predictions", 0) or 0),
+            -int(getattr(coverage, "labelled", 0) or 0),
+            secrets.SystemRandom().random(),
+        )
+
+    named = sorted((n for n in segments if n is not None), key=size)
     renamed: dict[Any, Any] = {f"{REDACTED} #{i}": segments[n] for i, n in enumerate(named, start=1)}
     if None in segments:
         renamed[None] = segments[None]

@@ -235,8 +235,16 @@ def test_performance_segments_of_a_sensitive_column_are_pseudonyms_or_counts() -
     unkeyed = pseudonymized_segments(segments, None)
     assert set(unkeyed) == {f"{REDACTED} #1", f"{REDACTED} #2", None}
     assert sorted(map(str, unkeyed.values())) == sorted(map(str, segments.values()))
-    # The numbers do not follow the values' order and do not depend on the gatherer's order.
-    assert pseudonymized_segments(dict(reversed(list(segments.items()))), None) == unkeyed
+    # Numbered by size, most predictions first, whatever the values or the gatherer's order.
+    from types import SimpleNamespace
+
+    def sized(predictions: int) -> SimpleNamespace:
+        return SimpleNamespace(coverage=SimpleNamespace(predictions=predictions, labelled=predictions))
+
+    by_size = {"a-small": sized(10), "z-big": sized(500), "m-mid": sized(80)}
+    for ordering in (by_size, dict(reversed(list(by_size.items())))):
+        numbered = pseudonymized_segments(ordering, None)
+        assert [v.coverage.predictions for v in numbered.values()] == [500, 80, 10]
 
 
 def test_the_safety_net_scrubs_what_a_check_forgot() -> None:
