@@ -37,9 +37,8 @@ SOURCE: dict[str, Any] = {
     "conn_id": WAREHOUSE,
     "predictions_table": "prediction_log",
     "labels_table": "churn_labels",
-    "prediction_time_column": "predicted_at",
-    "label_time_column": "labelled_at",
-    "label_column": "label",
+    # The recorder's columns (predicted_at, labelled_at, label) are the defaults; the model's own
+    # class is judged, its score gives the AUC.
     "score_column": "score",
     "predicted_column": "predicted_class",
     "segment_column": "region",

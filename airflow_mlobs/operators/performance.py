@@ -53,8 +53,9 @@ class PerformanceCheckOperator(BaseCheckOperator):
     also exceeds ``sigma`` standard errors.
 
     :param conn_id: Airflow SQL connection of the prediction log. Templated.
-    :param predictions_table: the prediction log (``schema.table``). Templated.
-    :param labels_table: the label table. Templated.
+    :param predictions_table: the prediction log (``schema.table``; default ``mlobs_prediction_log``,
+        as :class:`~airflow_mlobs.recorder.PredictionLogger` writes it). Templated.
+    :param labels_table: the label table (default ``mlobs_labels``). Templated.
     :param label_conn_id: the labels' connection (default ``conn_id``); a different connection
         joins in memory. Templated.
     :param predictions_path, labels_path: read that side from a Parquet/Feather/CSV file or
@@ -66,9 +67,10 @@ class PerformanceCheckOperator(BaseCheckOperator):
         (``repeated_predictions``) and make the result at least a ``warn``; rows without an id are
         left out and counted (``unidentified_predictions``).
     :param prediction_time_column, label_time_column, label_column: when the prediction was made,
-        when the label arrived, and the label (the true class, or the true value).
+        when the label arrived, and the label (the true class, or the true value); defaults
+        ``predicted_at``, ``labelled_at``, ``label`` (the recorder's layout).
     :param score_column: probability of the positive class (classification) or the predicted value
-        (regression).
+        (regression); default ``score`` when no ``predicted_column`` is given.
     :param predicted_column: the predicted class; without it, ``score >= threshold`` (``threshold``
         in [0, 1]), and a NULL, NaN, infinite or out-of-range score has no class: left out of the
         confusion counts and the metrics, counted as ``unscored``.
@@ -132,8 +134,8 @@ class PerformanceCheckOperator(BaseCheckOperator):
     def __init__(
         self,
         *,
-        prediction_time_column: str,
-        label_time_column: str,
+        prediction_time_column: str = "predicted_at",
+        label_time_column: str = "labelled_at",
         conn_id: str = "",
         predictions_table: str = "",
         labels_table: str = "",

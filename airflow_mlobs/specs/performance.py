@@ -44,11 +44,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TASKS = ("classification", "regression", "multiclass")
+#: The prediction log's layout as PredictionLogger writes it (airflow_mlobs.recorder.layout; a
+#: unit test holds the two equal): read when the arguments do not name other tables or columns.
+PREDICTION_LOG_TABLE = "mlobs_prediction_log"
+LABELS_TABLE = "mlobs_labels"
+SCORE_COLUMN = "score"
 
 
 @dataclass(frozen=True)
 class PerformanceSpec:
     """What to join and how to judge it, as plain serializable values (templates already rendered).
+
+    Without table and column names it reads the prediction log as ``PredictionLogger`` writes it
+    (``mlobs_prediction_log``: ``prediction_id``, ``predicted_at``, ``score``; ``mlobs_labels``:
+    ``prediction_id``, ``label``, ``labelled_at``). A ``score_column`` is assumed (``score``) only
+    when no ``predicted_column`` is given.
 
     Predictions come from ``predictions_table`` on ``conn_id`` or from ``predictions_path``; labels
     from ``labels_table`` on ``label_conn_id`` (default ``conn_id``) or from ``labels_path``. Both
@@ -58,8 +68,8 @@ class PerformanceSpec:
     ``"5%"``, or a mapping of those per metric (the arguments of ``PerformanceCheckOperator``).
     """
 
-    prediction_time_column: str
-    label_time_column: str
+    prediction_time_column: str = "predicted_at"
+    label_time_column: str = "labelled_at"
     conn_id: str = ""
     predictions_table: str = ""
     labels_table: str = ""
@@ -98,6 +108,16 @@ class PerformanceSpec:
     #: only); a sensitive ``label_column``'s values are not listed when no label is positive.
     sensitive_columns: tuple[str, ...] = ()
     pseudonym_key: PseudonymKey | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The prediction log's layout (airflow_mlobs.recorder: PredictionLogger) fills what is not
+        # given: the tables on a connection, and the score column when no class column is named.
+        if self.conn_id and not self.predictions_path and not self.predictions_table:
+            object.__setattr__(self, "predictions_table", PREDICTION_LOG_TABLE)
+        if self.labels_connection() and not self.labels_path and not self.labels_table:
+            object.__setattr__(self, "labels_table", LABELS_TABLE)
+        if self.task != "multiclass" and self.score_column is None and self.predicted_column is None:
+            object.__setattr__(self, "score_column", SCORE_COLUMN)
 
     def validate(self, task_id: str) -> None:
         """Raise ``ValueError`` naming the task for an impossible combination of arguments, a

@@ -165,5 +165,8 @@ def test_spec_from_plain_values_gathers_once_and_judges_once_in_the_database_and
     assert (in_memory.status, in_memory.findings) == (want.status, want.findings)
     for name, metric in want.metrics["metrics"].items():
         assert in_memory.metrics["metrics"][name]["value"] == pytest.approx(metric["value"], rel=1e-9), name
+    # Without either column the recorder's layout is assumed (score); a regression needs a score
+    # column even when a class column is named.
+    assert replace(spec, score_column=None, predicted_column=None).score_column == "score"
     with pytest.raises(ValueError, match=r"^check: give score_column"):
-        replace(spec, score_column=None, predicted_column=None).validate("check")
+        replace(spec, task="regression", score_column=None, predicted_column="predicted").validate("check")

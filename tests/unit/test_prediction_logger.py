@@ -533,3 +533,21 @@ def test_the_scoring_dag_logs_the_days_customers_pseudonymised(
     assert all(r["model_version"] == "v1" and 0 < r["score"] < 1 for r in rows)
     assert all(r["predicted_class"] == int(r["score"] >= 0.5) for r in rows)
     assert all(is_pseudonym(r["customer_id"]) for r in rows)
+
+
+def test_the_performance_check_defaults_are_the_recorders_layout() -> None:
+    """PerformanceSpec reads the prediction log without table or column arguments."""
+    from airflow_mlobs.recorder import PERFORMANCE_DEFAULTS
+    from airflow_mlobs.specs.performance import PerformanceSpec
+
+    spec = PerformanceSpec(conn_id="warehouse")
+    assert {name: getattr(spec, name) for name in PERFORMANCE_DEFAULTS if name != "model_version_column"} == {
+        name: value for name, value in PERFORMANCE_DEFAULTS.items() if name != "model_version_column"
+    }
+    spec.validate("t")
+    # A named class column is not overridden by the assumed score column; other tables are kept.
+    named = PerformanceSpec(conn_id="w", predictions_table="log", labels_table="l", predicted_column="cls")
+    assert (named.score_column, named.predictions_table, named.labels_table) == (None, "log", "l")
+    # File sources get no table names.
+    files = PerformanceSpec(predictions_path="p.parquet", labels_path="l.parquet")
+    assert (files.predictions_table, files.labels_table) == ("", "")
