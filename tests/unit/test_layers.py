@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     # The prediction logger: Airflow-free; connections only for the pseudonym key, inside a function.
     "recorder": {"core", "sources", "recorder", "connections"},
 }
-PURE_ROOMS = ("core", "sources", "specs", "render")
+PURE_ROOMS = ("core", "sources", "specs", "render", "recorder")
 
 
 def _imports(path: Path) -> list[tuple[int, str, list[str]]]:
