@@ -48,7 +48,9 @@ ERASURES_TABLE = "mlobs_erasures"
 #: ``mlobs_profiles``, an index on results by check and window end, and ``mlobs_schema_version``.
 #: Version 3: the indexes the dashboard and the history CLI read by (:data:`V3_RESULT_INDEXES`).
 #: Version 4: ``mlobs_erasures``, the audit records of erasure requests (no personal data).
-SCHEMA_VERSION = 4
+#: Version 5: ``mlobs_alert_state.task_scope``: alert state per check task (dag, task, map index or
+#: partition), not per channel, check and dataset alone (:func:`_upgrade_to_5` migrates the rows).
+SCHEMA_VERSION = 5
 
 _metadata = sa.MetaData()
 results_table = sa.Table(
@@ -115,6 +117,9 @@ alert_state_table = sa.Table(
     sa.Column("dataset", sa.String(512), nullable=False),
     sa.Column("state_json", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # v5: the check task the state belongs to (:meth:`RunKey.alert_scope`); NULL for a state a
+    # version-4 store kept per channel, check and dataset that no stored result could attribute.
+    sa.Column("task_scope", sa.String(768), nullable=True),
 )
 deliveries_table = sa.Table(
     DELIVERIES_TABLE,
@@ -204,6 +209,16 @@ class RunKey:
             interval = f"{_iso(result.window_start)}/{_iso(result.window_end)}"
         return f"{self.dag_id}|{self.task_id}|{self.map_index}|{result.dataset}|{interval}"
 
+    def alert_scope(self, result: CheckResult) -> str | None:
+        """Which check task an alert state belongs to: ``dag|task|<part>``, where the part is
+        ``partition=<name>`` for a result of one partition (stable when the mapped list is
+        reordered), else the map index. ``None`` without a task (a result sent outside a run)."""
+        if self.dag_id is None and self.task_id is None:
+            return None
+        partition = result.metrics.get("partition") if isinstance(result.metrics, dict) else None
+        part = f"partition={partition}" if isinstance(partition, str) and partition else str(self.map_index)
+        return f"{self.dag_id}|{self.task_id}|{part}"
+
 
 @dataclass(frozen=True)
 class StoredResult:
@@ -232,6 +247,16 @@ def _in_utc(result: CheckResult) -> CheckResult:
         return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
 
     return result.with_window(convert(result.window_start), convert(result.window_end))
+
+
+def alert_state_key(channel: str, check: str, dataset: str, task: str | None = None) -> str:
+    """The primary key of an alert state row (hashed when it would not fit the column)."""
+    import hashlib
+
+    key = f"{channel}|{check}|{dataset}" if task is None else f"{channel}|{check}|{dataset}|task={task}"
+    if len(key) <= 768:
+        return key
+    return key[:700] + "#" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def _is_race(exc: DBAPIError) -> bool:
@@ -650,24 +675,37 @@ class ResultsStore:
     # Alert state and deliveries
     # ----------------------------------------------------------------------------------------------
 
-    def alert_state(self, channel: str, check: str, dataset: str) -> dict[str, Any] | None:
-        """The stored alert state of a channel for one check and dataset (a JSON dict), if any."""
+    def alert_state(
+        self, channel: str, check: str, dataset: str, *, task: str | None = None
+    ) -> dict[str, Any] | None:
+        """The stored alert state of a channel for one check task (``task``:
+        :meth:`RunKey.alert_scope`) on a dataset (a JSON dict), if any. A task without a state of
+        its own reads the one a version-4 store kept per channel, check and dataset, if any was
+        left unattributed by the upgrade (it then writes its own)."""
         self.ensure_table()
-        key = f"{channel}|{check}|{dataset}"
+        keys = [alert_state_key(channel, check, dataset, task)]
+        if task is not None:
+            keys.append(alert_state_key(channel, check, dataset))
         with self.engine.connect() as conn:
-            text = conn.execute(
-                sa.select(alert_state_table.c.state_json).where(alert_state_table.c.state_key == key)
-            ).scalar()
-        return None if text is None else dict(json.loads(text))
+            for key in keys:
+                text = conn.execute(
+                    sa.select(alert_state_table.c.state_json).where(alert_state_table.c.state_key == key)
+                ).scalar()
+                if text is not None:
+                    return dict(json.loads(text))
+        return None
 
-    def save_alert_state(self, channel: str, check: str, dataset: str, state: dict[str, Any]) -> None:
-        """Replace the alert state of a channel for one check and dataset."""
+    def save_alert_state(
+        self, channel: str, check: str, dataset: str, state: dict[str, Any], *, task: str | None = None
+    ) -> None:
+        """Replace the alert state of a channel for one check task (``task``) on a dataset."""
         self.ensure_table()
         row = {
-            "state_key": f"{channel}|{check}|{dataset}",
+            "state_key": alert_state_key(channel, check, dataset, task),
             "channel": channel,
             "check_name": check,
             "dataset": dataset,
+            "task_scope": task,
             "state_json": json.dumps(state, sort_keys=True),
             "updated_at": datetime.now(UTC),
         }
@@ -844,5 +882,91 @@ def _upgrade_to_4(conn: Connection) -> None:
     erasures_table.create(conn, checkfirst=True)
 
 
+def _upgrade_to_5(conn: Connection) -> None:
+    """v4 -> v5: ``mlobs_alert_state.task_scope``, and each state kept per channel, check and
+    dataset moved in place to the check task it belongs to.
+
+    Version 4 let every task checking the same dataset with the same check share one row (the last
+    writer's fingerprint won). A row goes to a task when the stored results name only one task of
+    that check and dataset, or, for an open alert, to the tasks whose latest result has the row's
+    fingerprint (the breach it was sent for); its key becomes the task's. A row no result explains
+    keeps its old key and no task: :meth:`ResultsStore.alert_state` reads it for any task of that
+    check and dataset that has no state of its own yet, so nothing already sent is sent again.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    from airflow_mlobs.core.notify import breach_fingerprint
+
+    if "task_scope" not in {c["name"] for c in sa.inspect(conn).get_columns(ALERT_STATE_TABLE)}:
+        Operations(MigrationContext.configure(connection=conn)).add_column(
+            ALERT_STATE_TABLE, sa.Column("task_scope", sa.String(768), nullable=True)
+        )
+    legacy = conn.execute(sa.select(alert_state_table).where(alert_state_table.c.task_scope.is_(None))).all()
+    for row in legacy:
+        try:
+            state = json.loads(row.state_json)
+        except ValueError:
+            continue
+        latest: dict[tuple[Any, Any, int], CheckResult] = {}
+        results = conn.execute(
+            sa.select(results_table)
+            .where(results_table.c.check_name == row.check_name, results_table.c.dataset == row.dataset)
+            .order_by(results_table.c.recorded_at.desc(), results_table.c.id.desc())
+        ).all()
+        for r in results:
+            task = (r.dag_id, r.task_id, int(r.map_index))
+            if task in latest or (r.dag_id is None and r.task_id is None):
+                continue
+            try:
+                latest[task] = CheckResult.from_json(r.result_json)
+            except _DECODE_ERRORS:
+                continue
+        if len(latest) > 1 and isinstance(state, dict) and state.get("open"):
+            owners = [
+                t for t, result in latest.items() if breach_fingerprint(result) == state.get("fingerprint")
+            ]
+        else:
+            owners = list(latest) if len(latest) == 1 else []
+        scopes = list(
+            dict.fromkeys(
+                scope
+                for dag_id, task_id, map_index in owners
+                if (
+                    scope := RunKey(dag_id, task_id, None, map_index).alert_scope(
+                        latest[(dag_id, task_id, map_index)]
+                    )
+                )
+            )
+        )
+        if not scopes:
+            continue
+        first, *others = scopes
+        conn.execute(
+            sa.update(alert_state_table)
+            .where(alert_state_table.c.state_key == row.state_key)
+            .values(
+                state_key=alert_state_key(row.channel, row.check_name, row.dataset, first), task_scope=first
+            )
+        )
+        for scope in others:  # more tasks whose latest breach it was: each gets a copy
+            conn.execute(
+                sa.insert(alert_state_table).values(
+                    state_key=alert_state_key(row.channel, row.check_name, row.dataset, scope),
+                    channel=row.channel,
+                    check_name=row.check_name,
+                    dataset=row.dataset,
+                    state_json=row.state_json,
+                    updated_at=row.updated_at,
+                    task_scope=scope,
+                )
+            )
+
+
 # Upgrade steps by the version they lead to.
-_UPGRADES: dict[int, Callable[[Connection], None]] = {2: _upgrade_to_2, 3: _upgrade_to_3, 4: _upgrade_to_4}
+_UPGRADES: dict[int, Callable[[Connection], None]] = {
+    2: _upgrade_to_2,
+    3: _upgrade_to_3,
+    4: _upgrade_to_4,
+    5: _upgrade_to_5,
+}

@@ -8,9 +8,10 @@ Definitions
 Breach fingerprint
     A hash of the check, the dataset and the set of ``(subject, metric)`` pairs that did not pass.
     The same columns drifting again have the same fingerprint; a new column drifting changes it.
-Alert state (per channel, check and dataset)
+Alert state (per channel and check task: DAG, task, map index or partition, check and dataset)
     Whether a breach is open, its fingerprint and severity, when it was last sent, and for how many
-    consecutive windows it has been breached.
+    consecutive windows it has been breached. Two checks of one dataset keep a state each, so
+    their fingerprints never overwrite each other.
 Decision for a new result
     - a breach (status at or above the channel's ``min_severity``) with no open alert, or with a
       different fingerprint: ``alert``;

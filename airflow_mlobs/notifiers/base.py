@@ -321,7 +321,9 @@ class CheckNotifier(BaseNotifier):
 
         Returns the kind sent (``None`` when nothing was due). Never raises for a delivery failure.
         """
-        previous = _state_from(store.alert_state(self.channel, result.check, result.dataset))
+        # One state per check task: two checks of one dataset must not overwrite each other's.
+        scope = run.alert_scope(result)
+        previous = _state_from(store.alert_state(self.channel, result.check, result.dataset, task=scope))
         decision = decide_notification(
             previous,
             result,
@@ -338,7 +340,9 @@ class CheckNotifier(BaseNotifier):
         if self.only_escalations and kind == "recovery" and not previous.escalated:
             kind = None
         if kind is None:
-            store.save_alert_state(self.channel, result.check, result.dataset, _state_to(decision.state))
+            store.save_alert_state(
+                self.channel, result.check, result.dataset, _state_to(decision.state), task=scope
+            )
             self.log.info(
                 "%s: nothing to send for %s on %s (%s)",
                 self.channel,
@@ -353,7 +357,7 @@ class CheckNotifier(BaseNotifier):
         # A failed delivery said nothing: keep what the channel last heard (counting the window), so
         # the next window sends the alert, escalation or recovery again instead of de-duplicating it.
         state = decision.state if delivered else replace(previous, consecutive=decision.state.consecutive)
-        store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state))
+        store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state), task=scope)
         return kind
 
     def links(self, context: Context | None, *, result_page: bool = True) -> Links:

@@ -506,7 +506,7 @@ def test_v3_history_gets_the_erasures_table(engine: sa.Engine) -> None:
     upgraded = ResultsStore(engine)
     assert upgraded.schema_version() == 3
     upgraded.ensure_table()
-    assert upgraded.schema_version() == SCHEMA_VERSION == 4
+    assert upgraded.schema_version() == SCHEMA_VERSION >= 4
     assert ERASURES_TABLE in sa.inspect(engine).get_table_names()
 
 
