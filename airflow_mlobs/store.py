@@ -520,6 +520,7 @@ class ResultsStore:
         map_index: int | None = None,
         recorded_since: datetime | None = None,
         limit: int | None = None,
+        run_id: str | None = None,
     ) -> list[StoredResult]:
         """Stored results, newest window first (then newest recorded), filtered in SQL.
 
@@ -528,7 +529,7 @@ class ResultsStore:
         either is given. ``recorded_since`` keeps rows stored at or after it. Naive datetimes are
         taken as UTC. ``limit`` keeps the newest rows: with ``end`` it reads the last windows up to
         a time without reading the rest of the history. The other filters select by check,
-        dataset, task and map index. Rows whose ``result_json`` cannot be decoded are skipped (see
+        dataset, task, map index and DAG run id. Rows whose ``result_json`` cannot be decoded are skipped (see
         ``skipped_rows``); ``limit`` counts them, so fewer rows may come back.
         """
         self.ensure_table()
@@ -539,6 +540,7 @@ class ResultsStore:
             (results_table.c.dag_id, dag_id),
             (results_table.c.task_id, task_id),
             (results_table.c.map_index, map_index),
+            (results_table.c.run_id, run_id),
         ):
             if value is not None:
                 query = query.where(column == value)

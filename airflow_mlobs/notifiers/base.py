@@ -239,9 +239,12 @@ class CheckNotifier(BaseNotifier):
         the task instance in the Airflow UI (the ML observability plugin's ``/mlobs/result``, the
         check operators' "ML observability result" extra link). Templated.
     :param retry: attempts, backoff and timeout of each delivery.
+    :param results_conn_id: the results history a DAG-level ``on_failure_callback`` reads the
+        failed tasks' stored results from (default: the check operators' default,
+        ``[mlobs] results_conn_id`` or the SQLite file). Templated.
     """
 
-    template_fields: tuple[str, ...] = ("report_url",)
+    template_fields: tuple[str, ...] = ("report_url", "results_conn_id")
     channel_kind = "notifier"
 
     def __init__(
@@ -254,6 +257,7 @@ class CheckNotifier(BaseNotifier):
         send_recovery: bool = True,
         report_url: str | None = None,
         retry: RetryPolicy | None = None,
+        results_conn_id: str | None = None,
     ) -> None:
         super().__init__()
         who = type(self).__name__
@@ -289,6 +293,7 @@ class CheckNotifier(BaseNotifier):
         self.send_recovery = send_recovery
         self.report_url = report_url
         self.retry = retry or RetryPolicy()
+        self.results_conn_id = results_conn_id
         self.sleep: Callable[[float], None] = time.sleep
 
     # --- to implement -------------------------------------------------------------------------
@@ -432,12 +437,20 @@ class CheckNotifier(BaseNotifier):
         return error is None
 
     def notify(self, context: Context) -> None:
-        """As an ``on_failure_callback``: send the failure's check result, or a task-failure message."""
+        """As an ``on_failure_callback``: send the failure's check result, or a task-failure message.
+
+        As a DAG's ``on_failure_callback`` (the context has a DAG run but no exception: Airflow 3
+        runs DAG callbacks in the DAG processor, with ``dag``, ``run_id`` and ``reason``, plus the
+        last task instance's context when it has one): one message listing each failed task of the
+        run with its stored check result (:meth:`dag_run_result`)."""
         from airflow_mlobs.exceptions import CheckBreachError
 
         exception = context.get("exception")
+        dag_run = run_of(context) if exception is None else None
         if isinstance(exception, CheckBreachError):
             result = exception.result
+        elif dag_run is not None:
+            result = self.dag_run_result(context, *dag_run)
         else:
             ti = context.get("ti")
             task = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
@@ -449,3 +462,95 @@ class CheckNotifier(BaseNotifier):
             # Only a check's failure has a result page; another task's failure links its log alone.
             links = self.links(context, result_page=isinstance(exception, CheckBreachError))
             self._deliver_and_record(result, "alert", 1, links, None, None)
+
+    def failed_tasks(self, context: Context, dag_id: str, run_id: str) -> list[tuple[str, int]] | None:
+        """The failed task instances of a DAG run as ``(task_id, map_index)``, asked of Airflow
+        (``RuntimeTaskInstance.get_task_states``, which the DAG processor and workers serve);
+        ``None`` when Airflow cannot be asked here (then the stored results decide)."""
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            states = RuntimeTaskInstance.get_task_states(dag_id=dag_id, run_ids=[run_id])
+        except Exception:  # no supervisor to ask (outside a DAG processor or worker)
+            return None
+        dag = context.get("dag")
+        task_ids = set(getattr(dag, "task_ids", None) or ())
+        failed: list[tuple[str, int]] = []
+        for key, state in dict(states.get(run_id, {}) if isinstance(states, Mapping) else {}).items():
+            if str(state) not in ("failed", "TaskInstanceState.FAILED"):
+                continue
+            task_id, index = str(key), -1
+            head, _, tail = task_id.rpartition("_")
+            # A mapped instance is reported as "<task_id>_<map_index>".
+            if tail.isdigit() and head and (head in task_ids or task_id not in task_ids):
+                task_id, index = head, int(tail)
+            failed.append((task_id, index))
+        return sorted(failed)
+
+    def dag_run_result(self, context: Context, dag_id: str, run_id: str) -> CheckResult:
+        """One result for a failed DAG run: a finding per failed task, its stored check result's
+        status and summary (the newest stored for that task in this run), or "failed (no stored
+        check result)". Without Airflow to ask which tasks failed, the run's stored ``fail`` and
+        ``error`` results are the list. Never raises: an unreadable results history is said."""
+        from airflow_mlobs.core.result import Finding, worst
+
+        stored: dict[tuple[str, int], CheckResult] = {}
+        trouble = ""
+        try:
+            from airflow_mlobs.connections import results_engine
+            from airflow_mlobs.store import ResultsStore
+
+            engine = results_engine(self.results_conn_id)
+            try:
+                for row in ResultsStore(engine).history(dag_id=dag_id, run_id=run_id):
+                    stored.setdefault((str(row.run.task_id), row.run.map_index), row.result)  # newest first
+            finally:
+                engine.dispose()
+        except Exception as exc:  # the message still goes out, saying why it lacks the results
+            trouble = redact(f" (results history unreadable: {type(exc).__name__}: {exc})", self.secrets())
+        failed = self.failed_tasks(context, dag_id, run_id)
+        if failed is None:
+            failed = sorted(key for key, r in stored.items() if r.status in (Status.FAIL, Status.ERROR))
+        findings: list[Finding] = []
+        lines: list[str] = []
+        for task_id, index in failed:
+            name = task_id if index < 0 else f"{task_id}[{index}]"
+            found = stored.get((task_id, index))
+            if found is None:
+                findings.append(
+                    Finding(name, "task", Status.ERROR, value="failed", reason="no stored check result")
+                )
+                lines.append(f"- {name}: failed (no stored check result)")
+            else:
+                findings.append(
+                    Finding(name, found.check, found.status, value=found.status.value, reason=found.summary)
+                )
+                lines.append(f"- {name}: {found.status.value.upper()} {found.check}: {found.summary}")
+        reason = context.get("reason")
+        head = f"DAG run {dag_id} / {run_id} failed"
+        if reason and str(reason) not in ("task_failure", "None"):
+            head += f" ({reason})"
+        if failed:
+            head += f": {len(failed)} failed task(s)"
+        summary = redact("\n".join([head + trouble, *lines]), self.secrets())
+        status = worst([f.status for f in findings], default=Status.ERROR)
+        return CheckResult(
+            check="dag_run",
+            dataset=dag_id,
+            status=status if status.severity >= Status.FAIL.severity else Status.ERROR,
+            summary=summary,
+            metrics={"run_id": run_id, "failed_tasks": len(failed)},
+            findings=tuple(findings),
+        )
+
+
+def run_of(context: Context | Mapping[str, Any]) -> tuple[str, str] | None:
+    """``(dag_id, run_id)`` of the DAG run a callback's context is about, if it names one."""
+    dag_run = context.get("dag_run")
+    dag = context.get("dag")
+    ti = context.get("ti")
+    dag_id = getattr(dag, "dag_id", None) or getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", None)
+    run_id = context.get("run_id") or getattr(dag_run, "run_id", None)
+    if not dag_id or not run_id or (dag is None and dag_run is None):
+        return None
+    return str(dag_id), str(run_id)

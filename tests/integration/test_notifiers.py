@@ -7,7 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -720,3 +720,72 @@ def test_secret_parts_finds_every_part_that_can_leak(value: str, parts: list[str
         assert part not in redact(f"error: {part} rejected", found)
     for word in kept:
         assert word not in found
+
+
+# --- DAG-level on_failure_callback (issue 16) -----------------------------------------------------
+
+
+def _dag_with_tasks(*task_ids: str) -> Any:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    with DAG("ml", schedule=None) as dag:
+        for task_id in task_ids:
+            EmptyOperator(task_id=task_id)
+    return dag
+
+
+def test_dag_failure_callback_lists_each_failed_check_with_its_stored_summary(
+    slack: SlackServer, webhook_conn: str, airflow_connection: Any, tmp_path: Path
+) -> None:
+    """As Airflow 3's DAG processor calls a DAG's on_failure_callback without a task context
+    (``dag``, ``run_id``, ``reason``: dag_processing/processor.py): the run's failed checks come
+    from the results history, each with its summary; a failed task without a stored result is
+    listed as a failed task; another run's results are left out."""
+    results = airflow_connection("mlobs_cb_results", conn_type="sqlite", host=str(tmp_path / "cb.db"))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cb.db'}")
+    store = ResultsStore(engine)
+    run_id = "scheduled__2026-11-05"
+    store.save(drift_result(), RunKey("ml", "drift", run_id))
+    store.save(schema_result(), RunKey("ml", "schema", run_id))
+    store.save(drift_result(Status.PASS), RunKey("ml", "drift_ok", run_id))
+    earlier = schema_result().with_window(DAY - timedelta(days=2), DAY - timedelta(days=1))
+    store.save(replace(earlier, summary="yesterday's run"), RunKey("ml", "schema", "scheduled__2026-11-04"))
+    engine.dispose()
+    notifier = SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, results_conn_id=results, retry=FAST)
+    dag = _dag_with_tasks("drift", "schema", "drift_ok")
+
+    # Outside a DAG processor nobody can say which tasks failed: the stored fail/error results do.
+    notifier.notify({"dag": dag, "run_id": run_id, "reason": "task_failure"})  # type: ignore[arg-type]
+    (request,) = slack.received()
+    text = request.json["blocks"][1]["text"]["text"]
+    assert "DAG run ml / scheduled__2026-11-05 failed: 2 failed task(s)" in text
+    assert "- drift: FAIL drift: wh:activity: 8 of 9 columns drifted" in text
+    assert "- schema: FAIL schema: wh:customers breaks contract customers v2: `email` missing" in text
+    assert "drift_ok" not in text and "unknown error" not in text and "yesterday" not in text
+
+    # The failed tasks named by Airflow: one with a stored result, one without (it never stored).
+    class Asked(SlackWebhookNotifier):
+        def failed_tasks(self, context: Any, dag_id: str, run_id: str) -> list[tuple[str, int]]:
+            return [("load", -1), ("schema", -1)]
+
+    Asked(slack_webhook_conn_id=webhook_conn, results_conn_id=results, retry=FAST).notify(
+        {"dag": dag, "run_id": run_id, "reason": "task_failure"}  # type: ignore[arg-type]
+    )
+    text = slack.received()[1].json["blocks"][1]["text"]["text"]
+    assert "2 failed task(s)" in text
+    assert "- load: failed (no stored check result)" in text
+    assert "- schema: FAIL schema:" in text and "- drift:" not in text
+
+
+def test_dag_failure_callback_with_an_unreadable_history_still_sends(
+    slack: SlackServer, webhook_conn: str
+) -> None:
+    notifier = SlackWebhookNotifier(
+        slack_webhook_conn_id=webhook_conn, results_conn_id="mlobs_no_such", retry=FAST
+    )
+    notifier.notify({"dag": _dag_with_tasks("drift"), "run_id": "r9", "reason": "timed_out"})  # type: ignore[arg-type]
+    (request,) = slack.received()
+    text = request.json["blocks"][1]["text"]["text"]
+    assert text.startswith(":x: DAG run ml / r9 failed (timed_out) (results history unreadable:")
+    assert "mlobs_no_such" in text and request.json["blocks"][0]["text"]["text"] == "ERROR: dag_run on ml"
