@@ -330,3 +330,86 @@ class TcpProxy:
                 self._open.discard(sink)
             source.close()
             sink.close()
+
+
+# --- HTTP (PagerDuty Events API v2) ------------------------------------------------------------
+
+
+class PagerDutyServer(SlackServer):
+    """PagerDuty's Events API v2 on 127.0.0.1: ``POST /v2/enqueue`` answers ``202`` with
+    ``{"status": "success", "dedup_key": ...}`` (the event's key, or a new one for a trigger
+    without), and ``400`` as PagerDuty does for an event it rejects: an unknown routing key (when
+    ``routing_keys`` is given), an unknown ``event_action``, a resolve without ``dedup_key``, a
+    trigger without ``payload.summary``/``source``/``severity``, a severity PagerDuty does not know,
+    or a summary over 1024 characters. Scripted replies (:meth:`script`) come first, as for Slack.
+
+    :attr:`alerts` follows PagerDuty's alert lifecycle per ``dedup_key``: ``triggered`` by a
+    trigger, ``resolved`` by a resolve; :attr:`opened` counts the triggers that opened an alert
+    (a trigger for an already triggered key is folded into it, as PagerDuty does).
+    """
+
+    SEVERITIES = ("critical", "error", "warning", "info")
+
+    def __init__(self, routing_keys: set[str] | None = None) -> None:
+        super().__init__()
+        self.routing_keys = routing_keys
+        self.alerts: dict[str, str] = {}
+        self.opened: dict[str, int] = {}
+        self._next = 0
+
+    def _record(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._replies:
+                return self._replies.popleft()
+            if request.path != "/v2/enqueue":
+                return Reply(404, {"status": "not found"})
+            return self._enqueue(request)
+
+    def _enqueue(self, request: Request) -> Reply:
+        def invalid(*errors: str) -> Reply:
+            return Reply(
+                400, {"status": "invalid event", "message": "Event object is invalid", "errors": list(errors)}
+            )
+
+        try:
+            event = json.loads(request.body.decode())
+        except ValueError:
+            return invalid("Body is not JSON")
+        if not isinstance(event, dict):
+            return invalid("Event must be an object")
+        if self.routing_keys is not None and event.get("routing_key") not in self.routing_keys:
+            return invalid("Invalid routing key")
+        action = event.get("event_action")
+        key = event.get("dedup_key")
+        if action not in ("trigger", "acknowledge", "resolve"):
+            return invalid("'event_action' is invalid")
+        if action == "trigger":
+            payload = event.get("payload") or {}
+            missing = [f for f in ("summary", "source", "severity") if not payload.get(f)]
+            if missing:
+                return invalid(*(f"'payload.{f}' is missing or blank" for f in missing))
+            if payload["severity"] not in self.SEVERITIES:
+                return invalid("'payload.severity' is invalid")
+            if len(str(payload["summary"])) > 1024:
+                return invalid("'payload.summary' is longer than 1024 characters")
+            if not key:
+                self._next += 1
+                key = f"generated-{self._next}"
+            if self.alerts.get(key) != "triggered":
+                self.opened[key] = self.opened.get(key, 0) + 1
+            self.alerts[key] = "triggered"
+        else:
+            if not key:
+                return invalid("'dedup_key' is required for this event_action")
+            if action == "resolve" and key in self.alerts:
+                self.alerts[key] = "resolved"
+        return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
+
+    def events(self) -> list[dict[str, Any]]:
+        """The bodies of the events received on ``/v2/enqueue``, in order."""
+        return [r.json for r in self.received("/v2/enqueue")]
+
+    def start(self) -> PagerDutyServer:
+        super().start()
+        return self
