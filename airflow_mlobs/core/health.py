@@ -486,6 +486,28 @@ def judge_burn(slo: str, rates: Mapping[str, float | None], rules: HealthRules) 
     )
 
 
+#: A group's p95 ratio stands out when it is at least this many times the whole window's ratio: a
+#: service that slowed everywhere has no slowest segment worth naming.
+STANDS_OUT_RATIO = 1.25
+#: A group's error rate stands out when it exceeds the rest of the window's by this many standard
+#: errors (two-proportion z with the pooled rate).
+STANDS_OUT_Z = 3.0
+
+
+def _errors_stand_out(group: HealthSummary, overall: HealthSummary) -> tuple[bool, float | None]:
+    """Whether ``group``'s error rate is above the rest of the window's (``overall`` minus the group)
+    by ``STANDS_OUT_Z`` standard errors, and the rest's rate."""
+    rest_requests = overall.requests - group.requests
+    rest_errors = overall.errors - group.errors
+    if group.requests <= 0 or rest_requests <= 0 or rest_errors < 0:
+        return False, None
+    p_group = group.errors / group.requests
+    p_rest = rest_errors / rest_requests
+    pooled = (group.errors + rest_errors) / (group.requests + rest_requests)
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / group.requests + 1.0 / rest_requests))
+    return (se > 0 and (p_group - p_rest) / se >= STANDS_OUT_Z), p_rest
+
+
 def _moved_most(
     kind: str,
     groups: Sequence[GroupHealth],
@@ -522,7 +544,12 @@ def _moved_most(
     subject = f"{kind}"
     if p95_moves:
         ratio, group, base, p95_basis = max(p95_moves, key=lambda m: (m[0], m[1].value))
-        status = Status.WARN if ratio >= rules.p95_warn_ratio else Status.PASS
+        whole = _ratio(overall.p95_ms, baseline.p95_ms)
+        stands_out = ratio >= rules.p95_warn_ratio and (whole is None or ratio >= STANDS_OUT_RATIO * whole)
+        status = Status.WARN if stands_out else Status.PASS
+        alike = (
+            "" if stands_out or whole is None else f"; every {kind} moved alike (whole window {whole:.2f}x)"
+        )
         findings.append(
             Finding(
                 f"{subject}={group.value}",
@@ -532,15 +559,23 @@ def _moved_most(
                 threshold=rules.p95_warn_ratio,
                 reason=(
                     f"{kind} {group.value!r} moved most in latency: p95 {ms(group.current.p95_ms)} "
-                    f"({ratio:.2f}x {p95_basis} {ms(base)}) over {group.current.requests:,} requests"
+                    f"({ratio:.2f}x {p95_basis} {ms(base)}) over {group.current.requests:,} requests{alike}"
                 ),
             )
         )
-        named[f"worst_{kind}_p95"] = {"value": group.value, "p95_ms": group.current.p95_ms, "ratio": ratio}
+        named[f"worst_{kind}_p95"] = {
+            "value": group.value,
+            "p95_ms": group.current.p95_ms,
+            "ratio": ratio,
+            "stands_out": stands_out,
+        }
     if error_moves:
         rise, group, base, basis = max(error_moves, key=lambda m: (m[0], m[1].value))
         interval = group.current.error_interval
-        status = Status.WARN if interval is not None and interval[0] > rules.max_error_rate else Status.PASS
+        above, rest_rate = _errors_stand_out(group.current, overall)
+        stands_out = interval is not None and interval[0] > rules.max_error_rate and above
+        status = Status.WARN if stands_out else Status.PASS
+        versus = "" if rest_rate is None else f"; the rest of the window {pct(rest_rate)}"
         findings.append(
             Finding(
                 f"{subject}={group.value}",
@@ -551,7 +586,7 @@ def _moved_most(
                 reason=(
                     f"{kind} {group.value!r} moved most in errors: {pct(group.current.error_rate)} of "
                     f"{group.current.requests:,} requests against {basis} {pct(base)} "
-                    f"({rise * 100:+.1f} points)"
+                    f"({rise * 100:+.1f} points){versus}"
                 ),
             )
         )
@@ -559,6 +594,7 @@ def _moved_most(
             "value": group.value,
             "error_rate": group.current.error_rate,
             "rise": rise,
+            "stands_out": stands_out,
         }
     return findings, named
 
@@ -616,14 +652,18 @@ def judge_health(
     summary = health_line(current, base)
     if current.requests == 0:
         summary = "no requests in the window"
-    moved = [
-        f"{kind} {named[key]['value']!r}"
-        for kind, key in (("segment", "worst_segment_p95"), ("model version", "worst_model_version_p95"))
-        if key in named
-    ]
     text = f"{dataset}: {summary}"
-    if moved and status.severity >= Status.WARN.severity:
-        text += f"; slowest: {', '.join(moved)}"
+    for label, what in (("slowest", "p95"), ("most errors", "errors")):
+        standing = [
+            f"{kind} {named[key]['value']!r}"
+            for kind, key in (
+                ("segment", f"worst_segment_{what}"),
+                ("model version", f"worst_model_version_{what}"),
+            )
+            if key in named and named[key]["stands_out"]
+        ]
+        if standing and status.severity >= Status.WARN.severity:
+            text += f"; {label}: {', '.join(standing)}"
     bad = sorted(
         (f for f in findings if f.status.severity >= Status.WARN.severity), key=lambda f: -f.status.severity
     )

@@ -245,6 +245,35 @@ def test_moved_most_names_segment_and_version() -> None:
     assert "segment 'us'" in result.summary
 
 
+def test_a_service_slow_everywhere_names_no_slowest_segment() -> None:
+    """Every region 7x slower: the slowest region is no finding to act on; a region whose errors
+    stand out against the rest of the window (z >= 3) is."""
+    segments = (
+        GroupHealth("eu", summary(requests=1000, p95_ms=880.0, errors=50), summary(p95_ms=120.0)),
+        GroupHealth("us", summary(requests=1000, p95_ms=900.0, errors=140), summary(p95_ms=120.0)),
+    )
+    observation = HealthObservation(
+        current=summary(requests=2000, p95_ms=890.0, errors=190), segments=segments
+    )
+    result = judged(summary(requests=2000, p95_ms=890.0, errors=190), observation=observation)
+    latency = finding(result, "p95_ratio", "segment=us")
+    assert latency.status is Status.PASS and "every segment moved alike" in latency.reason
+    errors = finding(result, "error_rate_rise", "segment=us")
+    assert errors.status is Status.WARN and "the rest of the window 5.0%" in errors.reason
+    assert "slowest" not in result.summary and "most errors: segment 'us'" in result.summary
+    # Errors high everywhere alike: named in the findings, not warned on.
+    even = (
+        GroupHealth("eu", summary(requests=1000, errors=95)),
+        GroupHealth("us", summary(requests=1000, errors=100)),
+    )
+    flat = judged(
+        summary(requests=2000, errors=195),
+        observation=HealthObservation(current=summary(requests=2000, errors=195), segments=even),
+    )
+    assert finding(flat, "error_rate_rise", "segment=us").status is Status.PASS
+    assert "most errors" not in flat.summary
+
+
 def test_reading_and_headline() -> None:
     result = judged(summary(requests=1234, latency_count=1234, errors=88, p95_ms=900.0))
     reading = HealthReading.of(result)
