@@ -38,7 +38,7 @@ from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, short_sql
-from airflow_mlobs.sources.sqlkit import catalog_columns, window_conditions
+from airflow_mlobs.sources.sqlkit import DOUBLE, catalog_columns, window_conditions
 
 
 def quantile_positions(n: int, bins: int, *, sensitive: bool = False) -> list[int]:
@@ -165,12 +165,12 @@ def build_baseline_sql(
     def kind_statement(columns: list[str]) -> sa.Select[Any]:
         aggregates: list[sa.ColumnElement[Any]] = []
         for n in columns:
-            x = sa.cast(from_clause.c[n], sa.Float)
+            x = sa.cast(from_clause.c[n], DOUBLE)
             finite = dialect.finite(from_clause.c[n], exact=n in exact)
             aggregates += [
                 sa.func.count().label(f"{n}__rows"),
                 sa.func.count(from_clause.c[n]).label(f"{n}__nonnull"),
-                sa.func.count().filter(finite).label(f"{n}__n"),
+                dialect.filtered(sa.func.count, None, finite).label(f"{n}__n"),
                 sa.func.count(sa.distinct(sa.case((finite, x)))).label(f"{n}__distinct"),
             ]
         return sa.select(*aggregates).select_from(from_clause).where(*conditions)
@@ -188,7 +188,7 @@ def build_baseline_sql(
                     if n not in explicit and distinct <= categorical_max_distinct:
                         kinds[n] = "categorical"
                         continue
-                    x = sa.cast(from_clause.c[n], sa.Float)
+                    x = sa.cast(from_clause.c[n], DOUBLE)
                     finite = dialect.finite(from_clause.c[n], exact=n in exact)
                     ordered = (
                         sa.select(x.label("v"), sa.func.row_number().over(order_by=x).label("rn"))

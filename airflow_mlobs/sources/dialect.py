@@ -14,6 +14,7 @@ without a database.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -22,8 +23,9 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql.elements import FunctionFilter
 
-from airflow_mlobs.sources.sqlkit import MAX_FLOAT
+from airflow_mlobs.sources.sqlkit import DOUBLE, MAX_FLOAT
 
 QueryPurpose = Literal["profile", "performance_grouped", "performance_ranked"]
 """What a statement is for, so a dialect can tune the session before it runs: the drift profile
@@ -55,6 +57,33 @@ class SqlDialect:
     #: it picks the same winning label as the ranked one.
     descending_nulls_first: ClassVar[bool] = False
 
+    #: Whether aggregates take ``FILTER (WHERE ...)`` (SQL:2003; PostgreSQL, SQLite 3.30+, DuckDB).
+    #: Without it :meth:`filtered` moves the condition into the argument, ``agg(CASE WHEN ...)``.
+    supports_aggregate_filter: ClassVar[bool] = False
+
+    def filtered(
+        self,
+        aggregate: Callable[..., sa.FunctionElement[Any]],
+        value: sa.ColumnElement[Any] | None,
+        condition: sa.ColumnElement[bool],
+    ) -> FunctionFilter[Any] | sa.FunctionElement[Any]:
+        """``aggregate(value)`` over the rows where ``condition`` holds (``value=None``: ``count(*)``).
+
+        ``agg(x) FILTER (WHERE c)`` where the database has it, else the portable
+        ``agg(CASE WHEN c THEN x END)`` (``count(*)`` counts ``CASE WHEN c THEN 1 END``): the same
+        result for ``count``, ``sum``, ``min`` and ``max``, which skip NULLs (no row: NULL, or 0 for
+        ``count``). The result takes ``.over(...)`` and ``.label(...)`` as an aggregate does."""
+        if self.supports_aggregate_filter:
+            call = aggregate() if value is None else aggregate(value)
+            return call.filter(condition)
+        inner: sa.ColumnElement[Any] = sa.literal_column("1") if value is None else value
+        return aggregate(sa.case((condition, inner)))
+
+    def nulls_last(self, order: sa.UnaryExpression[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """The ``ORDER BY`` keys for ``order`` (``x.asc()`` or ``x.desc()``) with NULLs last:
+        ``x ASC NULLS LAST`` (SQL:2003), a tuple so a database without it can test NULL first."""
+        return (sa.nulls_last(order),)
+
     def stored_number(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
         """A condition true when the value stored in ``column`` is a number, for databases whose
         columns can hold values of any type; ``None`` where the column's declared type
@@ -75,7 +104,7 @@ class SqlDialect:
             bound = sa.literal(Decimal(repr(MAX_FLOAT)), sa.Numeric)
             in_range = [column >= -bound, column <= bound]
         else:
-            x = sa.cast(column, sa.Float)
+            x = sa.cast(column, DOUBLE)
             in_range = [x >= -MAX_FLOAT, x <= MAX_FLOAT]
         return sa.and_(*in_range) if number is None else sa.and_(number, *in_range)
 
@@ -147,6 +176,7 @@ class PostgresDialect(SqlDialect):
     """PostgreSQL: packed bin counts, GROUPING SETS, NULLs sort high, planner settings per query."""
 
     name = "postgresql"
+    supports_aggregate_filter = True
     packs_bin_counts = True
     supports_grouping_sets = True
     descending_nulls_first = True
@@ -200,6 +230,7 @@ class SqliteDialect(SqlDialect):
     """SQLite: any column can hold any value (text cast to a number is 0.0), CAST truncates."""
 
     name = "sqlite"
+    supports_aggregate_filter = True
 
     def stored_number(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
         """``typeof(column) IN ('integer', 'real')``: only stored numbers are numbers, since
@@ -265,8 +296,58 @@ class SqliteDialect(SqlDialect):
         return sqlite_dialect.insert(table)
 
 
+class MysqlDialect(SqlDialect):
+    """MySQL 8 and MariaDB 10.4+ (SQLAlchemy names both ``mysql``; a ``mariadb://`` URL names it
+    ``mariadb``): no aggregate ``FILTER`` and no ``NULLS LAST`` (NULL sorts below every value: first
+    in ``ASC``, last in ``DESC``), no ``percentile_cont`` aggregate (MariaDB has it as a window
+    function only), no ``GROUPING SETS`` (``WITH ROLLUP`` only). A ``DOUBLE`` holds no NaN or
+    infinity, and a ``DECIMAL`` has at most 65 digits, so every stored number is finite and within
+    double range. Backtick quoting is SQLAlchemy's."""
+
+    name = "mysql"
+
+    def nulls_last(self, order: sa.UnaryExpression[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """``CASE WHEN x IS NULL THEN 1 ELSE 0 END, x <direction>``: MySQL has no ``NULLS LAST``."""
+        element: Any = order.element
+        return (sa.case((element.is_(None), 1), else_=0), order)
+
+    def finite(self, column: sa.ColumnElement[Any], *, exact: bool = False) -> sa.ColumnElement[bool]:
+        """The double test; ``exact`` changes nothing, since a DECIMAL (65 digits at most) always
+        fits a double and an exact 309-digit bound is beyond MySQL's DECIMAL."""
+        del exact
+        return super().finite(column)
+
+
+class MariadbDialect(MysqlDialect):
+    """MariaDB reached through a ``mariadb://`` or ``mariadb+pymysql://`` URL: MySQL's answers."""
+
+    name = "mariadb"
+
+
+class DuckdbDialect(SqlDialect):
+    """DuckDB (``duckdb_engine``): aggregate ``FILTER``, ``percentile_cont ... WITHIN GROUP`` and
+    ``GROUPING SETS``; NULLs last in both directions by default (so not first in ``DESC``); NaN
+    sorts above +infinity as in PostgreSQL. Its ``FLOAT`` is 4 bytes: the gatherers cast to
+    :data:`~airflow_mlobs.sources.sqlkit.DOUBLE`."""
+
+    name = "duckdb"
+    supports_aggregate_filter = True
+    supports_grouping_sets = True
+    has_percentile_cont = True
+
+    def minute_keys(self, ts: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """``date_trunc('minute', ts)``."""
+        return (sa.func.date_trunc("minute", ts),)
+
+
 #: The dialects with a class of their own; any other database gets :class:`SqlDialect`.
-DIALECTS: tuple[type[SqlDialect], ...] = (PostgresDialect, SqliteDialect)
+DIALECTS: tuple[type[SqlDialect], ...] = (
+    PostgresDialect,
+    SqliteDialect,
+    MysqlDialect,
+    MariadbDialect,
+    DuckdbDialect,
+)
 _BY_NAME: dict[str, SqlDialect] = {cls.name: cls() for cls in DIALECTS}
 _ANSI = SqlDialect()
 

@@ -60,7 +60,14 @@ from airflow_mlobs.sources.dberrors import (
     source_failure,
 )
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
-from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message, window_conditions
+from airflow_mlobs.sources.sqlkit import (
+    DOUBLE,
+    MAX_FLOAT,
+    QueryStats,
+    catalog_columns,
+    db_message,
+    window_conditions,
+)
 
 MAX_SEGMENTS = 200
 
@@ -336,7 +343,7 @@ def profile_sql_segments(
             folded = _folded_columns(categorical, rows_by_segment, top)
             unseen_counts: dict[tuple[str | None, str], int] = {}
             if folded:
-                unseen_statement = _unseen_statement(source, conditions, folded, catalog, segment)
+                unseen_statement = _unseen_statement(source, conditions, folded, catalog, segment, dialect)
                 for unseen_row in conn.execute(unseen_statement):
                     counts_row = dict(unseen_row._mapping)
                     key = counts_row.pop("segment", None)
@@ -397,7 +404,7 @@ _SCALE = 2.0**-MOMENT_SHIFT
 
 def _double(value: float) -> sa.ColumnElement[Any]:
     """A bound double literal (``CAST(:p AS FLOAT)``): an edge or a moment shift."""
-    return sa.cast(sa.literal(value, sa.Float), sa.Float)
+    return sa.cast(sa.literal(value, sa.Float), DOUBLE)
 
 
 _Column = TypeVar("_Column", ColumnSpec, str)
@@ -431,14 +438,14 @@ def _portable_profile_statement(
         aggregates.append(sa.func.count(col).label(f"{prefix}_nonnull"))
         if spec.kind != "numeric":
             continue
-        x = sa.cast(col, sa.Float)
+        x = sa.cast(col, DOUBLE)
         finite = dialect.finite(col, exact=spec.name in exact)
         numeric_value = dialect.stored_number(col)
         if numeric_value is not None:
             aggregates.append(
-                sa.func.count()
-                .filter(sa.and_(col.is_not(None), sa.not_(numeric_value)))
-                .label(f"{prefix}_invalid")
+                dialect.filtered(
+                    sa.func.count, None, sa.and_(col.is_not(None), sa.not_(numeric_value))
+                ).label(f"{prefix}_invalid")
             )
         else:
             aggregates.append(sa.literal(0).label(f"{prefix}_invalid"))
@@ -449,23 +456,23 @@ def _portable_profile_statement(
         squared = sa.and_(small, sa.func.abs(y) >= MOMENT_TINY)
         big = sa.and_(finite, sa.or_(y <= -MOMENT_SPLIT, y >= MOMENT_SPLIT))
         # CAST groups the product: `y * s * y * s` would overflow from the left.
-        scaled = sa.cast(y * sa.literal(_SCALE, sa.Float), sa.Float)
+        scaled = sa.cast(y * sa.literal(_SCALE, sa.Float), DOUBLE)
         aggregates += [
-            sa.func.count().filter(finite).label(f"{prefix}_count"),
-            sa.func.min(x).filter(finite).label(f"{prefix}_min"),
-            sa.func.max(x).filter(finite).label(f"{prefix}_max"),
-            sa.func.sum(y).filter(small).label(f"{prefix}_sum"),
-            sa.func.sum(y * y).filter(squared).label(f"{prefix}_sumsq"),
-            sa.func.count().filter(big).label(f"{prefix}_bign"),
-            sa.func.sum(scaled).filter(big).label(f"{prefix}_bigsum"),
-            sa.func.sum(scaled * scaled).filter(big).label(f"{prefix}_bigsq"),
+            dialect.filtered(sa.func.count, None, finite).label(f"{prefix}_count"),
+            dialect.filtered(sa.func.min, x, finite).label(f"{prefix}_min"),
+            dialect.filtered(sa.func.max, x, finite).label(f"{prefix}_max"),
+            dialect.filtered(sa.func.sum, y, small).label(f"{prefix}_sum"),
+            dialect.filtered(sa.func.sum, y * y, squared).label(f"{prefix}_sumsq"),
+            dialect.filtered(sa.func.count, None, big).label(f"{prefix}_bign"),
+            dialect.filtered(sa.func.sum, scaled, big).label(f"{prefix}_bigsum"),
+            dialect.filtered(sa.func.sum, scaled * scaled, big).label(f"{prefix}_bigsq"),
         ]
         if spec.edges:  # the open-ended bins' totals, split like the moments
             low_edge, high_edge = tail_edges(spec.edges) or (0.0, 0.0)
             for side, in_bin in (("low", x < _double(low_edge)), ("high", x >= _double(high_edge))):
                 aggregates += [
-                    sa.func.sum(y).filter(sa.and_(small, in_bin)).label(f"{prefix}_{side}sum"),
-                    sa.func.sum(scaled).filter(sa.and_(big, in_bin)).label(f"{prefix}_{side}big"),
+                    dialect.filtered(sa.func.sum, y, sa.and_(small, in_bin)).label(f"{prefix}_{side}sum"),
+                    dialect.filtered(sa.func.sum, scaled, sa.and_(big, in_bin)).label(f"{prefix}_{side}big"),
                 ]
         if numeric_value is not None:
             below_edge = [sa.and_(finite, x < sa.literal(edge, sa.Float)) for edge in spec.edges]
@@ -474,9 +481,11 @@ def _portable_profile_statement(
             # `x < edge` is false for NULL, NaN and +inf and true for -inf, so one -inf count per
             # column replaces a finiteness test per edge (measured: half the statement's time).
             below_edge = [x < sa.literal(edge, sa.Float) for edge in spec.edges]
-            aggregates.append(sa.func.count().filter(x < -MAX_FLOAT).label(f"{prefix}_neginf"))
+            aggregates.append(dialect.filtered(sa.func.count, None, x < -MAX_FLOAT).label(f"{prefix}_neginf"))
         for edge_index, condition in enumerate(below_edge):
-            aggregates.append(sa.func.count().filter(condition).label(f"{prefix}_lt{edge_index}"))
+            aggregates.append(
+                dialect.filtered(sa.func.count, None, condition).label(f"{prefix}_lt{edge_index}")
+            )
         layout.append((spec, index))
 
     def statement(conditions: list[sa.ColumnElement[bool]], by_segment: bool) -> sa.Select[Any]:
@@ -531,7 +540,7 @@ def _packed_profile_statement(
         inner.append(source.c[spec.name].label(f"v{index}"))
         if spec.kind == "numeric":
             col = source.c[spec.name]
-            x = sa.cast(col, sa.Float)
+            x = sa.cast(col, DOUBLE)
             finite = dialect.finite(col, exact=spec.name in exact)
             # The moments are sums of the shifted values y = x - shift (core.profile.moment_shift),
             # computed once per row (`d`; `f` itself when the shift is 0).
@@ -591,7 +600,7 @@ def _packed_profile_statement(
                 sa.literal(0).label(f"{prefix}_invalid"),
                 sa.func.min(f).label(f"{prefix}_min"),
                 sa.func.max(f).label(f"{prefix}_max"),
-                sa.func.sum(weights[bucket]).filter(f.is_not(None)).label(f"{prefix}_packed"),
+                dialect.filtered(sa.func.sum, weights[bucket], f.is_not(None)).label(f"{prefix}_packed"),
             ]
             d = rows.c[f"d{index}"] if moment_shift(spec.edges) else f
             outer: list[tuple[str, sa.ColumnElement[bool]]] = (
@@ -610,8 +619,10 @@ def _packed_profile_statement(
                 ]
                 for side, in_bin in outer:  # the open-ended bins' totals, split like the moments
                     aggregates += [
-                        sa.func.sum(rows.c[f"s{index}"]).filter(in_bin).label(f"{prefix}_{side}sum"),
-                        sa.func.sum(big_value).filter(in_bin).label(f"{prefix}_{side}big"),
+                        dialect.filtered(sa.func.sum, rows.c[f"s{index}"], in_bin).label(
+                            f"{prefix}_{side}sum"
+                        ),
+                        dialect.filtered(sa.func.sum, big_value, in_bin).label(f"{prefix}_{side}big"),
                     ]
             else:
                 aggregates += [
@@ -619,7 +630,7 @@ def _packed_profile_statement(
                     sa.func.sum(d * d).label(f"{prefix}_sumsq"),
                 ]
                 for side, in_bin in outer:  # the open-ended bins' totals
-                    aggregates.append(sa.func.sum(d).filter(in_bin).label(f"{prefix}_{side}sum"))
+                    aggregates.append(dialect.filtered(sa.func.sum, d, in_bin).label(f"{prefix}_{side}sum"))
         if segment is not None and by_segment:
             seg = rows.c.mlobs_segment
             return sa.select(sa.cast(seg, sa.Text).label("segment"), *aggregates).group_by(seg)
@@ -832,6 +843,7 @@ def _unseen_statement(
     folded: list[tuple[int, ColumnSpec]],
     catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]],
     segment: sa.ColumnElement[Any] | None,
+    dialect: SqlDialect,
 ) -> sa.Select[Any]:
     """Per folded column, the non-NULL values not in the baseline's category set
     (``count(*) FILTER (WHERE x NOT IN (...))``). Numbers are compared as doubles (category text
@@ -848,12 +860,14 @@ def _unseen_statement(
         )
         numbers = _as_numbers(spec.categories) if logical in NUMERIC_TYPES else None
         known = (
-            sa.cast(col, sa.Float).in_(numbers)
+            sa.cast(col, DOUBLE).in_(numbers)
             if numbers is not None
             else sa.cast(col, sa.Text).in_(list(spec.categories))
         )
         aggregates.append(
-            sa.func.count().filter(sa.and_(col.is_not(None), sa.not_(known))).label(f"u{index}")
+            dialect.filtered(sa.func.count, None, sa.and_(col.is_not(None), sa.not_(known))).label(
+                f"u{index}"
+            )
         )
     statement = sa.select(*aggregates).select_from(source).where(*conditions)
     if segment is not None:

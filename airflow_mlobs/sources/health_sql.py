@@ -41,7 +41,7 @@ from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.core.types import TIME_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
-from airflow_mlobs.sources.sqlkit import QueryStats, catalog_columns, db_message
+from airflow_mlobs.sources.sqlkit import DOUBLE, QueryStats, catalog_columns, db_message
 
 #: How far back the burn windows reach before the judged window's end.
 BURN_LOOKBACK = timedelta(minutes=max(BURN_WINDOWS))
@@ -223,7 +223,7 @@ def health_statement(
     cols = resolved.columns
     ts, lat = cols["ts"], cols["lat"]
     factor = UNIT_MS[src.latency_unit]
-    value: sa.ColumnElement[Any] = sa.cast(lat, sa.Float)
+    value: sa.ColumnElement[Any] = sa.cast(lat, DOUBLE)
     if factor != 1.0:
         value = value * sa.literal(factor, sa.Float)
     lat_ms = sa.case((dialect.finite(lat, exact=resolved.latency_exact), value))

@@ -89,7 +89,7 @@ from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.core.types import NUMERIC_TYPES, TIME_TYPES, ColumnInfo, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure
 from airflow_mlobs.sources.dialect import QueryPurpose, SqlDialect, dialect_for
-from airflow_mlobs.sources.sqlkit import MAX_FLOAT, QueryStats, catalog_columns, db_message
+from airflow_mlobs.sources.sqlkit import DOUBLE, MAX_FLOAT, QueryStats, catalog_columns, db_message
 
 #: How each prediction's winning label is found (see :func:`performance_statement`).
 Formulation = Literal["auto", "grouped", "ranked"]
@@ -323,6 +323,7 @@ def performance_statement(
     preds = preds_cat.sa_table(pred_names)
     labels = labels_cat.sa_table({label_id, source.label_column, source.label_time_column})
     labels_alias = labels.alias("l")
+    dialect = dialect_for(engine)
     pt = preds.c[source.prediction_time_column]
     p_conditions = [
         pt
@@ -338,7 +339,7 @@ def performance_statement(
     p_columns: list[sa.ColumnElement[Any]] = [preds.c[source.id_column].label("pid")]
     if query.uses_score:
         assert source.score_column is not None
-        p_columns.append(sa.cast(preds.c[source.score_column], sa.Float).label("score"))
+        p_columns.append(sa.cast(preds.c[source.score_column], DOUBLE).label("score"))
     if source.predicted_column:
         p_columns.append(preds.c[source.predicted_column].label("predicted"))
     segment_expr: sa.ColumnElement[Any] = (
@@ -363,7 +364,7 @@ def performance_statement(
     # the grouped statement reproduces; earliest: ASC, NULLs last in every dialect), then the larger
     # label (earliest: a NULL label last in every dialect).
     rank_order: tuple[sa.ColumnElement[Any], ...] = (
-        (sa.case((in_time, 0), else_=1), sa.nulls_last(lt.asc()), sa.nulls_last(label_col.desc()))
+        (sa.case((in_time, 0), else_=1), *dialect.nulls_last(lt.asc()), *dialect.nulls_last(label_col.desc()))
         if earliest
         else (sa.case((in_time, 0), else_=1), lt.desc(), label_col.desc())
     )
@@ -391,14 +392,14 @@ def performance_statement(
             labels_alias.c[source.label_column].label("label"),
             lt.label("label_time"),
             sa.func.row_number().over(partition_by=p.c.pid, order_by=rank_order).label("rn"),
-            sa.func.count(lt).filter(in_time).over(partition_by=p.c.pid).label("n_labels"),
+            dialect.filtered(sa.func.count, lt, in_time).over(partition_by=p.c.pid).label("n_labels"),
         )
         .select_from(p.outerjoin(labels_alias, _label_join(labels_alias, source, label_id, p, task)))
         .subquery("j")
     )
     j = joined.c
     state = sa.case((j.label_time.is_(None), NO_LABEL), (j.label_time <= cutoff, LABELLED), else_=LATE)
-    duplicate = sa.func.count().filter(j.n_labels > 1)
+    duplicate = dialect.filtered(sa.func.count, None, j.n_labels > 1)
     n = sa.func.count()
     if task == "classification":
         positive: sa.BindParameter[Any] = sa.bindparam("positive_label", positive_label)
@@ -423,7 +424,7 @@ def performance_statement(
             .where(j.rn == 1)
             .subquery("k")
         )
-        grouped = _classification_cells(keys)
+        grouped = _classification_cells(keys, dialect)
         sums: tuple[str, ...] = CLASSIFICATION_SUMS
     elif task == "multiclass":
         # The confusion matrix as counts per (label, predicted class); the classes are made canonical
@@ -445,7 +446,7 @@ def performance_statement(
         sums = ()
     else:
         pred_v = j.score
-        yv = sa.cast(j.label, sa.Float)
+        yv = sa.cast(j.label, DOUBLE)
         finite = sa.and_(pred_v >= -MAX_FLOAT, pred_v <= MAX_FLOAT, yv >= -MAX_FLOAT, yv <= MAX_FLOAT)
         ok = sa.and_(state == LABELLED, finite)
         e = pred_v - yv
@@ -468,18 +469,18 @@ def performance_statement(
                     for name, expression in zip(
                         REGRESSION_SUMS,
                         _elements(
-                            sa.func.count().filter(ok),
-                            sa.func.sum(sa.func.abs(e)).filter(ok),
-                            sa.func.sum(e).filter(ok),
-                            sa.func.sum(sa.case((small, e * e))).filter(ok),
-                            sa.func.sum(sa.case((small, e * e * e * e))).filter(ok),
-                            sa.func.sum(yv).filter(ok),
-                            sa.func.sum(sa.case((small, yv * yv))).filter(ok),
-                            sa.func.sum(ape).filter(nonzero),
-                            sa.func.sum(ape * ape).filter(nonzero),
-                            sa.func.count().filter(nonzero),
-                            sa.func.count().filter(sa.and_(ok, yv == 0.0)),
-                            sa.func.count().filter(sa.and_(ok, sa.not_(small))),
+                            dialect.filtered(sa.func.count, None, ok),
+                            dialect.filtered(sa.func.sum, sa.func.abs(e), ok),
+                            dialect.filtered(sa.func.sum, e, ok),
+                            dialect.filtered(sa.func.sum, sa.case((small, e * e)), ok),
+                            dialect.filtered(sa.func.sum, sa.case((small, e * e * e * e)), ok),
+                            dialect.filtered(sa.func.sum, yv, ok),
+                            dialect.filtered(sa.func.sum, sa.case((small, yv * yv)), ok),
+                            dialect.filtered(sa.func.sum, ape, nonzero),
+                            dialect.filtered(sa.func.sum, ape * ape, nonzero),
+                            dialect.filtered(sa.func.count, None, nonzero),
+                            dialect.filtered(sa.func.count, None, sa.and_(ok, yv == 0.0)),
+                            dialect.filtered(sa.func.count, None, sa.and_(ok, sa.not_(small))),
                         ),
                         strict=True,
                     )
@@ -529,7 +530,7 @@ def _grouped_classification(
     def winning(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
         """The winning (latest, or earliest) label time by the cut-off among the prediction's labels
         meeting ``conditions``."""
-        return pick(lt).filter(sa.and_(in_time, *conditions))
+        return dialect.filtered(pick, lt, sa.and_(in_time, *conditions))
 
     t_in = winning()
     labelled = t_in.is_not(None)
@@ -572,13 +573,13 @@ def _grouped_classification(
                 threshold=threshold,
                 bins=bins,
             ),
-            sa.func.count(lt).filter(in_time).label("n_labels"),
+            dialect.filtered(sa.func.count, lt, in_time).label("n_labels"),
         )
         .select_from(p.outerjoin(labels, _label_join(labels, source, label_id, p, "classification")))
         .group_by(*p.c)
         .subquery("k")
     )
-    return _classification_cells(per_prediction)
+    return _classification_cells(per_prediction, dialect)
 
 
 def _classification_columns(
@@ -620,7 +621,7 @@ def _classification_columns(
     ]
 
 
-def _classification_cells(per_prediction: sa.Subquery) -> sa.Select[Any]:
+def _classification_cells(per_prediction: sa.Subquery, dialect: SqlDialect) -> sa.Select[Any]:
     """The confusion counts, score histograms and sums: one row per (segment, state, y, ŷ, bin)."""
     k = per_prediction.c
     return sa.select(
@@ -630,7 +631,7 @@ def _classification_cells(per_prediction: sa.Subquery) -> sa.Select[Any]:
         k.yhat,
         k.bin,
         sa.func.count().label("n"),
-        sa.func.count().filter(k.n_labels > 1).label("dup"),
+        dialect.filtered(sa.func.count, None, k.n_labels > 1).label("dup"),
         *(
             expression.label(name)
             for name, expression in zip(

@@ -26,6 +26,12 @@ from airflow_mlobs.sources.dberrors import source_failure
 MAX_FLOAT = 1.7976931348623157e308
 """The largest finite double: values beyond it (and NaN) are not finite numbers."""
 
+DOUBLE: sat.TypeEngine[float] = sa.Float().with_variant(sa.Double(), "duckdb", "mysql", "mariadb")
+"""The type every gatherer casts a number to: an 8-byte double in every database. ``FLOAT`` is one
+in PostgreSQL and SQLite (their statements keep it), but a 4-byte float in DuckDB and MySQL's
+``CAST(x AS FLOAT)`` (measured: DuckDB's ``CAST(0.1 AS FLOAT)`` is 0.10000000149011612); there
+``DOUBLE`` is cast to instead."""
+
 
 def logical_type_of(sql_type: sat.TypeEngine[Any]) -> LogicalType:
     """The logical type family of a SQLAlchemy column type (reflected from a catalog)."""
