@@ -44,4 +44,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": "airflow-mlobs", "python-modules": ["airflow_mlobs.triggers.freshness"]}
         ],
+        # `airflow providers notifications` lists these (usable as any task's or DAG's callback).
+        "notifications": [
+            "airflow_mlobs.notifiers.slack.SlackWebhookNotifier",
+            "airflow_mlobs.notifiers.slack.SlackApiNotifier",
+            "airflow_mlobs.notifiers.email.EmailNotifier",
+        ],
     }

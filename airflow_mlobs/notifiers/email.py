@@ -29,10 +29,10 @@ class EmailNotifier(CheckNotifier):
 
     :param to: recipients. Templated.
     :param from_email: sender (default: the connection's ``from_email`` extra or its login).
-    :param smtp_conn_id: the SMTP connection (default ``smtp_default``).
+    :param smtp_conn_id: the SMTP connection (default ``smtp_default``). Templated.
     """
 
-    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "to", "from_email")
+    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "to", "from_email", "smtp_conn_id")
 
     def __init__(
         self,

@@ -83,8 +83,11 @@ class SlackWebhookNotifier(CheckNotifier):
     :param channel_name: a label for logs and the alert state (default: the connection id); the
         webhook decides the real channel.
 
-    Plus the routing options of :class:`~airflow_mlobs.notifiers.base.CheckNotifier`.
+    Plus the routing options of :class:`~airflow_mlobs.notifiers.base.CheckNotifier`. The
+    connection id is templated.
     """
+
+    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "slack_webhook_conn_id")
 
     def __init__(self, *, slack_webhook_conn_id: str, channel_name: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -136,11 +139,11 @@ class SlackApiNotifier(CheckNotifier):
     """Post check results with the Slack Web API (``chat.postMessage``; connection type ``slack``
     with the bot token as password).
 
-    :param slack_conn_id: the Slack API connection.
+    :param slack_conn_id: the Slack API connection. Templated.
     :param channel: the channel name or id to post to. Templated.
     """
 
-    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "slack_channel")
+    template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "slack_conn_id", "slack_channel")
 
     def __init__(self, *, slack_conn_id: str, channel: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -789,3 +789,40 @@ def test_dag_failure_callback_with_an_unreadable_history_still_sends(
     text = request.json["blocks"][1]["text"]["text"]
     assert text.startswith(":x: DAG run ml / r9 failed (timed_out) (results history unreadable:")
     assert "mlobs_no_such" in text and request.json["blocks"][0]["text"]["text"] == "ERROR: dag_run on ml"
+
+
+# --- provider info, templated connection ids (issue 16) -------------------------------------------
+
+
+def test_providers_manager_lists_the_notifiers() -> None:
+    """What ``airflow providers notifications`` prints: the ProvidersManager's notification list."""
+    from airflow.providers_manager import ProvidersManager
+
+    listed = set(ProvidersManager().notification)
+    assert {
+        "airflow_mlobs.notifiers.slack.SlackWebhookNotifier",
+        "airflow_mlobs.notifiers.slack.SlackApiNotifier",
+        "airflow_mlobs.notifiers.email.EmailNotifier",
+    } <= listed
+
+
+def test_connection_ids_are_templated(
+    slack: SlackServer,
+    smtp: SmtpServer,
+    webhook_conn: str,
+    api_conn: str,
+    smtp_conn: str,
+    store: ResultsStore,
+) -> None:
+    context = {**ctx(), "params": {"hook": webhook_conn, "api": api_conn, "smtp": smtp_conn}}
+    notifiers: list[CheckNotifier] = [
+        SlackWebhookNotifier(slack_webhook_conn_id="{{ params.hook }}", retry=FAST),
+        SlackApiNotifier(slack_conn_id="{{ params.api }}", channel="#ml", retry=FAST),
+        EmailNotifier(to="oncall@example.com", smtp_conn_id="{{ params.smtp }}", retry=FAST),
+    ]
+    for notifier in notifiers:
+        notifier.render_template_fields(context)  # type: ignore[arg-type]
+        assert send(notifier, schema_result(), store, context) == "alert"
+    assert len(slack.received("/services")) == 1 and len(slack.received("/api/")) == 1
+    assert len(smtp.envelopes) == 1
+    assert [d.delivered for d in store.deliveries(schema_result(), RUN)] == [True, True, True]
