@@ -10,6 +10,7 @@ Airflow (but ``history`` without ``--url``, which reads the results connection a
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,9 @@ from pathlib import Path
 from airflow_mlobs.cli_erase import add_erase_command, erase_command
 from airflow_mlobs.cli_history import add_history_command, history_command
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
+from airflow_mlobs.connections import PSEUDONYM_KEY_ENV, pseudonym_key
 from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import DEFAULT_BINS, ColumnKind
 from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.specs.base import url_connected
@@ -32,6 +35,12 @@ def _kinds(values: Sequence[str]) -> dict[str, ColumnKind]:
             raise MlobsInputError(f"--kind {item!r}: write column=numeric or column=categorical")
         kinds[name] = kind  # type: ignore[assignment]
     return kinds
+
+
+def _optional_key() -> PseudonymKey | None:
+    """The pseudonym key from ``MLOBS_PSEUDONYM_KEY`` when it is set; without it a sensitive
+    categorical column is the spec's error saying how to set it (numeric ones need no key)."""
+    return pseudonym_key() if os.environ.get(PSEUDONYM_KEY_ENV) else None
 
 
 def build_baseline_command(args: argparse.Namespace) -> str:
@@ -52,6 +61,8 @@ def build_baseline_command(args: argparse.Namespace) -> str:
         columns=tuple(args.columns.split(",")) if args.columns else None,
         kinds=_kinds(args.kind or []),
         bins=args.bins,
+        sensitive_columns=tuple(args.sensitive_column),
+        pseudonym_key=_optional_key() if args.sensitive_column else None,
     )
     result = spec.ensure(args.dir, overwrite=args.overwrite, connect=url_connected)
     if not result.metrics["created"]:
@@ -87,6 +98,13 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--timezone", default="UTC", help="zone of naive timestamps (default UTC)")
     build.add_argument("--bins", type=int, default=DEFAULT_BINS, help="quantile bins (default 20)")
     build.add_argument("--overwrite", action="store_true", help="rebuild an existing version")
+    build.add_argument(
+        "--sensitive-column",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help=f"a column whose values must not be stored (repeatable; categorical ones need {PSEUDONYM_KEY_ENV})",
+    )
     add_suite_command(commands)
     add_history_command(commands)
     add_erase_command(commands)

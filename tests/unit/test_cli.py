@@ -153,3 +153,44 @@ def test_reference_bounds_without_a_zone_are_utc_whatever_the_machines_zone(
     built = operator_spec.build(connect=url_connected)
     assert stored.reference.row_count == built.reference.row_count == 24
     assert "(24 rows)" in done.stdout
+
+
+def test_baseline_with_a_sensitive_column_stores_no_value(tmp_path: Path) -> None:
+    """--sensitive-column: a categorical column's categories are stored as keyed pseudonyms, a
+    numeric column without its min and max; without MLOBS_PSEUDONYM_KEY a sensitive categorical
+    column is an error saying how to set it."""
+    import json
+
+    data = tmp_path / "people.csv"
+    pd.DataFrame(
+        {"city": [f"PLANTED-{i % 7}" for i in range(500)], "salary": [1000.0 + i for i in range(500)]}
+    ).to_csv(data, index=False)
+    without_key = {k: v for k, v in os.environ.items() if k != "MLOBS_PSEUDONYM_KEY"}
+    args = [
+        "baseline",
+        "--name",
+        "people",
+        "--version",
+        "v1",
+        "--dir",
+        str(tmp_path / "b"),
+        "--path",
+        str(data),
+    ]
+    sensitive = ["--sensitive-column", "city", "--sensitive-column", "salary"]
+    refused = run_cli(*args, *sensitive, env=without_key)
+    assert refused.returncode == 2 and "MLOBS_PSEUDONYM_KEY" in refused.stderr, refused.stderr
+    done = run_cli(*args, *sensitive, env={**without_key, "MLOBS_PSEUDONYM_KEY": "k" * 32})
+    assert done.returncode == 0, done.stderr
+    stored = (tmp_path / "b" / "people" / "v1.json").read_text()
+    assert "PLANTED" not in stored and "ps_" in stored
+
+    def numbers(value: object) -> list[float]:
+        if isinstance(value, dict):
+            return [n for v in value.values() for n in numbers(v)]
+        if isinstance(value, list):
+            return [n for v in value for n in numbers(v)]
+        return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+    stored_numbers = numbers(json.loads(stored))
+    assert 1000.0 not in stored_numbers and 1499.0 not in stored_numbers  # the min and the max
