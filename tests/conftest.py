@@ -100,3 +100,25 @@ def airflow_db() -> Path:
     if done.returncode != 0:
         pytest.fail(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return _HOME
+
+
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
+
+
+@pytest.fixture(scope="session")
+def mysql_engine() -> Iterator[sa.Engine]:
+    """An engine on the test MySQL/MariaDB (``MLOBS_TEST_MYSQL_URL``, default the local server);
+    skips with the reason (fails under CI=true, like PostgreSQL) when PyMySQL or the server is missing."""
+    url = os.environ.get("MLOBS_TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
+    ci = os.environ.get("CI", "").lower() == "true"
+    try:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # no driver or no server: "no MySQL here"
+        message = f"no MySQL/MariaDB at {sa.engine.make_url(url).render_as_string(hide_password=True)}: {exc}"
+        if ci:
+            pytest.fail(message + " (CI=true: MySQL/MariaDB tests must run)")
+        pytest.skip(message)
+    yield engine
+    engine.dispose()

@@ -35,7 +35,13 @@ from airflow_mlobs.core.profile import (
     sensitive_key,
 )
 from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
-from airflow_mlobs.sources.dberrors import db_cause, is_transient, is_value_error, source_failure
+from airflow_mlobs.sources.dberrors import (
+    db_cause,
+    is_transient,
+    is_value_error,
+    source_failure,
+    unsupported_dialect,
+)
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, short_sql
 from airflow_mlobs.sources.sqlkit import DOUBLE, catalog_columns, window_conditions
@@ -215,6 +221,8 @@ def build_baseline_sql(
                         sensitive=n in sensitive,
                     )
     except SQLAlchemyError as exc:
+        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where_label)) is not None:
+            raise unsupported from exc
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc
         culprits = (

@@ -29,9 +29,11 @@ __all__ = [
     "db_cause",
     "find_db_error",
     "is_out_of_range",
+    "is_syntax_error",
     "is_transient",
     "is_value_error",
     "source_failure",
+    "unsupported_dialect",
 ]
 
 #: SQLSTATEs of failures that a later try can get past (PostgreSQL's codes; most are standard).
@@ -204,6 +206,46 @@ def db_cause(exc: BaseException) -> str:
     line = " ".join(lines[:2]) if lines else type(found).__name__
     line = _CREDENTIALS_IN_URL.sub(r"\1***@", line)
     return _PASSWORD_SETTING.sub(r"\1***", line)
+
+
+#: The drivers' codes for "the statement is not SQL this database speaks": SQLSTATE 42601
+#: (syntax_error; PostgreSQL, Redshift, DuckDB) and 42000 (MySQL's syntax class), MySQL/MariaDB's
+#: errors 1064 (ER_PARSE_ERROR) and 1149 (ER_SYNTAX_ERROR).
+_SYNTAX_SQLSTATES = frozenset({"42601", "42000"})
+_MYSQL_SYNTAX_ERRNOS = frozenset({1064, 1149})
+_SYNTAX_MESSAGES = re.compile(
+    r"syntax error|parser error|near \S+: syntax|error in your SQL syntax", re.IGNORECASE
+)
+
+
+def is_syntax_error(exc: BaseException) -> bool:
+    """Whether the database refused ``exc``'s statement as SQL it does not speak (a syntax error),
+    as opposed to a missing table, bad values or an outage."""
+    found = find_db_error(exc)
+    if found is None or is_transient(found):
+        return False
+    orig = getattr(found, "orig", None) or found
+    code = sqlstate(found)
+    if code is not None and code in _SYNTAX_SQLSTATES:
+        return True
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and type(orig).__module__.split(".")[0] in {"pymysql", "MySQLdb"}:
+        return args[0] in _MYSQL_SYNTAX_ERRNOS
+    return _SYNTAX_MESSAGES.search(str(orig)) is not None
+
+
+def unsupported_dialect(exc: BaseException, dialect: str, *, what: str) -> SourceError | None:
+    """The clear error for a statement the database refused as a syntax error: it names the
+    SQLAlchemy dialect, what was being read and the database's own message, and says which
+    dialects are tested; ``None`` when ``exc`` is no syntax error (the caller handles it). Use as
+    ``if (error := unsupported_dialect(exc, engine.dialect.name, what=...)): raise error from exc``."""
+    if not is_syntax_error(exc):
+        return None
+    return SourceError(
+        f"{what}: the database (SQLAlchemy dialect {dialect!r}) rejected the statement as a syntax "
+        f"error: {db_cause(exc)}. Dialect {dialect!r} lacks a construct this check's SQL uses; the "
+        "tested dialects are postgresql, sqlite, mysql/mariadb and duckdb (redshift compiled only)"
+    )
 
 
 def source_failure(exc: BaseException, message: str, *, what: str) -> SourceError | SourceUnavailable:

@@ -58,6 +58,7 @@ from airflow_mlobs.sources.dberrors import (
     is_transient,
     is_value_error,
     source_failure,
+    unsupported_dialect,
 )
 from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import (
@@ -354,6 +355,8 @@ def profile_sql_segments(
                         )
                 statements += 1
     except SQLAlchemyError as exc:
+        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where_label)) is not None:
+            raise unsupported from exc
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc
         culprits = (
@@ -942,6 +945,8 @@ def _query_columns(
             keys = list(map(str, result.keys()))
             row = result.first()
     except SQLAlchemyError as exc:
+        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where_label)) is not None:
+            raise unsupported from exc
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc
         raise SourceError(f"profile query on query {short_sql(sql)!r} failed: {db_cause(exc)}") from exc
