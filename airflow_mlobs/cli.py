@@ -1,6 +1,7 @@
 """Command line: build a drift baseline outside Airflow (``python -m airflow_mlobs baseline ...``),
 write a starter suite (``suite``), list a dataset's stored results (``history``), erase people's
-rows from a prediction log and its labels (``erase``, audited: :mod:`airflow_mlobs.cli_erase`).
+rows from a prediction log and its labels (``erase``, audited: :mod:`airflow_mlobs.cli_erase`),
+silence alerts (``silence add|list|expire``: :mod:`airflow_mlobs.cli_silence`).
 
 The same :class:`~airflow_mlobs.specs.drift.BaselineSpec` as ``BaselineOperator``: a table or query
 is profiled in the database through a SQLAlchemy URL, a file is read in memory. Does not import
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from airflow_mlobs.cli_erase import add_erase_command, erase_command
 from airflow_mlobs.cli_history import add_history_command, history_command
+from airflow_mlobs.cli_silence import add_silence_command, silence_command
 from airflow_mlobs.cli_suite import add_suite_command, suite_command
 from airflow_mlobs.connections import PSEUDONYM_KEY_ENV, pseudonym_key
 from airflow_mlobs.core.errors import MlobsInputError
@@ -108,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     add_suite_command(commands)
     add_history_command(commands)
     add_erase_command(commands)
+    add_silence_command(commands)
     return root
 
 
@@ -120,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return history_command(args)
     if args.command == "erase":
         return erase_command(args)
+    if args.command == "silence":
+        return silence_command(args)
     if args.command == "baseline" and not args.path and not args.url:
         print("error: --table and --sql need --url", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from airflow_mlobs.core.notify import Silence
 from airflow_mlobs.core.profile import Profile
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.retention import ErasureAudit, TableDeletion
@@ -43,6 +44,7 @@ ALERT_STATE_TABLE = "mlobs_alert_state"
 DELIVERIES_TABLE = "mlobs_deliveries"
 SCHEMA_VERSION_TABLE = "mlobs_schema_version"
 ERASURES_TABLE = "mlobs_erasures"
+SILENCES_TABLE = "mlobs_silences"
 
 #: Version 1: the four tables as first released (no version table). Version 2: ``partition`` on
 #: ``mlobs_profiles``, an index on results by check and window end, and ``mlobs_schema_version``.
@@ -50,7 +52,8 @@ ERASURES_TABLE = "mlobs_erasures"
 #: Version 4: ``mlobs_erasures``, the audit records of erasure requests (no personal data).
 #: Version 5: ``mlobs_alert_state.task_scope``: alert state per check task (dag, task, map index or
 #: partition), not per channel, check and dataset alone (:func:`_upgrade_to_5` migrates the rows).
-SCHEMA_VERSION = 5
+#: Version 6: ``mlobs_silences``, the silences of alerts (:class:`~airflow_mlobs.core.notify.Silence`).
+SCHEMA_VERSION = 6
 
 _metadata = sa.MetaData()
 results_table = sa.Table(
@@ -159,6 +162,21 @@ erasures_table = sa.Table(
     sa.Column("key_id", sa.String(64), nullable=True),
     sa.Column("dry_run", sa.Boolean, nullable=False),
 )
+silences_table = sa.Table(
+    SILENCES_TABLE,
+    _metadata,
+    # v6: one row per silence, kept after it ends (who silenced what, why, until when).
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dataset", sa.String(512), nullable=False),
+    sa.Column("check_name", sa.String(64), nullable=False),
+    sa.Column("column_name", sa.String(256), nullable=True),
+    sa.Column("until", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(250), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expired_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_mlobs_silences_until", "until"),
+)
 _TABLES = [
     results_table,
     profiles_table,
@@ -166,6 +184,7 @@ _TABLES = [
     deliveries_table,
     schema_version_table,
     erasures_table,
+    silences_table,
 ]
 _V1_TABLES = {RESULTS_TABLE, PROFILES_TABLE, ALERT_STATE_TABLE, DELIVERIES_TABLE}
 
@@ -713,6 +732,81 @@ class ResultsStore:
         }
         self._upsert(alert_state_table, "state_key", row, returns_id=False)
 
+    def add_silence(
+        self,
+        *,
+        dataset: str,
+        check: str,
+        until: datetime,
+        reason: str,
+        created_by: str,
+        column: str | None = None,
+    ) -> Silence:
+        """Store a silence of the alerts of ``check`` on ``dataset`` (shell patterns allowed) until
+        ``until``; returns it with its id."""
+        self.ensure_table()
+        now = datetime.now(UTC)
+        values = {
+            "dataset": dataset,
+            "check_name": check,
+            "column_name": column,
+            "until": _utc(until),
+            "reason": reason,
+            "created_by": created_by,
+            "created_at": now,
+        }
+        with self.engine.begin() as conn:
+            primary_key = conn.execute(sa.insert(silences_table).values(**values)).inserted_primary_key
+        row_id = int(primary_key[0]) if primary_key is not None and primary_key[0] is not None else 0
+        return Silence(row_id, dataset, check, _utc(until) or now, reason, created_by, column, now)
+
+    def silences(self, *, active_at: datetime | None = None) -> list[Silence]:
+        """Stored silences, newest first; with ``active_at`` only those holding then."""
+        self.ensure_table()
+        query = sa.select(silences_table).order_by(silences_table.c.id.desc())
+        if active_at is not None:
+            at = _utc(active_at)
+            query = query.where(
+                silences_table.c.until > at,
+                sa.or_(silences_table.c.expired_at.is_(None), silences_table.c.expired_at > at),
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            Silence(
+                id=int(r.id),
+                dataset=r.dataset,
+                check=r.check_name,
+                until=_utc(r.until) or datetime.now(UTC),
+                reason=r.reason,
+                created_by=r.created_by,
+                column=r.column_name,
+                created_at=_utc(r.created_at),
+                expired_at=_utc(r.expired_at),
+            )
+            for r in rows
+        ]
+
+    def expire_silence(self, silence_id: int, at: datetime | None = None) -> bool:
+        """End a silence now (or at ``at``); ``False`` when no such silence holds still."""
+        self.ensure_table()
+        when = _utc(at) or datetime.now(UTC)
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(silences_table)
+                .where(
+                    silences_table.c.id == silence_id,
+                    silences_table.c.expired_at.is_(None),
+                    silences_table.c.until > when,
+                )
+                .values(expired_at=when)
+            )
+        return bool(updated.rowcount)
+
+    def silence_for(self, result: CheckResult, at: datetime) -> Silence | None:
+        """The newest silence holding at ``at`` that covers ``result``, if any."""
+        return next((s for s in self.silences(active_at=at) if s.matches(result)), None)
+
     def record_delivery(self, result: CheckResult, run: RunKey, delivery: Delivery) -> None:
         """Record on the stored result that a notification was delivered or failed."""
         self.ensure_table()
@@ -965,10 +1059,16 @@ def _upgrade_to_5(conn: Connection) -> None:
             )
 
 
+def _upgrade_to_6(conn: Connection) -> None:
+    """v5 -> v6: ``mlobs_silences`` (created unless present)."""
+    silences_table.create(conn, checkfirst=True)
+
+
 # Upgrade steps by the version they lead to.
 _UPGRADES: dict[int, Callable[[Connection], None]] = {
     2: _upgrade_to_2,
     3: _upgrade_to_3,
     4: _upgrade_to_4,
     5: _upgrade_to_5,
+    6: _upgrade_to_6,
 }

@@ -19,6 +19,16 @@ Decision for a new result
       now persisted for ``escalate_after`` windows (``escalation``, once), or ``renotify_after``
       has passed since the last message (``reminder``);
     - a pass (or a status below ``min_severity``) while an alert is open: ``recovery``.
+Silence
+    A stored rule (dataset, check, optional column, until, reason, who) that holds back the alert,
+    escalation and reminder messages of matching breaches until it ends or is expired: the breach is
+    stored and recorded as ``silenced``, and the channel's state is left as it was, so the first run
+    after the silence that still finds the breach sends it. A recovery is not held back (it closes
+    what people saw). ``dataset`` and ``check`` may be shell patterns (``wh:*``, ``*``); with a
+    ``column`` only a breach of that column alone is silenced (another column breaching is sent).
+Mute window
+    A recurring period (cron expression of its start, and a duration) of a notifier during which it
+    sends nothing, recoveries included; what was held back is sent on the first run after it.
 """
 
 from __future__ import annotations
@@ -59,6 +69,50 @@ class AlertState:
     escalated: bool = False
     first_sent: datetime | None = None
     last_sent: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A stored silence (see the module docstring). ``expired_at`` is set when it was expired early."""
+
+    id: int
+    dataset: str
+    check: str
+    until: datetime
+    reason: str
+    created_by: str
+    column: str | None = None
+    created_at: datetime | None = None
+    expired_at: datetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        """Whether the silence holds at ``at`` (before ``until``, not expired)."""
+        return at < self.until and (self.expired_at is None or at < self.expired_at)
+
+    def matches(self, result: CheckResult) -> bool:
+        """Whether the silence covers ``result``'s breach (see the module docstring)."""
+        from fnmatch import fnmatchcase
+
+        if not (fnmatchcase(result.dataset, self.dataset) and fnmatchcase(result.check, self.check)):
+            return False
+        if self.column is None:
+            return True
+        subjects = {f.subject for f in result.breaches()}
+        return bool(subjects) and subjects == {self.column}
+
+
+def in_mute_window(windows: list[tuple[str, timedelta]], at: datetime) -> tuple[str, timedelta] | None:
+    """The mute window (cron of its start, duration) that ``at`` falls in, if any (``croniter``
+    finds the latest start at or before ``at``; cron is read in ``at``'s time zone)."""
+    from croniter import croniter
+
+    for cron, duration in windows:
+        start = croniter(cron, at).get_prev(datetime)
+        if croniter.match(cron, at):
+            start = at.replace(second=0, microsecond=0)
+        if start <= at < start + duration:
+            return cron, duration
+    return None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseNotifier
 
-from airflow_mlobs.core.notify import AlertState, Kind, MinSeverity, decide_notification
+from airflow_mlobs.core.notify import AlertState, Kind, MinSeverity, decide_notification, in_mute_window
 from airflow_mlobs.core.result import CheckResult, Status, error_result
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.render.message import Links
@@ -242,6 +242,11 @@ class CheckNotifier(BaseNotifier):
     :param results_conn_id: the results history a DAG-level ``on_failure_callback`` reads the
         failed tasks' stored results from (default: the check operators' default,
         ``[mlobs] results_conn_id`` or the SQLite file). Templated.
+    :param mute: recurring mute windows, ``[(cron, duration), ...]`` (``[("0 2 * * 6", "4h")]``:
+        Saturdays 02:00 to 06:00 UTC): nothing is sent inside one, recoveries included; each held
+        back message is recorded as ``silenced`` and sent on the first run after the window.
+        Silences stored with ``python -m airflow_mlobs silence add`` hold back matching breaches
+        the same way (recoveries still go out).
     """
 
     template_fields: tuple[str, ...] = ("report_url", "results_conn_id")
@@ -258,6 +263,7 @@ class CheckNotifier(BaseNotifier):
         report_url: str | None = None,
         retry: RetryPolicy | None = None,
         results_conn_id: str | None = None,
+        mute: list[tuple[str, timedelta | str]] | None = None,
     ) -> None:
         super().__init__()
         who = type(self).__name__
@@ -294,6 +300,10 @@ class CheckNotifier(BaseNotifier):
         self.report_url = report_url
         self.retry = retry or RetryPolicy()
         self.results_conn_id = results_conn_id
+        self.mute = _mute_windows(mute, who)
+        #: What "now" is for silences and mute windows (the wall clock: they are about when
+        #: messages go out, not which data window was judged).
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.sleep: Callable[[float], None] = time.sleep
 
     # --- to implement -------------------------------------------------------------------------
@@ -344,6 +354,21 @@ class CheckNotifier(BaseNotifier):
             kind = None
         if self.only_escalations and kind == "recovery" and not previous.escalated:
             kind = None
+        held = self.held_back(result, kind, store) if kind is not None else None
+        if held is not None and kind is not None:
+            from airflow_mlobs.store import Delivery
+
+            self.log.info(
+                "%s: %s for %s on %s not sent: %s", self.channel, kind, result.check, result.dataset, held
+            )
+            store.record_delivery(
+                result, run, Delivery(self.channel, "silenced", False, 0, f"{kind} not sent: {held}")
+            )
+            # Keep what the channel last heard, as for a failed delivery: the run after the silence
+            # or mute window that still finds the breach sends it.
+            state = replace(previous, consecutive=decision.state.consecutive)
+            store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state), task=scope)
+            return None
         if kind is None:
             store.save_alert_state(
                 self.channel, result.check, result.dataset, _state_to(decision.state), task=scope
@@ -364,6 +389,26 @@ class CheckNotifier(BaseNotifier):
         state = decision.state if delivered else replace(previous, consecutive=decision.state.consecutive)
         store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state), task=scope)
         return kind
+
+    def held_back(self, result: CheckResult, kind: Kind, store: ResultsStore) -> str | None:
+        """Why a due message is not sent now (a mute window of this notifier, or a stored silence
+        covering the breach; recoveries are muted but never silenced), else ``None``."""
+        now = self.clock()
+        window = in_mute_window(self.mute, now)
+        if window is not None:
+            from airflow_mlobs.core.timeutil import format_duration
+
+            return f"mute window {window[0]!r} for {format_duration(window[1])}"
+        if kind == "recovery":
+            return None
+        silence = store.silence_for(result, now)
+        if silence is None:
+            return None
+        column = f" column {silence.column}" if silence.column else ""
+        return (
+            f"silence #{silence.id}{column} by {silence.created_by} until "
+            f"{silence.until.isoformat(timespec='minutes')}: {silence.reason}"
+        )
 
     def links(self, context: Context | None, *, result_page: bool = True) -> Links:
         """The task's log in the Airflow UI (from the run's context) and the "Report" link:
@@ -542,6 +587,31 @@ class CheckNotifier(BaseNotifier):
             metrics={"run_id": run_id, "failed_tasks": len(failed)},
             findings=tuple(findings),
         )
+
+
+def _mute_windows(mute: Any, who: str) -> list[tuple[str, timedelta]]:
+    """Validated mute windows: each a cron expression croniter reads and a positive duration."""
+    if mute is None:
+        return []
+    if not isinstance(mute, list | tuple):
+        raise ValueError(f"{who}: mute must be a list of (cron, duration) pairs, got {mute!r}")
+    from croniter import croniter
+
+    windows: list[tuple[str, timedelta]] = []
+    for item in mute:
+        if not isinstance(item, list | tuple) or len(item) != 2 or not isinstance(item[0], str):
+            raise ValueError(f"{who}: each mute window is a (cron, duration) pair, got {item!r}")
+        cron, duration = item
+        if not croniter.is_valid(cron):
+            raise ValueError(f"{who}: mute window {cron!r} is not a cron expression")
+        try:
+            length = parse_duration(duration, name="mute duration")
+        except (ValueError, OverflowError) as exc:
+            raise ValueError(f"{who}: {exc}") from exc
+        if length <= timedelta(0):
+            raise ValueError(f"{who}: mute window {cron!r} needs a positive duration, got {duration!r}")
+        windows.append((cron, length))
+    return windows
 
 
 def run_of(context: Context | Mapping[str, Any]) -> tuple[str, str] | None:
