@@ -519,18 +519,7 @@ class CheckNotifier(BaseNotifier):
         except Exception:  # no supervisor to ask (outside a DAG processor or worker)
             return None
         dag = context.get("dag")
-        task_ids = set(getattr(dag, "task_ids", None) or ())
-        failed: list[tuple[str, int]] = []
-        for key, state in dict(states.get(run_id, {}) if isinstance(states, Mapping) else {}).items():
-            if str(state) not in ("failed", "TaskInstanceState.FAILED"):
-                continue
-            task_id, index = str(key), -1
-            head, _, tail = task_id.rpartition("_")
-            # A mapped instance is reported as "<task_id>_<map_index>".
-            if tail.isdigit() and head and (head in task_ids or task_id not in task_ids):
-                task_id, index = head, int(tail)
-            failed.append((task_id, index))
-        return sorted(failed)
+        return failed_in_states(states, run_id, set(getattr(dag, "task_ids", None) or ()))
 
     def dag_run_result(self, context: Context, dag_id: str, run_id: str) -> CheckResult:
         """One result for a failed DAG run: a finding per failed task, its stored check result's
@@ -612,6 +601,23 @@ def _mute_windows(mute: Any, who: str) -> list[tuple[str, timedelta]]:
             raise ValueError(f"{who}: mute window {cron!r} needs a positive duration, got {duration!r}")
         windows.append((cron, length))
     return windows
+
+
+def failed_in_states(states: Any, run_id: str, task_ids: set[str]) -> list[tuple[str, int]]:
+    """The ``(task_id, map_index)`` of the failed instances in the answer of Airflow's
+    ``get_task_states`` (``{run_id: {task_id: state, "<task_id>_<map_index>": state}}``);
+    ``task_ids`` (the DAG's) tell a mapped instance from a task whose id ends in ``_<digits>``."""
+    found = states.get(run_id, {}) if isinstance(states, Mapping) else {}
+    failed: list[tuple[str, int]] = []
+    for key, state in dict(found if isinstance(found, Mapping) else {}).items():
+        if str(getattr(state, "value", state)) != "failed":
+            continue
+        task_id, index = str(key), -1
+        head, _, tail = task_id.rpartition("_")
+        if tail.isdigit() and head and (head in task_ids or task_id not in task_ids):
+            task_id, index = head, int(tail)
+        failed.append((task_id, index))
+    return sorted(failed)
 
 
 def run_of(context: Context | Mapping[str, Any]) -> tuple[str, str] | None:

@@ -826,3 +826,81 @@ def test_connection_ids_are_templated(
     assert len(slack.received("/services")) == 1 and len(slack.received("/api/")) == 1
     assert len(smtp.envelopes) == 1
     assert [d.delivered for d in store.deliveries(schema_result(), RUN)] == [True, True, True]
+
+
+def test_failed_in_states_reads_airflows_task_states_answer() -> None:
+    from airflow_mlobs.notifiers.base import failed_in_states
+
+    states = {
+        "r1": {
+            "drift": "failed",
+            "schema": "success",
+            "quality_2": "failed",
+            "quality_0": "success",
+            "load_v_3": "failed",
+        },
+        "r0": {"drift": "success"},
+    }
+    # quality is mapped; load_v_3 is a task of that name (the DAG has it), not instance 3 of load_v.
+    assert failed_in_states(states, "r1", {"drift", "schema", "quality", "load_v_3"}) == [
+        ("drift", -1),
+        ("load_v_3", -1),
+        ("quality", 2),
+    ]
+    assert failed_in_states(states, "r9", {"drift"}) == [] and failed_in_states(None, "r1", set()) == []
+
+
+def test_dag_failure_callback_in_the_context_the_dag_processor_builds(
+    slack: SlackServer, webhook_conn: str, airflow_connection: Any, tmp_path: Path
+) -> None:
+    """With the last failed task instance, Airflow's DAG processor builds the callback context with
+    RuntimeTaskInstance.get_template_context() (dag_processing/processor.py): ``ti``, ``dag_run``,
+    ``run_id`` and the rest, and no ``exception``."""
+    import uuid
+
+    from airflow.sdk.api.datamodels._generated import DagRun, TIRunContext
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    results = airflow_connection("mlobs_cb2_results", conn_type="sqlite", host=str(tmp_path / "cb2.db"))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cb2.db'}")
+    run_id = "manual__2026-11-05"
+    ResultsStore(engine).save(schema_result(), RunKey("ml", "schema", run_id))
+    engine.dispose()
+    dag = _dag_with_tasks("schema", "drift")
+    dag_run = DagRun.model_construct(
+        dag_id="ml",
+        run_id=run_id,
+        logical_date=DAY,
+        data_interval_start=DAY - timedelta(days=1),
+        data_interval_end=DAY,
+        run_after=DAY,
+        start_date=DAY,
+        end_date=DAY,
+        run_type="manual",
+        state="failed",
+        conf={},
+        consumed_asset_events=[],
+        partition_key=None,
+    )
+    ti = RuntimeTaskInstance.model_construct(
+        id=uuid.uuid4(),
+        task_id="schema",
+        dag_id="ml",
+        run_id=run_id,
+        try_number=1,
+        map_index=-1,
+        dag_version_id=uuid.uuid4(),
+        task=dag.get_task("schema"),
+        _ti_context_from_server=TIRunContext.model_construct(dag_run=dag_run, max_tries=0),
+    )
+    context = ti.get_template_context()
+    context["reason"] = "task_failure"  # type: ignore[typeddict-unknown-key]
+    assert "exception" not in context and context["dag_run"].run_id == run_id
+
+    SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, results_conn_id=results, retry=FAST).notify(
+        context
+    )
+    (request,) = slack.received()
+    text = request.json["blocks"][1]["text"]["text"]
+    assert "DAG run ml / manual__2026-11-05 failed: 1 failed task(s)" in text
+    assert "- schema: FAIL schema: wh:customers breaks contract customers v2: `email` missing" in text
