@@ -32,6 +32,7 @@ from airflow_mlobs.notifiers.base import (
     DeliveryError,
     config_error,
     connection_secrets,
+    run_of,
 )
 from airflow_mlobs.render.headline import headline, title
 from airflow_mlobs.render.message import Links, top_rows
@@ -186,7 +187,8 @@ class PagerDutyNotifier(CheckNotifier):
 
     Plus the other routing options of :class:`~airflow_mlobs.notifiers.base.CheckNotifier`. As an
     ``on_failure_callback`` it triggers (never resolves: a failure callback has no recovery) with
-    the same key as the check's own notifications when the failure is a check breach.
+    the same key as the check's own notifications when the failure is a check breach; as a DAG's
+    ``on_failure_callback``, one incident per DAG (check ``dag_run``, listing the failed tasks).
     """
 
     template_fields: tuple[str, ...] = (*CheckNotifier.template_fields, "pagerduty_events_conn_id")
@@ -259,9 +261,15 @@ class PagerDutyNotifier(CheckNotifier):
         return super().send_result(result, context, store, run)
 
     def notify(self, context: Context) -> None:
-        """As an ``on_failure_callback``: trigger for the failed task (see the class docstring)."""
-        ti = context.get("ti")
-        self.dag_id, self.task_id = getattr(ti, "dag_id", None), getattr(ti, "task_id", None)
+        """As an ``on_failure_callback``: trigger for the failed task, or (as a DAG's callback) for
+        the failed DAG run, one incident per DAG (see the class docstring)."""
+        dag_run = run_of(context) if context.get("exception") is None else None
+        if dag_run is not None:
+            # A DAG callback's context may carry the last task's ``ti``: the incident is the DAG's.
+            self.dag_id, self.task_id = dag_run[0], None
+        else:
+            ti = context.get("ti")
+            self.dag_id, self.task_id = getattr(ti, "dag_id", None), getattr(ti, "task_id", None)
         super().notify(context)
 
     def endpoint(self) -> tuple[str, str]:

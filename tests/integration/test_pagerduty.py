@@ -428,6 +428,34 @@ def test_as_a_failure_callback_it_triggers_on_the_checks_incident_key(
     assert "warehouse down" in other["payload"]["summary"]
 
 
+def test_as_a_dags_failure_callback_it_pages_one_incident_per_dag(
+    pd_server: PagerDutyServer, pd_conn: str, airflow_connection: Any, tmp_path: Path
+) -> None:
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+
+    results = airflow_connection("mlobs_pd_results", conn_type="sqlite", host=str(tmp_path / "cb.db"))
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'cb.db'}")
+    run_id = "scheduled__2026-11-05"
+    ResultsStore(engine).save(drift_result(), RunKey("ml", "drift", run_id))
+    engine.dispose()
+    with DAG("ml", schedule=None) as dag:
+        EmptyOperator(task_id="drift")
+    notifier = PagerDutyNotifier(pagerduty_events_conn_id=pd_conn, results_conn_id=results, retry=FAST)
+    # The context of the run's last task instance comes along: the incident is still the DAG's.
+    notifier.notify({"dag": dag, "run_id": run_id, "reason": "task_failure", "ti": FakeTi(run_id=run_id)})  # type: ignore[arg-type]
+    (event,) = pd_server.events()
+    assert event["dedup_key"] == incident_key(dag_id="ml", task_id=None, check="dag_run", dataset="ml")
+    assert event["payload"]["severity"] == "critical" and event["payload"]["component"] == "dag_run"
+    assert event["payload"]["summary"].startswith(
+        "FAIL: dag_run on ml: DAG run ml / scheduled__2026-11-05 failed"
+    )
+    assert (
+        "- drift: FAIL drift: wh:activity: 5 of 6 columns drifted"
+        in event["payload"]["custom_details"]["summary"]
+    )
+
+
 # --- parse-time weight -------------------------------------------------------------------------
 
 
