@@ -238,3 +238,55 @@ def test_v5_store_gets_the_silences_table(url: str) -> None:
     assert upgraded.schema_version() == SCHEMA_VERSION == 6
     assert upgraded.silences() == []
     engine.dispose()
+
+
+def test_silences_and_alert_state_on_postgresql(
+    slack: SlackServer, notifier: SlackWebhookNotifier, pg_engine: sa.Engine, pg_schema: str
+) -> None:
+    """The same on PostgreSQL (the v6 tables, per-task alert state, timezone-aware ``until``)."""
+    engine = sa.create_engine(pg_engine.url, connect_args={"options": f"-csearch_path={pg_schema}"})
+    try:
+        store = ResultsStore(engine)
+        silence = store.add_silence(
+            dataset="wh:activity",
+            check="drift",
+            until=datetime.now(UTC) + timedelta(hours=2),
+            reason="feed fix",
+            created_by="ana",
+        )
+        assert [s.id for s in store.silences(active_at=datetime.now(UTC))] == [silence.id]
+        assert send(notifier, drift(0), store) is None
+        assert store.expire_silence(silence.id) and not store.expire_silence(silence.id)
+        assert send(notifier, drift(1), store) == "alert"
+        assert send(notifier, drift(2), store) is None
+        assert len(slack.received()) == 1
+        assert store.silences(active_at=datetime.now(UTC)) == []
+        assert store.silences()[0].expired_at is not None
+    finally:
+        engine.dispose()
+
+
+def test_python_dash_m_silence_list(url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    ResultsStore(sa.create_engine(url)).add_silence(
+        dataset="wh:t",
+        check="schema",
+        until=datetime.now(UTC) + timedelta(days=1),
+        reason="renaming",
+        created_by="bo",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_mlobs", "silence", "list", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode == 0, done.stderr
+    header, row = done.stdout.strip().splitlines()
+    assert header.split()[:3] == ["id", "dataset", "check"]
+    assert row.split()[:5] == ["1", "wh:t", "schema", "-", row.split()[4]] and row.endswith("renaming")
