@@ -260,6 +260,24 @@ def test_a_long_summary_is_cut_to_pagerdutys_1024_characters(
     assert store.deliveries(result, run_key())[0].delivered
 
 
+def test_a_resolve_held_back_by_a_mute_window_is_sent_on_the_next_run_after_it(
+    pd_server: PagerDutyServer, pd_conn: str, store: ResultsStore
+) -> None:
+    notifier = PagerDutyNotifier(pagerduty_events_conn_id=pd_conn, mute=[("0 2 * * *", "4h")], retry=FAST)
+    notifier.clock = lambda: datetime(2026, 11, 6, 1, 0, tzinfo=UTC)  # outside 02:00-06:00
+    assert send(notifier, drift_result(day=0), store, day=0) == "alert"
+    notifier.clock = lambda: datetime(2026, 11, 7, 3, 0, tzinfo=UTC)  # inside
+    assert send(notifier, drift_result(Status.PASS, day=1), store, day=1) is None
+    assert [e["event_action"] for e in pd_server.events()] == ["trigger"]
+    (held,) = store.deliveries(drift_result(Status.PASS, day=1), run_key(1))
+    assert (held.kind, held.delivered) == ("silenced", False)
+    notifier.clock = lambda: datetime(2026, 11, 8, 7, 0, tzinfo=UTC)  # after
+    assert send(notifier, drift_result(Status.PASS, day=2), store, day=2) == "recovery"
+    trigger, resolve = pd_server.events()
+    assert resolve["event_action"] == "resolve" and resolve["dedup_key"] == trigger["dedup_key"]
+    assert pd_server.alerts == {expected_key(): "resolved"}
+
+
 # --- retries and errors ------------------------------------------------------------------------
 
 
