@@ -84,6 +84,11 @@ class SqlDialect:
         ``x ASC NULLS LAST`` (SQL:2003), a tuple so a database without it can test NULL first."""
         return (sa.nulls_last(order),)
 
+    def get_columns(self, engine: Engine, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """The catalog's columns of ``table`` as SQLAlchemy's inspector gives them (``name``,
+        ``type``, ``nullable``); an empty list or ``NoSuchTableError`` for a missing table."""
+        return list(sa.inspect(engine).get_columns(table, schema=schema))  # type: ignore[arg-type]
+
     def stored_number(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
         """A condition true when the value stored in ``column`` is a number, for databases whose
         columns can hold values of any type; ``None`` where the column's declared type
@@ -338,6 +343,68 @@ class DuckdbDialect(SqlDialect):
     def minute_keys(self, ts: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
         """``date_trunc('minute', ts)``."""
         return (sa.func.date_trunc("minute", ts),)
+
+    #: DuckDB's type names (``information_schema.columns.data_type``) as SQLAlchemy types.
+    _TYPES: ClassVar[dict[str, Any]] = {
+        "BOOLEAN": sa.Boolean,
+        "TINYINT": sa.SmallInteger,
+        "SMALLINT": sa.SmallInteger,
+        "INTEGER": sa.Integer,
+        "BIGINT": sa.BigInteger,
+        "HUGEINT": sa.BigInteger,
+        "UTINYINT": sa.SmallInteger,
+        "USMALLINT": sa.Integer,
+        "UINTEGER": sa.BigInteger,
+        "UBIGINT": sa.Numeric,
+        "FLOAT": sa.Float,
+        "REAL": sa.Float,
+        "DOUBLE": sa.Double,
+        "VARCHAR": sa.Text,
+        "DATE": sa.Date,
+        "TIME": sa.Time,
+        "TIMESTAMP": sa.DateTime,
+        "TIMESTAMP WITH TIME ZONE": lambda: sa.DateTime(timezone=True),
+        "BLOB": sa.LargeBinary,
+        "UUID": sa.Uuid,
+    }
+
+    def get_columns(self, engine: Engine, table: str, schema: str | None) -> list[dict[str, Any]]:
+        """``information_schema.columns``: duckdb_engine's inspector runs PostgreSQL's catalog query,
+        which DuckDB cannot answer under SQLAlchemy 2.1 (no ``pg_catalog.pg_collation``). A type
+        without a mapping is ``NullType`` (its name still decides its logical type)."""
+        columns = sa.table(
+            "columns",
+            sa.column("table_schema"),
+            sa.column("table_name"),
+            sa.column("column_name"),
+            sa.column("data_type"),
+            sa.column("is_nullable"),
+            sa.column("ordinal_position"),
+            schema="information_schema",
+        )
+        where = [columns.c.table_name == table]
+        if schema is not None:
+            where.append(columns.c.table_schema == schema)
+        else:
+            where.append(columns.c.table_schema == sa.func.current_schema())
+        statement = (
+            sa.select(columns.c.column_name, columns.c.data_type, columns.c.is_nullable)
+            .where(*where)
+            .order_by(columns.c.ordinal_position)
+        )
+        with engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        result = []
+        for name, data_type, nullable in rows:
+            text = str(data_type).upper()
+            if text.startswith(("DECIMAL", "NUMERIC")):
+                digits = [int(d) for d in text[text.find("(") + 1 : -1].split(",")] if "(" in text else []
+                sql_type: Any = sa.Numeric(digits[0], digits[1]) if len(digits) == 2 else sa.Numeric()
+            else:
+                factory = self._TYPES.get(text)
+                sql_type = factory() if factory is not None else sa.types.NullType()
+            result.append({"name": name, "type": sql_type, "nullable": nullable == "YES"})
+        return result
 
 
 #: The dialects with a class of their own; any other database gets :class:`SqlDialect`.

@@ -34,7 +34,13 @@ in PostgreSQL and SQLite (their statements keep it), but a 4-byte float in DuckD
 
 
 def logical_type_of(sql_type: sat.TypeEngine[Any]) -> LogicalType:
-    """The logical type family of a SQLAlchemy column type (reflected from a catalog)."""
+    """The logical type family of a SQLAlchemy column type (reflected from a catalog).
+
+    MySQL and MariaDB have no boolean type: ``BOOLEAN`` is stored as ``TINYINT(1)`` and reflected
+    so, and is read back as a boolean here (what MySQL's connectors and ORMs do), so its categories
+    are ``true``/``false`` as on every other database."""
+    if type(sql_type).__name__ == "TINYINT" and getattr(sql_type, "display_width", None) == 1:
+        return LogicalType.BOOLEAN
     checks: list[tuple[type[Any], LogicalType]] = [
         (sat.Boolean, LogicalType.BOOLEAN),
         (sat.Integer, LogicalType.INTEGER),
@@ -75,9 +81,11 @@ def read_columns(engine: Engine, table: TableRef) -> list[ColumnInfo]:
 
 def catalog_columns(engine: Engine, table: TableRef) -> list[tuple[ColumnInfo, sat.TypeEngine[Any]]]:
     """One catalog read: each column's :class:`ColumnInfo` with its SQLAlchemy type."""
+    # Imported here: the dialect module builds on this one (MAX_FLOAT, DOUBLE).
+    from airflow_mlobs.sources.dialect import dialect_for
+
     try:
-        inspector = sa.inspect(engine)
-        columns = inspector.get_columns(table.name, schema=table.schema)
+        columns = dialect_for(engine).get_columns(engine, table.name, table.schema)
     except NoSuchTableError as exc:
         raise SourceError(f"table {table} does not exist") from exc
     except SQLAlchemyError as exc:
