@@ -49,5 +49,6 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_mlobs.notifiers.slack.SlackWebhookNotifier",
             "airflow_mlobs.notifiers.slack.SlackApiNotifier",
             "airflow_mlobs.notifiers.email.EmailNotifier",
+            "airflow_mlobs.notifiers.pagerduty.PagerDutyNotifier",
         ],
     }

@@ -803,6 +803,7 @@ def test_providers_manager_lists_the_notifiers() -> None:
         "airflow_mlobs.notifiers.slack.SlackWebhookNotifier",
         "airflow_mlobs.notifiers.slack.SlackApiNotifier",
         "airflow_mlobs.notifiers.email.EmailNotifier",
+        "airflow_mlobs.notifiers.pagerduty.PagerDutyNotifier",
     } <= listed
 
 
