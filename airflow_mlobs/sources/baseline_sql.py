@@ -42,7 +42,7 @@ from airflow_mlobs.sources.dberrors import (
     source_failure,
     unsupported_dialect,
 )
-from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
+from airflow_mlobs.sources.dialect import SqlDialect, database_name, dialect_for
 from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, short_sql
 from airflow_mlobs.sources.sqlkit import DOUBLE, catalog_columns, window_conditions
 
@@ -221,7 +221,7 @@ def build_baseline_sql(
                         sensitive=n in sensitive,
                     )
     except SQLAlchemyError as exc:
-        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where_label)) is not None:
+        if (unsupported := unsupported_dialect(exc, database_name(engine), what=where_label)) is not None:
             raise unsupported from exc
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc

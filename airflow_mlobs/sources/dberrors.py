@@ -238,7 +238,7 @@ def unsupported_dialect(exc: BaseException, dialect: str, *, what: str) -> Sourc
     """The clear error for a statement the database refused as a syntax error: it names the
     SQLAlchemy dialect, what was being read and the database's own message, and says which
     dialects are tested; ``None`` when ``exc`` is no syntax error (the caller handles it). Use as
-    ``if (error := unsupported_dialect(exc, engine.dialect.name, what=...)): raise error from exc``."""
+    ``if (error := unsupported_dialect(exc, database_name(engine), what=...)): raise error from exc``."""
     if not is_syntax_error(exc):
         return None
     return SourceError(

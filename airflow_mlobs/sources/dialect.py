@@ -425,6 +425,12 @@ def dialect_named(name: str) -> SqlDialect:
     return _BY_NAME.get(name, _ANSI)
 
 
+def database_name(engine: Engine | Connection) -> str:
+    """The SQLAlchemy dialect name of ``engine`` (``"mysql"``), for messages only: behaviour is
+    asked of :func:`dialect_for`'s object."""
+    return str(engine.dialect.name)
+
+
 def dialect_for(engine: Engine | Connection) -> SqlDialect:
     """The dialect object for ``engine``'s database (see :func:`dialect_named`)."""
     return dialect_named(engine.dialect.name)

@@ -61,7 +61,7 @@ from airflow_mlobs.sources.dberrors import (
     source_failure,
     unsupported_dialect,
 )
-from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
+from airflow_mlobs.sources.dialect import SqlDialect, database_name, dialect_for
 from airflow_mlobs.sources.sqlkit import (
     DOUBLE,
     MAX_FLOAT,
@@ -358,7 +358,7 @@ def profile_sql_segments(
                         )
                 statements += 1
     except SQLAlchemyError as exc:
-        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where_label)) is not None:
+        if (unsupported := unsupported_dialect(exc, database_name(engine), what=where_label)) is not None:
             raise unsupported from exc
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc
@@ -948,7 +948,7 @@ def _query_columns(
             keys = list(map(str, result.keys()))
             row = result.first()
     except SQLAlchemyError as exc:
-        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where_label)) is not None:
+        if (unsupported := unsupported_dialect(exc, database_name(engine), what=where_label)) is not None:
             raise unsupported from exc
         if is_transient(exc):
             raise source_failure(exc, "", what=where_label) from exc

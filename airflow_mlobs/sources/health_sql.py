@@ -40,7 +40,7 @@ from airflow_mlobs.core.health import (
 from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.core.types import TIME_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure, unsupported_dialect
-from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
+from airflow_mlobs.sources.dialect import SqlDialect, database_name, dialect_for
 from airflow_mlobs.sources.sqlkit import DOUBLE, QueryStats, catalog_columns, db_message
 
 #: How far back the burn windows reach before the judged window's end.
@@ -419,7 +419,7 @@ def gather_health(
                         }
                     )
     except SQLAlchemyError as exc:
-        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=where)) is not None:
+        if (unsupported := unsupported_dialect(exc, database_name(engine), what=where)) is not None:
             raise unsupported from exc
         raise source_failure(
             exc,

@@ -88,7 +88,7 @@ from airflow_mlobs.core.performance_settings import (
 from airflow_mlobs.core.timeutil import to_naive_in
 from airflow_mlobs.core.types import NUMERIC_TYPES, TIME_TYPES, ColumnInfo, LogicalType, TableRef
 from airflow_mlobs.sources.dberrors import source_failure, unsupported_dialect
-from airflow_mlobs.sources.dialect import QueryPurpose, SqlDialect, dialect_for
+from airflow_mlobs.sources.dialect import QueryPurpose, SqlDialect, database_name, dialect_for
 from airflow_mlobs.sources.sqlkit import DOUBLE, MAX_FLOAT, QueryStats, catalog_columns, db_message
 
 #: How each prediction's winning label is found (see :func:`performance_statement`).
@@ -757,7 +757,7 @@ def performance_summary_sql(
                 rows.append(row)
     except SQLAlchemyError as exc:
         what = f"performance query joining {source.predictions} with {source.labels}"
-        if (unsupported := unsupported_dialect(exc, engine.dialect.name, what=what)) is not None:
+        if (unsupported := unsupported_dialect(exc, database_name(engine), what=what)) is not None:
             raise unsupported from exc
         raise source_failure(
             exc,
