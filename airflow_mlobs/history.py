@@ -17,10 +17,11 @@ Definitions:
   then the highest id);
 - a **breach** is a result with status ``fail`` or ``error`` (:attr:`Status.is_breach`);
 - an **open alert** is a notifier channel's stored alert state (``mlobs_alert_state``, one row per
-  channel x check x dataset, written by :meth:`CheckNotifier.send_result
+  channel x check task (dag, task, map index or partition) x check x dataset, written by :meth:`CheckNotifier.send_result
   <airflow_mlobs.notifiers.base.CheckNotifier.send_result>`) whose ``open`` is true: a breach was
   delivered and no recovery has closed it since; it is ``since`` the moment its first message was
-  sent for (``first_sent``: the window end of the result that opened it);
+  sent for (``first_sent``: the window end of the result that opened it). A dataset x check
+  lists the open alerts of every task that checks it, one per task and channel;
 - **readable** DAG ids (``readable=``, on the queries of the overview and dataset pages) restrict
   the rows to results whose ``dag_id`` is one of them, in SQL (``dag_id IN (...)``); results without
   a DAG (stored from the CLI or a notebook) stay visible, as Airflow keeps event logs without a DAG;
