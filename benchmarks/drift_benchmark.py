@@ -1,12 +1,17 @@
 """Drift profiling benchmark: in memory (pandas) and pushed down to PostgreSQL.
 
     .venv/bin/python benchmarks/drift_benchmark.py [--sizes 1000000 10000000] [--skip-pg]
+        [--memory-rows 1000000] [--memory-runs 3] [--baseline-rows 10000000]
 
 Measures (see benchmarks/README.md for the targets):
 
 * in memory: 1M reference + 1M current rows x 20 numeric + 5 categorical columns (3 drifted):
-  time to build the baseline, time of one comparison run against the stored baseline (load the saved
-  JSON + ``profile_frame`` + ``compare``), and the peak RSS of the process with the frames loaded;
+  time to build the baseline with the kinds declared and with the kinds inferred (the default:
+  no ``kinds=``), time of one comparison run against the stored baseline (load the saved JSON +
+  ``profile_frame`` + ``compare``), and the peak RSS of the process with the frames loaded;
+* with ``--baseline-rows N``: the baseline build of N rows (kinds inferred) against one comparison
+  of the same N rows (``profile_frame`` + ``compare``, the reference profiled again as current),
+  in a child of its own; target: the build under 3x the comparison;
 * pushed down: ``profile_sql`` against PostgreSQL tables of each size (schema ``mlobs_bench``, reused
   when already loaded with the right row count), its wall time against a bare
   ``SELECT count(c1), count(c2), ...`` scan of the same columns over the same window, and the
@@ -64,6 +69,8 @@ COMPARISON_TARGET_S = 1.0
 MEMORY_PEAK_TARGET_MB = 1024.0
 PUSHDOWN_RATIO_TARGET = 2.0
 PUSHDOWN_RSS_TARGET_MB = 300.0
+#: Issue 17: building a baseline of N rows at most 3x one comparison of N rows.
+BASELINE_RATIO_TARGET = 3.0
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -163,14 +170,26 @@ def make_frame(rows: int, *, seed: int, drifted: bool) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def bench_memory(rows: int) -> dict[str, Any]:
+KINDS = {**dict.fromkeys(NUMERIC, "numeric"), **dict.fromkeys(CATEGORICAL, "categorical")}
+
+
+def bench_memory(rows: int, runs: int = RUNS) -> dict[str, Any]:
     reference = make_frame(rows, seed=1, drifted=False)
     current = make_frame(rows, seed=2, drifted=True)
-    kinds = {**dict.fromkeys(NUMERIC, "numeric"), **dict.fromkeys(CATEGORICAL, "categorical")}
     with tempfile.TemporaryDirectory(prefix="mlobs-bench-") as folder:
-        build_times, baseline = timed(
-            lambda: build_baseline(reference, name="bench", version="v1", kinds=kinds)  # type: ignore[arg-type]
-        )
+        # Declared and inferred kinds interleaved (the machine may be shared).
+        build_times: list[float] = []
+        inferred_times: list[float] = []
+        baseline: Any = None
+        for _ in range(runs):
+            times, baseline = timed(
+                lambda: build_baseline(reference, name="bench", version="v1", kinds=KINDS),  # type: ignore[arg-type]
+                runs=1,
+            )
+            build_times += times
+            times, inferred = timed(lambda: build_baseline(reference, name="bench", version="v1"), runs=1)
+            inferred_times += times
+        inferred_kinds = {c: spec.kind for c, spec in inferred.columns.items()}
         path = baseline.save(folder)
 
         def comparison() -> Any:
@@ -182,7 +201,7 @@ def bench_memory(rows: int) -> dict[str, Any]:
         parts: dict[str, list[float]] = {"load": [], "profile": [], "compare": []}
         compare_times: list[float] = []
         result: Any = None
-        for _ in range(RUNS):
+        for _ in range(runs):
             began = time.perf_counter()
             stored = load_baseline(folder, "bench", "v1")
             loaded = time.perf_counter()
@@ -204,6 +223,8 @@ def bench_memory(rows: int) -> dict[str, Any]:
             (reference.memory_usage(deep=True).sum() + current.memory_usage(deep=True).sum()) / 2**20, 1
         ),
         "build_baseline_s": {"median": statistics.median(build_times), "runs": build_times},
+        "build_baseline_inferred_s": {"median": statistics.median(inferred_times), "runs": inferred_times},
+        "inferred_kinds_as_declared": inferred_kinds == KINDS,
         "comparison_s": {"median": statistics.median(compare_times), "runs": compare_times},
         "comparison_parts_median_s": {k: statistics.median(v) for k, v in parts.items()},
         "baseline_json_bytes": baseline_bytes,
@@ -215,6 +236,36 @@ def bench_memory(rows: int) -> dict[str, Any]:
             "comparison_under_1s": statistics.median(compare_times) < COMPARISON_TARGET_S,
             "peak_rss_under_1gb": peak_rss_mb() < MEMORY_PEAK_TARGET_MB,
         },
+    }
+
+
+def bench_baseline(rows: int, runs: int) -> dict[str, Any]:
+    """The baseline build of ``rows`` rows with inferred kinds against one comparison of as many rows.
+
+    The reference frame is profiled again as the current one: the comparison's work depends on the
+    row count and the columns, not on the values, and one frame of 10M x 25 (about 2 GB) fits where
+    two might not."""
+    began = time.perf_counter()
+    reference = make_frame(rows, seed=1, drifted=False)
+    made = time.perf_counter() - began
+    build_times: list[float] = []
+    compare_times: list[float] = []
+    baseline: Any = None
+    for _ in range(runs):  # interleaved: build, then one comparison against what it built
+        times, baseline = timed(lambda: build_baseline(reference, name="bench", version="v1"), runs=1)
+        build_times += times
+        times, _ = timed(lambda b=baseline: compare(b, profile_frame(reference, b.columns.values())), runs=1)
+        compare_times += times
+    build, comparison = statistics.median(build_times), statistics.median(compare_times)
+    return {
+        "rows": rows,
+        "frame_seconds": made,
+        "build_baseline_inferred_s": {"median": build, "runs": build_times},
+        "comparison_s": {"median": comparison, "runs": compare_times},
+        "ratio": build / comparison,
+        "inferred_kinds_as_declared": {c: spec.kind for c, spec in baseline.columns.items()} == KINDS,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "targets": {"build_under_3x_comparison": build < BASELINE_RATIO_TARGET * comparison},
     }
 
 
@@ -445,6 +496,9 @@ def machine() -> dict[str, Any]:
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "sqlalchemy": sa.__version__,
+        # The machine may be shared: the 1, 5 and 15 minute load averages when the run started.
+        "load_average": os.getloadavg(),
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     try:
         with open("/proc/meminfo") as handle:
@@ -459,10 +513,10 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def child(part: str, rows: int, diagnose: bool = False) -> dict[str, Any]:
+def child(part: str, rows: int, diagnose: bool = False, runs: int = RUNS) -> dict[str, Any]:
     """Run one part in a fresh interpreter (clean peak RSS) and read its JSON result."""
     done = subprocess.run(
-        [sys.executable, __file__, "--child", part, "--rows", str(rows)]
+        [sys.executable, __file__, "--child", part, "--rows", str(rows), "--memory-runs", str(runs)]
         + (["--diagnose"] if diagnose else []),
         stdout=subprocess.PIPE,
         text=True,
@@ -481,7 +535,12 @@ def summary(results: dict[str, Any]) -> str:
 
     mem = results.get("in_memory")
     if mem and "error" not in mem:
-        add("in memory: build baseline (1M x 25), median s", f"{mem['build_baseline_s']['median']:.3f}")
+        add("in memory: build baseline, kinds declared, median s", f"{mem['build_baseline_s']['median']:.3f}")
+        add(
+            "in memory: build baseline, kinds inferred, median s",
+            f"{mem['build_baseline_inferred_s']['median']:.3f}",
+            f"kinds as declared: {mem['inferred_kinds_as_declared']}",
+        )
         add(
             "in memory: comparison (load + profile_frame + compare), s",
             f"{mem['comparison_s']['median']:.3f}",
@@ -495,6 +554,20 @@ def summary(results: dict[str, Any]) -> str:
         add("in memory: drifted columns found", ",".join(mem["drifted_columns"]))
     elif mem:
         add("in memory", "error", mem["error"])
+    base = results.get("baseline")
+    if base and "error" not in base:
+        add(
+            f"baseline {base['rows']}: build, kinds inferred, median s",
+            f"{base['build_baseline_inferred_s']['median']:.2f}",
+        )
+        add(f"baseline {base['rows']}: one comparison, median s", f"{base['comparison_s']['median']:.2f}")
+        add(
+            f"baseline {base['rows']}: ratio build / comparison",
+            f"{base['ratio']:.2f}x",
+            f"< 3x: {'met' if base['targets']['build_under_3x_comparison'] else 'MISSED'}",
+        )
+    elif base:
+        add("baseline", "error", base["error"])
     for size, pg in results.get("postgresql", {}).items():
         if "error" in pg:
             add(f"postgres {size}", "error", pg["error"])
@@ -523,14 +596,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-pg", action="store_true", help="only the in-memory benchmark")
     parser.add_argument("--skip-memory", action="store_true", help="only the PostgreSQL benchmark")
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
+    parser.add_argument("--memory-runs", type=int, default=RUNS, help="runs of each in-memory measurement")
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        help="also time a baseline build of this many rows against one comparison of as many",
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--child", choices=["memory", "pg"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["memory", "baseline", "pg"], help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--diagnose", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child == "memory":
-        print(json.dumps(bench_memory(args.rows), default=str))
+        print(json.dumps(bench_memory(args.rows, args.memory_runs), default=str))
+        return 0
+    if args.child == "baseline":
+        print(json.dumps(bench_baseline(args.rows, args.memory_runs), default=str))
         return 0
     if args.child == "pg":
         print(json.dumps(bench_pg(args.rows, args.diagnose), default=str))
@@ -543,7 +625,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.skip_memory:
         print(f"in memory: {args.memory_rows} + {args.memory_rows} rows ...", flush=True)
-        results["in_memory"] = child("memory", args.memory_rows)
+        results["in_memory"] = child("memory", args.memory_rows, runs=args.memory_runs)
+        if args.baseline_rows:
+            print(f"baseline: {args.baseline_rows} rows ...", flush=True)
+            results["baseline"] = child("baseline", args.baseline_rows, runs=args.memory_runs)
     if not args.skip_pg:
         results["postgresql"] = {}
         for size in args.sizes:
@@ -557,6 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             engine.dispose()
         except sa.exc.SQLAlchemyError as exc:
             results["machine"]["postgresql"] = f"unavailable: {exc}"
+    results["machine"]["load_average_end"] = os.getloadavg()
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / f"drift-{datetime.now(UTC):%Y-%m-%d}.json"
     path.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
