@@ -407,6 +407,29 @@ class DuckdbDialect(SqlDialect):
         return result
 
 
+class RedshiftDialect(SqlDialect):
+    """Amazon Redshift (``sqlalchemy-redshift``; compiled and checked here, no server). The generic
+    statements apply (no aggregate ``FILTER``: the ``CASE`` form; no arrays, so no packed bins; no
+    ``SAVEPOINT``) with two differences, from the Redshift Database Developer Guide:
+
+    * NULL sorts above every value, last in ``ASC`` and first in ``DESC`` (r_ORDER_BY_clause.html),
+      so the grouped performance statement mirrors ``DESC`` with NULLs first;
+    * "NULLS clause in Window functions" is among the unsupported PostgreSQL features
+      (c_unsupported-postgresql-features.html): NULLs are put last with a ``CASE`` key instead, as
+      the ranked statement's ``ROW_NUMBER() OVER (ORDER BY ...)`` needs.
+
+    ``PERCENTILE_CONT ... WITHIN GROUP`` exists (r_PERCENTILE_CONT.html) but is not used: the
+    generic ranked percentiles are exact and need no leader-node-only function."""
+
+    name = "redshift"
+    descending_nulls_first = True
+
+    def nulls_last(self, order: sa.UnaryExpression[Any]) -> tuple[sa.ColumnElement[Any], ...]:
+        """``CASE WHEN x IS NULL THEN 1 ELSE 0 END, x <direction>`` (no NULLS clause in windows)."""
+        element: Any = order.element
+        return (sa.case((element.is_(None), 1), else_=0), order)
+
+
 #: The dialects with a class of their own; any other database gets :class:`SqlDialect`.
 DIALECTS: tuple[type[SqlDialect], ...] = (
     PostgresDialect,
@@ -414,6 +437,7 @@ DIALECTS: tuple[type[SqlDialect], ...] = (
     MysqlDialect,
     MariadbDialect,
     DuckdbDialect,
+    RedshiftDialect,
 )
 _BY_NAME: dict[str, SqlDialect] = {cls.name: cls() for cls in DIALECTS}
 _ANSI = SqlDialect()

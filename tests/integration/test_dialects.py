@@ -408,3 +408,112 @@ def test_dialect_objects() -> None:
     x = sa.column("x")
     compiled = str(MysqlDialect().filtered(sa.func.count, None, x > 1).compile(dialect=engine.dialect))
     assert "FILTER" not in compiled and "CASE WHEN" in compiled and compiled.startswith("count(")
+
+
+# --- Redshift: compiled statements only ------------------------------------------------------------
+
+#: Constructs Redshift lacks, each with its source (AWS Redshift Database Developer Guide):
+#: aggregate ``FILTER (WHERE ...)`` is not in Redshift's aggregate syntax ("Aggregate functions",
+#: r_Aggregate_Functions.html: ``aggregate(expression)`` only; the portable ``CASE`` form is used);
+#: arrays (``ARRAY[...]``, ``numeric[]``: "Unsupported PostgreSQL features", c_unsupported-postgresql-features.html
+#: lists arrays) and so the array form of ``width_bucket`` (Redshift's WIDTH_BUCKET takes scalar
+#: bounds only); ``SAVEPOINT`` (same list); ``clock_timestamp()`` (not among Redshift's date
+#: functions). Supported and allowed: ``ORDER BY ... NULLS LAST`` (ORDER BY clause), ``ROW_NUMBER()
+#: OVER``, ``COUNT(...) OVER (PARTITION BY ...)``, ``CASE``, ``LN``, ``CAST(... AS FLOAT)``
+#: (FLOAT is FLOAT8 there); ``PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x)`` exists
+#: (r_PERCENTILE_CONT.html) but the generic ranked percentiles are used. "NULLS clause in Window
+#: functions" is unsupported (c_unsupported-postgresql-features.html), and NULL sorts first in
+#: DESC (r_ORDER_BY_clause.html): what RedshiftDialect changes; the NULLS clause is banned here.
+REDSHIFT_LACKS = (
+    "FILTER (WHERE",
+    "ARRAY[",
+    "[]",
+    "SAVEPOINT",
+    "clock_timestamp",
+    "GROUPING SETS",
+    "NULLS LAST",
+    "NULLS FIRST",
+)
+
+
+@pytest.mark.postgres
+def test_redshift_statements_compile_without_constructs_it_lacks(
+    pg_engine: sa.Engine, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every check's statements, as the engine of a ``redshift`` URL would build them (the generic
+    dialect object), run on PostgreSQL (Redshift's ancestor: the same catalog types) and compiled
+    with sqlalchemy-redshift's dialect: none holds a construct Redshift lacks."""
+    redshift_module = pytest.importorskip("sqlalchemy_redshift.dialect")
+    from airflow_mlobs.sources import performance_sql
+    from airflow_mlobs.sources.dialect import dialect_named
+
+    redshift = redshift_module.RedshiftDialect_psycopg2()
+    generic = dialect_named("redshift")
+    assert type(generic).__name__ == "RedshiftDialect"
+    db = Db(pg_engine, pg_schema, kind="postgresql")
+    frame = sample_frame(1_000, seed=5)
+    db.load("w3_features", frame)
+    _load_performance(pg_engine, pg_schema, _data(np.random.default_rng(3), n=300))
+    _load_requests(db, health.request_log(300, seed=3))
+
+    statements: list[sa.ClauseElement] = []
+
+    def record(conn: Any, clause: Any, *args: Any) -> None:
+        if isinstance(clause, sa.sql.Select | sa.sql.CompoundSelect):
+            statements.append(clause)
+
+    sa.event.listen(pg_engine, "before_execute", record)
+    try:
+        specs = list(reference_baseline().columns.values())
+        profile_sql(
+            pg_engine,
+            specs,
+            table=db.ref("w3_features"),
+            timestamp_column="ts",
+            window_start=WINDOW_START,
+            window_end=WINDOW_END,
+            naive_zone=UTC,
+            dialect=generic,
+        )
+        build_baseline_sql(
+            pg_engine,
+            name="b",
+            version="v1",
+            table=db.ref("w3_features"),
+            columns=list(NUMERIC + CATEGORICAL),
+            dialect=generic,
+        )
+        source = HealthSource(
+            timestamp_column="ts",
+            latency_column="latency_ms",
+            table=db.ref("w3_requests"),
+            error_column="status",
+        )
+        gather_health(pg_engine, source, start=health.START, end=health.END, dialect=generic)
+        monkeypatch.setattr(performance_sql, "dialect_for", lambda engine: generic)
+        perf = PerformanceSource(
+            predictions=TableRef("w3_predictions", pg_schema),
+            labels=TableRef("w3_labels", pg_schema),
+            id_column="prediction_id",
+            prediction_time_column="predicted_at",
+            label_column="label",
+            label_time_column="labelled_at",
+            score_column="score",
+            predicted_column="predicted_class",
+        )
+        for rule in RULES:
+            performance_summary_sql(pg_engine, PerformanceQuery(perf, WINDOW, duplicate_labels=rule))
+    finally:
+        sa.event.remove(pg_engine, "before_execute", record)
+    assert len(statements) >= 6
+    # The catalog reads are SQLAlchemy's inspector's (sqlalchemy-redshift reflects in its own way).
+    compiled = [
+        text
+        for text in (str(statement.compile(dialect=redshift)) for statement in statements)
+        if "pg_catalog" not in text
+    ]
+    joined = "\n".join(compiled)
+    assert "CASE WHEN" in joined and "row_number() OVER" in joined
+    for text in compiled:
+        for construct in REDSHIFT_LACKS:
+            assert construct not in text, (construct, text[:400])

@@ -34,13 +34,13 @@ def test_dialect_for_an_engine() -> None:
     assert type(dialect_named("postgresql")) is PostgresDialect
 
 
-@pytest.mark.parametrize("name", ["mssql", "snowflake", "oracle", "redshift", "bigquery"])
+@pytest.mark.parametrize("name", ["mssql", "snowflake", "oracle", "bigquery"])
 def test_a_database_without_a_class_gets_the_ansi_dialect(name: str) -> None:
     assert type(dialect_named(name)) is SqlDialect
 
 
 def test_every_listed_dialect_is_found_by_its_name() -> None:
-    assert {cls.name for cls in DIALECTS} == {"postgresql", "sqlite", "mysql", "mariadb", "duckdb"}
+    assert {cls.name for cls in DIALECTS} == {"postgresql", "sqlite", "mysql", "mariadb", "duckdb", "redshift"}
     for cls in DIALECTS:
         assert type(dialect_named(cls.name)) is cls
 
