@@ -4,7 +4,6 @@ real Slack webhook server and a real results store, and version-4 stores are mig
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,21 +19,6 @@ from tests.servers import SlackServer
 
 DAY = datetime(2026, 11, 5, tzinfo=UTC)
 FAST = RetryPolicy(attempts=2, base_delay=0.05, max_delay=1.0, timeout=5)
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ResultsStore]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
-    results = ResultsStore(engine)
-    yield results
-    engine.dispose()
 
 
 @pytest.fixture

@@ -50,26 +50,10 @@ TOP_FIVE = ["clicks", "income", "spend", "region", "age"]
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
     server = SmtpServer(login=SMTP_LOGIN, password=SMTP_PASSWORD).start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ResultsStore]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
-    results = ResultsStore(engine)
-    results.ensure_table()
-    yield results
-    engine.dispose()
 
 
 @pytest.fixture

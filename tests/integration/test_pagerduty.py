@@ -47,15 +47,6 @@ def pd_server() -> Iterator[PagerDutyServer]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ResultsStore]:
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'results.db'}")
-    results = ResultsStore(engine)
-    results.ensure_table()
-    yield results
-    engine.dispose()
-
-
-@pytest.fixture
 def pd_conn(pd_server: PagerDutyServer, airflow_connection: Any) -> str:
     return str(
         airflow_connection(

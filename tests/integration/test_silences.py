@@ -23,13 +23,6 @@ FAST = RetryPolicy(attempts=2, base_delay=0.05, max_delay=1.0, timeout=5)
 
 
 @pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'results.db'}"
 
