@@ -408,6 +408,12 @@ def test_dialect_objects() -> None:
     x = sa.column("x")
     compiled = str(MysqlDialect().filtered(sa.func.count, None, x > 1).compile(dialect=engine.dialect))
     assert "FILTER" not in compiled and "CASE WHEN" in compiled and compiled.startswith("count(")
+    from sqlalchemy.dialects import postgresql
+
+    from airflow_mlobs.sources.dialect import PostgresDialect
+
+    native = str(PostgresDialect().filtered(sa.func.sum, x, x > 1).compile(dialect=postgresql.dialect()))
+    assert native == "sum(x) FILTER (WHERE x > %(x_1)s)"  # PostgreSQL's statements are unchanged
 
 
 # --- Redshift: compiled statements only ------------------------------------------------------------
