@@ -36,7 +36,7 @@ from airflow_mlobs.core.types import LogicalType, TableRef
 from airflow_mlobs.sources.baseline_sql import build_baseline_sql
 from airflow_mlobs.sources.dialect import DuckdbDialect, MysqlDialect, dialect_for
 from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame
-from airflow_mlobs.sources.drift_sql import profile_sql
+from airflow_mlobs.sources.drift_sql import profile_sql, profile_sql_segments
 from airflow_mlobs.sources.freshness_sql import newest_timestamp
 from airflow_mlobs.sources.health_sql import HealthSource, gather_health
 from airflow_mlobs.sources.performance_frame import performance_summary_join
@@ -403,6 +403,7 @@ def test_a_syntax_error_names_the_dialect(mariadb: sa.Engine) -> None:
 def test_dialect_objects() -> None:
     engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/test")
     assert isinstance(dialect_for(engine), MysqlDialect)
+    assert isinstance(dialect_for(sa.create_engine("mariadb+pymysql://root@127.0.0.1:3306/test")), MysqlDialect)
     if importlib.util.find_spec("duckdb_engine") is not None:
         assert isinstance(dialect_for(sa.create_engine("duckdb:///:memory:")), DuckdbDialect)
     x = sa.column("x")
@@ -523,3 +524,32 @@ def test_redshift_statements_compile_without_constructs_it_lacks(
     for text in compiled:
         for construct in REDSHIFT_LACKS:
             assert construct not in text, (construct, text[:400])
+
+
+@pytest.mark.parametrize("source", ["table", "query"])
+def test_drift_segments_and_query_source_equal_in_memory(db: Db, source: str) -> None:
+    """One profile per segment (``model_version``), from a table or a ``sql=`` query, equal to the
+    in-memory profile of that segment's rows."""
+    frame = db.clean(sample_frame(3_000, seed=5))
+    db.load("w3_features", frame)
+    specs = list(reference_baseline().columns.values())
+    name = f"{db.schema}.w3_features" if db.schema else "w3_features"
+    where: dict[str, Any] = (
+        {"table": db.ref("w3_features")} if source == "table" else {"sql": f"SELECT * FROM {name}"}
+    )
+    profiles, _ = profile_sql_segments(
+        db.engine,
+        specs,
+        **where,
+        timestamp_column="ts",
+        window_start=WINDOW_START,
+        window_end=WINDOW_END,
+        segment_column="model_version",
+    )
+    assert set(profiles) == {"v1", "v2", "v3"}
+    rows = in_window(frame, WINDOW_START, WINDOW_END)
+    for key, profile in profiles.items():
+        part = rows[rows["model_version"] == key]
+        assert_same_profile(
+            profile, profile_frame(part, specs, window_start=WINDOW_START, window_end=WINDOW_END)
+        )
