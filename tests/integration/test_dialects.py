@@ -403,7 +403,9 @@ def test_a_syntax_error_names_the_dialect(mariadb: sa.Engine) -> None:
 def test_dialect_objects() -> None:
     engine = sa.create_engine("mysql+pymysql://root@127.0.0.1:3306/test")
     assert isinstance(dialect_for(engine), MysqlDialect)
-    assert isinstance(dialect_for(sa.create_engine("mariadb+pymysql://root@127.0.0.1:3306/test")), MysqlDialect)
+    assert isinstance(
+        dialect_for(sa.create_engine("mariadb+pymysql://root@127.0.0.1:3306/test")), MysqlDialect
+    )
     if importlib.util.find_spec("duckdb_engine") is not None:
         assert isinstance(dialect_for(sa.create_engine("duckdb:///:memory:")), DuckdbDialect)
     x = sa.column("x")
@@ -553,3 +555,38 @@ def test_drift_segments_and_query_source_equal_in_memory(db: Db, source: str) ->
         assert_same_profile(
             profile, profile_frame(part, specs, window_start=WINDOW_START, window_end=WINDOW_END)
         )
+
+
+class _PercentileMysql(MysqlDialect):
+    """MySQL wrongly assumed to have the ``percentile_cont ... WITHIN GROUP`` aggregate."""
+
+    has_percentile_cont: ClassVar[bool] = True
+
+
+def test_a_syntax_error_in_the_health_statement_names_the_dialect(mariadb: sa.Engine) -> None:
+    db = Db(mariadb, None, stores_non_finite=False)
+    _load_requests(db, health.request_log(50, seed=2))
+    source = HealthSource(
+        timestamp_column="ts", latency_column="latency_ms", table=db.ref("w3_requests"), error_column="status"
+    )
+    with pytest.raises(SourceError, match=r"dialect 'mysql'.*syntax") as raised:
+        gather_health(mariadb, source, start=health.START, end=health.END, dialect=_PercentileMysql())
+    assert "w3_requests" in str(raised.value)
+
+
+def test_empty_window_profile_equals_in_memory(db: Db) -> None:
+    """Degenerate input: a window without rows profiles to zero counts, as in memory, not an error."""
+    frame = db.clean(sample_frame(300, seed=4))
+    db.load("w3_features", frame)
+    specs = list(reference_baseline().columns.values())
+    start, end = datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC)
+    profile, _ = profile_sql(
+        db.engine,
+        specs,
+        table=db.ref("w3_features"),
+        timestamp_column="ts",
+        window_start=start,
+        window_end=end,
+    )
+    assert profile.row_count == 0
+    assert_same_profile(profile, profile_frame(frame.iloc[:0], specs, window_start=start, window_end=end))
