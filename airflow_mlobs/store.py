@@ -570,7 +570,7 @@ class ResultsStore:
         if recorded_since is not None:
             query = query.where(results_table.c.recorded_at >= _utc(recorded_since))
         query = query.order_by(
-            results_table.c.window_end.desc().nulls_last(),
+            *dialect_for(self.engine).nulls_last(results_table.c.window_end.desc()),
             results_table.c.recorded_at.desc(),
             results_table.c.id.desc(),
         )

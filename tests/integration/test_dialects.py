@@ -352,11 +352,6 @@ def test_results_store_on_mariadb(mariadb: sa.Engine) -> None:
     assert [tuple(r) for r in rows] == [("fail", "schema")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store.py orders history by `window_end DESC NULLS LAST`, which MySQL/MariaDB lack "
-    "(1064); the fix is ordering by dialect_for(engine).nulls_last(...) in store.py (not this helper's file)",
-)
 def test_results_store_history_on_mariadb(mariadb: sa.Engine) -> None:
     from airflow_mlobs.store import ResultsStore, RunKey
 
