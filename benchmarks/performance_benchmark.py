@@ -1,6 +1,7 @@
 """Delayed-label performance benchmark: the pushed-down join against a bare join on PostgreSQL.
 
     .venv/bin/python benchmarks/performance_benchmark.py [--sizes 1000000 10000000] [--runs 3]
+        [--in-worker 1000000] [--skip-sql] [--output DIR]
 
 For each size N: a prediction log of N rows (``prediction_id`` primary key, one day of prediction
 times, a uniform score, 4 segments) and a label table with a label for 90% of them (label
@@ -19,6 +20,12 @@ interleaved (the machine may be shared):
 * the worker's RSS: peak (``ru_maxrss``) and growth during the call (a thread samples
   ``/proc/self/statm``). Target: flat, under 300 MB.
 
+With ``--in-worker N [N ...]``: at those sizes also the in-memory join across connections,
+``performance_summary_join`` (labels streamed and reduced, predictions streamed in chunks, both read
+from PostgreSQL through their own connections), against the same bare join, interleaved; its summary
+must equal the pushed-down one (checked, ``in_worker_equal``). ``--skip-sql`` leaves the pushed-down
+summary out (then the in-worker summary is checked against one pushed-down run).
+
 Results go to ``benchmarks/results/performance-<date>.json`` (with the plans of both statements:
 ``EXPLAIN`` of the summary under the ``SET LOCAL`` settings it runs with); a summary table is
 printed.
@@ -27,7 +34,9 @@ printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import platform
 import resource
@@ -50,6 +59,7 @@ from airflow_mlobs.core.performance.window import evaluation_window  # noqa: E40
 from airflow_mlobs.core.performance_settings import PerformanceSettings  # noqa: E402
 from airflow_mlobs.core.types import TableRef  # noqa: E402
 from airflow_mlobs.sources.dialect import dialect_for  # noqa: E402
+from airflow_mlobs.sources.performance_frame import performance_summary_join  # noqa: E402
 from airflow_mlobs.sources.performance_sql import (  # noqa: E402
     PerformanceQuery,
     PerformanceSource,
@@ -160,11 +170,8 @@ def ensure_tables(engine: sa.Engine, rows: int) -> tuple[str, str, float]:
     return preds, labels, time.perf_counter() - started
 
 
-def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
-    """Time the pushed-down summary and the bare join at one size."""
-    preds, labels, load_s = ensure_tables(engine, rows)
-    window = evaluation_window(*INTERVAL, DELAY)
-    source = PerformanceSource(
+def _source(preds: str, labels: str) -> PerformanceSource:
+    return PerformanceSource(
         predictions=TableRef(preds, SCHEMA),
         labels=TableRef(labels, SCHEMA),
         id_column="prediction_id",
@@ -174,10 +181,36 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
         score_column="score",
         segment_column="segment",
     )
-    bare = sa.text(
+
+
+def _bare(preds: str, labels: str) -> sa.TextClause:
+    """The floor: the bare join of the window's predictions with their labels, counted."""
+    return sa.text(
         f"SELECT count(*) FROM {SCHEMA}.{preds} p JOIN {SCHEMA}.{labels} l USING (prediction_id) "
         "WHERE p.predicted_at >= :s AND p.predicted_at < :e"
     )
+
+
+def _same(got: Any, want: Any) -> bool:
+    """Summaries equal field by field, floats to 1e-9 (as tests/integration/test_performance_join.py)."""
+    if type(got) is not type(want):
+        return False
+    for field in dataclasses.fields(want):
+        a, b = getattr(got, field.name), getattr(want, field.name)
+        if isinstance(b, float) and isinstance(a, float):
+            if not math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) and not (math.isnan(a) and math.isnan(b)):
+                return False
+        elif a != b:
+            return False
+    return True
+
+
+def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
+    """Time the pushed-down summary and the bare join at one size."""
+    preds, labels, load_s = ensure_tables(engine, rows)
+    window = evaluation_window(*INTERVAL, DELAY)
+    source = _source(preds, labels)
+    bare = _bare(preds, labels)
 
     def run_bare() -> float:
         started = time.perf_counter()
@@ -246,6 +279,53 @@ def measure(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
     }
 
 
+def measure_in_worker(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
+    """Time the in-memory join across connections against the bare join at one size, and check that
+    its summary equals the pushed-down one."""
+    preds, labels, _ = ensure_tables(engine, rows)
+    window = evaluation_window(*INTERVAL, DELAY)
+    query = PerformanceQuery(_source(preds, labels), window)
+    bare = _bare(preds, labels)
+
+    def run_bare() -> float:
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            conn.execute(bare, {"s": window.prediction_start, "e": window.prediction_end}).scalar()
+        return time.perf_counter() - started
+
+    bare_times, join_times, growths = [], [], []
+    result: Any = None
+    for attempt in range(runs + 1):  # interleaved after one warm-up of each, as in measure()
+        bare_s = run_bare()
+        with RssSampler() as sampler:
+            started = time.perf_counter()
+            result = performance_summary_join(engine, engine, query)
+            elapsed = time.perf_counter() - started
+        if attempt:
+            bare_times.append(bare_s)
+            join_times.append(elapsed)
+            growths.append(sampler.growth_mb)
+    overall, segments, stats = result
+    pushed, pushed_segments, _ = performance_summary_sql(engine, query)
+    join_s, bare_s = statistics.median(join_times), statistics.median(bare_times)
+    return {
+        "rows": rows,
+        "in_worker_seconds": round(join_s, 3),
+        "in_worker_runs": [round(t, 3) for t in join_times],
+        "bare_join_seconds": round(bare_s, 3),
+        "bare_join_runs": [round(t, 3) for t in bare_times],
+        "ratio": round(join_s / bare_s, 2),
+        "label_rows_read": stats.label_rows,
+        "prediction_rows_read": stats.prediction_rows,
+        "rss_growth_mb": round(max(growths), 1),
+        "peak_rss_mb": round(peak_mb(), 1),
+        "in_worker_equal": _same(overall, pushed)
+        and set(segments) == set(pushed_segments)
+        and all(_same(segments[k], pushed_segments[k]) for k in segments),
+        "coverage": overall.coverage.to_dict(),
+    }
+
+
 def _literal_sql(engine: sa.Engine, statement: Any) -> str:
     """The statement with its parameters inlined (for EXPLAIN)."""
     return str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
@@ -254,8 +334,19 @@ def _literal_sql(engine: sa.Engine, statement: Any) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--in-worker",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also time the in-memory join across connections (performance_summary_join) at these sizes",
+    )
+    parser.add_argument("--skip-sql", action="store_true", help="leave out the pushed-down summary")
     args = parser.parse_args()
+    load_start = os.getloadavg()  # the machine may be shared
     engine = sa.create_engine(os.environ.get("MLOBS_TEST_DATABASE_URL", DEFAULT_PG_URL))
     with engine.connect() as conn:
         server = conn.execute(sa.text("SELECT version()")).scalar()
@@ -264,7 +355,7 @@ def main() -> None:
             for name in ("work_mem", "shared_buffers", "max_parallel_workers_per_gather", "jit")
         }
     results = []
-    for rows in args.sizes:
+    for rows in [] if args.skip_sql else args.sizes:
         print(f"measuring {rows:,} predictions ...", flush=True)
         results.append(measure(engine, rows, args.runs))
         r = results[-1]
@@ -274,6 +365,17 @@ def main() -> None:
             f"peak {r['peak_rss_mb']} MB",
             flush=True,
         )
+    in_worker = []
+    for rows in args.in_worker:
+        print(f"in-worker join, {rows:,} predictions ...", flush=True)
+        in_worker.append(measure_in_worker(engine, rows, args.runs))
+        r = in_worker[-1]
+        print(
+            f"  in-worker join {r['in_worker_seconds']:.2f}s  bare join {r['bare_join_seconds']:.2f}s  "
+            f"ratio {r['ratio']}x  equal to pushed-down: {r['in_worker_equal']}  "
+            f"RSS growth {r['rss_growth_mb']} MB  peak {r['peak_rss_mb']} MB",
+            flush=True,
+        )
     out = {
         "benchmark": "performance",
         "date": datetime.now(UTC).isoformat(),
@@ -281,12 +383,16 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "load_average": load_start,
         },
         "postgres": {"version": server, **settings},
         "command": "python benchmarks/performance_benchmark.py " + " ".join(sys.argv[1:]),
         "results": results,
+        "in_worker": in_worker,
+        "load_average_end": os.getloadavg(),
     }
-    target = ROOT / "benchmarks" / "results" / f"performance-{datetime.now(UTC):%Y-%m-%d}.json"
+    args.output.mkdir(parents=True, exist_ok=True)
+    target = args.output / f"performance-{datetime.now(UTC):%Y-%m-%d}.json"
     target.write_text(json.dumps(out, indent=2, default=str) + "\n")
     print(f"written {target}")
 

@@ -117,7 +117,10 @@ def quantile_edges(
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return ()
-    edges = np.quantile(finite, quantile_levels(bins, sensitive=sensitive), method="lower")
+    # `finite` is a copy (boolean indexing): numpy may partition it in place instead of copying again.
+    edges = np.quantile(
+        finite, quantile_levels(bins, sensitive=sensitive), method="lower", overwrite_input=True
+    )
     return constant_split(tuple(float(e) for e in np.unique(edges)))
 
 
