@@ -40,7 +40,14 @@ def test_a_database_without_a_class_gets_the_ansi_dialect(name: str) -> None:
 
 
 def test_every_listed_dialect_is_found_by_its_name() -> None:
-    assert {cls.name for cls in DIALECTS} == {"postgresql", "sqlite", "mysql", "mariadb", "duckdb", "redshift"}
+    assert {cls.name for cls in DIALECTS} == {
+        "postgresql",
+        "sqlite",
+        "mysql",
+        "mariadb",
+        "duckdb",
+        "redshift",
+    }
     for cls in DIALECTS:
         assert type(dialect_named(cls.name)) is cls
 
