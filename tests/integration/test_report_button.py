@@ -18,10 +18,8 @@ from tests.integration.test_notifiers import (  # noqa: F401  (fixtures)
     RUN,
     drift_result,
     send,
-    slack,
     smtp,
     smtp_conn,
-    store,
     webhook_conn,
 )
 from tests.servers import SlackServer, SmtpServer
@@ -53,9 +51,9 @@ def buttons(server: SlackServer) -> list[dict[str, Any]]:
 
 
 def test_slack_report_button_opens_the_result_page(
-    slack: SlackServer,  # noqa: F811
+    slack: SlackServer,
     webhook_conn: str,  # noqa: F811
-    store: ResultsStore,  # noqa: F811
+    store: ResultsStore,
 ) -> None:
     notifier = SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST)
     assert send(notifier, drift_result(), store, {"ti": RunningTi()}) == "alert"
@@ -66,9 +64,9 @@ def test_slack_report_button_opens_the_result_page(
 
 
 def test_an_explicit_report_url_wins(
-    slack: SlackServer,  # noqa: F811
+    slack: SlackServer,
     webhook_conn: str,  # noqa: F811
-    store: ResultsStore,  # noqa: F811
+    store: ResultsStore,
 ) -> None:
     notifier = SlackWebhookNotifier(
         slack_webhook_conn_id=webhook_conn, retry=FAST, report_url="https://reports.example.com/r.html"
@@ -80,7 +78,7 @@ def test_an_explicit_report_url_wins(
 def test_email_links_the_result_page(
     smtp: SmtpServer,  # noqa: F811
     smtp_conn: str,  # noqa: F811
-    store: ResultsStore,  # noqa: F811
+    store: ResultsStore,
 ) -> None:
     notifier = EmailNotifier(to="oncall@example.com", smtp_conn_id=smtp_conn, retry=FAST)
     assert send(notifier, drift_result(), store, {"ti": RunningTi()}) == "alert"
@@ -91,7 +89,7 @@ def test_email_links_the_result_page(
 
 
 def test_failure_callback_links_the_result_page_only_for_a_check_failure(
-    slack: SlackServer,  # noqa: F811
+    slack: SlackServer,
     webhook_conn: str,  # noqa: F811
 ) -> None:
     notifier = SlackWebhookNotifier(slack_webhook_conn_id=webhook_conn, retry=FAST)
@@ -103,9 +101,9 @@ def test_failure_callback_links_the_result_page_only_for_a_check_failure(
 
 
 def test_unchanged_run_without_run_id_has_no_report(
-    slack: SlackServer,  # noqa: F811
+    slack: SlackServer,
     webhook_conn: str,  # noqa: F811
-    store: ResultsStore,  # noqa: F811
+    store: ResultsStore,
 ) -> None:
     @dataclass
     class BareTi:
