@@ -9,7 +9,7 @@ Definitions (every latency in milliseconds; a ``latency_unit="s"`` column is mul
 * **requests**: rows of the request log in the window ``[start, end)``; **errors**: rows the error
   rule counts (a true ``error_column``, or a status in ``error_statuses``, default status >= 500; a
   NULL is not an error). **error rate** = errors / requests, with its Wilson score 95% interval
-  (:func:`wilson_interval`).
+  (:func:`~airflow_mlobs.core.intervals.wilson_interval`).
 * **latency mean, p50, p95, p99, max** over the rows with a finite latency (NULL, NaN, infinite
   and, on SQLite, stored non-numbers are left out and counted as ``latency_missing``). A
   percentile is PostgreSQL's ``percentile_cont`` (= ``numpy.percentile(method="linear")``): of the
@@ -35,12 +35,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from airflow_mlobs.core.intervals import wilson_interval
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 CHECK = "service_health"
 
-#: The two-sided 95% normal quantile, ``scipy.stats.norm.ppf(0.975)``.
-Z95 = 1.959963984540054
 #: The percentiles every summary reports.
 QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 
@@ -48,25 +47,6 @@ LatencyUnit = Literal["ms", "s"]
 ErrorKind = Literal["auto", "boolean", "status"]
 #: How many milliseconds one unit of the latency column is.
 UNIT_MS: dict[str, float] = {"ms": 1.0, "s": 1000.0}
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z95) -> tuple[float, float] | None:
-    """The Wilson score interval of a binomial proportion ``successes / trials``.
-
-    ``centre = (p + z^2 / 2n) / (1 + z^2 / n)``, ``half = z / (1 + z^2 / n) * sqrt(p (1 - p) / n +
-    z^2 / 4n^2)``; ``(centre - half, centre + half)`` clipped to [0, 1]. Unlike the normal
-    interval it stays inside [0, 1] and is not zero-width at 0 or n successes. ``None`` for
-    ``trials == 0``. Equals ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
-    """
-    if trials <= 0:
-        return None
-    n = float(trials)
-    p = successes / n
-    z2 = z * z
-    denominator = 1.0 + z2 / n
-    centre = (p + z2 / (2.0 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1.0 - p) / n + z2 / (4.0 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def rank_position(n: int, q: float) -> tuple[int, float]:

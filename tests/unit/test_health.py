@@ -21,8 +21,8 @@ from airflow_mlobs.core.health import (
     interpolate_rank,
     judge_health,
     rank_position,
-    wilson_interval,
 )
+from airflow_mlobs.core.intervals import wilson_interval
 from airflow_mlobs.core.readings import HealthReading
 from airflow_mlobs.core.result import CheckResult, Status
 from airflow_mlobs.render.headline import headline
