@@ -1,0 +1,162 @@
+"""Grouping of a DAG run's checks into one incident, and inhibition (core/grouping.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_mlobs.core.grouping import (
+    DEFAULT_INHIBIT_RULES,
+    InhibitRule,
+    group_key,
+    group_results,
+    grouped_result,
+    inhibit,
+)
+from airflow_mlobs.core.notify import AlertState, decide_notification
+from airflow_mlobs.core.result import CheckResult, Finding, Status
+
+DAY = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def result(
+    check: str, status: Status, *findings: tuple[str, str, Status], dataset: str = "wh:orders"
+) -> CheckResult:
+    return CheckResult(
+        check,
+        dataset,
+        status,
+        f"{check} {status.value}",
+        window_end=DAY,
+        findings=tuple(Finding(s, m, st) for s, m, st in findings),
+    )
+
+
+def incident(dataset: str = "wh:orders") -> list[CheckResult]:
+    """A stale feed, a renamed column, two quality failures and a drift, all on one dataset."""
+    return [
+        result("freshness", Status.FAIL, ("orders", "lag_seconds", Status.FAIL), dataset=dataset),
+        result(
+            "schema",
+            Status.FAIL,
+            ("amount", "missing", Status.FAIL),
+            ("amount_eur", "unexpected", Status.WARN),
+            dataset=dataset,
+        ),
+        result(
+            "quality",
+            Status.FAIL,
+            ("email", "null_fraction", Status.FAIL),
+            ("id", "duplicates", Status.FAIL),
+            dataset=dataset,
+        ),
+        result("drift", Status.FAIL, ("amount", "psi", Status.FAIL), dataset=dataset),
+    ]
+
+
+def test_default_rules_hold_back_drift_and_quality_behind_the_stale_feed() -> None:
+    split = inhibit(incident())
+    assert [r.check for r in split.kept] == ["freshness", "schema"]
+    assert [(t.check, s.check) for t, s in split.inhibited] == [
+        ("quality", "freshness"),
+        ("drift", "freshness"),
+    ]
+
+
+def test_grouped_result_lists_each_breached_check_and_the_inhibited_ones() -> None:
+    grouped = grouped_result(incident())
+    assert grouped.check == "group" and grouped.dataset == "wh:orders"
+    assert grouped.status is Status.FAIL
+    subjects = [f.subject for f in grouped.findings]
+    assert subjects == ["freshness: orders", "schema: amount", "schema: amount_eur"]
+    assert "also failing, explained by the stale feed: quality, drift" in grouped.summary
+    assert grouped.metrics["inhibited"] == [
+        {"check": "quality", "dataset": "wh:orders", "by": "freshness"},
+        {"check": "drift", "dataset": "wh:orders", "by": "freshness"},
+    ]
+
+
+def test_without_rules_every_breach_is_listed_worst_findings_first_and_capped() -> None:
+    many = [
+        result(
+            "quality",
+            Status.FAIL,
+            *((f"c{i}", "nulls", Status.WARN) for i in range(5)),
+            ("id", "dup", Status.FAIL),
+        )
+    ]
+    grouped = grouped_result(many, rules=(), max_findings=3)
+    assert [f.subject for f in grouped.findings] == ["quality: id", "quality: c0", "quality: c1"]
+
+
+def test_inhibition_needs_the_same_dataset_and_a_failing_source() -> None:
+    stale_other = result("freshness", Status.FAIL, ("x", "lag", Status.FAIL), dataset="wh:users")
+    drift = result("drift", Status.FAIL, ("amount", "psi", Status.FAIL))
+    assert inhibit([stale_other, drift]).inhibited == ()
+    warn_only = result("freshness", Status.WARN, ("orders", "lag", Status.WARN))
+    assert inhibit([warn_only, drift]).inhibited == ()
+    # A source that passes inhibits nothing; a target that passes is not "also failing".
+    ok_drift = result("drift", Status.PASS)
+    assert (
+        grouped_result([result("freshness", Status.FAIL, ("o", "lag", Status.FAIL)), ok_drift]).metrics[
+            "inhibited"
+        ]
+        == []
+    )
+
+
+def test_rules_that_inhibit_each_other_keep_both() -> None:
+    rules = (InhibitRule(("a",), ("b",)), InhibitRule(("b",), ("a",)))
+    split = inhibit([result("a", Status.FAIL), result("b", Status.FAIL)], rules)
+    assert len(split.kept) == 2 and split.inhibited == ()
+
+
+def test_rule_validation_names_the_problem() -> None:
+    with pytest.raises(ValueError, match="must not be empty"):
+        InhibitRule((), ("drift",))
+    with pytest.raises(ValueError, match="equal may only name 'dataset'"):
+        InhibitRule(("freshness",), ("drift",), equal=("column",))
+    with pytest.raises(ValueError, match="group_by"):
+        group_key(result("drift", Status.PASS), "r1", ("task",))  # type: ignore[arg-type]
+
+
+def test_group_keys_per_run_and_dataset_or_per_run() -> None:
+    results = incident("wh:orders") + incident("wh:users")
+    assert list(group_results(results, "r1")) == ["run=r1|dataset=wh:orders", "run=r1|dataset=wh:users"]
+    per_run = group_results(results, "r1", ("run",))
+    assert list(per_run) == ["run=r1"] and len(per_run["run=r1"]) == 8
+    grouped = grouped_result(per_run["run=r1"])
+    assert grouped.dataset == "*"
+    assert grouped.findings[0].subject == "freshness (wh:orders): orders"
+
+
+def test_empty_group_is_a_pass_with_a_reason() -> None:
+    grouped = grouped_result([])
+    assert grouped.status is Status.PASS and "no check results" in grouped.summary
+
+
+def test_one_alert_state_per_group_dedups_the_next_day_and_recovers_once() -> None:
+    state = AlertState()
+    day1 = decide_notification(state, grouped_result(incident()), now=DAY)
+    assert day1.kind == "alert"
+    day2 = decide_notification(day1.state, grouped_result(incident()), now=DAY + timedelta(hours=23))
+    assert day2.kind is None and "already sent" in day2.reason
+    # The stale feed recovers but the column stays renamed: quality and drift are now explained by
+    # the schema change; the breach changed (freshness left it), so one new alert.
+    day3_results = [result("freshness", Status.PASS), *incident()[1:]]
+    day3_group = grouped_result(day3_results)
+    assert "explained by the schema change: quality, drift" in day3_group.summary
+    day3 = decide_notification(day2.state, day3_group, now=DAY + timedelta(days=2))
+    assert day3.kind == "alert"
+    all_pass = [result(c, Status.PASS) for c in ("freshness", "schema", "quality", "drift")]
+    day4 = decide_notification(day3.state, grouped_result(all_pass), now=DAY + timedelta(days=3))
+    assert day4.kind == "recovery"
+    day5 = decide_notification(day4.state, grouped_result(all_pass), now=DAY + timedelta(days=4))
+    assert day5.kind is None
+
+
+def test_default_rules_are_the_documented_ones() -> None:
+    (rule,) = DEFAULT_INHIBIT_RULES
+    assert rule.source_checks == ("freshness", "schema")
+    assert rule.target_checks == ("drift*", "quality*", "performance*")
