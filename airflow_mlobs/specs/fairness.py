@@ -1,0 +1,148 @@
+"""The fairness check as a plain spec: per-group selection rates (from predictions alone) and, once
+labels mature, true/false positive rates and accuracy, gathered through the performance check's
+prediction-label join (:mod:`airflow_mlobs.sources.fairness_sql`) and judged by
+:func:`airflow_mlobs.core.fairness.judge_fairness`.
+
+The table and column defaults are the prediction recorder's
+(:data:`airflow_mlobs.recorder.layout.PERFORMANCE_DEFAULTS`), so on the recorder's tables only the
+group columns (and the score ``threshold``, or ``predicted_column``) need giving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.fairness import FairnessSummary, FairnessThresholds, judge_fairness
+from airflow_mlobs.core.performance.window import PerformanceWindow
+from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.timeutil import parse_moment
+from airflow_mlobs.core.types import parse_table_name
+from airflow_mlobs.recorder.layout import PERFORMANCE_DEFAULTS
+from airflow_mlobs.sources.fairness_sql import fairness_summary_sql
+from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
+from airflow_mlobs.specs.base import Connector, connector_or_default
+
+CHECK = "fairness"
+_D = PERFORMANCE_DEFAULTS
+
+
+@dataclass(frozen=True)
+class FairnessSpec:
+    """What to gather and the levels, as plain values. ``group_columns``: the attributes whose
+    groups are compared (not ``sensitive_columns``, which means "never reveal these values").
+    ``reference_window``: ``(start, end)`` of a period whose gaps are the baseline of bias creep."""
+
+    conn_id: str
+    group_columns: tuple[str, ...]
+    predictions_table: str = _D["predictions_table"]
+    labels_table: str = _D["labels_table"]
+    id_column: str = _D["id_column"]
+    prediction_time_column: str = _D["prediction_time_column"]
+    label_column: str = _D["label_column"]
+    label_time_column: str = _D["label_time_column"]
+    score_column: str | None = _D["score_column"]
+    predicted_column: str | None = None
+    threshold: float = 0.5
+    positive_label: Any = 1
+    model_version_column: str | None = None
+    model_version: str | None = None
+    reference_window: tuple[datetime | str, ...] | None = None
+    warn_ratio: float | None = 0.8
+    fail_ratio: float | None = None
+    warn_growth: float | None = 0.05
+    fail_growth: float | None = 0.10
+    min_group_size: int = 30
+    dataset: str | None = None
+
+    def validate(self, task_id: str = "") -> None:
+        """``ValueError`` naming the task for settings out of range."""
+        where = f"{task_id}: " if task_id else ""
+        if not self.group_columns:
+            raise ValueError(f"{where}give group_columns (the attributes whose groups are compared)")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"{where}threshold must lie in [0, 1], got {self.threshold}")
+        for name in ("warn_ratio", "fail_ratio"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 < v <= 1.0:
+                raise ValueError(f"{where}{name} must lie in (0, 1], got {v}")
+        for name in ("warn_growth", "fail_growth"):
+            v = getattr(self, name)
+            if v is not None and not 0.0 <= v <= 1.0:
+                raise ValueError(f"{where}{name} must lie in [0, 1], got {v}")
+        if self.min_group_size < 1:
+            raise ValueError(f"{where}min_group_size must be at least 1, got {self.min_group_size}")
+        if self.reference_window is not None and len(self.reference_window) != 2:
+            raise ValueError(f"{where}reference_window must be (start, end)")
+
+    def dataset_name(self) -> str:
+        return self.dataset or f"{self.predictions_table}"
+
+    def thresholds(self) -> FairnessThresholds:
+        return FairnessThresholds(
+            warn_ratio=self.warn_ratio,
+            fail_ratio=self.fail_ratio,
+            warn_growth=self.warn_growth,
+            fail_growth=self.fail_growth,
+            min_group_size=self.min_group_size,
+        )
+
+    def query(self, start: datetime, end: datetime) -> PerformanceQuery:
+        source = PerformanceSource(
+            predictions=parse_table_name(self.predictions_table),
+            labels=parse_table_name(self.labels_table),
+            id_column=self.id_column,
+            prediction_time_column=self.prediction_time_column,
+            label_column=self.label_column,
+            label_time_column=self.label_time_column,
+            score_column=self.score_column,
+            predicted_column=self.predicted_column,
+            model_version_column=self.model_version_column,
+        )
+        window = PerformanceWindow(
+            prediction_start=start, prediction_end=end, label_cutoff=end, arrivals_start=start
+        )
+        return PerformanceQuery(
+            source=source,
+            window=window,
+            positive_label=self.positive_label,
+            threshold=self.threshold,
+            model_version=self.model_version,
+            count_orphans=False,
+        )
+
+    def evaluate(
+        self, *, window_start: datetime, window_end: datetime, connect: Connector | None = None
+    ) -> CheckResult:
+        """Gather the window (labels by its end) and the reference window, and judge them."""
+        dataset = self.dataset_name()
+        try:
+            self.validate(dataset)
+        except ValueError as exc:
+            raise MlobsInputError(str(exc)) from exc
+        start = parse_moment(window_start, "window_start")
+        end = parse_moment(window_end, "window_end")
+        if start is None or end is None or not start < end:
+            raise MlobsInputError(f"{dataset}: the window must have start < end, got {start} to {end}")
+        reference: FairnessSummary | None = None
+        with connector_or_default(connect)(self.conn_id) as engine:
+            summary, _ = fairness_summary_sql(engine, self.query(start, end), self.group_columns)
+            if self.reference_window is not None:
+                rs = parse_moment(self.reference_window[0], "reference_window start")
+                re_ = parse_moment(self.reference_window[1], "reference_window end")
+                if rs is None or re_ is None or not rs < re_:
+                    raise MlobsInputError(f"{dataset}: reference_window must have start < end")
+                reference, _ = fairness_summary_sql(engine, self.query(rs, re_), self.group_columns)
+        status, text, findings, metrics = judge_fairness(summary, self.thresholds(), reference)
+        return CheckResult(
+            check=CHECK,
+            dataset=dataset,
+            status=status,
+            summary=text,
+            window_start=start,
+            window_end=end,
+            metrics=metrics,
+            findings=tuple(findings),
+        )

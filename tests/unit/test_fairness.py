@@ -1,0 +1,158 @@
+"""Fairness definitions against Fairlearn's MetricFrame and metrics, merging, degenerate inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from fairlearn.metrics import (
+    MetricFrame,
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equalized_odds_difference,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
+from scipy import stats
+from sklearn.metrics import accuracy_score
+
+from airflow_mlobs.core.fairness import (
+    FairnessSummary,
+    FairnessThresholds,
+    GroupCounts,
+    attribute_report,
+    judge_fairness,
+)
+from airflow_mlobs.core.health import wilson_interval
+from airflow_mlobs.core.result import Status
+from airflow_mlobs.sources.fairness_frame import fairness_summary_rows
+
+
+def _rows(seed: int = 3, n: int = 3000) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    region = rng.choice(["north", "south", "east"], size=n)
+    y = rng.integers(0, 2, size=n)
+    p = np.where(region == "south", 0.25, 0.5) + 0.2 * y
+    yhat = (rng.random(n) < p).astype(int)
+    return [
+        {"region": str(r), "predicted": int(a), "label": int(b)}
+        for r, a, b in zip(region, yhat, y, strict=True)
+    ]
+
+
+def test_metrics_equal_fairlearn() -> None:
+    rows = _rows()
+    y = np.array([r["label"] for r in rows])
+    yhat = np.array([r["predicted"] for r in rows])
+    g = np.array([r["region"] for r in rows])
+    frame = MetricFrame(
+        metrics={
+            "selection_rate": selection_rate,
+            "tpr": true_positive_rate,
+            "fpr": false_positive_rate,
+            "accuracy": accuracy_score,
+        },
+        y_true=y,
+        y_pred=yhat,
+        sensitive_features=g,
+    )
+    rep = attribute_report(
+        "region", fairness_summary_rows(rows, ["region"]).groups["region"], min_group_size=1
+    )
+    for group in ("north", "south", "east"):
+        ours = rep.rates[group]
+        assert ours["selection_rate"] == pytest.approx(frame.by_group.loc[group, "selection_rate"], abs=1e-12)
+        assert ours["true_positive_rate"] == pytest.approx(frame.by_group.loc[group, "tpr"], abs=1e-12)
+        assert ours["false_positive_rate"] == pytest.approx(frame.by_group.loc[group, "fpr"], abs=1e-12)
+        assert ours["accuracy"] == pytest.approx(frame.by_group.loc[group, "accuracy"], abs=1e-12)
+    gaps = rep.gaps
+    assert gaps["demographic_parity_difference"].value == pytest.approx(
+        demographic_parity_difference(y, yhat, sensitive_features=g), abs=1e-12
+    )
+    assert gaps["disparate_impact_ratio"].value == pytest.approx(
+        demographic_parity_ratio(y, yhat, sensitive_features=g), abs=1e-12
+    )
+    assert gaps["equalized_odds_difference"].value == pytest.approx(
+        equalized_odds_difference(y, yhat, sensitive_features=g), abs=1e-12
+    )
+    tpr = frame.by_group["tpr"]
+    assert gaps["equal_opportunity_difference"].value == pytest.approx(tpr.max() - tpr.min(), abs=1e-12)
+    assert gaps["disparate_impact_ratio"].worst == "south"
+
+
+def test_wilson_and_newcombe_against_scipy() -> None:
+    k, n = 37, 120
+    low, high = wilson_interval(k, n)  # type: ignore[misc]
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert (low, high) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    groups = {"a": GroupCounts(n=200, selected=120), "b": GroupCounts(n=150, selected=45)}
+    gap = attribute_report("x", groups, min_group_size=1).gaps["demographic_parity_difference"]
+    assert gap.value == pytest.approx(0.6 - 0.3)
+    la, ua = wilson_interval(120, 200)  # type: ignore[misc]
+    lb, ub = wilson_interval(45, 150)  # type: ignore[misc]
+    assert gap.low == pytest.approx(0.3 - math.sqrt((0.6 - la) ** 2 + (ub - 0.3) ** 2))
+    assert gap.high == pytest.approx(0.3 + math.sqrt((ua - 0.6) ** 2 + (0.3 - lb) ** 2))
+    assert gap.se == pytest.approx(math.sqrt(0.6 * 0.4 / 200 + 0.3 * 0.7 / 150))
+    assert gap.low < gap.value < gap.high  # type: ignore[operator]
+
+
+def test_summary_merges_week_is_sum_of_days() -> None:
+    rows = _rows(n=700)
+    days = [rows[i : i + 100] for i in range(0, 700, 100)]
+    summed = FairnessSummary()
+    for day in days:
+        summed = summed + fairness_summary_rows(day, ["region"])
+    assert summed == fairness_summary_rows(rows, ["region"])
+
+
+def test_four_fifths_warns_and_names_worst_group() -> None:
+    summary = FairnessSummary(
+        {"region": {"north": GroupCounts(n=500, selected=250), "south": GroupCounts(n=500, selected=150)}}
+    )
+    status, text, findings, metrics = judge_fairness(summary)
+    assert status == Status.WARN
+    assert "region=south" in text
+    di = next(f for f in findings if f.metric == "disparate_impact_ratio")
+    assert di.value == pytest.approx(0.6) and di.threshold == 0.8
+    # no labels yet: label gaps skipped with a reason, selection part still judged
+    eo = next(f for f in findings if f.metric == "equalized_odds_difference")
+    assert eo.status == Status.SKIPPED and "labelled" in eo.reason
+    assert metrics["region"]["gaps"]["demographic_parity_difference"]["value"] == pytest.approx(0.2)
+
+
+def test_bias_creep_against_reference_beyond_noise() -> None:
+    ref = FairnessSummary(
+        {"g": {"a": GroupCounts(n=2000, selected=1000), "b": GroupCounts(n=2000, selected=980)}}
+    )
+    now = FairnessSummary(
+        {"g": {"a": GroupCounts(n=2000, selected=1000), "b": GroupCounts(n=2000, selected=740)}}
+    )
+    small = FairnessSummary({"g": {"a": GroupCounts(n=40, selected=24), "b": GroupCounts(n=40, selected=18)}})
+    t = FairnessThresholds(warn_ratio=None)
+    status, text, findings, _ = judge_fairness(now, t, ref)
+    assert status == Status.FAIL and "g=b" in text
+    # a growth of 0.14 on 40 per group is within sampling error: not judged as creep
+    status_small, _, _, _ = judge_fairness(small, t, ref)
+    assert status_small == Status.PASS
+
+
+def test_degenerate_groups() -> None:
+    rows = (
+        [{"region": None, "predicted": 1, "label": None}] * 50
+        + [{"region": "x", "predicted": 0, "label": 0}] * 50
+        + [{"region": "tiny", "predicted": 1, "label": 1}] * 3
+    )
+    summary = fairness_summary_rows(rows, ["region"])
+    status, _, findings, metrics = judge_fairness(summary)
+    skipped = [f for f in findings if f.metric == "group_size"]
+    assert [f.subject for f in skipped] == ["region=tiny"]
+    assert metrics["region"]["groups"]["x"]["true_positive_rate_reason"] == "no labelled positives"
+    di = next(f for f in findings if f.metric == "disparate_impact_ratio")
+    assert di.value == 0.0 and di.status == Status.WARN
+    # an all-NULL group column: one group "(none)", gaps skipped with the reason
+    status, _, findings, _ = judge_fairness(fairness_summary_rows(rows[:50], ["region"]))
+    assert status == Status.SKIPPED
+    assert all(f.status == Status.SKIPPED and f.reason for f in findings)
+    assert judge_fairness(FairnessSummary())[0] == Status.SKIPPED
