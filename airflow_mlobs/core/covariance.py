@@ -21,7 +21,7 @@ Mean and covariance
     ``mean = c + sum_y / n``; ``cov = (sum_yy - sum_y sum_yᵀ / n) / (n - 1)`` (numpy's ``np.cov``,
     ``ddof=1``); ``corr = D⁻¹ cov D⁻¹`` with ``D = diag(sqrt(diag(cov)))``.
 PCA model (:func:`fit_pca`)
-    On the reference: standardise by the reference mean ``μ`` and std ``σ`` (``z = D⁻¹(x - μ)``),
+    On the reference: standardise by the reference mean ``μ`` and std (``z = D⁻¹(x - μ)``, ``D = diag(std)``),
     eigendecompose the reference correlation ``R = V Λ Vᵀ`` (``numpy.linalg.eigh``) and keep the
     fewest leading components ``V_q`` whose eigenvalues reach ``variance_kept`` (default 0.90) of
     ``trace(R) = k``. 90% keeps the correlated structure (two columns correlated at 0.8 share one
