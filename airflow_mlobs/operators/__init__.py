@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_mlobs.operators.alerts import AlertGroupOperator
 from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.drift_merge import DriftMergeOperator
@@ -14,6 +15,7 @@ from airflow_mlobs.operators.retention import ErasureOperator, RetentionOperator
 from airflow_mlobs.operators.schema import SchemaCheckOperator
 
 __all__ = [
+    "AlertGroupOperator",
     "BaseCheckOperator",
     "BaselineOperator",
     "DriftCheckOperator",
