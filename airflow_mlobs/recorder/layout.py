@@ -170,3 +170,12 @@ def meta_table(name: str, schema: str | None) -> sa.Table:
         sa.UniqueConstraint("log_table", "column_name", "treatment", "key_id", "detail"),
         schema=schema,
     )
+
+#: Per-prediction feature attributions (SHAP values or similar) are logged as one DOUBLE column per
+#: feature named ``attr__<feature>``; the attribution-drift check finds them by this prefix.
+ATTRIBUTION_PREFIX = "attr__"
+
+
+def attribution_column(feature: str) -> str:
+    """The log column holding ``feature``'s attribution: ``attr__<feature>``."""
+    return f"{ATTRIBUTION_PREFIX}{feature}"
