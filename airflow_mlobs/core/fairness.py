@@ -42,7 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_mlobs.core.health import wilson_interval
+from airflow_mlobs.core.intervals import wilson_interval
 from airflow_mlobs.core.result import Finding, Status, worst
 
 Z95 = 1.959963984540054

@@ -25,7 +25,7 @@ from airflow_mlobs.core.fairness import (
     attribute_report,
     judge_fairness,
 )
-from airflow_mlobs.core.health import wilson_interval
+from airflow_mlobs.core.intervals import wilson_interval
 from airflow_mlobs.core.result import Status
 from airflow_mlobs.sources.fairness_frame import fairness_summary_rows
 
@@ -131,7 +131,7 @@ def test_bias_creep_against_reference_beyond_noise() -> None:
     )
     small = FairnessSummary({"g": {"a": GroupCounts(n=40, selected=24), "b": GroupCounts(n=40, selected=18)}})
     t = FairnessThresholds(warn_ratio=None)
-    status, text, findings, _ = judge_fairness(now, t, ref)
+    status, text, _, _ = judge_fairness(now, t, ref)
     assert status == Status.FAIL and "g=b" in text
     # a growth of 0.14 on 40 per group is within sampling error: not judged as creep
     status_small, _, _, _ = judge_fairness(small, t, ref)
