@@ -68,6 +68,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.privacy import PseudonymKey, pseudonym
+from airflow_mlobs.core.sampling import SampleInfo
 
 #: The environment variable the pseudonym key is read from (``airflow_mlobs.connections``).
 PSEUDONYM_KEY_ENV = "MLOBS_PSEUDONYM_KEY"
@@ -508,6 +509,8 @@ class Profile:
     missing_columns: tuple[str, ...] = ()
     errors: Mapping[str, str] = field(default_factory=dict)
     segment: str | None = None
+    #: How this profile was sampled (``None``: every row); see core/sampling.py. Not kept by merge.
+    sample: SampleInfo | None = None
 
     def merge(self, other: Profile, max_categories: int = DEFAULT_MAX_CATEGORIES) -> Profile:
         """Add two profiles over the same baseline edges (``edges_key`` must match)."""

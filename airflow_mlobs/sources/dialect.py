@@ -169,6 +169,24 @@ class SqlDialect:
             sa.extract("minute", ts),
         )
 
+    def block_sample(self, source: sa.TableClause, rate: float, seed: int) -> sa.FromClause | None:
+        """The table block-sampled at ``rate`` with a repeatable ``seed``, or ``None`` where the
+        database has no block sampling (then a key hash is needed; see core/sampling.py)."""
+        return None
+
+    def row_estimate(self, conn: Connection, source: sa.TableClause) -> int:
+        """The table's row count estimate a ``sample_rows`` request resolves against: an exact
+        ``count(*)`` unless the database keeps a cheaper estimate."""
+        return int(conn.execute(sa.select(sa.func.count()).select_from(source)).scalar() or 0)
+
+    def key_hash_keep(self, key: sa.ColumnElement[Any], threshold: int, seed: int) -> sa.ColumnElement[bool]:
+        """``(abs(key) % 1000003 * 7919 + seed) % 1000003 < threshold`` for an integer key column;
+        every intermediate fits 64 bits (see core/sampling.py)."""
+        from airflow_mlobs.core.sampling import HASH_MODULUS, HASH_MULTIPLIER
+
+        residue = sa.func.abs(key) % HASH_MODULUS
+        return ((residue * HASH_MULTIPLIER + seed) % HASH_MODULUS) < threshold
+
     def upsert_insert(self, table: sa.Table, engine_dialect: sa.engine.Dialect) -> Any | None:
         """An ``INSERT`` into ``table`` offering ``on_conflict_do_update`` and ``excluded`` (one
         statement that inserts or replaces a row), or ``None`` where the database has none; then the
@@ -185,6 +203,24 @@ class PostgresDialect(SqlDialect):
     packs_bin_counts = True
     supports_grouping_sets = True
     descending_nulls_first = True
+
+    def block_sample(self, source: sa.TableClause, rate: float, seed: int) -> sa.FromClause | None:
+        """``TABLESAMPLE SYSTEM (100 * rate) REPEATABLE (seed)``: pages, not rows, are sampled."""
+        return sa.tablesample(
+            source, sa.func.system(100.0 * rate), name="mlobs_sample", seed=sa.literal(seed)
+        )
+
+    def row_estimate(self, conn: Connection, source: sa.TableClause) -> int:
+        """``pg_class.reltuples`` (kept by ANALYZE/autovacuum; -1 before the first ANALYZE, then an
+        exact count is taken instead)."""
+        name = source.name if source.schema is None else f"{source.schema}.{source.name}"
+        estimate = conn.execute(
+            sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"),
+            {"name": '"' + name.replace('"', '""').replace(".", '"."') + '"'},
+        ).scalar()
+        if estimate is None or int(estimate) < 0:
+            return super().row_estimate(conn, source)
+        return int(estimate)
 
     def floor_capped(self, value: sa.ColumnElement[Any], cap: int) -> sa.ColumnElement[Any]:
         """``LEAST(CAST(floor(value) AS INTEGER), cap)``: PostgreSQL's CAST rounds, so floor first."""

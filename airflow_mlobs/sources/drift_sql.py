@@ -44,6 +44,7 @@ from airflow_mlobs.core.profile import (
     tail_edges,
     without_extremes,
 )
+from airflow_mlobs.core.sampling import SampleInfo, SampleRequest, hash_threshold, resolve_rate
 from airflow_mlobs.core.types import (
     NUMERIC_TYPES,
     TIME_TYPES,
@@ -88,6 +89,7 @@ def profile_sql(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     dialect: SqlDialect | None = None,
     pseudonym_key: PseudonymKey | None = None,
+    sampling: SampleRequest | None = None,
 ) -> tuple[Profile, QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
     See :func:`profile_sql_segments` for the definitions; this is the same without segments."""
@@ -104,6 +106,7 @@ def profile_sql(
         max_categories=max_categories,
         dialect=dialect,
         pseudonym_key=pseudonym_key,
+        sampling=sampling,
     )
     return profiles[None], stats
 
@@ -124,6 +127,7 @@ def profile_sql_segments(
     max_segments: int = MAX_SEGMENTS,
     dialect: SqlDialect | None = None,
     pseudonym_key: PseudonymKey | None = None,
+    sampling: SampleRequest | None = None,
 ) -> tuple[dict[str | None, Profile], QueryStats]:
     """Profile a table or query over a window in the database: only aggregates cross the wire.
 
@@ -158,6 +162,11 @@ def profile_sql_segments(
     Columns missing from the source are recorded in ``missing_columns``; a column whose type no
     longer fits the baseline (text where numbers were) is recorded in ``errors``. Raises
     ``SourceError`` naming the table, column or query for anything else.
+
+    ``sampling`` (:class:`~airflow_mlobs.core.sampling.SampleRequest`) profiles a sample: block
+    sampling of a table where the dialect has it, else a hash of the integer ``sampling.key`` column
+    (required there, and for ``sql=`` queries); each profile's ``sample`` says how. See
+    :mod:`airflow_mlobs.core.sampling` for the caveats (block sampling is clustered).
     """
     spec_list = list(specs)
     where_label = f"table {table}" if table is not None else "query"
@@ -233,7 +242,21 @@ def profile_sql_segments(
             missing.append(spec.name)
             present.remove(spec)
         names = [n for n in names if n in query_columns]
+        if sampling is not None and sampling.key and sampling.key not in names:
+            if sampling.key not in query_columns:
+                raise SourceError(
+                    f"sample_key column {sampling.key!r} not found in query {short_sql(sql)!r}; it returns: "
+                    f"{', '.join(query_columns)}"
+                )
+            names.append(sampling.key)
         source = sa.text(query).columns(*(sa.column(n) for n in names)).subquery("mlobs_src")
+    sample_info: SampleInfo | None = None
+    sample_condition: sa.ColumnElement[bool] | None = None
+    if sampling is not None:
+        source, sample_info, sample_condition, sample_statements = _sampled_source(
+            engine, dialect or dialect_for(engine), source, table, sampling, catalog, where_label
+        )
+        statements += sample_statements
 
     # Columns whose values may not fit a double: compared with exact bounds before any cast.
     exact = {
@@ -290,6 +313,8 @@ def profile_sql_segments(
         conditions += window_conditions(ts, naive, naive_zone, window_start, window_end)
     if where:
         conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
+    if sample_condition is not None:
+        conditions.append(sample_condition)
 
     dialect = dialect or dialect_for(engine)
     segment = source.c[segment_column] if segment_column else None
@@ -397,7 +422,71 @@ def profile_sql_segments(
             ),
             pseudonym_key,
         )
+    if sample_info is not None:
+        profiles = {
+            key: replace(p, sample=replace(sample_info, sampled_rows=p.row_count))
+            for key, p in profiles.items()
+        }
     return profiles, QueryStats(statements=statements, rows_fetched=rows_fetched)
+
+
+def _sampled_source(
+    engine: Engine,
+    dialect: SqlDialect,
+    source: sa.FromClause,
+    table: TableRef | None,
+    sample: SampleRequest,
+    catalog: dict[str, tuple[ColumnInfo, sat.TypeEngine[Any]]],
+    where_label: str,
+) -> tuple[sa.FromClause, SampleInfo, sa.ColumnElement[bool] | None, int]:
+    """The source a sample reads (block-sampled table, or the source with a key-hash condition),
+    what the sample says about itself, and how many statements resolving it took."""
+    statements = 0
+    estimate: int | None = None
+    if sample.rate is None:
+        try:
+            with engine.connect() as conn:
+                if isinstance(source, sa.TableClause):
+                    estimate = dialect.row_estimate(conn, source)
+                else:
+                    estimate = int(conn.execute(sa.select(sa.func.count()).select_from(source)).scalar() or 0)
+        except SQLAlchemyError as exc:
+            raise SourceError(
+                f"row estimate of {where_label} for sample_rows failed: {db_message(exc)}"
+            ) from exc
+        statements += 1
+    rate = resolve_rate(sample, estimate)
+    if sample.key is None and isinstance(source, sa.TableClause):
+        block = dialect.block_sample(source, rate, sample.seed)
+        if block is not None:
+            info = SampleInfo(rate=rate, method="system", seed=sample.seed, sampled_rows=0, estimate=estimate)
+            return block, info, None, statements
+    if sample.key is None:
+        what = f"{where_label} on {database_name(engine)}"
+        reason = (
+            "block sampling needs a table, not sql="
+            if table is None
+            else f"{database_name(engine)} has no block sampling (TABLESAMPLE SYSTEM)"
+        )
+        raise SourceError(
+            f"sampling {what} needs sample_key= (an integer key column hashed to pick rows): {reason}"
+        )
+    if table is not None and sample.key not in catalog:
+        raise SourceError(
+            f"sample_key column {sample.key!r} not found in table {table}; it has: {', '.join(sorted(catalog))}"
+        )
+    if table is not None and isinstance(source, sa.TableClause) and sample.key not in source.c:
+        source = sa.table(
+            source.name,
+            *(sa.column(c.name, c.type) for c in source.c),
+            sa.column(sample.key, catalog[sample.key][1]),
+            schema=source.schema,
+        )
+    condition = dialect.key_hash_keep(source.c[sample.key], hash_threshold(rate), sample.seed)
+    info = SampleInfo(
+        rate=rate, method="key-hash", seed=sample.seed, sampled_rows=0, key=sample.key, estimate=estimate
+    )
+    return source, info, condition, statements
 
 
 _StatementFor = Callable[[list[sa.ColumnElement[bool]], bool], sa.Select[Any]]
