@@ -41,8 +41,10 @@ def group_counts(summary: Summary, score_decides: bool) -> GroupCounts:
 
 
 def fairness_query(query: PerformanceQuery, attribute: str) -> PerformanceQuery:
-    """``query`` segmented by ``attribute``, without the orphan count (not a fairness matter)."""
-    return replace(query, source=replace(query.source, segment_column=attribute), count_orphans=False)
+    """``query`` segmented by ``attribute``, without the orphan count (not a fairness matter) and
+    with one score bin (the score histograms are not needed, so the statement returns at most
+    ``groups x 3 label states x 2 x 2`` rows)."""
+    return replace(query, source=replace(query.source, segment_column=attribute), count_orphans=False, bins=1)
 
 
 def summary_from_segments(
