@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airflow_mlobs.operators.alerts import AlertGroupOperator
+from airflow_mlobs.operators.attribution import AttributionDriftCheckOperator
 from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.drift_merge import DriftMergeOperator
@@ -16,6 +17,7 @@ from airflow_mlobs.operators.schema import SchemaCheckOperator
 
 __all__ = [
     "AlertGroupOperator",
+    "AttributionDriftCheckOperator",
     "BaseCheckOperator",
     "BaselineOperator",
     "DriftCheckOperator",

@@ -93,6 +93,7 @@ HEADLINES: dict[str, Callable[[CheckResult], str | None]] = {
     PERFORMANCE: performance_headline,
     FRESHNESS: freshness_headline,
     SERVICE_HEALTH: health_headline,
+    "attribution_drift": lambda result: attribution_headline(result),
 }
 
 
@@ -100,3 +101,19 @@ def headline(result: CheckResult) -> str | None:
     """The check's line of key numbers (``None`` when the check has none, or the result lacks them)."""
     render = HEADLINES.get(result.check)
     return render(result) if render is not None else None
+
+
+def attribution_headline(result: CheckResult) -> str | None:
+    """``nDCG 0.76 · Spearman -0.50 · gained x2 · lost x1`` for the attribution-drift check."""
+    value = result.metrics.get("ndcg")
+    if not isinstance(value, int | float):
+        return None
+    parts = [f"nDCG {value:.2f}"]
+    rho = result.metrics.get("spearman")
+    if isinstance(rho, int | float):
+        parts.append(f"Spearman {rho:.2f}")
+    for key in ("gained", "lost"):
+        names = result.metrics.get(key)
+        if isinstance(names, list) and names:
+            parts.append(f"{key} {', '.join(str(n) for n in names)}")
+    return " · ".join(parts)
