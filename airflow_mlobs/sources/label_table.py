@@ -117,20 +117,31 @@ def rebuild_label_table(engine: Engine, spec: LabelTableSpec) -> None:
         red, meta = _t(conn, spec, spec.reduced), _t(conn, spec, spec.meta)
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {red}"))
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {meta}"))
-        conn.execute(sa.text(f"CREATE TABLE {red} AS {_ranked_select(conn, spec)}"))
+        id_type, label_type, time_type = (
+            _column_type(conn, spec, c) for c in (spec.id_column, spec.label_column, spec.label_time_column)
+        )
+        # declared types (CREATE TABLE AS loses them in SQLite): the check reads the time's type
+        conn.execute(
+            sa.text(
+                f"CREATE TABLE {red} (lid {id_type}, label {label_type}, "
+                f"label_time {time_type}, n_labels BIGINT)"
+            )
+        )
+        conn.execute(
+            sa.text(f"INSERT INTO {red} (lid, label, label_time, n_labels) {_ranked_select(conn, spec)}")
+        )
         conn.execute(sa.text(f"CREATE INDEX {_q(conn, spec.reduced + '_lid')} ON {red} (lid)"))
-        time_type = _column_type(conn, spec)
         conn.execute(
             sa.text(f"CREATE TABLE {meta} (watermark {time_type}, source_rows BIGINT, null_rows BIGINT)")
         )
         _write_meta(conn, spec)
 
 
-def _column_type(conn: Connection, spec: LabelTableSpec) -> str:
+def _column_type(conn: Connection, spec: LabelTableSpec, column: str) -> str:
     for col in sa.inspect(conn).get_columns(spec.labels, schema=spec.schema):
-        if col["name"] == spec.label_time_column:
+        if col["name"] == column:
             return str(col["type"].compile(dialect=conn.dialect))
-    raise ValueError(f"label table {spec.labels} has no column {spec.label_time_column}")
+    raise ValueError(f"label table {spec.labels} has no column {column}")
 
 
 def refresh_label_table(engine: Engine, spec: LabelTableSpec, ids: Iterable[Any] | None = None) -> int:

@@ -148,3 +148,75 @@ def test_null_rows_and_missing_table_refuse(target) -> None:  # type: ignore[no-
         assert not state.usable and "NULL" in state.reason
     finally:
         _drop(engine, spec)
+
+
+def test_reduced_table_as_label_source_gives_the_same_cells(target) -> None:  # type: ignore[no-untyped-def]
+    """With the cut-off at or after the watermark, today's statement over the reduced table gives
+    the same confusion cells, histograms and sums as over the full label table (the label counts
+    differ by design: ``n_labels`` carries them, and the orphan count is per id)."""
+    from dataclasses import fields
+
+    from airflow_mlobs.core.performance.window import PerformanceWindow
+    from airflow_mlobs.core.types import TableRef
+    from airflow_mlobs.sources.performance_sql import (
+        PerformanceQuery,
+        PerformanceSource,
+        performance_summary_sql,
+    )
+
+    engine, schema = target
+    spec = _spec(schema)
+    preds = f"pred_{spec.labels}"
+    try:
+        rng = np.random.default_rng(7)
+        n = 300
+        pd.DataFrame(
+            {
+                "pid": np.arange(n),
+                "predicted_at": [
+                    T0 - timedelta(hours=1) + timedelta(seconds=int(s)) for s in rng.integers(0, 3000, n)
+                ],
+                "score": rng.random(n),
+            }
+        ).to_sql(preds, engine, schema=schema, index=False)
+        _write(engine, spec, _labels(n, 8))
+        rebuild_label_table(engine, spec)
+        window = PerformanceWindow(
+            prediction_start=T0 - timedelta(hours=1),
+            prediction_end=T0,
+            label_cutoff=T0 + timedelta(days=1),
+            arrivals_start=T0 - timedelta(days=1),
+        )
+        assert label_table_state(engine, spec, window.label_cutoff).usable
+
+        def summary(labels: str, id_col: str, label: str, time: str):  # type: ignore[no-untyped-def]
+            source = PerformanceSource(
+                predictions=TableRef(preds, schema),
+                labels=TableRef(labels, schema),
+                id_column="pid",
+                label_id_column=id_col,
+                prediction_time_column="predicted_at",
+                label_column=label,
+                label_time_column=time,
+                score_column="score",
+            )
+            overall, _, stats = performance_summary_sql(
+                engine, PerformanceQuery(source, window, count_orphans=False, bins=10)
+            )
+            return overall, stats
+
+        full, _ = summary(spec.labels, "pid", "y", "labelled_at")
+        reduced, stats = summary(spec.reduced, "lid", "label", "label_time")
+        assert stats.rows_fetched <= 3 * 2 * 2 * 10 + 2  # aggregate cells only, not 300 rows
+        for f in fields(full):
+            if f.name == "coverage":
+                a, b = full.coverage, reduced.coverage
+                assert (a.predictions, a.labelled, a.late) == (b.predictions, b.labelled, b.late)
+                assert a.labelled > 0
+            else:
+                assert getattr(full, f.name) == getattr(reduced, f.name), f.name
+    finally:
+        _drop(engine, spec)
+        if not schema:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {preds}"))
