@@ -34,6 +34,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlobs.operators.performance",
                     "airflow_mlobs.operators.retention",
                     "airflow_mlobs.operators.health",
+                    "airflow_mlobs.operators.fairness",
                     "airflow_mlobs.operators.attribution",
                 ],
             }

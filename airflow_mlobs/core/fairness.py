@@ -45,6 +45,8 @@ from typing import Any
 from airflow_mlobs.core.intervals import wilson_interval
 from airflow_mlobs.core.result import Finding, Status, worst
 
+#: The check's name in results.
+CHECK = "fairness"
 Z95 = 1.959963984540054
 NULL_GROUP = "(none)"
 

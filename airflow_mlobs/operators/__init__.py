@@ -7,6 +7,7 @@ from airflow_mlobs.operators.attribution import AttributionDriftCheckOperator
 from airflow_mlobs.operators.base import BaseCheckOperator
 from airflow_mlobs.operators.drift import BaselineOperator, DriftCheckOperator
 from airflow_mlobs.operators.drift_merge import DriftMergeOperator
+from airflow_mlobs.operators.fairness import FairnessCheckOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
 from airflow_mlobs.operators.health import ServiceHealthCheckOperator
@@ -24,6 +25,7 @@ __all__ = [
     "DriftMergeOperator",
     "ErasureOperator",
     "ExpectationSuiteOperator",
+    "FairnessCheckOperator",
     "FreshnessCheckOperator",
     "PerformanceCheckOperator",
     "RetentionOperator",

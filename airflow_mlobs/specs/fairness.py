@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.fairness import FairnessSummary, FairnessThresholds, judge_fairness
+from airflow_mlobs.core.fairness import CHECK, FairnessSummary, FairnessThresholds, judge_fairness
 from airflow_mlobs.core.performance.window import PerformanceWindow
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import parse_moment
@@ -25,7 +25,6 @@ from airflow_mlobs.sources.fairness_sql import fairness_summary_sql
 from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
 from airflow_mlobs.specs.base import Connector, connector_or_default
 
-CHECK = "fairness"
 _D = PERFORMANCE_DEFAULTS
 
 
