@@ -326,6 +326,62 @@ def measure_in_worker(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]
     }
 
 
+def measure_reduced(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
+    """Build the reduced label table (airflow_mlobs.sources.label_table), then time today's statement
+    over it against the bare join, interleaved; say whether it may answer the window's cut-off."""
+    from airflow_mlobs.sources.label_table import LabelTableSpec, label_table_state, rebuild_label_table
+
+    preds, labels, _ = ensure_tables(engine, rows)
+    window = evaluation_window(*INTERVAL, DELAY)
+    spec = LabelTableSpec(labels, "prediction_id", "label", "labelled_at", labels + "_reduced", SCHEMA)
+    started = time.perf_counter()
+    rebuild_label_table(engine, spec)
+    build_s = time.perf_counter() - started
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text(f"VACUUM ANALYZE {SCHEMA}.{spec.reduced}"))
+    state = label_table_state(engine, spec, window.label_cutoff)
+    source = dataclasses.replace(
+        _source(preds, labels),
+        labels=TableRef(spec.reduced, SCHEMA),
+        label_id_column="lid",
+        label_column="label",
+        label_time_column="label_time",
+    )
+    query = PerformanceQuery(source, window)
+    bare = _bare(preds, labels)
+
+    def run_bare() -> float:
+        t = time.perf_counter()
+        with engine.connect() as conn:
+            conn.execute(bare, {"s": window.prediction_start, "e": window.prediction_end}).scalar()
+        return time.perf_counter() - t
+
+    def run_reduced() -> tuple[float, Any]:
+        t = time.perf_counter()
+        out = performance_summary_sql(engine, query)
+        return time.perf_counter() - t, out
+
+    run_bare(), run_reduced()
+    bare_times, reduced_times = [], []
+    for _ in range(runs):
+        bare_times.append(run_bare())
+        seconds, (_, _, stats) = run_reduced()
+        reduced_times.append(seconds)
+    red_s, bare_s = statistics.median(reduced_times), statistics.median(bare_times)
+    return {
+        "rows": rows,
+        "build_seconds": round(build_s, 3),
+        "reduced_seconds": round(red_s, 3),
+        "reduced_runs": [round(t, 3) for t in reduced_times],
+        "bare_join_seconds": round(bare_s, 3),
+        "bare_join_runs": [round(t, 3) for t in bare_times],
+        "ratio": round(red_s / bare_s, 2),
+        "rows_fetched": stats.rows_fetched,
+        "usable_for_window": state.usable,
+        "state": state.reason,
+    }
+
+
 def _literal_sql(engine: sa.Engine, statement: Any) -> str:
     """The statement with its parameters inlined (for EXPLAIN)."""
     return str(statement.compile(engine, compile_kwargs={"literal_binds": True}))
@@ -343,6 +399,14 @@ def main() -> None:
         default=[],
         metavar="N",
         help="also time the in-memory join across connections (performance_summary_join) at these sizes",
+    )
+    parser.add_argument(
+        "--reduced",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="N",
+        help="also time today's statement over the reduced label table (sources/label_table.py) at these sizes",
     )
     parser.add_argument("--skip-sql", action="store_true", help="leave out the pushed-down summary")
     args = parser.parse_args()
@@ -376,6 +440,16 @@ def main() -> None:
             f"RSS growth {r['rss_growth_mb']} MB  peak {r['peak_rss_mb']} MB",
             flush=True,
         )
+    reduced = []
+    for rows in args.reduced:
+        print(f"reduced label table, {rows:,} predictions ...", flush=True)
+        reduced.append(measure_reduced(engine, rows, args.runs))
+        r = reduced[-1]
+        print(
+            f"  reduced {r['reduced_seconds']:.2f}s  bare join {r['bare_join_seconds']:.2f}s  ratio {r['ratio']}x  "
+            f"build {r['build_seconds']:.2f}s  rows fetched {r['rows_fetched']}  state: {r['state']}",
+            flush=True,
+        )
     out = {
         "benchmark": "performance",
         "date": datetime.now(UTC).isoformat(),
@@ -389,6 +463,7 @@ def main() -> None:
         "command": "python benchmarks/performance_benchmark.py " + " ".join(sys.argv[1:]),
         "results": results,
         "in_worker": in_worker,
+        "reduced": reduced,
         "load_average_end": os.getloadavg(),
     }
     args.output.mkdir(parents=True, exist_ok=True)
