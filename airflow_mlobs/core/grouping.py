@@ -98,13 +98,22 @@ def inhibit(
     results: Sequence[CheckResult], rules: Iterable[InhibitRule] = DEFAULT_INHIBIT_RULES
 ) -> Inhibition:
     """Apply ``rules``: a result is inhibited when some other result of the group, itself not
-    inhibited by it in turn, matches a rule as its source (the first such source is named)."""
+    inhibited by it in turn, matches a rule as its source (the first such source, in the order of
+    the rules and their ``source_checks``, is named)."""
     rules = tuple(rules)
     inhibited: list[tuple[CheckResult, CheckResult]] = []
     kept: list[CheckResult] = []
     for target in results:
+        # The first source in the order of the rules and of their source patterns: with a stale
+        # feed and a schema change, the stale feed explains the rest whatever order the checks ran.
         source = next(
-            (s for s in results for rule in rules if rule.inhibits(s, target)),
+            (
+                s
+                for rule in rules
+                for pattern in rule.source_checks
+                for s in results
+                if fnmatchcase(s.check, pattern) and rule.inhibits(s, target)
+            ),
             None,
         )
         if source is not None and not any(rule.inhibits(target, source) for rule in rules):

@@ -106,6 +106,11 @@ def test_inhibition_needs_the_same_dataset_and_a_failing_source() -> None:
     )
 
 
+def test_the_named_source_follows_the_rule_order_not_the_result_order() -> None:
+    reordered = [incident()[1], incident()[0], *incident()[2:]]
+    assert [s.check for _, s in inhibit(reordered).inhibited] == ["freshness", "freshness"]
+
+
 def test_rules_that_inhibit_each_other_keep_both() -> None:
     rules = (InhibitRule(("a",), ("b",)), InhibitRule(("b",), ("a",)))
     split = inhibit([result("a", Status.FAIL), result("b", Status.FAIL)], rules)
