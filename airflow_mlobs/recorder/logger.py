@@ -211,9 +211,11 @@ class PredictionLogger:
         prediction_id: Any = None,
         predicted_at: datetime | str | None = None,
         model_version: str | None = None,
+        attributions: Mapping[str, float | None] | None = None,
     ) -> str:
         """Log one prediction; returns its prediction id (the given one as text, or a new uuid4
-        hex), also when sampling leaves the row out, so the caller can log its label later."""
+        hex), also when sampling leaves the row out, so the caller can log its label later.
+        ``attributions``: one attribution (SHAP value or similar) per feature, see :meth:`log_batch`."""
         ids = self.log_batch(
             {name: [value] for name, value in features.items()},
             scores=[score],
@@ -221,6 +223,7 @@ class PredictionLogger:
             prediction_ids=[prediction_id],
             predicted_at=predicted_at,
             model_version=model_version,
+            attributions=None if attributions is None else {f: [a] for f, a in attributions.items()},
         )
         return ids[0]
 
@@ -233,13 +236,23 @@ class PredictionLogger:
         prediction_ids: Collection[Any] | None = None,
         predicted_at: datetime | str | Collection[Any] | None = None,
         model_version: str | None = None,
+        attributions: Mapping[str, Collection[Any]] | Any = None,
     ) -> list[str]:
         """Log many predictions given by column: ``features`` maps a column to its values (or is a
         pandas DataFrame); the other sequences have one value per row (``None`` for none).
         ``predicted_at`` is one moment for all rows, one per row, or ``None`` (now, UTC). Returns
-        the prediction ids in row order."""
+        the prediction ids in row order.
+
+        ``attributions`` maps a feature to one attribution per row (numbers or ``None``; or is a
+        DataFrame), stored in the column ``attr__<feature>``
+        (:func:`~airflow_mlobs.recorder.layout.attribution_column`), which
+        ``AttributionDriftCheckOperator`` reads. An attribution can reveal its feature's value (a
+        linear model's SHAP value is ``w (x - mean)``), so the attribution of a redacted feature is
+        redacted with it (dropped, or ``[redacted]``); ``redact=["attr__x"]`` redacts one alone."""
         self._check_open()
         columns = _columns(features, f"table {self.ref}")
+        if attributions is not None:
+            columns.update(self._attribution_columns(attributions, columns))
         n = (
             len(next(iter(columns.values())))
             if columns
@@ -291,6 +304,25 @@ class PredictionLogger:
             if self._pending_rows >= self.batch_size:
                 self._flush_locked()
         return [str(v) for v in ids]
+
+    def _attribution_columns(self, attributions: Any, features: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+        """The ``attr__<feature>`` columns of ``attributions``, checked to be numbers, with the
+        attributions of redacted features redacted (see :meth:`log_batch`)."""
+        where = f"table {self.ref}"
+        given = _columns(attributions, where)
+        n = len(next(iter(features.values()))) if features else len(next(iter(given.values()), []))
+        out: dict[str, list[Any]] = {}
+        for feature, values in given.items():
+            column = layout.attribution_column(feature)
+            if column in features:
+                raise MlobsInputError(f"{where}: feature {column!r} clashes with the attribution column of {feature!r}")
+            checked = _values(values, n, f"attribution of {feature!r}", where, number=True)
+            if feature in self.redacted and column not in self.redacted:
+                if self.redact_mode == "drop":
+                    continue
+                checked = [None if v is None else REDACTED for v in checked]
+            out[column] = checked
+        return out
 
     def log_label(
         self,

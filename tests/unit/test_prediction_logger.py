@@ -551,3 +551,41 @@ def test_the_performance_check_defaults_are_the_recorders_layout() -> None:
     # File sources get no table names.
     files = PerformanceSpec(predictions_path="p.parquet", labels_path="l.parquet")
     assert (files.predictions_table, files.labels_table) == ("", "")
+
+
+def test_attributions_are_logged_as_attr_columns_that_the_attribution_check_reads(engine: sa.Engine) -> None:
+    from airflow_mlobs.core.types import parse_table_name
+    from airflow_mlobs.sources.attribution_sql import AttributionSource, gather_attributions
+
+    with PredictionLogger(engine, model_version="v1") as logger:
+        logger.log({"x1": 1.0, "x2": 2.0}, score=0.3, predicted_at=DAY, attributions={"x1": -0.5, "x2": 0.25})
+        logger.log_batch(
+            {"x1": [3.0, 4.0], "x2": [5.0, 6.0]},
+            scores=[0.1, 0.2],
+            predicted_at=DAY,
+            attributions=pd.DataFrame({"x1": [1.5, None], "x2": [np.float64(-2.0), 0.5]}),
+        )
+    rows = _rows(engine, "mlobs_prediction_log")
+    assert [r["attr__x1"] for r in rows] == [-0.5, 1.5, None]
+    assert [r["attr__x2"] for r in rows] == [0.25, -2.0, 0.5]
+    src = AttributionSource(table=parse_table_name("mlobs_prediction_log"), timestamp_column="predicted_at")
+    current, _, _ = gather_attributions(engine, src, start=DAY, end=DAY + timedelta(days=1))
+    assert current.rows == 3
+    assert (current.features["x1"].n, current.features["x1"].sum_abs) == (2, 2.0)
+    assert current.features["x2"].sum_sq == pytest.approx(0.0625 + 4.0 + 0.25)
+
+
+def test_attributions_of_redacted_features_are_redacted_and_must_be_numbers(engine: sa.Engine) -> None:
+    with PredictionLogger(engine, table="dropped", redact=["income"]) as logger:
+        logger.log_batch({"income": [10, 20], "x": [1, 2]}, attributions={"income": [0.5, 0.1], "x": [0.2, 0.3]})
+    names = {c["name"] for c in sa.inspect(engine).get_columns("dropped")}
+    assert "income" not in names and "attr__income" not in names and "attr__x" in names
+    with PredictionLogger(engine, table="replaced", redact=["income"], redact_mode="replace") as logger:
+        logger.log_batch({"income": [10, 20], "x": [1, 2]}, attributions={"income": [0.5, None], "x": [0.2, 0.3]})
+    assert [r["attr__income"] for r in _rows(engine, "replaced")] == [REDACTED, None]
+    with PredictionLogger(engine, table="alone", redact=["attr__x"]) as logger:
+        logger.log_batch({"x": [1, 2]}, attributions={"x": [0.2, 0.3]})
+    assert [r["x"] for r in _rows(engine, "alone")] == [1, 2]
+    assert "attr__x" not in {c["name"] for c in sa.inspect(engine).get_columns("alone")}
+    with PredictionLogger(engine, table="bad") as logger, pytest.raises(MlobsInputError, match="attribution of 'x'"):
+        logger.log_batch({"x": [1, 2]}, attributions={"x": ["high", 0.3]})
