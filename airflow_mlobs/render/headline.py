@@ -94,6 +94,7 @@ HEADLINES: dict[str, Callable[[CheckResult], str | None]] = {
     FRESHNESS: freshness_headline,
     SERVICE_HEALTH: health_headline,
     "attribution_drift": lambda result: attribution_headline(result),
+    "fairness": lambda result: fairness_headline(result),
 }
 
 
@@ -117,3 +118,20 @@ def attribution_headline(result: CheckResult) -> str | None:
         if isinstance(names, list) and names:
             parts.append(f"{key} {', '.join(str(n) for n in names)}")
     return " · ".join(parts)
+
+
+def fairness_headline(result: CheckResult) -> str | None:
+    """``region: south selected at 0.28x north (parity gap 0.33)`` per attribute, for the fairness
+    check (the lowest disparate impact ratio first)."""
+    parts: list[tuple[float, str]] = []
+    for attribute, block in result.metrics.items():
+        gaps = block.get("gaps", {}) if isinstance(block, dict) else {}
+        di = gaps.get("disparate_impact_ratio", {})
+        dp = gaps.get("demographic_parity_difference", {})
+        if not isinstance(di, dict) or not isinstance(di.get("value"), int | float):
+            continue
+        text = f"{attribute}: {di.get('worst')} selected at {di['value']:.2f}x {di.get('best')}"
+        if isinstance(dp, dict) and isinstance(dp.get("value"), int | float):
+            text += f" (parity gap {dp['value']:.2f})"
+        parts.append((float(di["value"]), text))
+    return " · ".join(t for _, t in sorted(parts)) if parts else None

@@ -156,3 +156,15 @@ def test_degenerate_groups() -> None:
     assert status == Status.SKIPPED
     assert all(f.status == Status.SKIPPED and f.reason for f in findings)
     assert judge_fairness(FairnessSummary())[0] == Status.SKIPPED
+
+
+def test_headline_names_the_worst_group() -> None:
+    from airflow_mlobs.core.result import CheckResult
+    from airflow_mlobs.render.headline import headline
+
+    summary = FairnessSummary(
+        {"region": {"north": GroupCounts(n=500, selected=250), "south": GroupCounts(n=500, selected=150)}}
+    )
+    status, text, _, metrics = judge_fairness(summary)
+    result = CheckResult(check="fairness", dataset="d", status=status, summary=text, metrics=metrics)
+    assert headline(result) == "region: south selected at 0.60x north (parity gap 0.20)"
