@@ -285,9 +285,15 @@ class DriftCheckOperator(DriftJudgeArgs):
         timestamp_timezone: str = "UTC",
         store_profile: bool = True,
         partition: str | None = None,
+        sample: str | float | None = None,
+        sample_rows: int | None = None,
+        sample_key: str | None = None,
+        sample_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.sample, self.sample_rows = sample, sample_rows
+        self.sample_key, self.sample_seed = sample_key, sample_seed
         self.conn_id, self.table, self.sql, self.path = conn_id, table, sql, path
         self.where = where
         self.timestamp_column = timestamp_column
@@ -330,6 +336,10 @@ class DriftCheckOperator(DriftJudgeArgs):
             settings=self.settings,
             max_categories=self.max_categories,
             dataset=self.dataset,
+            sample=self.sample,
+            sample_rows=self.sample_rows,
+            sample_key=self.sample_key,
+            sample_seed=self.sample_seed,
         )
 
     def evaluate(self, context: Context) -> CheckResult:

@@ -243,10 +243,23 @@ class DriftSpec(DriftSource):
     settings: DriftSettings = field(default_factory=DriftSettings)
     max_categories: int = DEFAULT_MAX_CATEGORIES
     dataset: str | None = None
+    #: Profile a sample: ``sample="1%"`` (or 0.01) or ``sample_rows=200_000``; ``sample_key`` an
+    #: integer key column for the deterministic hash sample (needed where the database has no block
+    #: sampling, and for ``sql=``); ``sample_seed`` the repeatable seed. See core/sampling.py.
+    sample: str | float | None = None
+    sample_rows: int | None = None
+    sample_key: str | None = None
+    sample_seed: int = 0
 
     def validate(self, task_id: str) -> None:
         """``ValueError`` naming the task for an impossible source."""
         self.validate_source(task_id)
+        from airflow_mlobs.core.sampling import parse_sample
+
+        try:
+            parse_sample(self.sample, self.sample_rows, self.sample_seed, self.sample_key)
+        except ValueError as exc:
+            raise ValueError(f"task {task_id!r}: {exc}") from exc
 
     def dataset_name(self) -> str:
         """``dataset`` if given, else ``conn_id:table``, ``conn_id:query`` or the path."""
@@ -271,19 +284,30 @@ class DriftSpec(DriftSource):
     ) -> Profile:
         """The window's profile over the baseline's columns (pushed down for a table or query)."""
         # numpy, pandas and SQLAlchemy load when a check runs, never when a DAG imports the spec.
+        from airflow_mlobs.core.sampling import parse_sample
         from airflow_mlobs.sources import drift_frame as frame_source
         from airflow_mlobs.sources.drift_sql import profile_sql
 
+        sampling = parse_sample(self.sample, self.sample_rows, self.sample_seed, self.sample_key)
         specs = list(baseline.columns.values())
         if self.path:
-            frame = self.read_frame([s.name for s in specs], start, end)
-            return frame_source.profile_frame(
+            wanted = [s.name for s in specs]
+            if sampling is not None and sampling.key and sampling.key not in wanted:
+                wanted.append(sampling.key)
+            frame = self.read_frame(wanted, start, end)
+            frame, info = frame_sample(frame, sampling, self.source_name())
+            profile = frame_source.profile_frame(
                 frame,
                 specs,
                 window_start=start,
                 window_end=end,
                 max_categories=self.max_categories,
                 pseudonym_key=self.pseudonym_key,
+            )
+            return (
+                profile
+                if info is None
+                else replace(profile, sample=replace(info, sampled_rows=profile.row_count))
             )
         assert self.conn_id is not None
         with connector_or_default(connect)(self.conn_id) as engine:
@@ -299,6 +323,7 @@ class DriftSpec(DriftSource):
                 where=self.where,
                 max_categories=self.max_categories,
                 pseudonym_key=self.pseudonym_key,
+                sampling=sampling,
             )
         log.info(
             "Profiled %s in the database: %d statements, %d rows fetched",
@@ -311,8 +336,9 @@ class DriftSpec(DriftSource):
     def judge(
         self, baseline: Baseline, profile: Profile, start: datetime | None, end: datetime | None
     ) -> CheckResult:
-        """The window's profile compared with the baseline (:func:`judge_profile`)."""
-        return judge_profile(
+        """The window's profile compared with the baseline (:func:`judge_profile`); a sampled
+        profile's result says so (``metrics["sample"]`` and the summary)."""
+        result = judge_profile(
             baseline,
             profile,
             self.settings,
@@ -322,6 +348,7 @@ class DriftSpec(DriftSource):
             window_start=start,
             window_end=end,
         )
+        return with_sample(result, profile)
 
     def evaluate(
         self,
@@ -339,6 +366,62 @@ class DriftSpec(DriftSource):
         if keep_profile is not None and profile.row_count:
             keep_profile(baseline, profile)
         return self.judge(baseline, profile, window_start, window_end)
+
+
+def with_sample(result: CheckResult, profile: Profile) -> CheckResult:
+    """A result of a sampled profile: ``metrics["sample"]`` holds the rate, method, seed, key, row
+    estimate and sampled row count, and the summary ends with how it was sampled. p-values already
+    come from the sampled counts (nothing scales them up)."""
+    info = profile.sample
+    if info is None:
+        return result
+    metrics = dict(result.metrics)
+    metrics["sample"] = {
+        "rate": info.rate,
+        "method": info.method,
+        "seed": info.seed,
+        "key": info.key,
+        "estimate": info.estimate,
+        "sampled_rows": info.sampled_rows,
+    }
+    return replace(result, metrics=metrics, summary=f"{result.summary} ({info.describe()})")
+
+
+def frame_sample(frame: Any, sampling: Any, where: str) -> tuple[Any, Any]:
+    """A deterministic in-memory row sample of a DataFrame: the key hash on ``sampling.key`` if
+    given, else rows kept by a seeded uniform draw per row position (``numpy.random.default_rng
+    (seed)``), so rows are independent draws; ``(frame, None)`` without sampling."""
+    if sampling is None:
+        return frame, None
+    import numpy as np
+
+    from airflow_mlobs.core.sampling import (
+        HASH_MODULUS,
+        HASH_MULTIPLIER,
+        SampleInfo,
+        hash_threshold,
+        resolve_rate,
+    )
+
+    rate = resolve_rate(sampling, len(frame))
+    if sampling.key:
+        if sampling.key not in frame.columns:
+            raise ValueError(f"sample_key column {sampling.key!r} not found in {where}")
+        keys = np.abs(frame[sampling.key].to_numpy(dtype="int64")) % HASH_MODULUS
+        keep = (keys * HASH_MULTIPLIER + sampling.seed) % HASH_MODULUS < hash_threshold(rate)
+        method = "key-hash"
+    else:
+        keep = np.random.default_rng(sampling.seed).random(len(frame)) < rate
+        method = "rows"
+    info = SampleInfo(
+        rate=rate,
+        method=method,
+        seed=sampling.seed,
+        sampled_rows=int(keep.sum()),
+        key=sampling.key,
+        estimate=len(frame) if sampling.rate is None else None,
+    )
+    return frame[keep], info
 
 
 def checked_sensitive(
