@@ -36,9 +36,9 @@ from drift_benchmark import (
     table_name,
 )
 
-from airflow_mlobs.core.profile import build_baseline
 from airflow_mlobs.core.sampling import parse_sample
 from airflow_mlobs.core.types import TableRef
+from airflow_mlobs.sources.drift_frame import build_baseline
 from airflow_mlobs.sources.drift_sql import profile_sql
 
 
