@@ -36,6 +36,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from airflow_mlobs.sources.dialect import dialect_for
+
 #: Suffix of the one-row bookkeeping table beside the reduced table.
 META_SUFFIX = "_meta"
 
@@ -113,12 +115,16 @@ def _write_meta(conn: Connection, spec: LabelTableSpec) -> None:
 
 def rebuild_label_table(engine: Engine, spec: LabelTableSpec) -> None:
     """Drop and build the reduced table and its bookkeeping row from the whole label table."""
+    catalog = {
+        c["name"]: c["type"] for c in dialect_for(engine).get_columns(engine, spec.labels, spec.schema)
+    }
     with engine.begin() as conn:
         red, meta = _t(conn, spec, spec.reduced), _t(conn, spec, spec.meta)
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {red}"))
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {meta}"))
         id_type, label_type, time_type = (
-            _column_type(conn, spec, c) for c in (spec.id_column, spec.label_column, spec.label_time_column)
+            _column_type(conn, spec, catalog, c)
+            for c in (spec.id_column, spec.label_column, spec.label_time_column)
         )
         # declared types (CREATE TABLE AS loses them in SQLite): the check reads the time's type
         conn.execute(
@@ -137,10 +143,9 @@ def rebuild_label_table(engine: Engine, spec: LabelTableSpec) -> None:
         _write_meta(conn, spec)
 
 
-def _column_type(conn: Connection, spec: LabelTableSpec, column: str) -> str:
-    for col in sa.inspect(conn).get_columns(spec.labels, schema=spec.schema):
-        if col["name"] == column:
-            return str(col["type"].compile(dialect=conn.dialect))
+def _column_type(conn: Connection, spec: LabelTableSpec, catalog: dict[str, Any], column: str) -> str:
+    if column in catalog:
+        return str(catalog[column].compile(dialect=conn.dialect))
     raise ValueError(f"label table {spec.labels} has no column {column}")
 
 
