@@ -856,6 +856,33 @@ def _top_categories(
     """The ``max_categories + 1`` most frequent values per categorical column (and segment), ranked
     in the database. Rows: ``(label, segment, value, n)``. Where the dialect supports GROUPING
     SETS, one scan over all columns; otherwise one ``GROUP BY`` per column joined by ``UNION ALL``."""
+    if segment is None:
+        # Without segments: one ``GROUP BY`` per column ranked by ``ORDER BY n DESC, value LIMIT
+        # k + 1`` (a top-N sort keeping k + 1 rows) instead of ``row_number()`` over every
+        # distinct value, which sorts them all. The same rows; on a column with 1,000,000
+        # distinct values about 3.5x faster on PostgreSQL (see benchmarks/README.md).
+        limited = []
+        for index, spec in categorical:
+            col = source.c[spec.name]
+            value_text = sa.cast(col, sa.Text)
+            counted = (
+                sa.select(
+                    sa.literal(index).label("label"),
+                    sa.null().label("segment"),
+                    value_text.label("value"),
+                    sa.func.count().label("n"),
+                )
+                .select_from(source)
+                .where(*conditions, col.is_not(None))
+                .group_by(col)
+            ).subquery(f"counted_{index}")
+            top_n = (
+                sa.select(counted.c.label, counted.c.segment, counted.c.value, counted.c.n)
+                .order_by(counted.c.n.desc(), counted.c.value)
+                .limit(max_categories + 1)
+            ).subquery(f"top_{index}")
+            limited.append(sa.select(top_n.c.label, top_n.c.segment, top_n.c.value, top_n.c.n))
+        return limited[0] if len(limited) == 1 else sa.union_all(*limited)  # type: ignore[return-value]
     segment_text: sa.ColumnElement[Any] = sa.cast(segment, sa.Text) if segment is not None else sa.null()
     keys = [segment] if segment is not None else []
     if dialect.supports_grouping_sets:

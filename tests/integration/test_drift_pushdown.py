@@ -718,3 +718,20 @@ def test_pushdown_at_one_million_rows(pg_engine: sa.Engine, pg_schema: str) -> N
     result = compare(baseline, profile)
     assert result.status is not Status.ERROR, result.summary
     assert result.metrics["columns_judged"] == 25
+
+
+def test_tied_categories_at_the_cap_equal_in_memory(db: Database) -> None:
+    """Every value of ``tied`` has the same count: which ten are kept is decided by the value
+    (the top-N ``ORDER BY n DESC, value LIMIT k + 1``), the same as in memory."""
+    values = [f"t{i:02d}" for i in range(30)] * 4
+    order = np.random.default_rng(7).permutation(len(values))
+    frame = pd.DataFrame({"tied": [values[i] for i in order]})
+    db.load("features", frame, types={"tied": sa.Text()})
+    specs = [ColumnSpec("tied", "categorical")]
+    profile, stats = profile_sql(db.engine, specs, table=db.ref("features"), max_categories=10)
+    expected = profile_frame(frame, specs, max_categories=10)
+    assert_same_profile(profile, expected)
+    tied = profile.columns["tied"]
+    assert isinstance(tied, CategoricalProfile)
+    assert tied.overflow and tied.other == 20 * 4 and sum(tied.counts.values()) == 40
+    assert stats.rows_fetched <= 1 + (10 + 1)
