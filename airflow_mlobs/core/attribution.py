@@ -37,6 +37,9 @@ from datetime import datetime
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 CHECK = "attribution_drift"
+#: The prediction log's attribution columns are named ``attr__<feature>`` (``PredictionLogger``'s
+#: ``attributions=``; airflow_mlobs.recorder.layout re-exports it).
+ATTRIBUTION_PREFIX = "attr__"
 
 
 @dataclass(frozen=True)

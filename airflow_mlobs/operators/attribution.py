@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlobs.core.attribution import CHECK
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.operators.base import BaseCheckOperator, judged_window, parse_window_arg, with_window_basis
-from airflow_mlobs.recorder.layout import DEFAULT_TABLE, MODEL_VERSION, PREDICTED_AT
-from airflow_mlobs.specs.attribution import AttributionSpec
+from airflow_mlobs.specs.attribution import DEFAULT_TABLE, MODEL_VERSION, PREDICTED_AT, AttributionSpec
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -173,7 +173,7 @@ def meta_table(name: str, schema: str | None) -> sa.Table:
 
 #: Per-prediction feature attributions (SHAP values or similar) are logged as one DOUBLE column per
 #: feature named ``attr__<feature>``; the attribution-drift check finds them by this prefix.
-ATTRIBUTION_PREFIX = "attr__"
+from airflow_mlobs.core.attribution import ATTRIBUTION_PREFIX  # noqa: E402
 
 
 def attribution_column(feature: str) -> str:

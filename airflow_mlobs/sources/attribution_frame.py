@@ -9,9 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from airflow_mlobs.core.attribution import AttributionSummary, FeatureSums
+from airflow_mlobs.core.attribution import ATTRIBUTION_PREFIX, AttributionSummary, FeatureSums
 from airflow_mlobs.core.errors import SourceError
-from airflow_mlobs.recorder.layout import ATTRIBUTION_PREFIX
 
 
 def attribution_columns_of(names: list[str], given: Mapping[str, str] | None) -> dict[str, str]:

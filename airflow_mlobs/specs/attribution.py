@@ -14,9 +14,14 @@ from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.recorder.layout import DEFAULT_TABLE, MODEL_VERSION, PREDICTED_AT
 from airflow_mlobs.sources.attribution_sql import AttributionSource, gather_attributions, read_importances
 from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
+
+#: The prediction log's layout as PredictionLogger writes it (airflow_mlobs.recorder.layout; a
+#: unit test holds them equal): read when the arguments name no other table or columns.
+DEFAULT_TABLE = "mlobs_prediction_log"
+PREDICTED_AT = "predicted_at"
+MODEL_VERSION = "model_version"
 
 
 @dataclass(frozen=True)

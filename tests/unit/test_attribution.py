@@ -229,3 +229,16 @@ def test_settings_out_of_range_name_the_argument() -> None:
         AttributionSpec(conn_id="c", baseline_importances={"a": 1.0}, ndcg_fail=1.5).validate("t")
     with pytest.raises(ValueError, match="reference_model_version"):
         AttributionSpec(conn_id="c", importances_table="imp").validate("t")
+
+
+def test_the_specs_defaults_are_the_loggers_layout() -> None:
+    from airflow_mlobs.core.attribution import ATTRIBUTION_PREFIX
+    from airflow_mlobs.recorder import layout
+    from airflow_mlobs.specs import attribution as spec
+
+    assert (spec.DEFAULT_TABLE, spec.PREDICTED_AT, spec.MODEL_VERSION) == (
+        layout.DEFAULT_TABLE,
+        layout.PREDICTED_AT,
+        layout.MODEL_VERSION,
+    )
+    assert layout.attribution_column("x") == f"{ATTRIBUTION_PREFIX}x" == "attr__x"
