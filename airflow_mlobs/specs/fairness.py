@@ -20,12 +20,21 @@ from airflow_mlobs.core.performance.window import PerformanceWindow
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.recorder.layout import PERFORMANCE_DEFAULTS
 from airflow_mlobs.sources.fairness_sql import fairness_summary_sql
 from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
 from airflow_mlobs.specs.base import Connector, connector_or_default
 
-_D = PERFORMANCE_DEFAULTS
+#: The prediction recorder's layout (:data:`airflow_mlobs.recorder.layout.PERFORMANCE_DEFAULTS`,
+#: which specs/ may not import; tests/unit/test_fairness.py holds them equal).
+_D = {
+    "predictions_table": "mlobs_prediction_log",
+    "labels_table": "mlobs_labels",
+    "id_column": "prediction_id",
+    "prediction_time_column": "predicted_at",
+    "label_column": "label",
+    "label_time_column": "labelled_at",
+    "score_column": "score",
+}
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,13 @@ def test_headline_names_the_worst_group() -> None:
     status, text, _, metrics = judge_fairness(summary)
     result = CheckResult(check="fairness", dataset="d", status=status, summary=text, metrics=metrics)
     assert headline(result) == "region: south selected at 0.60x north (parity gap 0.20)"
+
+
+def test_spec_defaults_are_the_recorders_layout() -> None:
+    from airflow_mlobs.recorder.layout import PERFORMANCE_DEFAULTS
+    from airflow_mlobs.specs.fairness import FairnessSpec
+
+    spec = FairnessSpec(conn_id="c", group_columns=("region",))
+    for name, value in PERFORMANCE_DEFAULTS.items():
+        if name != "model_version_column":  # judged across versions unless asked
+            assert getattr(spec, name) == value, name
