@@ -51,7 +51,7 @@ import pandas as pd  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from airflow_mlobs.core.drift import compare  # noqa: E402
-from airflow_mlobs.core.profile import load_baseline  # noqa: E402
+from airflow_mlobs.core.profile import ColumnSpec, load_baseline  # noqa: E402
 from airflow_mlobs.core.types import TableRef  # noqa: E402
 from airflow_mlobs.sources.drift_frame import build_baseline, profile_frame  # noqa: E402
 from airflow_mlobs.sources.drift_sql import profile_sql  # noqa: E402
@@ -467,6 +467,35 @@ def bench_pg(rows: int, diagnose_here: bool) -> dict[str, Any]:
     return out
 
 
+def bench_pg_categorical(rows: int) -> dict[str, Any]:
+    """``--categorical``: ``profile_sql`` of one categorical column with ``rows`` distinct values
+    (``id``, ranked as text: the top-categories statement) against a bare ``count(id::text)``."""
+    engine = sa.create_engine(pg_url())
+    load_table(engine, rows)
+    qualified = f"{BENCH_SCHEMA}.{table_name(rows)}"
+    specs = [ColumnSpec("id", "categorical")]
+    count_sql = f"SELECT count(*), count(id::text) FROM {qualified}"
+    run_sql_timed(engine, count_sql)
+    profile_times, scan_times = [], []
+    for _ in range(RUNS):  # interleaved
+        scan_times.append(run_sql_timed(engine, count_sql))
+        began = time.perf_counter()
+        prof, stats = profile_sql(engine, specs, table=TableRef(table_name(rows), schema=BENCH_SCHEMA))
+        profile_times.append(time.perf_counter() - began)
+        assert prof.row_count == rows
+    profile_s, scan_s = statistics.median(profile_times), statistics.median(scan_times)
+    engine.dispose()
+    return {
+        "rows": rows,
+        "distinct": rows,
+        "profile_sql_s": {"median": profile_s, "runs": profile_times},
+        "count_scan_s": {"median": scan_s, "runs": scan_times},
+        "ratio": round(profile_s / scan_s, 2),
+        "statements": stats.statements,
+        "rows_fetched": stats.rows_fetched,
+    }
+
+
 def diagnose(
     engine: sa.Engine,
     statements: list[tuple[str, Any, int]],
@@ -595,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--skip-pg", action="store_true", help="only the in-memory benchmark")
     parser.add_argument("--skip-memory", action="store_true", help="only the PostgreSQL benchmark")
+    parser.add_argument(
+        "--categorical",
+        action="store_true",
+        help="also time the top-categories statement on a column with one distinct value per row",
+    )
     parser.add_argument("--memory-rows", type=int, default=1_000_000)
     parser.add_argument("--memory-runs", type=int, default=RUNS, help="runs of each in-memory measurement")
     parser.add_argument(
@@ -603,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also time a baseline build of this many rows against one comparison of as many",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results")
-    parser.add_argument("--child", choices=["memory", "baseline", "pg"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["memory", "baseline", "pg", "pgcat"], help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--diagnose", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -613,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.child == "baseline":
         print(json.dumps(bench_baseline(args.rows, args.memory_runs), default=str))
+        return 0
+    if args.child == "pgcat":
+        print(json.dumps(bench_pg_categorical(args.rows), default=str))
         return 0
     if args.child == "pg":
         print(json.dumps(bench_pg(args.rows, args.diagnose), default=str))
@@ -635,6 +672,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"postgresql: {size} rows ...", flush=True)
             # EXPLAIN ANALYZE and the alternatives run at the smallest size only (they cost minutes).
             results["postgresql"][str(size)] = child("pg", size, diagnose=size == min(args.sizes))
+            if args.categorical:
+                print(f"postgresql categorical: {size} distinct values ...", flush=True)
+                cat = child("pgcat", size)
+                results["postgresql"][f"categorical_{size}"] = cat
+                print(f"  top categories / bare count: {cat.get('ratio')}x", flush=True)
         try:
             engine = sa.create_engine(pg_url())
             with engine.connect() as conn:
