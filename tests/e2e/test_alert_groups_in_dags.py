@@ -1,0 +1,146 @@
+"""One message per incident in real DAG runs (``airflow dags test``): a stale feed, a renamed column
+and two quality failures on one dataset give ONE Slack message from the ``AlertGroupOperator``
+task (quality held back by the stale feed and listed); the next day the same breaches are
+de-duplicated; the repaired feed is one recovery (real Slack webhook server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.e2e.airflow_runner import run_dag
+from tests.servers import SlackServer
+
+pytestmark = pytest.mark.e2e
+
+WEBHOOK_TOKEN = "T0GRP0000/B0GRP0000/groupWebhookSecret97531"
+
+
+@pytest.fixture
+def slack_hook() -> Iterator[SlackServer]:
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+def fill(db: Path, *, newest: str, renamed: bool, bad_rows: bool) -> None:
+    engine = sa.create_engine(f"sqlite:///{db}")
+    amount = "amount_eur" if renamed else "amount"
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS events"))
+        conn.execute(
+            sa.text(f"CREATE TABLE events (id INTEGER, customer_id INTEGER, {amount} REAL, ts TIMESTAMP)")
+        )
+        rows = [
+            {"id": i, "c": None if bad_rows and i < 5 else i, "a": 1.0, "ts": newest} for i in range(1, 21)
+        ]
+        if bad_rows:
+            rows.append({"id": 999, "c": 1, "a": 1.0, "ts": newest})
+        conn.execute(sa.text("INSERT INTO events VALUES (:id, :c, :a, :ts)"), rows)
+    engine.dispose()
+
+
+def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
+    airflow_db: Path, tmp_path: Path, slack_hook: SlackServer
+) -> None:
+    db = tmp_path / "wh.db"
+    dag_id = f"mlobs_group_{uuid.uuid4().hex[:8]}"
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    contract = tmp_path / "events.schema.json"
+    contract.write_text(
+        json.dumps(
+            {
+                "name": "events.schema",
+                "expectations": [
+                    {
+                        "type": "expect_table_columns_to_match_set",
+                        "kwargs": {"column_set": ["id", "customer_id", "amount", "ts"], "exact_match": False},
+                    }
+                ],
+            }
+        )
+    )
+    suite = tmp_path / "events.quality.json"
+    suite.write_text(
+        json.dumps(
+            {
+                "name": "events.quality",
+                "expectations": [
+                    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "customer_id"}},
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": "id", "min_value": 0, "max_value": 100},
+                    },
+                ],
+            }
+        )
+    )
+    body = f"""
+        from datetime import UTC, datetime
+        from airflow.sdk import DAG, CronDataIntervalTimetable
+        from airflow_mlobs.notifiers import RetryPolicy, SlackWebhookNotifier
+        from airflow_mlobs.operators import (
+            AlertGroupOperator, ExpectationSuiteOperator, FreshnessCheckOperator, SchemaCheckOperator,
+        )
+
+        common = dict(conn_id="wh", table="events", results_conn_id="mlobs_results", on_breach="continue")
+        with DAG({dag_id!r}, schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+                 start_date=datetime(2026, 10, 1, tzinfo=UTC), catchup=False) as dag:
+            checks = [
+                FreshnessCheckOperator(task_id="fresh", timestamp_column="ts", max_age="12h", **common),
+                SchemaCheckOperator(task_id="schema", contract={str(contract)!r}, **common),
+                ExpectationSuiteOperator(task_id="quality", suite={str(suite)!r}, **common),
+            ]
+            checks >> AlertGroupOperator(
+                task_id="alerts",
+                results_conn_id="mlobs_results",
+                notify=[SlackWebhookNotifier(slack_webhook_conn_id="mlobs_hook", renotify_after=None,
+                                             retry=RetryPolicy(attempts=2, base_delay=0.1, timeout=5))],
+            )
+    """
+    (dags / f"{dag_id}.py").write_text(textwrap.dedent(body))
+    results_db = tmp_path / "results.db"
+    env = {
+        "AIRFLOW_CONN_WH": json.dumps({"conn_type": "sqlite", "host": str(db)}),
+        "AIRFLOW_CONN_MLOBS_RESULTS": json.dumps({"conn_type": "sqlite", "host": str(results_db)}),
+        "AIRFLOW_CONN_MLOBS_HOOK": json.dumps(
+            {"conn_type": "slackwebhook", "host": f"{slack_hook.url}/services", "password": WEBHOOK_TOKEN}
+        ),
+    }
+    outputs: list[str] = []
+
+    def run(day: str) -> list[str]:
+        before = len(slack_hook.received())
+        outcome = run_dag(airflow_db, dags, dag_id, day, env)
+        outputs.append(outcome.output)
+        assert outcome.states.get("alerts") == "success", outcome.output[-4000:]
+        return [json.dumps(r.json) for r in slack_hook.received()[before:]]
+
+    # Day 1: newest row 18 h old (limit 12 h), "amount" renamed, null customers and an id of 999.
+    fill(db, newest="2026-11-01 06:00:00", renamed=True, bad_rows=True)
+    (message,) = run("2026-11-02")
+    assert "group on wh:events" in message, message
+    assert "freshness: " in message and "schema: " in message, message
+    assert "also failing, explained by the stale feed: quality" in message, message
+    assert "quality: " not in message, message  # inhibited: listed, its findings not sent
+
+    # Day 2: the same breaches (the feed still 18 h old at the next midnight): nothing sent.
+    fill(db, newest="2026-11-02 06:00:00", renamed=True, bad_rows=True)
+    assert run("2026-11-03") == []
+
+    # Day 3: repaired: one recovery message for the group.
+    fill(db, newest="2026-11-03 23:00:00", renamed=False, bad_rows=False)
+    (recovery,) = run("2026-11-04")
+    assert "Recovered: group on wh:events" in recovery, recovery
+
+    logs = "\n".join(outputs)
+    leaks = [line for line in logs.splitlines() if WEBHOOK_TOKEN in line and "MaskSecret(" not in line]
+    assert not leaks
+    assert WEBHOOK_TOKEN not in results_db.read_bytes().decode("utf-8", "replace")
