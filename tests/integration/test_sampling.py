@@ -158,3 +158,34 @@ def test_psi_standard_error_by_simulation() -> None:
     assert np.std(psis) == pytest.approx(stated, rel=0.08)
     assert decision_note(float(np.mean(psis)), stated, float(np.mean(psis)) + stated) is not None
     assert decision_note(1.0, stated, 0.1) is None
+
+
+def test_in_memory_sample_matches_the_sql_key_hash_and_is_repeatable(sqlite_engine: sa.Engine) -> None:
+    import pandas as pd
+
+    from airflow_mlobs.sources.drift_frame import profile_frame
+    from airflow_mlobs.specs.drift import frame_sample
+
+    ids, x = _values()
+    frame = pd.DataFrame({"id": ids, "x": x})
+    request = parse_sample("10%", None, seed=3, key="id")
+    kept, info = frame_sample(frame, request, "frame")
+    table = _load(sqlite_engine, None)
+    in_sql, _ = profile_sql(sqlite_engine, SPECS, table=table, sampling=request)
+    assert info is not None and info.method == "key-hash" and info.sampled_rows == in_sql.row_count
+    assert profile_frame(kept, SPECS).columns["x"].bins == in_sql.columns["x"].bins  # type: ignore[union-attr]
+    rows_request = parse_sample("10%", None, seed=9)
+    first, rows_info = frame_sample(frame, rows_request, "frame")
+    second, _ = frame_sample(frame, rows_request, "frame")
+    assert rows_info is not None and rows_info.method == "rows"
+    assert first.index.equals(second.index)
+    column = profile_frame(first, SPECS).columns["x"]
+    assert isinstance(column, NumericProfile)
+    _check_within_error(column, 0.10, 1.0)
+
+
+def test_spec_names_the_task_for_a_bad_sample() -> None:
+    from airflow_mlobs.specs.drift import DriftSpec
+
+    with pytest.raises(ValueError, match=r"task 'drift'.*sample rate must be in"):
+        DriftSpec(conn_id="wh", table="events", baseline="b", sample="200%").validate("drift")
