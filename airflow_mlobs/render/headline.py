@@ -105,7 +105,7 @@ def headline(result: CheckResult) -> str | None:
 
 
 def attribution_headline(result: CheckResult) -> str | None:
-    """``nDCG 0.76 · Spearman -0.50 · gained x2 · lost x1`` for the attribution-drift check."""
+    """``nDCG 0.78 · Spearman 0.50 · gained x2 · lost x1`` for the attribution-drift check."""
     value = result.metrics.get("ndcg")
     if not isinstance(value, int | float):
         return None
