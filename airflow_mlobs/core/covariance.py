@@ -40,8 +40,8 @@ Threshold (:class:`JointDriftModel`)
     The reference is split into ``K`` folds; for each fold a model is fitted on the other ``K - 1``
     and the held-out fold scored, giving ``K`` out-of-fit errors with mean ``m`` and sd ``s`` at
     the fold size ``n_c``. Their variance has two parts: the row noise of a mean over ``n_c`` rows
-    (``σ_row² / n_c``, which shrinks as ``1/n`` for a window of ``n`` rows) and the noise of the
-    fitted components (``σ_fit²``, which a bigger window does not shrink). The fold errors alone
+    (``s_row² / n_c``, which shrinks as ``1/n`` for a window of ``n`` rows) and the noise of the
+    fitted components (``s_fit²``, which a bigger window does not shrink). The fold errors alone
     cannot separate them, so the threshold widens for windows smaller than a fold and does not
     narrow below the fold's spread for bigger ones; ``s / sqrt(K)`` adds the uncertainty of ``m``::
 
@@ -97,7 +97,7 @@ class CovarianceProfile:
     def from_arrays(
         cls,
         columns: Sequence[str],
-        shift: Sequence[float],
+        shift: Sequence[float] | Matrix,
         n: int,
         dropped: int,
         sum_y: Matrix,
