@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.categorical:
                 print(f"postgresql categorical: {size} distinct values ...", flush=True)
                 cat = child("pgcat", size)
-                results["postgresql"][f"categorical_{size}"] = cat
+                results.setdefault("postgresql_categorical", {})[str(size)] = cat
                 print(f"  top categories / bare count: {cat.get('ratio')}x", flush=True)
         try:
             engine = sa.create_engine(pg_url())
