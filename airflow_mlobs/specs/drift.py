@@ -348,7 +348,7 @@ class DriftSpec(DriftSource):
             window_start=start,
             window_end=end,
         )
-        return with_sample(result, profile)
+        return with_sample(result, profile, baseline)
 
     def evaluate(
         self,
@@ -368,13 +368,30 @@ class DriftSpec(DriftSource):
         return self.judge(baseline, profile, window_start, window_end)
 
 
-def with_sample(result: CheckResult, profile: Profile) -> CheckResult:
+def with_sample(result: CheckResult, profile: Profile, baseline: Baseline | None = None) -> CheckResult:
     """A result of a sampled profile: ``metrics["sample"]`` holds the rate, method, seed, key, row
     estimate and sampled row count, and the summary ends with how it was sampled. p-values already
-    come from the sampled counts (nothing scales them up)."""
+    come from the sampled counts (nothing scales them up). With the ``baseline``, also
+    ``psi_standard_error``: per numeric column, the delta-method standard error of the (unsmoothed)
+    PSI of the window's bin shares over the baseline's
+    (:func:`airflow_mlobs.core.sampling.psi_standard_error`; row-sample theory, which understates
+    the error of a clustered block sample)."""
+    from airflow_mlobs.core.profile import NumericProfile
+    from airflow_mlobs.core.sampling import psi_standard_error
+
     info = profile.sample
     if info is None:
         return result
+    errors: dict[str, float] = {}
+    for name, column in profile.columns.items():
+        reference = baseline.reference.columns.get(name) if baseline is not None else None
+        if not (isinstance(column, NumericProfile) and isinstance(reference, NumericProfile)):
+            continue
+        if sum(column.bins) <= 0 or sum(reference.bins) <= 0 or len(column.bins) != len(reference.bins):
+            continue
+        expected = [b / sum(reference.bins) for b in reference.bins]
+        actual = [b / sum(column.bins) for b in column.bins]
+        errors[name] = psi_standard_error(expected, actual, sum(column.bins))
     metrics = dict(result.metrics)
     metrics["sample"] = {
         "rate": info.rate,
@@ -383,6 +400,7 @@ def with_sample(result: CheckResult, profile: Profile) -> CheckResult:
         "key": info.key,
         "estimate": info.estimate,
         "sampled_rows": info.sampled_rows,
+        "psi_standard_error": errors,
     }
     return replace(result, metrics=metrics, summary=f"{result.summary} ({info.describe()})")
 

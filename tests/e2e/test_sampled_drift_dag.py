@@ -64,3 +64,6 @@ def test_sampled_drift_check_catches_a_real_drift(airflow_db: Path, tmp_path: Pa
     assert (sample["method"], sample["key"], sample["rate"]) == ("key-hash", "id", 0.5)
     assert 100 < sample["sampled_rows"] < 200  # about half of the day's 300 rows
     assert {d["column"] for d in compact["metrics"]["drifted_columns"]} >= {"x1"}
+    errors = sample["psi_standard_error"]
+    assert set(errors) == {"id", "x1", "x2", "score"}  # the baseline's numeric columns (id too)
+    assert all(0 < e < 1 for e in errors.values())
