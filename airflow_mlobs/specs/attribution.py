@@ -7,15 +7,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.core.attribution import AttributionRules, Reference, judge_attribution
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.sources.attribution_sql import AttributionSource, gather_attributions, read_importances
 from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
+
+if TYPE_CHECKING:
+    from airflow_mlobs.sources.attribution_sql import AttributionSource
 
 #: The prediction log's layout as PredictionLogger writes it (airflow_mlobs.recorder.layout; a
 #: unit test holds them equal): read when the arguments name no other table or columns.
@@ -111,6 +113,9 @@ class AttributionSpec:
 
     def source(self) -> AttributionSource:
         """The gatherer's view of the log."""
+        # SQLAlchemy and numpy load when the check runs, never when a DAG imports the spec.
+        from airflow_mlobs.sources.attribution_sql import AttributionSource
+
         return AttributionSource(
             table=parse_table_name(self.table),
             timestamp_column=self.timestamp_column,
@@ -144,6 +149,8 @@ class AttributionSpec:
         end = parse_moment(window_end, "window_end")
         if start is None or end is None or not start < end:
             raise MlobsInputError(f"{dataset}: the window must have start < end, got {start} to {end}")
+        from airflow_mlobs.sources.attribution_sql import gather_attributions, read_importances
+
         bounds = self.reference_bounds()
         with connector_or_default(connect)(self.conn_id) as engine:
             current, ref_summary, _ = gather_attributions(

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.fairness import CHECK, FairnessSummary, FairnessThresholds, judge_fairness
-from airflow_mlobs.core.performance.window import PerformanceWindow
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.sources.fairness_sql import fairness_summary_sql
-from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
 from airflow_mlobs.specs.base import Connector, connector_or_default
+
+if TYPE_CHECKING:
+    from airflow_mlobs.sources.performance_sql import PerformanceQuery
 
 #: The prediction recorder's layout (:data:`airflow_mlobs.recorder.layout.PERFORMANCE_DEFAULTS`,
 #: which specs/ may not import; tests/unit/test_fairness.py holds them equal).
@@ -98,6 +98,11 @@ class FairnessSpec:
         )
 
     def query(self, start: datetime, end: datetime) -> PerformanceQuery:
+        """The performance join's query of the window, with labels by its end."""
+        # numpy and SQLAlchemy load when the check runs, never when a DAG imports the spec.
+        from airflow_mlobs.core.performance.window import PerformanceWindow
+        from airflow_mlobs.sources.performance_sql import PerformanceQuery, PerformanceSource
+
         source = PerformanceSource(
             predictions=parse_table_name(self.predictions_table),
             labels=parse_table_name(self.labels_table),
@@ -134,6 +139,8 @@ class FairnessSpec:
         end = parse_moment(window_end, "window_end")
         if start is None or end is None or not start < end:
             raise MlobsInputError(f"{dataset}: the window must have start < end, got {start} to {end}")
+        from airflow_mlobs.sources.fairness_sql import fairness_summary_sql
+
         reference: FairnessSummary | None = None
         with connector_or_default(connect)(self.conn_id) as engine:
             summary, _ = fairness_summary_sql(engine, self.query(start, end), self.group_columns)
