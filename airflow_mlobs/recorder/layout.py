@@ -171,6 +171,7 @@ def meta_table(name: str, schema: str | None) -> sa.Table:
         schema=schema,
     )
 
+
 #: Per-prediction feature attributions (SHAP values or similar) are logged as one DOUBLE column per
 #: feature named ``attr__<feature>``; the attribution-drift check finds them by this prefix.
 from airflow_mlobs.core.attribution import ATTRIBUTION_PREFIX  # noqa: E402

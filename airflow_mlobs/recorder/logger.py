@@ -305,7 +305,9 @@ class PredictionLogger:
                 self._flush_locked()
         return [str(v) for v in ids]
 
-    def _attribution_columns(self, attributions: Any, features: Mapping[str, list[Any]]) -> dict[str, list[Any]]:
+    def _attribution_columns(
+        self, attributions: Any, features: Mapping[str, list[Any]]
+    ) -> dict[str, list[Any]]:
         """The ``attr__<feature>`` columns of ``attributions``, checked to be numbers, with the
         attributions of redacted features redacted (see :meth:`log_batch`)."""
         where = f"table {self.ref}"
@@ -315,7 +317,9 @@ class PredictionLogger:
         for feature, values in given.items():
             column = layout.attribution_column(feature)
             if column in features:
-                raise MlobsInputError(f"{where}: feature {column!r} clashes with the attribution column of {feature!r}")
+                raise MlobsInputError(
+                    f"{where}: feature {column!r} clashes with the attribution column of {feature!r}"
+                )
             checked = _values(values, n, f"attribution of {feature!r}", where, number=True)
             if feature in self.redacted and column not in self.redacted:
                 if self.redact_mode == "drop":

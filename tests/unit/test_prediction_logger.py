@@ -577,15 +577,22 @@ def test_attributions_are_logged_as_attr_columns_that_the_attribution_check_read
 
 def test_attributions_of_redacted_features_are_redacted_and_must_be_numbers(engine: sa.Engine) -> None:
     with PredictionLogger(engine, table="dropped", redact=["income"]) as logger:
-        logger.log_batch({"income": [10, 20], "x": [1, 2]}, attributions={"income": [0.5, 0.1], "x": [0.2, 0.3]})
+        logger.log_batch(
+            {"income": [10, 20], "x": [1, 2]}, attributions={"income": [0.5, 0.1], "x": [0.2, 0.3]}
+        )
     names = {c["name"] for c in sa.inspect(engine).get_columns("dropped")}
     assert "income" not in names and "attr__income" not in names and "attr__x" in names
     with PredictionLogger(engine, table="replaced", redact=["income"], redact_mode="replace") as logger:
-        logger.log_batch({"income": [10, 20], "x": [1, 2]}, attributions={"income": [0.5, None], "x": [0.2, 0.3]})
+        logger.log_batch(
+            {"income": [10, 20], "x": [1, 2]}, attributions={"income": [0.5, None], "x": [0.2, 0.3]}
+        )
     assert [r["attr__income"] for r in _rows(engine, "replaced")] == [REDACTED, None]
     with PredictionLogger(engine, table="alone", redact=["attr__x"]) as logger:
         logger.log_batch({"x": [1, 2]}, attributions={"x": [0.2, 0.3]})
     assert [r["x"] for r in _rows(engine, "alone")] == [1, 2]
     assert "attr__x" not in {c["name"] for c in sa.inspect(engine).get_columns("alone")}
-    with PredictionLogger(engine, table="bad") as logger, pytest.raises(MlobsInputError, match="attribution of 'x'"):
+    with (
+        PredictionLogger(engine, table="bad") as logger,
+        pytest.raises(MlobsInputError, match="attribution of 'x'"),
+    ):
         logger.log_batch({"x": [1, 2]}, attributions={"x": ["high", 0.3]})
