@@ -9,20 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_mlobs.core.attribution import CHECK
-from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.operators.base import BaseCheckOperator, judged_window, parse_window_arg, with_window_basis
+from airflow_mlobs.operators.base import WindowSpecOperator, parse_window_arg
 from airflow_mlobs.specs.attribution import DEFAULT_TABLE, MODEL_VERSION, PREDICTED_AT, AttributionSpec
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
 
 SPEC_ARGUMENTS = frozenset(f.name for f in fields(AttributionSpec)) - {"dataset"}
 
 
-class AttributionDriftCheckOperator(BaseCheckOperator):
+class AttributionDriftCheckOperator(WindowSpecOperator):
     """Compare a window's per-feature mean |attribution| and importance ranking with a reference.
 
     One aggregate statement per window (per feature: count, Σ|a|, Σa²), one row fetched.
@@ -48,7 +44,7 @@ class AttributionDriftCheckOperator(BaseCheckOperator):
 
     check_name = CHECK
     template_fields: tuple[str, ...] = (
-        *BaseCheckOperator.template_fields,
+        *WindowSpecOperator.template_fields,
         "conn_id",
         "table",
         "model_version",
@@ -103,14 +99,3 @@ class AttributionDriftCheckOperator(BaseCheckOperator):
         if isinstance(values["reference_window"], list):
             values["reference_window"] = tuple(values["reference_window"])
         return AttributionSpec(**values, dataset=self.dataset)
-
-    def dataset_name(self) -> str:
-        """See :meth:`AttributionSpec.dataset_name`."""
-        return self.spec().dataset_name()
-
-    def evaluate(self, context: Context) -> CheckResult:
-        """Judge the run's window."""
-        judged = judged_window(context, self.window, start=self.window_start, end=self.window_end)
-        assert judged.start is not None and judged.end is not None
-        result = self.spec().evaluate(window_start=judged.start, window_end=judged.end)
-        return with_window_basis(result, judged)

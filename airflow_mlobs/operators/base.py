@@ -520,3 +520,35 @@ class BaseCheckOperator(CheckResultMixin, BaseOperator):
             self.check_name, self.dataset_name(), run_window(context), lambda: self.evaluate(context)
         )
         return self.finish(context, result)
+
+
+class WindowSpecOperator(BaseCheckOperator):
+    """A check whose rendered arguments make a spec (:meth:`spec`) judging one window: the spec has
+    ``dataset_name()`` and ``evaluate(window_start=, window_end=)``, and the run's window comes from
+    ``window``, ``window_start`` and ``window_end`` (:func:`judged_window`). The service-health,
+    fairness and attribution-drift checks are such operators; :meth:`run_spec` lets one prepare the
+    spec at run time (a pseudonym key)."""
+
+    window: timedelta | str | None
+    window_start: datetime | str | None
+    window_end: datetime | str | None
+
+    def spec(self) -> Any:
+        """The rendered arguments as the check's spec."""
+        raise NotImplementedError
+
+    def run_spec(self) -> Any:
+        """The spec a run evaluates (default: :meth:`spec`)."""
+        return self.spec()
+
+    def dataset_name(self) -> str:
+        """The spec's ``dataset_name()``."""
+        return str(self.spec().dataset_name())
+
+    def evaluate(self, context: Context) -> CheckResult:
+        """Judge the run's window."""
+        judged = judged_window(context, self.window, start=self.window_start, end=self.window_end)
+        assert judged.start is not None and judged.end is not None  # a required window has both
+        result = self.run_spec().evaluate(window_start=judged.start, window_end=judged.end)
+        assert isinstance(result, CheckResult)
+        return with_window_basis(result, judged)

@@ -9,22 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_mlobs.core.fairness import CHECK
-from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.operators.base import BaseCheckOperator, judged_window, parse_window_arg, with_window_basis
+from airflow_mlobs.operators.base import WindowSpecOperator, parse_window_arg
 from airflow_mlobs.recorder.layout import PERFORMANCE_DEFAULTS
 from airflow_mlobs.specs.fairness import FairnessSpec
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
 
 SPEC_ARGUMENTS = frozenset(f.name for f in fields(FairnessSpec)) - {"dataset"}
 _D = PERFORMANCE_DEFAULTS
 
 
-class FairnessCheckOperator(BaseCheckOperator):
+class FairnessCheckOperator(WindowSpecOperator):
     """Compare a classifier's groups: selection rates from the predictions alone (the same day),
     and once labels mature true/false positive rates and accuracy; judge the disparate impact
     ratio (four-fifths rule) and the growth of the gaps over a reference window. Definitions:
@@ -50,7 +46,7 @@ class FairnessCheckOperator(BaseCheckOperator):
 
     check_name = CHECK
     template_fields: tuple[str, ...] = (
-        *BaseCheckOperator.template_fields,
+        *WindowSpecOperator.template_fields,
         "conn_id",
         "predictions_table",
         "labels_table",
@@ -107,14 +103,3 @@ class FairnessCheckOperator(BaseCheckOperator):
         if values["reference_window"] is not None:
             values["reference_window"] = tuple(values["reference_window"])
         return FairnessSpec(**values, dataset=self.dataset)
-
-    def dataset_name(self) -> str:
-        """See :meth:`FairnessSpec.dataset_name`."""
-        return self.spec().dataset_name()
-
-    def evaluate(self, context: Context) -> CheckResult:
-        """Judge the run's window."""
-        judged = judged_window(context, self.window, start=self.window_start, end=self.window_end)
-        assert judged.start is not None and judged.end is not None
-        result = self.spec().evaluate(window_start=judged.start, window_end=judged.end)
-        return with_window_basis(result, judged)

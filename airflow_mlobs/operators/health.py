@@ -10,15 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_mlobs.core.health import CHECK
-from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.operators.base import BaseCheckOperator, judged_window, parse_window_arg, with_window_basis
+from airflow_mlobs.operators.base import WindowSpecOperator, parse_window_arg
 from airflow_mlobs.specs.health import HealthSpec
-
-if TYPE_CHECKING:
-    from airflow.sdk import Context
 
 #: The operator's arguments that are the spec's (all but ``window`` and the base's).
 SPEC_ARGUMENTS = frozenset(f.name for f in fields(HealthSpec)) - {
@@ -28,7 +24,7 @@ SPEC_ARGUMENTS = frozenset(f.name for f in fields(HealthSpec)) - {
 }
 
 
-class ServiceHealthCheckOperator(BaseCheckOperator):
+class ServiceHealthCheckOperator(WindowSpecOperator):
     """Judge a model service's request log: latency percentiles, throughput and error rate.
 
     One aggregate statement per window is pushed down (plus one per grouping and the reference
@@ -76,7 +72,7 @@ class ServiceHealthCheckOperator(BaseCheckOperator):
 
     check_name = CHECK
     template_fields: tuple[str, ...] = (
-        *BaseCheckOperator.template_fields,
+        *WindowSpecOperator.template_fields,
         "conn_id",
         "table",
         "sql",
@@ -143,16 +139,9 @@ class ServiceHealthCheckOperator(BaseCheckOperator):
             values["reference_window"] = tuple(values["reference_window"])
         return HealthSpec(**values, dataset=self.dataset, sensitive_columns=tuple(self.sensitive_columns))
 
-    def dataset_name(self) -> str:
-        """See :meth:`HealthSpec.dataset_name`."""
-        return self.spec().dataset_name()
-
-    def evaluate(self, context: Context) -> CheckResult:
-        """Judge the run's window."""
-        judged = judged_window(context, self.window, start=self.window_start, end=self.window_end)
-        assert judged.start is not None and judged.end is not None  # a required window has both
+    def run_spec(self) -> HealthSpec:
+        """The spec, given the pseudonym key when a grouping column is sensitive."""
         spec = self.spec()
         if {spec.segment_column, spec.model_version_column} & set(spec.sensitive_columns):
             spec = replace(spec, pseudonym_key=self.resolved_pseudonym_key())
-        result = spec.evaluate(window_start=judged.start, window_end=judged.end)
-        return with_window_basis(result, judged)
+        return spec
