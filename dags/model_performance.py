@@ -15,6 +15,13 @@ sees the same labels:
   ``skipped`` with estimates from the scores (expected accuracy and positive rate, calibrated on
   the reference window), so a collapse shows before the labels confirm it.
 
+- ``prediction_fairness``: the run's own day of predictions, by ``region``, from the predictions
+  alone (no label needed, so bias shows the same day): each region's selection rate (share
+  predicted to churn) and the disparate impact ratio (lowest / highest). Below 0.6 it warns (the
+  task succeeds). The four-fifths rule's 0.8 is not used here: with 75 to 100 predictions per
+  region a day, unbiased days already reach ratios of 0.7 by chance. The true and false positive
+  rate gaps are reported once the day's labels are in (here: skipped, "no labels yet").
+
 The retraining gate opens on an accuracy drop of 5 points or more. It starts the same retraining as
 the monitoring DAG's drift gate (the ``mlobs://churn/retrain`` asset) and shares its cooldown: when
 drift already retrained the model, the labels confirming the damage do not retrain it again.
@@ -27,7 +34,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable
 
-from airflow_mlobs.operators import PerformanceCheckOperator, RetrainGateOperator
+from airflow_mlobs.operators import FairnessCheckOperator, PerformanceCheckOperator, RetrainGateOperator
 
 WAREHOUSE = "mlobs_warehouse"
 RETRAIN = Asset("mlobs://churn/retrain")
@@ -72,6 +79,20 @@ with DAG(
         label_delay="1d",
         min_label_coverage=0.8,
         max_drop=(0.03, 0.08),
+        on_breach="continue",
+    )
+    fairness = FairnessCheckOperator(
+        task_id="prediction_fairness",
+        conn_id=WAREHOUSE,
+        predictions_table=SOURCE["predictions_table"],
+        labels_table=SOURCE["labels_table"],
+        group_columns=["region"],
+        predicted_column=SOURCE["predicted_column"],
+        model_version_column=SOURCE["model_version_column"],
+        model_version=SOURCE["model_version"],
+        dataset=SOURCE["dataset"],
+        window="1d",
+        warn_ratio=0.6,
         on_breach="continue",
     )
     gate = RetrainGateOperator(

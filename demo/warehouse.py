@@ -15,6 +15,9 @@ breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see 
   1.5 to 3.5 days after the prediction (about 3% never do). Before ``DRIFT_STARTS`` the model is
   right about 90% of the time; on the shifted customer mix far less often. Predictions run to
   ``PREDICTIONS_END``, so the last days' labels are still on their way when the demo judges them.
+  From ``BIAS_STARTS`` (after the retraining) the deployed model leans on ``region``: south's churn
+  scores are lower (logit minus ``BIAS_LOGIT_SHIFT``), so south is predicted to churn at about 0.4x
+  the other regions' rate; the labels (drawn from the true churn probability) do not change.
 
 - ``request_log``: the model service's requests (about 3,000 a day: time, latency in milliseconds,
   HTTP status, model version, region). Latency is lognormal with a p95 of about 120 ms and about
@@ -58,6 +61,11 @@ LABEL_DELAY_DAYS = (1.5, 3.5)
 #: The first model_performance run of the demo (it judges the predictions of 11-22).
 LABELS_STORY_STARTS = datetime(2026, 11, 26, tzinfo=UTC)
 NEVER_LABELLED = 0.03
+#: Bias creep: from here on the model's scores for ``BIASED_REGION`` are lower (the days whose
+#: labels have not arrived when the demo's last model_performance runs judge them).
+BIAS_STARTS = datetime(2026, 11, 26, tzinfo=UTC)
+BIASED_REGION = "south"
+BIAS_LOGIT_SHIFT = 0.3
 #: The model service slows down and fails on this day (the window ending ``SLOW_SERVICE_END``).
 SLOW_SERVICE_DAY = datetime(2026, 11, 26, tzinfo=UTC)
 SLOW_SERVICE_END = SLOW_SERVICE_DAY + timedelta(days=1)
@@ -283,6 +291,10 @@ def _prediction_log() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     while day < PREDICTIONS_END:
         people = _population(rng, day, PREDICTIONS_PER_DAY)
         score = deployed_model_score(people["customer_age"], people["tenure_months"], people["monthly_spend"])
+        if day >= BIAS_STARTS:  # no random draws here: the other days' rows stay the same
+            biased = people["region"] == BIASED_REGION
+            lowered = 1.0 / (1.0 + np.exp(-(np.log(score / (1.0 - score)) - BIAS_LOGIT_SHIFT)))
+            score = np.where(biased, lowered, score)
         truth = churn_probability(
             people["customer_age"],
             people["tenure_months"],

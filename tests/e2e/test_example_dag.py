@@ -154,3 +154,21 @@ def test_example_dags_through_the_demo_story(airflow_db: Path, tmp_path: Path) -
     assert held["metrics"]["decision"] == "hold", held["summary"]
     assert "last retrain by model_monitoring.retrain_gate 3d ago" in held["summary"]
     assert asset_events(airflow_db, "mlobs://churn/retrain") == events_before + 1
+
+    # Bias creep: from 11-26 the model scores south lower. prediction_fairness judges the run's own
+    # day of predictions from the predictions alone: it warns the same day, naming the region, while
+    # none of that day's labels has arrived (the label gaps are skipped with the reason).
+    assert before_shift.xcoms["prediction_fairness"]["status"] == "pass"  # 11-25: not yet biased
+    fairness = shifted.xcoms["prediction_fairness"]
+    assert shifted.states["prediction_fairness"] == "success"
+    assert fairness["status"] == "warn", fairness["summary"]
+    assert "region=south selected at" in fairness["summary"]
+    region = fairness["metrics"]["region"]
+    ratio = region["gaps"]["disparate_impact_ratio"]
+    assert ratio["worst"] == "south" and ratio["value"] < 0.6
+    assert region["gaps"]["equal_opportunity_difference"]["value"] is None  # no labels yet
+    assert (
+        "no group has enough labelled predictions yet"
+        in region["gaps"]["equal_opportunity_difference"]["reason"]
+    )
+    assert {g["labelled"] for g in region["groups"].values()} == {0}
