@@ -169,7 +169,9 @@ LABELS_INTRO = """
 === Late labels. Whether a customer churned is known 1.5 to 3.5 days after the prediction. Each day
 model_performance judges the predictions made 3 days earlier (performance_matured: most labels are
 in) and estimates yesterday's from the model's scores (performance_recent: labels still arriving).
-The join with the labels runs inside the warehouse; labels count up to the end of the run's day."""
+The join with the labels runs inside the warehouse; labels count up to the end of the run's day.
+prediction_fairness compares the regions on the run's own day, from the predictions alone (no label
+needed): the share predicted to churn per region, and the lowest as a fraction of the highest."""
 
 
 def performance_days() -> list[tuple[datetime, str]]:
@@ -177,7 +179,11 @@ def performance_days() -> list[tuple[datetime, str]]:
     start = warehouse.LABELS_STORY_STARTS
     return [
         (start, "judges the predictions of 11-22 (before the shift); estimates 11-24's"),
-        (start + timedelta(days=1), "judges 11-23's predictions: the first day of the new customer mix"),
+        (
+            start + timedelta(days=1),
+            "judges 11-23's predictions: the first day of the new customer mix; "
+            "and 11-26's, on which the model began to score the south region lower",
+        ),
         (start + timedelta(days=2), "judges 11-24's predictions, whose estimate it showed two days ago"),
     ]
 
