@@ -432,3 +432,22 @@ def judge_joint(model: JointDriftModel, window: CovarianceProfile, top_pairs: in
         window.dropped,
         tuple(pairs[:top_pairs]),
     )
+
+
+def joint_inputs(
+    stats: Mapping[str, tuple[float | None, float | None]],
+) -> tuple[list[str], list[float]] | str:
+    """The joint-drift columns and their shift from the reference's per-column ``(mean, std)``:
+    the numeric columns with a mean and a non-zero spread (a constant column carries no joint
+    structure), in order; the reason when fewer than two remain."""
+    columns = [
+        name
+        for name, (mean, std) in stats.items()
+        if mean is not None and std is not None and math.isfinite(mean) and std > 0
+    ]
+    if len(columns) < 2:
+        return (
+            f"joint drift needs at least 2 non-constant numeric columns, the baseline has {len(columns)}"
+            + (f" ({', '.join(columns)})" if columns else "")
+        )
+    return columns, [float(stats[c][0]) for c in columns]  # type: ignore[arg-type]

@@ -77,6 +77,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from airflow_mlobs.core.covariance import CovarianceProfile, JointDriftModel
+
 PROFILE_VERSION = 1
 BASELINE_VERSION = 1
 DEFAULT_MAX_CATEGORIES = 1000
@@ -511,6 +513,9 @@ class Profile:
     segment: str | None = None
     #: How this profile was sampled (``None``: every row); see core/sampling.py. Not kept by merge.
     sample: SampleInfo | None = None
+    #: The window's covariance profile over the baseline's joint-drift columns (``None``: not
+    #: gathered); merged when both sides have one (:mod:`airflow_mlobs.core.covariance`).
+    joint: CovarianceProfile | None = None
 
     def merge(self, other: Profile, max_categories: int = DEFAULT_MAX_CATEGORIES) -> Profile:
         """Add two profiles over the same baseline edges (``edges_key`` must match)."""
@@ -543,6 +548,13 @@ class Profile:
             missing_columns=tuple(sorted(set(self.missing_columns) | set(other.missing_columns))),
             errors={**other.errors, **self.errors},
             segment=self.segment if self.segment == other.segment else None,
+            joint=(
+                self.joint.merge(other.joint)
+                if self.joint is not None
+                and other.joint is not None
+                and self.joint.columns == other.joint.columns
+                else None
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -559,6 +571,7 @@ class Profile:
             "missing_columns": list(self.missing_columns),
             "errors": dict(self.errors),
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
+            **({"joint": self.joint.to_json()} if self.joint is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -578,6 +591,7 @@ class Profile:
             missing_columns=tuple(data.get("missing_columns", ())),
             errors=dict(data.get("errors", {})),
             segment=data.get("segment"),
+            joint=_covariance_from_json(data["joint"]) if data.get("joint") else None,
         )
 
 
@@ -716,6 +730,11 @@ class Baseline:
     source: str = ""
     thresholds: Mapping[str, float] = field(default_factory=dict)
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    #: The joint (multivariate) drift model over the numeric columns
+    #: (:mod:`airflow_mlobs.core.covariance`); ``None`` for a baseline built before joint drift or
+    #: when it could not be built, ``joint_reason`` then saying why.
+    joint: JointDriftModel | None = None
+    joint_reason: str = ""
 
     @property
     def key(self) -> str:
@@ -734,6 +753,8 @@ class Baseline:
             "reference": self.reference.to_dict(),
             "thresholds": dict(self.thresholds),
             "calibration": dict(self.calibration),
+            **({"joint": self.joint.to_json()} if self.joint is not None else {}),
+            **({"joint_reason": self.joint_reason} if self.joint_reason else {}),
         }
 
     def to_json(self) -> str:
@@ -760,6 +781,8 @@ class Baseline:
                 source=str(data.get("source", "")),
                 thresholds={str(k): float(v) for k, v in (data.get("thresholds") or {}).items()},
                 calibration=dict(data.get("calibration") or {}),
+                joint=_joint_model_from_json(data["joint"]) if data.get("joint") else None,
+                joint_reason=str(data.get("joint_reason") or ""),
             )
         except MlobsInputError:
             raise
@@ -787,6 +810,20 @@ class Baseline:
     def with_thresholds(self, thresholds: Mapping[str, float], calibration: Mapping[str, Any]) -> Baseline:
         """A copy with data-driven thresholds."""
         return replace(self, thresholds=dict(thresholds), calibration=dict(calibration))
+
+
+def _covariance_from_json(data: Mapping[str, Any]) -> CovarianceProfile:
+    """A stored window covariance profile (numpy loads only when one is read)."""
+    from airflow_mlobs.core.covariance import CovarianceProfile
+
+    return CovarianceProfile.from_json(data)
+
+
+def _joint_model_from_json(data: Mapping[str, Any]) -> JointDriftModel:
+    """A stored joint-drift model (numpy loads only when one is read)."""
+    from airflow_mlobs.core.covariance import JointDriftModel
+
+    return JointDriftModel.from_json(data)
 
 
 def baseline_path(directory: str | Path, name: str, version: str) -> Path:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from airflow_mlobs.core.covariance import FOLDS, JointDriftModel, build_joint_model, joint_inputs
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import (
@@ -29,12 +30,15 @@ from airflow_mlobs.core.profile import (
     CategoricalProfile,
     ColumnKind,
     ColumnSpec,
+    NumericProfile,
+    Profile,
     check_baseline_args,
     constant_split,
     quantile_levels,
     sensitive_key,
 )
 from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
+from airflow_mlobs.sources.covariance_sql import gather_covariance_row_folds
 from airflow_mlobs.sources.dberrors import (
     db_cause,
     is_transient,
@@ -273,6 +277,7 @@ def build_baseline_sql(
         categories = tuple(profile.to_dict()["counts"]) if isinstance(profile, CategoricalProfile) else ()
         specs[n] = categorical_spec(n, categories)
     ordered_specs = {n: specs[n] for n in names if n in specs}
+    joint = _joint_model(engine, from_clause, ordered_specs, reference, conditions, where_label)
     return Baseline(
         name=name,
         version=version,
@@ -280,7 +285,38 @@ def build_baseline_sql(
         reference=reference,
         created_at=datetime.now(UTC),
         source=source or where_label,
+        joint=joint if isinstance(joint, JointDriftModel) else None,
+        joint_reason=joint if isinstance(joint, str) else "",
     )
+
+
+def _joint_model(
+    engine: Engine,
+    from_clause: sa.FromClause,
+    specs: Mapping[str, ColumnSpec],
+    reference: Profile,
+    conditions: list[sa.ColumnElement[bool]],
+    where_label: str,
+) -> JointDriftModel | str:
+    """The joint-drift model from ONE more statement: the reference's covariance profile in
+    :data:`~airflow_mlobs.core.covariance.FOLDS` folds by ``ROW_NUMBER() OVER () % K``, shifted by
+    the reference means (the twin of :func:`~airflow_mlobs.sources.drift_frame.joint_model_of`)."""
+    stats = {
+        n: (p.mean, p.std)
+        for n, spec in specs.items()
+        if spec.kind == "numeric" and isinstance(p := reference.columns.get(n), NumericProfile)
+    }
+    chosen = joint_inputs(stats)
+    if isinstance(chosen, str):
+        return chosen
+    columns, shift = chosen
+    try:
+        folds, _ = gather_covariance_row_folds(engine, from_clause, columns, FOLDS, shift, conditions)
+    except SQLAlchemyError as exc:
+        raise SourceError(
+            f"joint drift: covariance statement on {where_label} failed: {db_cause(exc)}"
+        ) from exc
+    return build_joint_model(folds)
 
 
 def _no_reference_values(

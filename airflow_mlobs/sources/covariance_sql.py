@@ -9,14 +9,16 @@ With ``fold_by`` (an integer column) and ``folds`` the same statement groups by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, tzinfo
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from airflow_mlobs.core.covariance import CovarianceProfile
+from airflow_mlobs.core.types import TableRef
 from airflow_mlobs.sources.dialect import dialect_for
-from airflow_mlobs.sources.sqlkit import DOUBLE, QueryStats
+from airflow_mlobs.sources.sqlkit import DOUBLE, QueryStats, catalog_columns, window_conditions
 
 
 def covariance_statement(
@@ -29,9 +31,17 @@ def covariance_statement(
     where: sa.ColumnElement[bool] | None = None,
     fold_by: str | None = None,
     folds: int | None = None,
+    source: sa.FromClause | None = None,
 ) -> sa.Select[Any]:
+    """The statement over ``table`` (or the ``source`` clause, for a query or a subquery)."""
     dialect = dialect_for(engine)
-    t = sa.table(table, *(sa.column(c) for c in [*columns, *([fold_by] if fold_by else [])]), schema=schema)
+    t = (
+        source
+        if source is not None
+        else sa.table(
+            table, *(sa.column(c) for c in [*columns, *([fold_by] if fold_by else [])]), schema=schema
+        )
+    )
     complete = sa.and_(*(dialect.finite(t.c[c]) for c in columns))
     y = [sa.cast(t.c[c], DOUBLE) - sa.literal(float(s), DOUBLE) for c, s in zip(columns, shift, strict=True)]
     aggs: list[Any] = [
@@ -72,10 +82,12 @@ def gather_covariance(
     *,
     schema: str | None = None,
     where: sa.ColumnElement[bool] | None = None,
+    source: sa.FromClause | None = None,
 ) -> tuple[CovarianceProfile, QueryStats]:
-    """The window's covariance profile from one statement fetching one row."""
+    """The window's covariance profile from one statement fetching one row (over ``source``
+    instead of ``table`` when given: the drift check's table or query clause)."""
     c = [0.0] * len(columns) if shift is None else [float(v) for v in shift]
-    stmt = covariance_statement(engine, table, columns, c, schema=schema, where=where)
+    stmt = covariance_statement(engine, table, columns, c, schema=schema, where=where, source=source)
     with engine.connect() as conn:
         rows = conn.execute(stmt).fetchall()
     return _profile(rows[0], columns, c), QueryStats(1, len(rows))
@@ -97,3 +109,83 @@ def gather_covariance_folds(
     with engine.connect() as conn:
         rows = conn.execute(stmt).fetchall()
     return [_profile(r, columns, c) for r in rows], QueryStats(1, len(rows))
+
+
+FOLD_LABEL = "mlobs_fold"
+
+
+def row_number_folds(
+    source: sa.FromClause, columns: Sequence[str], conditions: Sequence[sa.ColumnElement[bool]]
+) -> sa.Subquery:
+    """``source``'s rows (under ``conditions``) with a ``mlobs_fold`` column ``ROW_NUMBER() OVER ()``
+    (portable, every supported database): the reference's folds when no integer key is named. The
+    order is the database's scan order, so folds interleave the rows as the in-memory builder's
+    ``row_index % K`` does (the folds differ from it, not their purpose)."""
+    return (
+        sa.select(*(source.c[c] for c in columns), sa.func.row_number().over().label(FOLD_LABEL))
+        .select_from(source)
+        .where(*conditions)
+        .subquery("mlobs_folds")
+    )
+
+
+def gather_covariance_row_folds(
+    engine: sa.Engine,
+    source: sa.FromClause,
+    columns: Sequence[str],
+    folds: int,
+    shift: Sequence[float],
+    conditions: Sequence[sa.ColumnElement[bool]] = (),
+) -> tuple[list[CovarianceProfile], QueryStats]:
+    """One profile per fold ``ROW_NUMBER() % folds`` of ``source`` from one statement (``folds`` rows)."""
+    c = [float(v) for v in shift]
+    sub = row_number_folds(source, columns, conditions)
+    stmt = covariance_statement(engine, "", columns, c, fold_by=FOLD_LABEL, folds=folds, source=sub)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt).fetchall()
+    return [_profile(r, columns, c) for r in rows], QueryStats(1, len(rows))
+
+
+def gather_window_covariance(
+    engine: sa.Engine,
+    columns: Sequence[str],
+    shift: Sequence[float],
+    *,
+    table: TableRef | None,
+    sql: str | None,
+    timestamp_column: str | None,
+    window_start: datetime | None,
+    window_end: datetime | None,
+    naive_zone: tzinfo,
+    where: str | None,
+) -> tuple[CovarianceProfile | str, QueryStats]:
+    """The drift check's window covariance profile from ONE statement over the same rows as
+    :func:`~airflow_mlobs.sources.drift_sql.profile_sql` (the window conditions of
+    :func:`~airflow_mlobs.sources.sqlkit.window_conditions` and the ``where``); the reason instead
+    when a column is gone, or for a windowed ``sql`` query (not gathered yet)."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if table is not None:
+        catalog = {info.name: sql_type for info, sql_type in catalog_columns(engine, table)}
+        missing = [c for c in columns if c not in catalog]
+        if missing:
+            return f"columns missing from table {table}: {', '.join(missing)}", QueryStats(0, 0)
+        wanted = [*columns, *([timestamp_column] if timestamp_column and timestamp_column in catalog else [])]
+        source: sa.FromClause = sa.table(
+            table.name, *(sa.column(n, catalog[n]) for n in dict.fromkeys(wanted)), schema=table.schema
+        )
+        if timestamp_column and (window_start is not None or window_end is not None):
+            ts = source.c[timestamp_column]
+            naive = not bool(getattr(ts.type, "timezone", False))
+            conditions += window_conditions(ts, naive, naive_zone, window_start, window_end)
+    else:
+        assert sql is not None
+        if timestamp_column and (window_start is not None or window_end is not None):
+            return "a windowed sql query is not gathered for joint drift yet (use table=)", QueryStats(0, 0)
+        query = sql.strip().rstrip(";").rstrip() + "\n"
+        source = sa.text(query).columns(*(sa.column(n) for n in columns)).subquery("mlobs_src")
+    if where:
+        conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
+    profile, stats = gather_covariance(
+        engine, "", columns, shift, where=sa.and_(*conditions) if conditions else None, source=source
+    )
+    return profile, stats

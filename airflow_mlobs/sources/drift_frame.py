@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airflow_mlobs.core.covariance import FOLDS, JointDriftModel, build_joint_model, joint_inputs
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.privacy import PseudonymKey, pseudonym
 from airflow_mlobs.core.profile import (
@@ -49,6 +50,7 @@ from airflow_mlobs.core.profile import (
     without_extremes,
 )
 from airflow_mlobs.core.types import category_text
+from airflow_mlobs.sources.covariance_frame import covariance_folds_of_array
 
 
 def _as_frame(data: Any) -> pd.DataFrame:
@@ -347,6 +349,7 @@ def build_baseline(
         built = [spec_for(column) for column in names]
     specs = {str(column): spec for column, spec in zip(names, built, strict=True) if spec is not None}
     reference = profile_frame(frame, specs.values(), pseudonym_key=pseudonym_key)
+    joint = joint_model_of(frame, specs, reference)
     return Baseline(
         name=name,
         version=version,
@@ -354,7 +357,30 @@ def build_baseline(
         reference=reference,
         created_at=datetime.now(UTC),
         source=source,
+        joint=joint if isinstance(joint, JointDriftModel) else None,
+        joint_reason=joint if isinstance(joint, str) else "",
     )
+
+
+def joint_model_of(
+    frame: pd.DataFrame, specs: Mapping[str, ColumnSpec], reference: Profile, folds: int = FOLDS
+) -> JointDriftModel | str:
+    """The joint-drift model over the baseline's non-constant numeric columns, the reference rows
+    split into ``folds`` folds by row index, shifted by the reference means
+    (:func:`~airflow_mlobs.core.covariance.build_joint_model`); the reason when impossible."""
+    stats = {
+        n: (p.mean, p.std)
+        for n, spec in specs.items()
+        if spec.kind == "numeric" and isinstance(p := reference.columns.get(n), NumericProfile)
+    }
+    chosen = joint_inputs(stats)
+    if isinstance(chosen, str):
+        return chosen
+    columns, shift = chosen
+    x = np.column_stack(
+        [pd.to_numeric(frame[c], errors="coerce").to_numpy(np.float64, na_value=np.nan) for c in columns]
+    )
+    return build_joint_model(covariance_folds_of_array(x, columns, folds, shift))
 
 
 def _no_reference_values(name: str, column: Any, rows: int, nulls: int, non_finite: int) -> MlobsInputError:

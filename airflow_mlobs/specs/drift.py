@@ -31,7 +31,7 @@ from airflow_mlobs.core.profile import (
     load_baseline,
 )
 from airflow_mlobs.core.readings import DriftReading
-from airflow_mlobs.core.result import CheckResult, Status, worst
+from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 from airflow_mlobs.core.timeutil import get_zone, parse_moment
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources import files as file_source
@@ -304,11 +304,15 @@ class DriftSpec(DriftSource):
                 max_categories=self.max_categories,
                 pseudonym_key=self.pseudonym_key,
             )
-            return (
-                profile
-                if info is None
-                else replace(profile, sample=replace(info, sampled_rows=profile.row_count))
-            )
+            if info is not None:
+                return replace(profile, sample=replace(info, sampled_rows=profile.row_count))
+            joint = baseline.joint
+            if joint is not None and all(c in frame.columns for c in joint.reference.columns):
+                from airflow_mlobs.sources.covariance_frame import covariance_profile_of
+
+                window = covariance_profile_of(frame, joint.reference.columns, joint.reference.shift)
+                profile = replace(profile, joint=window)
+            return profile
         assert self.conn_id is not None
         with connector_or_default(connect)(self.conn_id) as engine:
             profile, stats = profile_sql(
@@ -325,6 +329,12 @@ class DriftSpec(DriftSource):
                 pseudonym_key=self.pseudonym_key,
                 sampling=sampling,
             )
+            if baseline.joint is not None and sampling is None and profile.row_count:
+                window = self._gather_joint(engine, baseline, start, end)
+                if not isinstance(window, str):
+                    profile = replace(profile, joint=window)
+                else:
+                    log.info("Joint drift not gathered for %s: %s", self.source_name(), window)
         log.info(
             "Profiled %s in the database: %d statements, %d rows fetched",
             self.source_name(),
@@ -332,6 +342,32 @@ class DriftSpec(DriftSource):
             stats.rows_fetched,
         )
         return profile
+
+    def _gather_joint(
+        self,
+        engine: Any,
+        baseline: Baseline,
+        start: datetime | None,
+        end: datetime | None,
+    ) -> Any:
+        """The window's covariance profile in one more statement (or the reason it is not)."""
+        from airflow_mlobs.sources.covariance_sql import gather_window_covariance
+
+        assert baseline.joint is not None
+        reference = baseline.joint.reference
+        window, _ = gather_window_covariance(
+            engine,
+            reference.columns,
+            reference.shift,
+            table=parse_table_name(self.table) if self.table else None,
+            sql=self.sql,
+            timestamp_column=self.timestamp_column,
+            window_start=start,
+            window_end=end,
+            naive_zone=get_zone(self.timestamp_timezone),
+            where=self.where,
+        )
+        return window
 
     def judge(
         self, baseline: Baseline, profile: Profile, start: datetime | None, end: datetime | None
@@ -518,7 +554,104 @@ def judge_profile(
             window_end=window_end,
         )
         result = with_prediction_drift(result, predictions)
-    return result
+    return with_joint_drift(result, baseline, profile, features)
+
+
+JOINT_SUBJECT = "(joint)"
+
+
+def joint_not_judged_reason(
+    baseline: Baseline, profile: Profile, features: Sequence[str] | None = None
+) -> str | None:
+    """Why joint drift cannot be judged for this window, or ``None`` when it can."""
+    if baseline.joint is None:
+        return (
+            f"the baseline has no joint model ({baseline.joint_reason})"
+            if baseline.joint_reason
+            else "the baseline has no covariance profile (built before joint drift); rebuild it to judge joint drift"
+        )
+    outside = [c for c in baseline.joint.reference.columns if features is not None and c not in features]
+    if outside:
+        return (
+            f"the baseline's joint model also covers {', '.join(outside)}, which this check does not "
+            "judge as a feature (a prediction column, or columns= narrower than the baseline); build "
+            "the baseline with columns= the features to judge joint drift"
+        )
+    if not profile.row_count:
+        return "no rows in the window"
+    if profile.sample is not None:
+        return "the window was sampled (joint drift is judged on every row only)"
+    if profile.joint is None:
+        missing = [c for c in baseline.joint.reference.columns if c in profile.missing_columns]
+        if missing:
+            return f"columns missing from the window: {', '.join(missing)}"
+        return "the window has no covariance profile (merged profiles stored before joint drift, or a windowed sql query)"
+    return None
+
+
+def _shown(value: float | None) -> float | None:
+    """A reported joint-drift figure to 6 significant digits: a merged window's sums add in
+    another order than the whole window's, and its figures must read the same."""
+    return None if value is None else float(f"{value:.6g}")
+
+
+def with_joint_drift(
+    result: CheckResult, baseline: Baseline, profile: Profile, features: Sequence[str] | None = None
+) -> CheckResult:
+    """Fold joint (multivariate) drift into the result (:func:`~airflow_mlobs.core.covariance.judge_joint`):
+    ``metrics["joint_drift"]`` always (``judged`` False with the ``reason`` when it could not be
+    judged); a ``fail`` finding on :data:`JOINT_SUBJECT` and the status at least ``fail`` when the
+    window's reconstruction error is past the baseline's threshold."""
+    from airflow_mlobs.core.covariance import judge_joint
+
+    reason = joint_not_judged_reason(baseline, profile, features)
+    metrics = dict(result.metrics)
+    if reason is not None:
+        metrics["joint_drift"] = {"judged": False, "reason": f"joint drift not judged: {reason}"}
+        return replace(result, metrics=metrics)
+    assert baseline.joint is not None and profile.joint is not None
+    verdict = judge_joint(baseline.joint, profile.joint)
+    if verdict.drifted is None:
+        metrics["joint_drift"] = {
+            "judged": False,
+            "reason": verdict.message(),
+            "n": verdict.n,
+            "dropped": verdict.dropped,
+        }
+        return replace(result, metrics=metrics)
+    metrics["joint_drift"] = {
+        "judged": True,
+        "drifted": verdict.drifted,
+        "error": _shown(verdict.error),
+        "expected": _shown(verdict.expected),
+        "sd": _shown(verdict.expected_sd),
+        "threshold": _shown(verdict.threshold),
+        "n": verdict.n,
+        "dropped": verdict.dropped,
+        "columns": list(baseline.joint.reference.columns),
+        "pairs": [
+            {"left": p.left, "right": p.right, "reference": _shown(p.reference), "window": _shown(p.window)}
+            for p in verdict.pairs
+        ],
+        "message": verdict.message(),
+    }
+    if not verdict.drifted:
+        return replace(result, metrics=metrics)
+    finding = Finding(
+        JOINT_SUBJECT,
+        "reconstruction_error",
+        Status.FAIL,
+        value=_shown(verdict.error),
+        threshold=_shown(verdict.threshold),
+        reason=verdict.message(),
+    )
+    return replace(
+        result,
+        status=worst([result.status, Status.FAIL]),
+        summary=f"{result.summary}; {verdict.message()}",
+        findings=(*result.findings, finding),
+        metrics=metrics,
+    )
 
 
 def with_prediction_drift(features: CheckResult, predictions: CheckResult) -> CheckResult:
