@@ -277,7 +277,7 @@ def build_baseline_sql(
         categories = tuple(profile.to_dict()["counts"]) if isinstance(profile, CategoricalProfile) else ()
         specs[n] = categorical_spec(n, categories)
     ordered_specs = {n: specs[n] for n in names if n in specs}
-    joint = _joint_model(engine, from_clause, ordered_specs, reference, conditions, where_label)
+    joint = _joint_model(engine, from_clause, ordered_specs, reference, conditions, where_label, dialect)
     return Baseline(
         name=name,
         version=version,
@@ -297,6 +297,7 @@ def _joint_model(
     reference: Profile,
     conditions: list[sa.ColumnElement[bool]],
     where_label: str,
+    dialect: SqlDialect,
 ) -> JointDriftModel | str:
     """The joint-drift model from ONE more statement: the reference's covariance profile in
     :data:`~airflow_mlobs.core.covariance.FOLDS` folds by ``ROW_NUMBER() OVER () % K``, shifted by
@@ -311,7 +312,9 @@ def _joint_model(
         return chosen
     columns, shift = chosen
     try:
-        folds, _ = gather_covariance_row_folds(engine, from_clause, columns, FOLDS, shift, conditions)
+        folds, _ = gather_covariance_row_folds(
+            engine, from_clause, columns, FOLDS, shift, conditions, dialect=dialect
+        )
     except SQLAlchemyError as exc:
         raise SourceError(
             f"joint drift: covariance statement on {where_label} failed: {db_cause(exc)}"

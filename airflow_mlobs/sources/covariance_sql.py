@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.covariance import CovarianceProfile
 from airflow_mlobs.core.types import TableRef
-from airflow_mlobs.sources.dialect import dialect_for
+from airflow_mlobs.sources.dialect import SqlDialect, dialect_for
 from airflow_mlobs.sources.sqlkit import DOUBLE, QueryStats, catalog_columns, window_conditions
 
 
@@ -32,9 +32,11 @@ def covariance_statement(
     fold_by: str | None = None,
     folds: int | None = None,
     source: sa.FromClause | None = None,
+    dialect: SqlDialect | None = None,
 ) -> sa.Select[Any]:
-    """The statement over ``table`` (or the ``source`` clause, for a query or a subquery)."""
-    dialect = dialect_for(engine)
+    """The statement over ``table`` (or the ``source`` clause, for a query or a subquery), in
+    ``dialect`` (default: the engine's)."""
+    dialect = dialect or dialect_for(engine)
     t = (
         source
         if source is not None
@@ -136,11 +138,14 @@ def gather_covariance_row_folds(
     folds: int,
     shift: Sequence[float],
     conditions: Sequence[sa.ColumnElement[bool]] = (),
+    dialect: SqlDialect | None = None,
 ) -> tuple[list[CovarianceProfile], QueryStats]:
     """One profile per fold ``ROW_NUMBER() % folds`` of ``source`` from one statement (``folds`` rows)."""
     c = [float(v) for v in shift]
     sub = row_number_folds(source, columns, conditions)
-    stmt = covariance_statement(engine, "", columns, c, fold_by=FOLD_LABEL, folds=folds, source=sub)
+    stmt = covariance_statement(
+        engine, "", columns, c, fold_by=FOLD_LABEL, folds=folds, source=sub, dialect=dialect
+    )
     with engine.connect() as conn:
         rows = conn.execute(stmt).fetchall()
     return [_profile(r, columns, c) for r in rows], QueryStats(1, len(rows))
