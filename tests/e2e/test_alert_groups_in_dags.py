@@ -1,7 +1,9 @@
 """One message per incident in real DAG runs (``airflow dags test``): a stale feed, a renamed column
 and two quality failures on one dataset give ONE Slack message from the ``AlertGroupOperator``
 task (quality held back by the stale feed and listed); the next day the same breaches are
-de-duplicated; the repaired feed is one recovery (real Slack webhook server on 127.0.0.1)."""
+de-duplicated; the repaired feed is one recovery. The same group is one page that resolves itself
+(one ``dedup_key``) and one email each way (real Slack webhook, PagerDuty Events API and SMTP servers
+on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -14,17 +16,34 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from airflow_mlobs.notifiers.pagerduty import incident_key
 from tests.e2e.airflow_runner import run_dag
-from tests.servers import SlackServer
+from tests.servers import PagerDutyServer, SlackServer, SmtpServer
 
 pytestmark = pytest.mark.e2e
 
 WEBHOOK_TOKEN = "T0GRP0000/B0GRP0000/groupWebhookSecret97531"
+ROUTING_KEY = "groupRoutingKeyPagerDuty0123456789"
+SMTP_PASSWORD = "groupSmtpSecret24680"
 
 
 @pytest.fixture
 def slack_hook() -> Iterator[SlackServer]:
     server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pd_server() -> Iterator[PagerDutyServer]:
+    server = PagerDutyServer(routing_keys={ROUTING_KEY}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(login="alerts", password=SMTP_PASSWORD).start()
     yield server
     server.stop()
 
@@ -47,7 +66,7 @@ def fill(db: Path, *, newest: str, renamed: bool, bad_rows: bool) -> None:
 
 
 def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
-    airflow_db: Path, tmp_path: Path, slack_hook: SlackServer
+    airflow_db: Path, tmp_path: Path, slack_hook: SlackServer, pd_server: PagerDutyServer, smtp: SmtpServer
 ) -> None:
     db = tmp_path / "wh.db"
     dag_id = f"mlobs_group_{uuid.uuid4().hex[:8]}"
@@ -85,11 +104,13 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
     body = f"""
         from datetime import UTC, datetime
         from airflow.sdk import DAG, CronDataIntervalTimetable
-        from airflow_mlobs.notifiers import RetryPolicy, SlackWebhookNotifier
+        from airflow_mlobs.notifiers import EmailNotifier, RetryPolicy, SlackWebhookNotifier
+        from airflow_mlobs.notifiers.pagerduty import PagerDutyNotifier
         from airflow_mlobs.operators import (
             AlertGroupOperator, ExpectationSuiteOperator, FreshnessCheckOperator, SchemaCheckOperator,
         )
 
+        fast = RetryPolicy(attempts=2, base_delay=0.1, timeout=5)
         common = dict(conn_id="wh", table="events", results_conn_id="mlobs_results", on_breach="continue")
         with DAG({dag_id!r}, schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
                  start_date=datetime(2026, 10, 1, tzinfo=UTC), catchup=False) as dag:
@@ -101,8 +122,12 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
             checks >> AlertGroupOperator(
                 task_id="alerts",
                 results_conn_id="mlobs_results",
-                notify=[SlackWebhookNotifier(slack_webhook_conn_id="mlobs_hook", renotify_after=None,
-                                             retry=RetryPolicy(attempts=2, base_delay=0.1, timeout=5))],
+                notify=[
+                    SlackWebhookNotifier(slack_webhook_conn_id="mlobs_hook", renotify_after=None, retry=fast),
+                    PagerDutyNotifier(pagerduty_events_conn_id="oncall", retry=fast),
+                    EmailNotifier(to=["oncall@example.com"], smtp_conn_id="mlobs_smtp", renotify_after=None,
+                                  retry=fast),
+                ],
             )
     """
     (dags / f"{dag_id}.py").write_text(textwrap.dedent(body))
@@ -113,6 +138,10 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
         "AIRFLOW_CONN_MLOBS_HOOK": json.dumps(
             {"conn_type": "slackwebhook", "host": f"{slack_hook.url}/services", "password": WEBHOOK_TOKEN}
         ),
+        "AIRFLOW_CONN_ONCALL": json.dumps(
+            {"conn_type": "pagerduty_events", "password": ROUTING_KEY, "extra": {"base_url": pd_server.url}}
+        ),
+        "AIRFLOW_CONN_MLOBS_SMTP": json.dumps(smtp.connection_fields(from_email="mlobs@example.com")),
     }
     outputs: list[str] = []
 
@@ -140,7 +169,23 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
     (recovery,) = run("2026-11-04")
     assert "Recovered: group on wh:events" in recovery, recovery
 
+    # The same incident through PagerDuty: one page on day 1, nothing on day 2, resolved on day 3,
+    # all under the group's one dedup_key; and by email one alert and one recovery.
+    key = incident_key(dag_id=dag_id, task_id="alerts", check="group", dataset="wh:events")
+    trigger, resolve = pd_server.events()
+    assert trigger["event_action"] == "trigger" and trigger["dedup_key"] == key
+    assert trigger["payload"]["severity"] == "critical" and trigger["payload"]["source"] == "wh:events"
+    assert resolve["event_action"] == "resolve" and resolve["dedup_key"] == key
+    assert pd_server.alerts == {key: "resolved"} and pd_server.opened == {key: 1}
+    subjects = [str(e.message["Subject"]).strip() for e in smtp.envelopes]
+    assert len(subjects) == 2, subjects
+    assert "group on wh:events" in subjects[0] and "Recovered" in subjects[1], subjects
+    first_mail = smtp.envelopes[0].message.get_body(("plain",)).get_content()
+    assert "explained by the stale feed: quality" in first_mail, first_mail
+
     logs = "\n".join(outputs)
-    leaks = [line for line in logs.splitlines() if WEBHOOK_TOKEN in line and "MaskSecret(" not in line]
-    assert not leaks
-    assert WEBHOOK_TOKEN not in results_db.read_bytes().decode("utf-8", "replace")
+    stored = results_db.read_bytes().decode("utf-8", "replace")
+    for secret in (WEBHOOK_TOKEN, ROUTING_KEY, SMTP_PASSWORD):
+        leaks = [line for line in logs.splitlines() if secret in line and "MaskSecret(" not in line]
+        assert not leaks, secret
+        assert secret not in stored
