@@ -16,8 +16,8 @@ breaks it. Deterministic (fixed seeds and dates), so the demo and the tests see 
   right about 90% of the time; on the shifted customer mix far less often. Predictions run to
   ``PREDICTIONS_END``, so the last days' labels are still on their way when the demo judges them.
   From ``BIAS_STARTS`` (after the retraining) the deployed model leans on ``region``: south's churn
-  scores are lower (logit minus ``BIAS_LOGIT_SHIFT``), so south is predicted to churn at about 0.4x
-  the other regions' rate; the labels (drawn from the true churn probability) do not change.
+  scores are lower (logit minus ``BIAS_LOGIT_SHIFT``), so south is predicted to churn at a quarter to
+  a third of the other regions' rate; the labels (drawn from the true churn probability) do not change.
 
 - ``request_log``: the model service's requests (about 3,000 a day: time, latency in milliseconds,
   HTTP status, model version, region). Latency is lognormal with a p95 of about 120 ms and about
@@ -65,7 +65,7 @@ NEVER_LABELLED = 0.03
 #: labels have not arrived when the demo's last model_performance runs judge them).
 BIAS_STARTS = datetime(2026, 11, 26, tzinfo=UTC)
 BIASED_REGION = "south"
-BIAS_LOGIT_SHIFT = 0.3
+BIAS_LOGIT_SHIFT = 0.6
 #: The model service slows down and fails on this day (the window ending ``SLOW_SERVICE_END``).
 SLOW_SERVICE_DAY = datetime(2026, 11, 26, tzinfo=UTC)
 SLOW_SERVICE_END = SLOW_SERVICE_DAY + timedelta(days=1)

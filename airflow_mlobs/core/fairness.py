@@ -25,8 +25,14 @@ Groups with fewer than ``min_group_size`` predictions (for the label metrics: la
 predictions; for a TPR: labelled positives; for an FPR: labelled negatives) are skipped with the
 reason and not judged; a gap needs at least two judged groups.
 
-Judgement (:func:`judge_fairness`): the disparate impact ratio below ``warn_ratio`` (default 0.8)
-warns, below ``fail_ratio`` (default unset) fails. Against a reference window's summary, bias creep
+Judgement (:func:`judge_fairness`): the disparate impact ratio warns when it is below ``warn_ratio``
+(default 0.8, the four-fifths rule) beyond its sampling error, i.e. when the upper bound of its
+interval is below the level, and fails likewise below ``fail_ratio`` (default unset). A point estimate
+below the level whose interval still reaches it passes, its finding saying "below 0.8 but within
+sampling error" (with 75 predictions in a group, a ratio of 0.6 is not yet evidence).
+``ratio_rule="estimate"`` judges the point estimate alone, as the four-fifths rule is often applied.
+When the lowest group selected none, the upper bound is its Wilson upper bound over the highest
+group's rate. Against a reference window's summary, bias creep
 is a gap that grows: ``growth = gap - reference_gap``; it warns when ``growth > warn_growth`` and
 fails when ``growth > fail_growth``, each only when also ``growth > z sqrt(se^2 + se_ref^2)`` (beyond
 its sampling error). The worst group (lowest selection rate, lowest TPR) is named in the summary.
@@ -143,7 +149,18 @@ def _ratio(rates: Mapping[str, tuple[int, int]], z: float) -> Gap:
         return Gap(metric, None, reason="no group has a selected prediction", worst=lo_g, best=hi_g)
     ratio = (kl / nl) / (kh / nh)
     if kl == 0:
-        return Gap(metric, 0.0, worst=lo_g, best=hi_g, reason=f"group {lo_g} has no selected prediction")
+        upper = wilson_interval(kl, nl, z)
+        assert upper is not None
+        high = upper[1] / (kh / nh)
+        return Gap(
+            metric,
+            0.0,
+            worst=lo_g,
+            best=hi_g,
+            low=0.0,
+            high=high,
+            reason=f"group {lo_g} has no selected prediction",
+        )
     se = math.sqrt((1 - kl / nl) / kl + (1 - kh / nh) / kh)
     return Gap(metric, ratio, lo_g, hi_g, se, ratio * math.exp(-z * se), ratio * math.exp(z * se))
 
@@ -227,14 +244,37 @@ class FairnessThresholds:
     fails (four-fifths rule by default; ``None`` turns one off). ``warn_growth`` / ``fail_growth``:
     how much a difference gap (demographic parity, equal opportunity, equalized odds) may grow over
     the reference's before warning / failing, and only beyond ``z`` standard errors of the growth.
-    ``min_group_size``: smaller groups are skipped."""
+    ``min_group_size``: smaller groups are skipped. ``ratio_rule``: ``"interval"`` judges the ratio's
+    upper interval bound against the levels (adverse impact beyond sampling error), ``"estimate"``
+    the point estimate."""
 
     warn_ratio: float | None = 0.8
     fail_ratio: float | None = None
+    ratio_rule: str = "interval"
     warn_growth: float | None = 0.05
     fail_growth: float | None = 0.10
     min_group_size: int = 30
     z: float = Z95
+
+
+RATIO_RULES = ("interval", "estimate")
+
+
+def _judge_ratio(di: Gap, t: FairnessThresholds, attribute: str) -> tuple[Status, float | None, str]:
+    """Status, level and reason of a disparate impact ratio (module docstring: the judged value is
+    the interval's upper bound under ``ratio_rule="interval"``, the point estimate otherwise)."""
+    assert di.value is not None
+    judged = di.high if t.ratio_rule == "interval" and di.high is not None else di.value
+    reason = f"selection rate of {attribute}={di.worst} is {di.value:.2f} of {attribute}={di.best}'s"
+    if di.high is not None:
+        reason += f" (95% interval up to {di.high:.2f})"
+    for level, status in ((t.fail_ratio, Status.FAIL), (t.warn_ratio, Status.WARN)):
+        if level is not None and judged < level:
+            return status, level, reason
+    for level in (t.fail_ratio, t.warn_ratio):
+        if level is not None and di.value < level:
+            return Status.PASS, t.warn_ratio, reason + f"; below {level:g} but within sampling error"
+    return Status.PASS, t.warn_ratio, reason
 
 
 CREEP_GAPS = ("demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference")
@@ -266,13 +306,7 @@ def judge_fairness(
         if di.value is None:
             findings.append(Finding(attribute, di.metric, Status.SKIPPED, reason=di.reason))
         else:
-            status = Status.PASS
-            threshold = t.warn_ratio
-            if t.fail_ratio is not None and di.value < t.fail_ratio:
-                status, threshold = Status.FAIL, t.fail_ratio
-            elif t.warn_ratio is not None and di.value < t.warn_ratio:
-                status = Status.WARN
-            reason = f"selection rate of {attribute}={di.worst} is {di.value:.2f} of {attribute}={di.best}'s"
+            status, threshold, reason = _judge_ratio(di, t, attribute)
             findings.append(Finding(attribute, di.metric, status, round(di.value, 6), threshold, reason))
             if status != Status.PASS:
                 notes.append(f"{attribute}={di.worst} selected at {di.value:.2f}x {attribute}={di.best}")

@@ -38,6 +38,9 @@ class FairnessCheckOperator(WindowSpecOperator):
     :param model_version: judge one version only (with ``model_version_column``). Templated.
     :param reference_window: ``(start, end)`` of a period whose gaps are the baseline. Templated.
     :param warn_ratio, fail_ratio: disparate impact ratio levels (0.8, off).
+    :param ratio_rule: ``"interval"`` (default): the ratio breaches a level only when its 95%
+        interval lies below it (adverse impact beyond sampling error); ``"estimate"``: the point
+        estimate alone.
     :param warn_growth, fail_growth: how much a gap may grow over the reference's (beyond its
         sampling error) before warning / failing (0.05, 0.10).
     :param min_group_size: smaller groups are reported as skipped (30).
@@ -77,6 +80,7 @@ class FairnessCheckOperator(WindowSpecOperator):
         reference_window: Sequence[datetime | str] | None = None,
         warn_ratio: float | None = 0.8,
         fail_ratio: float | None = None,
+        ratio_rule: str = "interval",
         warn_growth: float | None = 0.05,
         fail_growth: float | None = 0.10,
         min_group_size: int = 30,

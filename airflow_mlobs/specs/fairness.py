@@ -15,7 +15,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_mlobs.core.errors import MlobsInputError
-from airflow_mlobs.core.fairness import CHECK, FairnessSummary, FairnessThresholds, judge_fairness
+from airflow_mlobs.core.fairness import (
+    CHECK,
+    RATIO_RULES,
+    FairnessSummary,
+    FairnessThresholds,
+    judge_fairness,
+)
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.core.types import parse_table_name
@@ -60,6 +66,7 @@ class FairnessSpec:
     reference_window: tuple[datetime | str, ...] | None = None
     warn_ratio: float | None = 0.8
     fail_ratio: float | None = None
+    ratio_rule: str = "interval"
     warn_growth: float | None = 0.05
     fail_growth: float | None = 0.10
     min_group_size: int = 30
@@ -76,6 +83,10 @@ class FairnessSpec:
             v = getattr(self, name)
             if v is not None and not 0.0 < v <= 1.0:
                 raise ValueError(f"{where}{name} must lie in (0, 1], got {v}")
+        if self.ratio_rule not in RATIO_RULES:
+            raise ValueError(
+                f"{where}ratio_rule must be one of {', '.join(RATIO_RULES)}, got {self.ratio_rule!r}"
+            )
         for name in ("warn_growth", "fail_growth"):
             v = getattr(self, name)
             if v is not None and not 0.0 <= v <= 1.0:
@@ -92,6 +103,7 @@ class FairnessSpec:
         return FairnessThresholds(
             warn_ratio=self.warn_ratio,
             fail_ratio=self.fail_ratio,
+            ratio_rule=self.ratio_rule,
             warn_growth=self.warn_growth,
             fail_growth=self.fail_growth,
             min_group_size=self.min_group_size,

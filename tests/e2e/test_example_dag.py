@@ -165,7 +165,14 @@ def test_example_dags_through_the_demo_story(airflow_db: Path, tmp_path: Path) -
     assert "region=south selected at" in fairness["summary"]
     region = fairness["metrics"]["region"]
     ratio = region["gaps"]["disparate_impact_ratio"]
-    assert ratio["worst"] == "south" and ratio["value"] < 0.6
+    # judged beyond sampling error: the upper end of its 95% interval is below the four-fifths level
+    assert ratio["worst"] == "south" and ratio["high"] < 0.8
+    assert (
+        before_shift.xcoms["prediction_fairness"]["metrics"]["region"]["gaps"]["disparate_impact_ratio"][
+            "high"
+        ]
+        >= 0.8
+    )
     assert region["gaps"]["equal_opportunity_difference"]["value"] is None  # no labels yet
     assert (
         "no group has enough labelled predictions yet"

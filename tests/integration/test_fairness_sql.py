@@ -26,7 +26,7 @@ def _data(n: int = 1200, seed: int = 5) -> dict[str, np.ndarray]:
     region = rng.choice(["north", "south", "east"], size=n)
     band = rng.choice(["18-30", "31-50", "51+"], size=n)
     y = rng.integers(0, 2, size=n)
-    score = np.clip(rng.random(n) * np.where(region == "south", 0.7, 1.0) + 0.2 * y, 0, 1)
+    score = np.clip(rng.random(n) * np.where(region == "south", 0.5, 1.0) + 0.2 * y, 0, 1)
     labelled = rng.random(n) < 0.8
     return {"region": region, "band": band, "y": y, "score": score, "labelled": labelled}
 

@@ -122,6 +122,45 @@ def test_four_fifths_warns_and_names_worst_group() -> None:
     assert metrics["region"]["gaps"]["demographic_parity_difference"]["value"] == pytest.approx(0.2)
 
 
+def test_ratio_below_four_fifths_within_sampling_error_passes_and_says_so() -> None:
+    """75 per group: a ratio of 0.64 has a 95% interval reaching past 0.8, so it is not evidence
+    of adverse impact (the interval rule); the point-estimate rule warns on it."""
+    summary = FairnessSummary(
+        {"region": {"north": GroupCounts(n=75, selected=22), "south": GroupCounts(n=75, selected=14)}}
+    )
+    status, _, findings, metrics = judge_fairness(summary)
+    di = next(f for f in findings if f.metric == "disparate_impact_ratio")
+    gap = metrics["region"]["gaps"]["disparate_impact_ratio"]
+    assert di.value == pytest.approx(14 / 22, abs=1e-6) and gap["high"] > 0.8
+    assert status == Status.PASS and di.status == Status.PASS
+    assert "below 0.8 but within sampling error" in di.reason
+    status, _, _, _ = judge_fairness(summary, FairnessThresholds(ratio_rule="estimate"))
+    assert status == Status.WARN
+    # the same rates on 20x the predictions: the interval lies below 0.8, so it warns
+    big = FairnessSummary(
+        {"region": {"north": GroupCounts(n=1500, selected=440), "south": GroupCounts(n=1500, selected=280)}}
+    )
+    status, text, findings, metrics = judge_fairness(big)
+    assert metrics["region"]["gaps"]["disparate_impact_ratio"]["high"] < 0.8
+    assert status == Status.WARN and "region=south" in text
+
+
+def test_ratio_interval_matches_its_definition() -> None:
+    """The delta-method interval on log(ratio), computed here from its formula."""
+    import math
+
+    summary = FairnessSummary(
+        {"g": {"a": GroupCounts(n=400, selected=120), "b": GroupCounts(n=300, selected=45)}}
+    )
+    _, _, _, metrics = judge_fairness(summary)
+    gap = metrics["g"]["gaps"]["disparate_impact_ratio"]
+    ratio = (45 / 300) / (120 / 400)
+    se = math.sqrt((1 - 45 / 300) / 45 + (1 - 120 / 400) / 120)
+    assert gap["value"] == pytest.approx(ratio)
+    assert gap["low"] == pytest.approx(ratio * math.exp(-1.959964 * se), rel=1e-4)
+    assert gap["high"] == pytest.approx(ratio * math.exp(1.959964 * se), rel=1e-4)
+
+
 def test_bias_creep_against_reference_beyond_noise() -> None:
     ref = FairnessSummary(
         {"g": {"a": GroupCounts(n=2000, selected=1000), "b": GroupCounts(n=2000, selected=980)}}
@@ -151,6 +190,9 @@ def test_degenerate_groups() -> None:
     assert metrics["region"]["groups"]["x"]["true_positive_rate_reason"] == "no labelled positives"
     di = next(f for f in findings if f.metric == "disparate_impact_ratio")
     assert di.value == 0.0 and di.status == Status.WARN
+    # no selected prediction in the low group: the upper bound is its Wilson bound over the rate
+    # of the high group (50 of 50 selected), here 0 of 50 -> 0.0713 / 1.0
+    assert metrics["region"]["gaps"]["disparate_impact_ratio"]["high"] == pytest.approx(0.07134, abs=1e-4)
     # an all-NULL group column: one group "(none)", gaps skipped with the reason
     status, _, findings, _ = judge_fairness(fairness_summary_rows(rows[:50], ["region"]))
     assert status == Status.SKIPPED
