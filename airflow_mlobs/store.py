@@ -20,7 +20,7 @@ import logging
 import random
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from airflow_mlobs.core.increments import StoredSlice
 from airflow_mlobs.core.notify import Silence
 from airflow_mlobs.core.profile import Profile
 from airflow_mlobs.core.result import CheckResult
@@ -602,14 +603,30 @@ class ResultsStore:
     # ----------------------------------------------------------------------------------------------
 
     def save_profile(
-        self, dataset: str, baseline: str, profile: Profile, *, partition: str | None = None
+        self,
+        dataset: str,
+        baseline: str,
+        profile: Profile,
+        *,
+        partition: str | None = None,
+        provenance: Mapping[str, Any] | None = None,
     ) -> None:
         """Store a window's profile (replacing the same dataset, baseline, segment, partition and
         window), so later windows, reports and merge steps reuse it instead of reading the data
-        again. ``partition`` names the share of the dataset profiled (e.g. a mapped task's)."""
+        again. ``partition`` names the share of the dataset profiled (e.g. a mapped task's);
+        ``provenance`` says how it was profiled (:func:`airflow_mlobs.core.increments.provenance_of`),
+        kept in the profile's JSON for incremental windows to decide whether to reuse it."""
         self.ensure_table()
+        text = profile.to_json()
+        if provenance is not None:
+            text = json.dumps(
+                {**profile.to_dict(), "provenance": dict(provenance)}, allow_nan=False, separators=(",", ":")
+            )
         row = {
-            "profile_key": _profile_key(dataset, baseline, profile, partition),
+            # With provenance the key names the source fingerprint too: two checks of one dataset
+            # with another ``where`` keep a profile each instead of replacing each other's.
+            "profile_key": _profile_key(dataset, baseline, profile, partition)
+            + (f"|source={provenance.get('source')}" if provenance is not None else ""),
             "dataset": dataset,
             "baseline": baseline,
             "edges_key": profile.edges_key,
@@ -618,10 +635,51 @@ class ResultsStore:
             "window_start": _utc(profile.window_start),
             "window_end": _utc(profile.window_end),
             "row_count": profile.row_count,
-            "profile_json": profile.to_json(),
+            "profile_json": text,
             "recorded_at": datetime.now(UTC),
         }
         self._upsert(profiles_table, "profile_key", row, returns_id=False)
+
+    def stored_slices(self, dataset: str, start: datetime, end: datetime) -> list[StoredSlice]:
+        """The whole-dataset profiles of ``dataset`` (no partition, no segment, any bin edges) whose
+        windows lie within ``[start, end]``, with the provenance they were stored with and when:
+        what an incremental window (:mod:`airflow_mlobs.core.increments`) may reuse."""
+        self.ensure_table()
+        columns = profiles_table.c
+        query = sa.select(
+            columns.id, columns.profile_json, columns.recorded_at, columns.window_start, columns.window_end
+        ).where(
+            columns.dataset == dataset,
+            columns.partition.is_(None),
+            columns.segment.is_(None),
+            columns.window_start >= _utc(start),
+            columns.window_end <= _utc(end),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(columns.window_start, columns.id)).all()
+        found: list[StoredSlice] = []
+        skipped: list[tuple[int, BaseException]] = []
+        for row_id, text, recorded_at, window_start, window_end in rows:
+            try:
+                data = json.loads(text)
+                profile = Profile.from_dict(data)
+            except _DECODE_ERRORS as exc:
+                skipped.append((int(row_id), exc))
+                continue
+            provenance = data.get("provenance")
+            found.append(
+                StoredSlice(
+                    start=window_start,
+                    end=window_end,
+                    provenance=provenance if isinstance(provenance, dict) else {},
+                    recorded_at=recorded_at,
+                    row_count=profile.row_count,
+                    has_joint=profile.joint is not None,
+                    profile=profile,
+                )
+            )
+        self._note_skipped(PROFILES_TABLE, "profile_json", skipped)
+        return found
 
     def profiles(
         self,
