@@ -12,9 +12,15 @@ from typing import TYPE_CHECKING, Any
 from airflow_mlobs.core.attribution import AttributionRules, Reference, judge_attribution
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import get_zone, parse_moment
+from airflow_mlobs.core.timeutil import get_zone
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
+from airflow_mlobs.specs.base import (
+    Connector,
+    checked_input,
+    connector_or_default,
+    source_label,
+    window_bounds,
+)
 
 if TYPE_CHECKING:
     from airflow_mlobs.sources.attribution_sql import AttributionSource
@@ -129,26 +135,19 @@ class AttributionSpec:
         """The rendered ``reference_window`` as aware moments (start < end)."""
         if self.reference_window is None:
             return None
-        start, end = (parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window))
-        if start is None or end is None or not start < end:
+        if len(self.reference_window) != 2:
             raise MlobsInputError(
-                f"{self.dataset_name()}: reference_window must be (start, end) with start < end, got {self.reference_window!r}"
+                f"{self.dataset_name()}: reference_window must be (start, end), got {self.reference_window!r}"
             )
-        return start, end
+        return window_bounds(self.dataset_name(), *self.reference_window, what="reference_window")
 
     def evaluate(
         self, *, window_start: datetime, window_end: datetime, connect: Connector | None = None
     ) -> CheckResult:
         """Gather ``[window_start, window_end)`` (and the reference) and judge it."""
         dataset = self.dataset_name()
-        try:
-            self.check_settings(dataset)
-        except ValueError as exc:
-            raise MlobsInputError(str(exc)) from exc
-        start = parse_moment(window_start, "window_start")
-        end = parse_moment(window_end, "window_end")
-        if start is None or end is None or not start < end:
-            raise MlobsInputError(f"{dataset}: the window must have start < end, got {start} to {end}")
+        checked_input(dataset, self.check_settings)
+        start, end = window_bounds(dataset, window_start, window_end)
         from airflow_mlobs.sources.attribution_sql import gather_attributions, read_importances
 
         bounds = self.reference_bounds()

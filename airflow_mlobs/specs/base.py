@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import date, datetime
 from typing import TYPE_CHECKING
+
+from airflow_mlobs.core.errors import MlobsInputError
+from airflow_mlobs.core.timeutil import parse_moment
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+Moment = datetime | date | str | None
 
 Connector = Callable[[str], AbstractContextManager["Engine"]]
 """Opens an engine for a connection name (an Airflow ``conn_id`` or a SQLAlchemy URL) for the
@@ -62,3 +68,24 @@ def source_label(
     if sql:
         return f"{connection_label(conn_id)}:query"
     return str(path)
+
+
+def window_bounds(
+    dataset: str, start: Moment, end: Moment, what: str = "the window"
+) -> tuple[datetime, datetime]:
+    """``(start, end)`` parsed as aware moments (:func:`~airflow_mlobs.core.timeutil.parse_moment`);
+    ``MlobsInputError`` naming ``dataset`` unless both are given and ``start < end``."""
+    lo = parse_moment(start, f"{what} start")
+    hi = parse_moment(end, f"{what} end")
+    if lo is None or hi is None or not lo < hi:
+        raise MlobsInputError(f"{dataset}: {what} must have start < end, got {start} to {end}")
+    return lo, hi
+
+
+def checked_input(dataset: str, check_settings: Callable[[str], None]) -> None:
+    """Run ``check_settings(dataset)``; its ``ValueError`` becomes ``MlobsInputError`` (an ``error``
+    result naming the dataset, not a crashed task)."""
+    try:
+        check_settings(dataset)
+    except ValueError as exc:
+        raise MlobsInputError(str(exc)) from exc

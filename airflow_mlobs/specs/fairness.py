@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.fairness import (
     CHECK,
     RATIO_RULES,
@@ -23,9 +22,8 @@ from airflow_mlobs.core.fairness import (
     judge_fairness,
 )
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import parse_moment
 from airflow_mlobs.core.types import parse_table_name
-from airflow_mlobs.specs.base import Connector, connector_or_default
+from airflow_mlobs.specs.base import Connector, checked_input, connector_or_default, window_bounds
 
 if TYPE_CHECKING:
     from airflow_mlobs.sources.performance_sql import PerformanceQuery
@@ -143,24 +141,17 @@ class FairnessSpec:
     ) -> CheckResult:
         """Gather the window (labels by its end) and the reference window, and judge them."""
         dataset = self.dataset_name()
-        try:
-            self.validate(dataset)
-        except ValueError as exc:
-            raise MlobsInputError(str(exc)) from exc
-        start = parse_moment(window_start, "window_start")
-        end = parse_moment(window_end, "window_end")
-        if start is None or end is None or not start < end:
-            raise MlobsInputError(f"{dataset}: the window must have start < end, got {start} to {end}")
+        checked_input(dataset, self.validate)
+        start, end = window_bounds(dataset, window_start, window_end)
         from airflow_mlobs.sources.fairness_sql import fairness_summary_sql
 
         reference: FairnessSummary | None = None
         with connector_or_default(connect)(self.conn_id) as engine:
             summary, _ = fairness_summary_sql(engine, self.query(start, end), self.group_columns)
             if self.reference_window is not None:
-                rs = parse_moment(self.reference_window[0], "reference_window start")
-                re_ = parse_moment(self.reference_window[1], "reference_window end")
-                if rs is None or re_ is None or not rs < re_:
-                    raise MlobsInputError(f"{dataset}: reference_window must have start < end")
+                rs, re_ = window_bounds(
+                    dataset, self.reference_window[0], self.reference_window[-1], what="reference_window"
+                )
                 reference, _ = fairness_summary_sql(engine, self.query(rs, re_), self.group_columns)
         status, text, findings, metrics = judge_fairness(summary, self.thresholds(), reference)
         return CheckResult(

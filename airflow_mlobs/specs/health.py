@@ -21,10 +21,16 @@ from airflow_mlobs.core.health import (
 )
 from airflow_mlobs.core.privacy import REDACTED, PseudonymKey, pseudonym
 from airflow_mlobs.core.result import CheckResult
-from airflow_mlobs.core.timeutil import get_zone, parse_moment
+from airflow_mlobs.core.timeutil import get_zone
 from airflow_mlobs.core.types import parse_table_name
 from airflow_mlobs.sources.health_sql import NULL_GROUP, HealthSource, error_statuses_tuple, gather_health
-from airflow_mlobs.specs.base import Connector, connector_or_default, source_label
+from airflow_mlobs.specs.base import (
+    Connector,
+    checked_input,
+    connector_or_default,
+    source_label,
+    window_bounds,
+)
 
 ERROR_KINDS = ("auto", "boolean", "status")
 
@@ -187,14 +193,11 @@ class HealthSpec:
         """The rendered ``reference_window`` as aware moments (start < end)."""
         if self.reference_window is None:
             return None
-        bounds = [parse_moment(v, f"reference_window[{i}]") for i, v in enumerate(self.reference_window)]
-        start, end = bounds
-        if start is None or end is None or not start < end:
+        if len(self.reference_window) != 2:
             raise MlobsInputError(
-                f"{self.dataset_name()}: reference_window must be (start, end) with start < end, got "
-                f"{self.reference_window!r}"
+                f"{self.dataset_name()}: reference_window must be (start, end), got {self.reference_window!r}"
             )
-        return start, end
+        return window_bounds(self.dataset_name(), *self.reference_window, what="reference_window")
 
     def evaluate(
         self, *, window_start: datetime, window_end: datetime, connect: Connector | None = None
@@ -204,14 +207,8 @@ class HealthSpec:
         Raises ``MlobsInputError`` for bad input; the operator turns that into an ``error`` result.
         """
         dataset = self.dataset_name()
-        try:
-            self.check_settings(dataset)
-        except ValueError as exc:
-            raise MlobsInputError(str(exc)) from exc
-        start = parse_moment(window_start, "window_start")
-        end = parse_moment(window_end, "window_end")
-        if start is None or end is None or not start < end:
-            raise MlobsInputError(f"{dataset}: the window must have start < end, got {start} to {end}")
+        checked_input(dataset, self.check_settings)
+        start, end = window_bounds(dataset, window_start, window_end)
         rules = self.rules()
         with connector_or_default(connect)(self.conn_id) as engine:
             observation, _ = gather_health(
