@@ -10,7 +10,13 @@ Group
     per DAG run and dataset, ``("run",)`` one group per DAG run.
 Inhibition rule (Alertmanager's ``inhibit_rules``)
     ``source_checks`` / ``source_statuses`` match the results that inhibit, ``target_checks`` the
-    results they inhibit, and ``equal`` the labels (``"dataset"``) that must be the same on both.
+    results they inhibit, and ``equal`` the labels that must be the same on both: ``"dataset"``,
+    and ``"column"``, which makes the rule hold back findings rather than whole results: only the
+    target's breached findings about a column (their subject) that the source itself breached on
+    are held back (a renamed ``customer_age`` explains the drift of ``customer_age``, not the drift
+    of ``monthly_spend``). A target all of whose breached findings are held back is inhibited; one
+    with some left is sent with those, its status the worst of them, and the held findings listed
+    ("also failing, explained by the schema change: drift (customer_age)").
     Check names may be shell patterns. A result never inhibits itself, and an inhibited result
     still counts as breached in the stored results: only its alert is held back and it is listed
     in the message that was sent ("also failing, explained by the stale feed: drift, quality").
@@ -37,6 +43,8 @@ from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
 GroupBy = Literal["run", "dataset"]
 GROUP_CHECK = "group"
+#: The labels an :class:`InhibitRule`'s ``equal`` may name.
+EQUAL_LABELS = ("dataset", "column")
 
 
 def _breached(result: CheckResult) -> bool:
@@ -58,12 +66,13 @@ class InhibitRule:
     def __post_init__(self) -> None:
         if not self.source_checks or not self.target_checks:
             raise ValueError("InhibitRule: source_checks and target_checks must not be empty")
-        unknown = set(self.equal) - {"dataset"}
+        unknown = set(self.equal) - set(EQUAL_LABELS)
         if unknown:
-            raise ValueError(f"InhibitRule: equal may only name 'dataset', got {sorted(unknown)}")
+            raise ValueError(
+                f"InhibitRule: equal may only name {', '.join(map(repr, EQUAL_LABELS))}, got {sorted(unknown)}"
+            )
 
-    def inhibits(self, source: CheckResult, target: CheckResult) -> bool:
-        """Whether ``source`` holds back ``target``'s alert under this rule."""
+    def _applies(self, source: CheckResult, target: CheckResult) -> bool:
         if source is target or (source.check == target.check and source.dataset == target.dataset):
             return False
         if source.status not in self.source_statuses or not _breached(target):
@@ -72,7 +81,25 @@ class InhibitRule:
             return False
         if not any(fnmatchcase(target.check, p) for p in self.target_checks):
             return False
-        return all(source.dataset == target.dataset for label in self.equal if label == "dataset")
+        return "dataset" not in self.equal or source.dataset == target.dataset
+
+    def held_findings(self, source: CheckResult, target: CheckResult) -> tuple[Finding, ...]:
+        """The breached findings of ``target`` that ``source`` holds back: all of them for a rule
+        without ``"column"`` in ``equal``, else those about a column ``source`` breached on."""
+        if not self._applies(source, target):
+            return ()
+        breaches = tuple(target.breaches())
+        if "column" not in self.equal:
+            return breaches
+        columns = {f.subject for f in source.breaches()}
+        return tuple(f for f in breaches if f.subject in columns)
+
+    def inhibits(self, source: CheckResult, target: CheckResult) -> bool:
+        """Whether ``source`` holds back ``target``'s whole alert under this rule."""
+        if "column" not in self.equal:
+            return self._applies(source, target)
+        held = self.held_findings(source, target)
+        return bool(held) and len(held) == len(target.breaches())
 
 
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
@@ -92,6 +119,8 @@ class Inhibition:
 
     kept: tuple[CheckResult, ...]
     inhibited: tuple[tuple[CheckResult, CheckResult], ...] = field(default_factory=tuple)
+    #: Findings held back from results that were kept (column rules): (target, finding, source).
+    held: tuple[tuple[CheckResult, Finding, CheckResult], ...] = field(default_factory=tuple)
 
 
 def inhibit(
@@ -103,6 +132,7 @@ def inhibit(
     rules = tuple(rules)
     inhibited: list[tuple[CheckResult, CheckResult]] = []
     kept: list[CheckResult] = []
+    held: list[tuple[CheckResult, Finding, CheckResult]] = []
     for target in results:
         # The first source in the order of the rules and of their source patterns: with a stale
         # feed and a schema change, the stale feed explains the rest whatever order the checks ran.
@@ -118,9 +148,21 @@ def inhibit(
         )
         if source is not None and not any(rule.inhibits(target, source) for rule in rules):
             inhibited.append((target, source))
-        else:
-            kept.append(target)
-    return Inhibition(tuple(kept), tuple(inhibited))
+            continue
+        kept.append(target)
+        seen: set[tuple[str, str]] = set()
+        for rule in rules:
+            if "column" not in rule.equal:
+                continue
+            for pattern in rule.source_checks:
+                for s in results:
+                    if not fnmatchcase(s.check, pattern) or rule.inhibits(target, s):
+                        continue
+                    for f in rule.held_findings(s, target):
+                        if (f.subject, f.metric) not in seen:
+                            seen.add((f.subject, f.metric))
+                            held.append((target, f, s))
+    return Inhibition(tuple(kept), tuple(inhibited), tuple(held))
 
 
 def group_key(result: CheckResult, run_id: str, group_by: Sequence[GroupBy] = ("run", "dataset")) -> str:
@@ -165,13 +207,15 @@ def grouped_result(
     datasets = sorted({r.dataset for r in results})
     dataset = datasets[0] if len(datasets) == 1 else "*"
     split = inhibit(results, rules)
-    breached = [r for r in split.kept if _breached(r)]
+    held = {(id(t), f.subject, f.metric) for t, f, _ in split.held}
+    kept = [_without(r, held) for r in split.kept]
+    breached = [r for r in kept if _breached(r)]
     findings: list[Finding] = []
     for r in sorted(breached, key=lambda r: (-r.status.severity, r.check, r.dataset)):
         prefix = r.check if len(datasets) == 1 else f"{r.check} ({r.dataset})"
         own = _worst_first(r.breaches()) or [Finding("check", "status", r.status, reason=r.summary)]
         findings += [replace(f, subject=f"{prefix}: {f.subject}") for f in own[:max_findings]]
-    status = worst((r.status for r in split.kept), default=Status.PASS)
+    status = worst((r.status for r in kept), default=Status.PASS)
     if breached:
         summary = f"{len(breached)} of {len(results)} checks breached: " + ", ".join(
             f"{r.check} {r.status.value}" for r in breached
@@ -185,6 +229,10 @@ def grouped_result(
         "checks": [r.check for r in results],
         "breached": [r.check for r in breached],
         "inhibited": [{"check": t.check, "dataset": t.dataset, "by": s.check} for t, s in split.inhibited],
+        "held_findings": [
+            {"check": t.check, "dataset": t.dataset, "subject": f.subject, "metric": f.metric, "by": s.check}
+            for t, f, s in split.held
+        ],
     }
     starts = [r.window_start for r in results if r.window_start is not None]
     ends = [r.window_end for r in results if r.window_end is not None]
@@ -200,11 +248,27 @@ def grouped_result(
     )
 
 
+def _without(result: CheckResult, held: set[tuple[int, str, str]]) -> CheckResult:
+    """``result`` without its held-back findings, its status the worst of the breaches left."""
+    mine = {(subject, metric) for key, subject, metric in held if key == id(result)}
+    if not mine:
+        return result
+    findings = tuple(f for f in result.findings if (f.subject, f.metric) not in mine)
+    left = [f.status for f in findings if f.status.severity >= Status.WARN.severity]
+    return replace(result, findings=findings, status=worst(left, default=Status.PASS))
+
+
 def explained_lines(split: Inhibition) -> list[str]:
-    """``"also failing, explained by the stale feed: drift, quality"``, one line per source."""
+    """``"also failing, explained by the stale feed: drift, quality"``, one line per source; held
+    findings as ``"drift (customer_age)"``."""
     by_source: dict[str, list[str]] = {}
     for target, source in split.inhibited:
         by_source.setdefault(source.check, []).append(target.check)
+    columns: dict[tuple[str, str], list[str]] = {}
+    for target, finding, source in split.held:
+        columns.setdefault((source.check, target.check), []).append(finding.subject)
+    for (src, check), subjects in columns.items():
+        by_source.setdefault(src, []).append(f"{check} ({', '.join(dict.fromkeys(subjects))})")
     return [
         f"also failing, explained by {_EXPLAINED_BY.get(src, src)}: {', '.join(dict.fromkeys(targets))}"
         for src, targets in by_source.items()

@@ -49,6 +49,8 @@ class AlertGroupOperator(BaseOperator):
     :param inhibit_rules: :class:`~airflow_mlobs.core.grouping.InhibitRule` list; default: a
         ``fail`` of freshness or schema holds back drift, quality and performance alerts of the same
         dataset (listed in the message as "also failing, explained by ..."). ``[]`` inhibits nothing.
+        A rule with ``equal=("dataset", "column")`` holds back only the findings about the columns
+        its source breached on (a renamed column's drift, not the drift of the other columns).
     :param results_conn_id: the results history the checks stored into (default: as for checks).
     :param max_findings: the worst findings listed per breached check.
     :param trigger_rule: ``"all_done"`` by default, so it runs when checks failed their tasks.

@@ -117,11 +117,67 @@ def test_rules_that_inhibit_each_other_keep_both() -> None:
     assert len(split.kept) == 2 and split.inhibited == ()
 
 
+SCHEMA_BY_COLUMN = (
+    InhibitRule(("schema",), ("drift*", "quality*"), equal=("dataset", "column"), name="renamed column"),
+)
+
+
+def rename_incident() -> list[CheckResult]:
+    """customer_age renamed to age: the schema check fails on customer_age; drift fails on
+    customer_age (its column is gone) and, for its own reasons, warns on monthly_spend."""
+    return [
+        result("schema", Status.FAIL, ("customer_age", "missing", Status.FAIL)),
+        result(
+            "drift",
+            Status.FAIL,
+            ("customer_age", "missing", Status.FAIL),
+            ("monthly_spend", "psi", Status.WARN),
+            ("tenure", "psi", Status.PASS),
+        ),
+        result("quality", Status.FAIL, ("customer_age", "not_null", Status.ERROR)),
+    ]
+
+
+def test_column_rule_holds_back_only_the_findings_on_the_schema_columns() -> None:
+    split = inhibit(rename_incident(), SCHEMA_BY_COLUMN)
+    # quality breached only on customer_age: inhibited whole; drift kept with monthly_spend
+    assert [(t.check, s.check) for t, s in split.inhibited] == [("quality", "schema")]
+    assert [r.check for r in split.kept] == ["schema", "drift"]
+    assert [(t.check, f.subject, s.check) for t, f, s in split.held] == [("drift", "customer_age", "schema")]
+    grouped = grouped_result(rename_incident(), SCHEMA_BY_COLUMN)
+    subjects = [f.subject for f in grouped.findings]
+    assert "drift: monthly_spend" in subjects and "drift: customer_age" not in subjects
+    assert "drift warn" in grouped.summary  # its status is the worst of what is left
+    assert "explained by the schema change: quality, drift (customer_age)" in grouped.summary
+    assert grouped.metrics["held_findings"] == [
+        {
+            "check": "drift",
+            "dataset": "wh:orders",
+            "subject": "customer_age",
+            "metric": "missing",
+            "by": "schema",
+        }
+    ]
+    # without the column label the same rule holds back all of drift, monthly_spend included
+    whole = (InhibitRule(("schema",), ("drift*", "quality*")),)
+    assert [r.check for r in inhibit(rename_incident(), whole).kept] == ["schema"]
+
+
+def test_column_rule_needs_the_source_to_breach_on_the_column() -> None:
+    results = [
+        result("schema", Status.FAIL, ("customer_age", "missing", Status.FAIL)),
+        result("drift", Status.FAIL, ("monthly_spend", "psi", Status.FAIL)),
+    ]
+    split = inhibit(results, SCHEMA_BY_COLUMN)
+    assert [r.check for r in split.kept] == ["schema", "drift"] and split.held == ()
+    assert grouped_result(results, SCHEMA_BY_COLUMN).status == Status.FAIL
+
+
 def test_rule_validation_names_the_problem() -> None:
     with pytest.raises(ValueError, match="must not be empty"):
         InhibitRule((), ("drift",))
-    with pytest.raises(ValueError, match="equal may only name 'dataset'"):
-        InhibitRule(("freshness",), ("drift",), equal=("column",))
+    with pytest.raises(ValueError, match="equal may only name 'dataset', 'column'"):
+        InhibitRule(("freshness",), ("drift",), equal=("model",))
     with pytest.raises(ValueError, match="group_by"):
         group_key(result("drift", Status.PASS), "r1", ("task",))  # type: ignore[arg-type]
 
