@@ -854,35 +854,67 @@ def _top_categories(
     segment: sa.ColumnElement[Any] | None = None,
 ) -> sa.Select[Any]:
     """The ``max_categories + 1`` most frequent values per categorical column (and segment), ranked
-    in the database. Rows: ``(label, segment, value, n)``. Where the dialect supports GROUPING
-    SETS, one scan over all columns; otherwise one ``GROUP BY`` per column joined by ``UNION ALL``."""
-    if segment is None:
-        # Without segments: one ``GROUP BY`` per column ranked by ``ORDER BY n DESC, value LIMIT
-        # k + 1`` (a top-N sort keeping k + 1 rows) instead of ``row_number()`` over every
-        # distinct value, which sorts them all. The same rows; on a column with 1,000,000
-        # distinct values about 3.5x faster on PostgreSQL (see benchmarks/README.md).
-        limited = []
-        for index, spec in categorical:
-            col = source.c[spec.name]
-            value_text = sa.cast(col, sa.Text)
-            counted = (
-                sa.select(
-                    sa.literal(index).label("label"),
-                    sa.null().label("segment"),
-                    value_text.label("value"),
-                    sa.func.count().label("n"),
-                )
-                .select_from(source)
-                .where(*conditions, col.is_not(None))
-                .group_by(col)
-            ).subquery(f"counted_{index}")
-            top_n = (
-                sa.select(counted.c.label, counted.c.segment, counted.c.value, counted.c.n)
-                .order_by(counted.c.n.desc(), counted.c.value)
-                .limit(max_categories + 1)
-            ).subquery(f"top_{index}")
-            limited.append(sa.select(top_n.c.label, top_n.c.segment, top_n.c.value, top_n.c.n))
-        return limited[0] if len(limited) == 1 else sa.union_all(*limited)  # type: ignore[return-value]
+    in the database. Rows: ``(label, segment, value, n)``.
+
+    With segments: where the dialect supports GROUPING SETS, one scan over all columns; otherwise one
+    ``GROUP BY`` per column joined by ``UNION ALL``, ranked by ``row_number()``.
+
+    Without segments the columns are split by what the baseline knows of them. A column with fewer
+    baseline categories than ``max_categories`` ("narrow") is counted with the other narrow columns
+    in one GROUPING SETS scan (ranking a few distinct values is free; one scan instead of one per
+    column: 5 columns at 10M rows on PostgreSQL 5.4 s instead of 10.5 s). Any other column (folded
+    in the baseline, or with no baseline categories: possibly 1,000,000 distinct values) gets its own
+    ``GROUP BY ... ORDER BY n DESC, value LIMIT k + 1``, a top-N sort keeping k + 1 rows instead of
+    ``row_number()`` over every distinct value, which sorts them all (about 3.5x faster on a column
+    with 1,000,000 distinct values). Same rows either way (see benchmarks/README.md)."""
+    if segment is not None:
+        return _ranked_per_value(dialect, source, conditions, categorical, max_categories, segment)
+    narrow = [
+        (i, spec) for i, spec in categorical if spec.categories and len(spec.categories) < max_categories
+    ]
+    if len(narrow) < 2 or not dialect.supports_grouping_sets:
+        narrow = []
+    parts: list[sa.Select[Any]] = []
+    if narrow:
+        parts.append(_ranked_per_value(dialect, source, conditions, narrow, max_categories, None))
+    for index, spec in categorical:
+        if (index, spec) in narrow:
+            continue
+        col = source.c[spec.name]
+        counted = (
+            sa.select(
+                sa.literal(index).label("label"),
+                sa.null().label("segment"),
+                sa.cast(col, sa.Text).label("value"),
+                sa.func.count().label("n"),
+            )
+            .select_from(source)
+            .where(*conditions, col.is_not(None))
+            .group_by(col)
+        ).subquery(f"counted_{index}")
+        top_n = (
+            sa.select(counted.c.label, counted.c.segment, counted.c.value, counted.c.n)
+            .order_by(counted.c.n.desc(), counted.c.value)
+            .limit(max_categories + 1)
+        ).subquery(f"top_{index}")
+        parts.append(sa.select(top_n.c.label, top_n.c.segment, top_n.c.value, top_n.c.n))
+    if len(parts) == 1:
+        return parts[0]
+    merged = sa.union_all(*parts).subquery("top_categories")
+    return sa.select(merged.c.label, merged.c.segment, merged.c.value, merged.c.n)
+
+
+def _ranked_per_value(
+    dialect: SqlDialect,
+    source: sa.FromClause,
+    conditions: list[sa.ColumnElement[bool]],
+    categorical: list[tuple[int, ColumnSpec]],
+    max_categories: int,
+    segment: sa.ColumnElement[Any] | None,
+) -> sa.Select[Any]:
+    """Every distinct value's count per column (and segment), in one GROUPING SETS scan where the
+    dialect has it (else one ``GROUP BY`` per column), ranked by ``row_number()``; the first
+    ``max_categories + 1`` of each column. Rows: ``(label, segment, value, n)``."""
     segment_text: sa.ColumnElement[Any] = sa.cast(segment, sa.Text) if segment is not None else sa.null()
     keys = [segment] if segment is not None else []
     if dialect.supports_grouping_sets:

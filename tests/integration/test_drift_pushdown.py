@@ -735,3 +735,43 @@ def test_tied_categories_at_the_cap_equal_in_memory(db: Database) -> None:
     assert isinstance(tied, CategoricalProfile)
     assert tied.overflow and tied.other == 20 * 4 and sum(tied.counts.values()) == 40
     assert stats.rows_fetched <= 1 + (10 + 1)
+
+
+def test_narrow_columns_share_one_scan_wide_ones_get_a_top_n(db: Database) -> None:
+    """Two columns with few baseline categories are counted in one GROUPING SETS scan (where the
+    database has it), a column folded in the baseline gets its own top-N; the profile equals the
+    in-memory one either way, ties and unseen values included."""
+    rng = np.random.default_rng(3)
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "plan": rng.choice(["free", "pro", "team"], n),
+            "region": rng.choice(["north", "south", "east", "west", None], n),  # type: ignore[list-item]
+            "city": [f"c{i:04d}" for i in rng.integers(0, 900, n)],
+        }
+    )
+    frame.loc[:5, "plan"] = "enterprise"  # a value the baseline does not know
+    specs = [
+        ColumnSpec("plan", "categorical", categories=("free", "pro", "team")),
+        ColumnSpec("region", "categorical", categories=("east", "north", "south", "west")),
+        ColumnSpec("city", "categorical", categories=tuple(f"c{i:04d}" for i in range(10))),
+    ]
+    db.load("mixed", frame, types={c: sa.Text() for c in frame.columns})
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        profile, _ = profile_sql(db.engine, specs, table=db.ref("mixed"), max_categories=10)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert_same_profile(profile, profile_frame(frame, specs, max_categories=10))
+    (ranked,) = [
+        s
+        for s in statements
+        if "count(*)" in s.lower() and ("limit" in s.lower() or "row_number" in s.lower())
+    ]
+    if db.engine.dialect.name == "postgresql":
+        assert ranked.upper().count("GROUPING SETS") == 1 and ranked.upper().count("LIMIT") == 1, ranked
