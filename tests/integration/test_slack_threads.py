@@ -377,3 +377,30 @@ def test_webhook_rejection_is_not_retried_and_names_the_connection_not_the_url(
     (delivery,) = store.deliveries(stale(0), RUN)
     assert delivery.error == "DeliveryError: connection 'mlobs_gone_hook': rejected (HTTP 403): invalid_token"
     assert "goneSecret77" not in logs() and "goneSecret77" not in repr(delivery)
+
+
+@pytest.mark.parametrize(
+    ("fields", "culprit"),
+    [
+        pytest.param(None, "connection 'mlobs_api_cfg' is not defined", id="undefined-connection"),
+        pytest.param({"conn_type": "slack"}, "does not contain password", id="no-token"),
+        pytest.param(
+            {"conn_type": "slack", "password": BOT_TOKEN, "extra": {"base_url": "htp://nohost/api/"}},
+            "connection 'mlobs_api_cfg': invalid Slack API URL",
+            id="invalid-base-url",
+        ),
+    ],
+)
+def test_web_api_configuration_errors_are_not_retried(
+    fields: dict[str, Any] | None, culprit: str, airflow_connection: Any, store: ResultsStore, logs: Any
+) -> None:
+    if fields is not None:
+        airflow_connection("mlobs_api_cfg", **fields)
+    slept: list[float] = []
+    sender = notifier("mlobs_api_cfg", retry=RetryPolicy(attempts=4, base_delay=2.0))
+    sender.sleep = slept.append
+    assert send(sender, stale(0), store) == "alert"
+    (delivery,) = store.deliveries(stale(0), RUN)
+    assert (delivery.delivered, delivery.attempts, slept) == (False, 1, [])
+    assert delivery.error is not None and culprit in delivery.error
+    assert BOT_TOKEN not in delivery.error and BOT_TOKEN not in logs()
