@@ -65,6 +65,10 @@ def build_baseline_command(args: argparse.Namespace) -> str:
         bins=args.bins,
         sensitive_columns=tuple(args.sensitive_column),
         pseudonym_key=_optional_key() if args.sensitive_column else None,
+        sample=args.sample,
+        sample_rows=args.sample_rows,
+        sample_key=args.sample_key,
+        sample_seed=args.sample_seed,
     )
     result = spec.ensure(args.dir, overwrite=args.overwrite, connect=url_connected)
     if not result.metrics["created"]:
@@ -107,6 +111,13 @@ def parser() -> argparse.ArgumentParser:
         metavar="COLUMN",
         help=f"a column whose values must not be stored (repeatable; categorical ones need {PSEUDONYM_KEY_ENV})",
     )
+    build.add_argument("--sample", help="build from a sample: a rate like 1%% or 0.01")
+    build.add_argument("--sample-rows", type=int, help="build from a sample of about this many rows")
+    build.add_argument(
+        "--sample-key",
+        help="integer key column hashed to pick the sampled rows (needed without block sampling, and for --sql)",
+    )
+    build.add_argument("--sample-seed", type=int, default=0, help="seed of a repeatable sample (default 0)")
     add_suite_command(commands)
     add_history_command(commands)
     add_erase_command(commands)

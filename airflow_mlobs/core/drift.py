@@ -42,6 +42,13 @@ Per column:
 - too little data: a window with fewer than ``min_rows`` rows is ``skipped`` (an empty one is an
   ``error``); a column with fewer than ``min_rows`` finite (numeric) or non-NULL (categorical)
   values has its distribution finding ``skipped`` (its missing-rate and non-finite findings count).
+- sampled (the window's or the baseline's profile holds a sample, :mod:`airflow_mlobs.core.sampling`):
+  each judged column's effect size carries its sampling standard error (``standard_error`` in its
+  metrics, ``wasserstein 0.31 ± 0.02 (sampled)`` in its finding) and the decision accounts for it
+  (:func:`~airflow_mlobs.core.sampling.sampled_level`): the column fails only when the effect minus
+  1.96 standard errors still reaches the fail threshold; past the threshold only within its error it
+  is a ``warn`` whose reason says *borderline* (``borderline`` True in its metrics), and it does not
+  count as drifted in the drift share. An unsampled profile is judged exactly as before.
 
 Dataset: ``drift_share`` is the share of judged columns that drifted (weighted by ``importances``
 when given). The check fails when it reaches ``drift_share`` and warns when any column drifted (or,
@@ -58,7 +65,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from airflow_mlobs.core import stats
+from airflow_mlobs.core import sampling, stats
 
 # Defined in the light drift_settings (operators need them at DAG parse time); re-exported here.
 from airflow_mlobs.core.drift_settings import CHECK as CHECK
@@ -141,35 +148,7 @@ def _numeric_metrics(
     """All distribution metrics of a numeric column, and the shape test's p-value (KS and
     chi-square over the baseline bins, combined)."""
     shape = stats.shape_test(ref.bins, cur.bins)
-    lows = [v for v in (ref.min, cur.min) if v is not None]
-    highs = [v for v in (ref.max, cur.max) if v is not None]
-    if spec.sensitive and spec.edges and not (lows and highs):
-        lows, highs = _tail_bounds(spec, ref, cur)
-    raw_scale = (
-        stats.wasserstein_binned(
-            ref.bins,
-            cur.bins,
-            spec.edges,
-            low=min(lows),
-            high=max(highs),
-            reference_std=ref.std,
-            tails=((ref.low_mean, ref.high_mean), (cur.low_mean, cur.high_mean)),
-            tail_bins=tail_width(len(ref.bins)),
-        )
-        if lows and highs and spec.edges
-        else None
-    )
-    scores = stats.normal_score_edges(ref.bins)
-    normal_scores = (
-        stats.wasserstein_binned(
-            ref.bins, cur.bins, scores[0], low=scores[1], high=scores[2], reference_std=1.0
-        )
-        if scores is not None and raw_scale is not None
-        else None
-    )
-    wasserstein = (
-        max(raw_scale, normal_scores) if raw_scale is not None and normal_scores is not None else raw_scale
-    )
+    wasserstein, raw_scale, normal_scores = _wasserstein(spec, ref, cur, ref.bins, cur.bins)
     metrics = {
         "wasserstein": _finite(wasserstein),
         "psi": stats.psi(ref.bins, cur.bins),
@@ -185,6 +164,102 @@ def _numeric_metrics(
         "wasserstein_scores": _finite(normal_scores),
     }
     return metrics, shape.pvalue
+
+
+def _wasserstein(
+    spec: ColumnSpec,
+    ref: NumericProfile,
+    cur: NumericProfile,
+    ref_bins: Sequence[float],
+    cur_bins: Sequence[float],
+) -> tuple[float | None, float | None, float | None]:
+    """The binned Wasserstein distance of a numeric column (the larger of the two below), in
+    reference standard deviations, and in normal scores, over the bin counts ``ref_bins`` and
+    ``cur_bins`` (the profiles' own, or redrawn ones: the extremes, tail means and spread are the
+    profiles')."""
+    lows = [v for v in (ref.min, cur.min) if v is not None]
+    highs = [v for v in (ref.max, cur.max) if v is not None]
+    if spec.sensitive and spec.edges and not (lows and highs):
+        lows, highs = _tail_bounds(spec, ref, cur)
+    raw_scale = (
+        stats.wasserstein_binned(
+            ref_bins,
+            cur_bins,
+            spec.edges,
+            low=min(lows),
+            high=max(highs),
+            reference_std=ref.std,
+            tails=((ref.low_mean, ref.high_mean), (cur.low_mean, cur.high_mean)),
+            tail_bins=tail_width(len(ref.bins)),
+        )
+        if lows and highs and spec.edges
+        else None
+    )
+    scores = stats.normal_score_edges(ref_bins)
+    normal_scores = (
+        stats.wasserstein_binned(
+            ref_bins, cur_bins, scores[0], low=scores[1], high=scores[2], reference_std=1.0
+        )
+        if scores is not None and raw_scale is not None
+        else None
+    )
+    wasserstein = (
+        max(raw_scale, normal_scores) if raw_scale is not None and normal_scores is not None else raw_scale
+    )
+    return wasserstein, raw_scale, normal_scores
+
+
+def _effect_function(
+    method: str, spec: ColumnSpec, ref: ColumnProfile, cur: ColumnProfile
+) -> Callable[[Sequence[float], Sequence[float]], float | None] | None:
+    """The column's effect size ``method`` as a function of the two sides' counts (numeric: the bin
+    counts; categorical: the aligned category counts of :func:`_aligned_categories`), the same
+    definition :func:`_numeric_metrics` / :func:`_categorical_metrics` report; ``None`` for a
+    method it cannot redraw."""
+    adjacent = isinstance(ref, NumericProfile)
+    if method == "psi":
+        return stats.psi
+    if method == "js":
+        return lambda r, c: stats.js_distance_corrected(r, c, adjacent=adjacent)
+    if method == "hellinger":
+        return lambda r, c: stats.hellinger_corrected(r, c, adjacent=adjacent)
+    if method == "ks" and adjacent:
+        return lambda r, c: stats.ks_binned(r, c).statistic
+    if method == "wasserstein" and isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+        return lambda r, c: _finite(_wasserstein(spec, ref, cur, r, c)[0])
+    return None
+
+
+def _sampling_error(
+    outcome: _ColumnOutcome, spec: ColumnSpec, baseline: Baseline, current: Profile
+) -> float | None:
+    """The sampling standard error of the column's gating effect size when the window or the
+    baseline was sampled (:func:`~airflow_mlobs.core.sampling.bootstrap_standard_error`); ``None``
+    when neither was, or for a constant reference (judged on shares around the constant)."""
+    if current.sample is None and baseline.reference.sample is None:
+        return None
+    if outcome.effect is None or "constant" in outcome.metrics:
+        return None
+    ref, cur = baseline.reference.columns.get(outcome.name), current.columns.get(outcome.name)
+    if ref is None or cur is None:
+        return None
+    effect = _effect_function(outcome.method, spec, ref, cur)
+    if effect is None:
+        return None
+    if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
+        ref_counts: Sequence[float] = ref.bins
+        cur_counts: Sequence[float] = cur.bins
+    elif isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile):
+        _, ref_counts, cur_counts = _aligned_categories(ref, cur)
+    else:
+        return None
+    return sampling.bootstrap_standard_error(
+        effect,
+        ref_counts,
+        cur_counts,
+        reference_sampled=baseline.reference.sample is not None,
+        current_sampled=current.sample is not None,
+    )
 
 
 def _listing_floor(side: CategoricalProfile, share: float) -> float:
@@ -424,17 +499,36 @@ def compare(
         if outcome.status is Status.SKIPPED or outcome.effect is None:
             continue
         threshold = settings.threshold_for(outcome.name, outcome.method, baseline)
-        level = _level(outcome.effect, threshold)
+        shown = f"{outcome.method} {outcome.effect:.4g}"
+        error = _sampling_error(outcome, baseline.columns[outcome.name], baseline, current)
+        borderline = False
+        if error is None:
+            level = _level(outcome.effect, threshold)
+        else:
+            # A sampled side: the decision accounts for the effect's sampling error
+            # (core/sampling.py sampled_level: fail only past the threshold by 1.96 errors).
+            named, borderline = sampling.sampled_level(outcome.effect, error, threshold.warn, threshold.fail)
+            level = Status(named)
+            shown += f" ± {error:.2g} (sampled)"
+            outcome.metrics["standard_error"] = error
+            outcome.metrics["borderline"] = borderline
         significant = p_adj is None or p_adj < settings.alpha
         if level is not Status.PASS and not significant:
-            reason = f"{outcome.method} {outcome.effect:.4g} reaches {threshold.warn:g} but is not significant (adjusted p={p_adj:.3g})"
+            reason = f"{shown} reaches {threshold.warn:g} but is not significant (adjusted p={p_adj:.3g})"
             level = Status.PASS
+            borderline = False
         elif level is Status.PASS:
-            reason = f"{outcome.method} {outcome.effect:.4g} below {threshold.warn:g}"
-        else:
+            reason = f"{shown} below {threshold.warn:g}"
+        elif borderline:
+            assert error is not None
             reason = (
-                f"{outcome.method} {outcome.effect:.4g} >= {threshold.fail if level is Status.FAIL else threshold.warn:g}"
+                f"{shown} reaches the fail threshold {threshold.fail:g} only within its sampling error "
+                f"(lower bound {outcome.effect - sampling.Z * error:.4g}): borderline, warn"
                 + (f" (adjusted p={p_adj:.2g})" if p_adj is not None else "")
+            )
+        else:
+            reason = f"{shown} >= {threshold.fail if level is Status.FAIL else threshold.warn:g}" + (
+                f" (adjusted p={p_adj:.2g})" if p_adj is not None else ""
             )
         if "constant" in outcome.metrics and level is not Status.PASS:
             reason = f"`{outcome.name}`: {outcome.metrics['constant']}; {reason}"
@@ -447,7 +541,7 @@ def compare(
                 metric=outcome.method,
                 status=level,
                 value=round(outcome.effect, 6),
-                threshold=threshold.fail if level is Status.FAIL else threshold.warn,
+                threshold=threshold.fail if level is Status.FAIL or borderline else threshold.warn,
                 reason=reason,
             ),
         )
@@ -528,7 +622,9 @@ def _describe(outcome: _ColumnOutcome) -> str:
     """``name (method value)``, or the worst side finding's reason when that is what breached."""
     main = next((f for f in outcome.findings if f.metric == outcome.method), None)
     if main is not None and main.status is outcome.status and outcome.effect is not None:
-        return f"{outcome.name} ({outcome.method} {outcome.effect:.3g})"
+        error = outcome.metrics.get("standard_error")
+        spread = f" ± {error:.2g}" if isinstance(error, float) else ""
+        return f"{outcome.name} ({outcome.method} {outcome.effect:.3g}{spread})"
     worst_finding = max(outcome.findings, key=lambda f: f.status.severity)
     return worst_finding.reason.replace(f"`{outcome.name}`", outcome.name, 1)
 

@@ -572,6 +572,7 @@ class Profile:
             "errors": dict(self.errors),
             "columns": {name: col.to_dict() for name, col in self.columns.items()},
             **({"joint": self.joint.to_json()} if self.joint is not None else {}),
+            **({"sample": self.sample.to_dict()} if self.sample is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -592,6 +593,7 @@ class Profile:
             errors=dict(data.get("errors", {})),
             segment=data.get("segment"),
             joint=_covariance_from_json(data["joint"]) if data.get("joint") else None,
+            sample=SampleInfo.from_dict(data["sample"]) if data.get("sample") else None,
         )
 
 

@@ -11,6 +11,7 @@ equals :func:`airflow_mlobs.sources.drift_frame.build_baseline` on the same rows
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -37,6 +38,7 @@ from airflow_mlobs.core.profile import (
     quantile_levels,
     sensitive_key,
 )
+from airflow_mlobs.core.sampling import SampleInfo, SampleRequest
 from airflow_mlobs.core.types import NUMERIC_TYPES, LogicalType, TableRef
 from airflow_mlobs.sources.covariance_sql import gather_covariance_row_folds
 from airflow_mlobs.sources.dberrors import (
@@ -47,7 +49,7 @@ from airflow_mlobs.sources.dberrors import (
     unsupported_dialect,
 )
 from airflow_mlobs.sources.dialect import SqlDialect, database_name, dialect_for
-from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, short_sql
+from airflow_mlobs.sources.drift_sql import failing_columns, profile_sql, sampled_source, short_sql
 from airflow_mlobs.sources.sqlkit import DOUBLE, catalog_columns, window_conditions
 
 
@@ -83,6 +85,7 @@ def build_baseline_sql(
     dialect: SqlDialect | None = None,
     sensitive_columns: Iterable[str] = (),
     pseudonym_key: PseudonymKey | None = None,
+    sampling: SampleRequest | None = None,
 ) -> Baseline:
     """Build a baseline from a table (kinds from the catalog) or a query (``kinds`` required).
 
@@ -94,6 +97,11 @@ def build_baseline_sql(
     ``sensitive_columns`` are stored without any value, as by the in-memory builder
     (:func:`~airflow_mlobs.sources.drift_frame.build_baseline`): categorical ones by pseudonyms made
     with ``pseudonym_key`` right where their counts are fetched, numeric ones without extreme edges.
+
+    ``sampling`` builds the baseline from a sample (block sampling of a table where the database has
+    it, else the hash of ``sampling.key``; :func:`~airflow_mlobs.sources.drift_sql.sampled_source`):
+    kinds, bin edges (the sample's quantiles), the reference counts and the joint model all come from
+    it, and the reference profile's ``sample`` records the rate, method, seed and rows.
     """
     check_baseline_args(name, bins, max_categories)
     sensitive = set(sensitive_columns)
@@ -140,8 +148,20 @@ def build_baseline_sql(
             *names,
             *([timestamp_column] if timestamp_column and timestamp_column not in names else []),
         ]
+        if sampling is not None and sampling.key and sampling.key not in declared:
+            declared.append(sampling.key)
         from_clause = sa.text(query).columns(*(sa.column(n) for n in declared)).subquery("mlobs_src")
         where_label = "query"
+
+    sample_info: SampleInfo | None = None
+    sample_condition: sa.ColumnElement[bool] | None = None
+    if sampling is not None:
+        typed = (
+            {info.name: (info, t) for info, t in catalog_columns(engine, table)} if table is not None else {}
+        )
+        from_clause, sample_info, sample_condition, _ = sampled_source(
+            engine, dialect, from_clause, table, sampling, typed, where_label
+        )
 
     conditions: list[sa.ColumnElement[bool]] = []
     if timestamp_column:
@@ -153,6 +173,8 @@ def build_baseline_sql(
         conditions += window_conditions(ts, naive, naive_zone, window_start, window_end)
     if where:
         conditions.append(sa.text(f"({where})"))  # type: ignore[arg-type]
+    if sample_condition is not None:
+        conditions.append(sample_condition)
 
     for n in names:
         if n in kinds:
@@ -269,7 +291,13 @@ def build_baseline_sql(
         max_categories=max_categories,
         dialect=dialect,
         pseudonym_key=pseudonym_key,
+        # The rate resolved once: the reference counts read the sample the edges came from.
+        sampling=None
+        if sample_info is None or sampling is None
+        else SampleRequest(rate=sample_info.rate, seed=sampling.seed, key=sampling.key),
     )
+    if sample_info is not None:
+        reference = replace(reference, sample=replace(sample_info, sampled_rows=reference.row_count))
     for n in categorical:
         profile = reference.columns.get(n)
         if isinstance(profile, CategoricalProfile) and not profile.count:

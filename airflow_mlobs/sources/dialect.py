@@ -169,10 +169,28 @@ class SqlDialect:
             sa.extract("minute", ts),
         )
 
+    #: Whether :meth:`block_sample` takes a seed, so the same seed keeps the same blocks (on an
+    #: unchanged table); False where it does not (BigQuery; DuckDB's parallel scans): the result then
+    #: says it is not repeatable.
+    block_sample_repeatable: ClassVar[bool] = True
+
     def block_sample(self, source: sa.TableClause, rate: float, seed: int) -> sa.FromClause | None:
         """The table block-sampled at ``rate`` with a repeatable ``seed``, or ``None`` where the
         database has no block sampling (then a key hash is needed; see core/sampling.py)."""
         return None
+
+    @staticmethod
+    def _percent_sample(source: sa.TableClause, rate: float, seed: int | None) -> sa.FromClause:
+        """``<table> AS mlobs_sample TABLESAMPLE system(<100 * rate> PERCENT) [REPEATABLE (<seed>)]``
+        with both numbers written into the statement (DuckDB takes no bound parameter there, and a
+        plain number means rows, not percent, in DuckDB's ``system(n)``)."""
+        percent: sa.ColumnElement[Any] = sa.literal_column(f"{100.0 * rate!r} PERCENT")
+        return sa.tablesample(
+            source,
+            sa.func.system(percent),
+            name="mlobs_sample",
+            seed=None if seed is None else sa.literal_column(str(int(seed))),
+        )
 
     def row_estimate(self, conn: Connection, source: sa.TableClause) -> int:
         """The table's row count estimate a ``sample_rows`` request resolves against: an exact
@@ -180,12 +198,15 @@ class SqlDialect:
         return int(conn.execute(sa.select(sa.func.count()).select_from(source)).scalar() or 0)
 
     def key_hash_keep(self, key: sa.ColumnElement[Any], threshold: int, seed: int) -> sa.ColumnElement[bool]:
-        """``(abs(key) % 1000003 * 7919 + seed) % 1000003 < threshold`` for an integer key column;
+        """``(abs(key) % 1000003 * A + C) % 1000003 < threshold`` for an integer key column, with
+        the seed's multiplier ``A`` and offset ``C`` (:func:`~airflow_mlobs.core.sampling.hash_parameters`);
         every intermediate fits 64 bits (see core/sampling.py)."""
-        from airflow_mlobs.core.sampling import HASH_MODULUS, HASH_MULTIPLIER
+        from airflow_mlobs.core.sampling import HASH_MODULUS, hash_parameters
 
-        residue = sa.func.abs(key) % HASH_MODULUS
-        return ((residue * HASH_MULTIPLIER + seed) % HASH_MODULUS) < threshold
+        multiplier, offset = hash_parameters(seed)
+        # 64-bit arithmetic: an INTEGER key's residue times the multiplier passes 2**31.
+        residue = sa.cast(sa.func.abs(key) % HASH_MODULUS, sa.BigInteger)
+        return ((residue * multiplier + offset) % HASH_MODULUS) < threshold
 
     def upsert_insert(self, table: sa.Table, engine_dialect: sa.engine.Dialect) -> Any | None:
         """An ``INSERT`` into ``table`` offering ``on_conflict_do_update`` and ``excluded`` (one
@@ -375,6 +396,15 @@ class DuckdbDialect(SqlDialect):
     supports_aggregate_filter = True
     supports_grouping_sets = True
     has_percentile_cont = True
+    block_sample_repeatable = False
+
+    def block_sample(self, source: sa.TableClause, rate: float, seed: int) -> sa.FromClause | None:
+        """``TABLESAMPLE system(p PERCENT) REPEATABLE (seed)`` (DuckDB's ``USING SAMPLE p PERCENT
+        (system, seed)``): DuckDB keeps whole vectors of 2,048 rows, so a 1% sample of a million
+        rows is about five vectors: far more clustered than a page sample (see core/sampling.py).
+        The seed fixes the sample only on one thread (``threads = 1``): a parallel scan keeps other
+        vectors from run to run (measured with DuckDB 2.0.1), so the result says not repeatable."""
+        return self._percent_sample(source, rate, seed)
 
     def minute_keys(self, ts: sa.ColumnElement[Any]) -> tuple[sa.ColumnElement[Any], ...]:
         """``date_trunc('minute', ts)``."""
@@ -466,6 +496,41 @@ class RedshiftDialect(SqlDialect):
         return (sa.case((element.is_(None), 1), else_=0), order)
 
 
+class SnowflakeDialect(SqlDialect):
+    """Snowflake (``snowflake-sqlalchemy``, not installable here: its statements are compiled with
+    the generic compiler and checked as text). Only block sampling differs from the generic answers
+    so far: ``TABLESAMPLE SYSTEM (p) REPEATABLE (seed)``, Snowflake's ``SAMPLE SYSTEM (p) SEED (s)``
+    (``TABLESAMPLE``/``SAMPLE`` and ``REPEATABLE``/``SEED`` are synonyms; docs.snowflake.com
+    sql-reference/constructs/sample)."""
+
+    name = "snowflake"
+
+    def block_sample(self, source: sa.TableClause, rate: float, seed: int) -> sa.FromClause | None:
+        """``TABLESAMPLE system(p) REPEATABLE (seed)``: blocks (micro-partitions' blocks) kept with
+        probability ``p / 100`` (Snowflake's probability is a percentage without ``PERCENT``)."""
+        return sa.tablesample(
+            source,
+            sa.func.system(sa.literal_column(repr(100.0 * rate))),
+            name="mlobs_sample",
+            seed=sa.literal_column(str(int(seed))),
+        )
+
+
+class BigqueryDialect(SqlDialect):
+    """BigQuery (``sqlalchemy-bigquery``, not installable here: compiled with the generic compiler
+    and checked as text). Block sampling is ``TABLESAMPLE SYSTEM (p PERCENT)``, which takes no seed:
+    each run samples other blocks (cloud.google.com/bigquery/docs/table-sampling), so a sampled
+    result says it is not repeatable."""
+
+    name = "bigquery"
+    block_sample_repeatable = False
+
+    def block_sample(self, source: sa.TableClause, rate: float, seed: int) -> sa.FromClause | None:
+        """``TABLESAMPLE system(p PERCENT)`` (no seed)."""
+        del seed
+        return self._percent_sample(source, rate, None)
+
+
 #: The dialects with a class of their own; any other database gets :class:`SqlDialect`.
 DIALECTS: tuple[type[SqlDialect], ...] = (
     PostgresDialect,
@@ -474,6 +539,8 @@ DIALECTS: tuple[type[SqlDialect], ...] = (
     MariadbDialect,
     DuckdbDialect,
     RedshiftDialect,
+    SnowflakeDialect,
+    BigqueryDialect,
 )
 _BY_NAME: dict[str, SqlDialect] = {cls.name: cls() for cls in DIALECTS}
 _ANSI = SqlDialect()

@@ -253,7 +253,7 @@ def profile_sql_segments(
     sample_info: SampleInfo | None = None
     sample_condition: sa.ColumnElement[bool] | None = None
     if sampling is not None:
-        source, sample_info, sample_condition, sample_statements = _sampled_source(
+        source, sample_info, sample_condition, sample_statements = sampled_source(
             engine, dialect or dialect_for(engine), source, table, sampling, catalog, where_label
         )
         statements += sample_statements
@@ -430,7 +430,7 @@ def profile_sql_segments(
     return profiles, QueryStats(statements=statements, rows_fetched=rows_fetched)
 
 
-def _sampled_source(
+def sampled_source(
     engine: Engine,
     dialect: SqlDialect,
     source: sa.FromClause,
@@ -440,7 +440,9 @@ def _sampled_source(
     where_label: str,
 ) -> tuple[sa.FromClause, SampleInfo, sa.ColumnElement[bool] | None, int]:
     """The source a sample reads (block-sampled table, or the source with a key-hash condition),
-    what the sample says about itself, and how many statements resolving it took."""
+    what the sample says about itself, and how many statements resolving it took. ``catalog`` maps
+    a table's column names to their catalog entry and type (the key column is added to a table
+    clause that lacks it). Shared with the baseline builder (``baseline_sql``)."""
     statements = 0
     estimate: int | None = None
     if sample.rate is None:
@@ -459,7 +461,14 @@ def _sampled_source(
     if sample.key is None and isinstance(source, sa.TableClause):
         block = dialect.block_sample(source, rate, sample.seed)
         if block is not None:
-            info = SampleInfo(rate=rate, method="system", seed=sample.seed, sampled_rows=0, estimate=estimate)
+            info = SampleInfo(
+                rate=rate,
+                method="system",
+                seed=sample.seed,
+                sampled_rows=0,
+                estimate=estimate,
+                repeatable=dialect.block_sample_repeatable,
+            )
             return block, info, None, statements
     if sample.key is None:
         what = f"{where_label} on {database_name(engine)}"

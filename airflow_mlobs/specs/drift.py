@@ -105,7 +105,9 @@ class BaselineSpec(DriftSource):
     reference rows by ``timestamp_column``; ``columns`` default to every numeric and text column,
     ``kinds`` override the kind found (``{"zip_code": "categorical"}``); ``bins`` quantile bins per
     numeric column; ``calibrate_chunk_size`` (files only) calibrates data-driven thresholds on
-    ``calibrate_chunks`` reference samples of that size.
+    ``calibrate_chunks`` reference samples of that size. ``sample``/``sample_rows``/``sample_key``/
+    ``sample_seed`` build it from a sample, as for :class:`DriftSpec`: edges, counts (and the
+    calibration, for a file) are the sample's, and the reference profile records how it was sampled.
     """
 
     baseline: str
@@ -118,10 +120,20 @@ class BaselineSpec(DriftSource):
     max_categories: int = DEFAULT_MAX_CATEGORIES
     calibrate_chunk_size: int | None = None
     calibrate_chunks: int = 20
+    sample: str | float | None = None
+    sample_rows: int | None = None
+    sample_key: str | None = None
+    sample_seed: int = 0
 
     def validate(self, task_id: str) -> None:
-        """``ValueError`` naming the task for an impossible source or kind."""
+        """``ValueError`` naming the task for an impossible source, kind or sample."""
         self.validate_source(task_id)
+        from airflow_mlobs.core.sampling import parse_sample
+
+        try:
+            parse_sample(self.sample, self.sample_rows, self.sample_seed, self.sample_key)
+        except ValueError as exc:
+            raise ValueError(f"task {task_id!r}: {exc}") from exc
         bad = {c: k for c, k in self.kinds.items() if k not in ("numeric", "categorical")}
         if bad:
             raise ValueError(f"{task_id}: kinds must be 'numeric' or 'categorical', got {bad}")
@@ -129,14 +141,22 @@ class BaselineSpec(DriftSource):
     def build(self, *, connect: Connector | None = None) -> Baseline:
         """Build the baseline from the source (pushed down for a table or query)."""
         # numpy, pandas and pyarrow load when a check runs, never when a DAG imports the spec.
+        from airflow_mlobs.core.sampling import parse_sample
         from airflow_mlobs.sources import drift_frame as frame_source
         from airflow_mlobs.sources.baseline_sql import build_baseline_sql
 
+        sampling = parse_sample(self.sample, self.sample_rows, self.sample_seed, self.sample_key)
         start = parse_moment(self.reference_start, "reference_start")
         end = parse_moment(self.reference_end, "reference_end")
         columns = list(self.columns) if self.columns is not None else None
         if self.path:
-            frame = self.read_frame(columns, start, end)
+            key = (
+                [sampling.key]
+                if sampling and sampling.key and columns and sampling.key not in columns
+                else []
+            )
+            frame = self.read_frame([*columns, *key] if columns else None, start, end)
+            frame, info = frame_sample(frame, sampling, self.source_name())
             if self.timestamp_column and self.timestamp_column in frame.columns and not columns:
                 frame = frame.drop(columns=[self.timestamp_column])
             baseline = frame_source.build_baseline(
@@ -159,6 +179,9 @@ class BaselineSpec(DriftSource):
                     chunks=self.calibrate_chunks,
                     pseudonym_key=self.pseudonym_key,
                 )
+            if info is not None:
+                sampled = replace(info, sampled_rows=baseline.reference.row_count)
+                baseline = replace(baseline, reference=replace(baseline.reference, sample=sampled))
             return baseline
         assert self.conn_id is not None
         with connector_or_default(connect)(self.conn_id) as engine:
@@ -180,6 +203,7 @@ class BaselineSpec(DriftSource):
                 source=self.source_name(),
                 sensitive_columns=self.sensitive_columns,
                 pseudonym_key=self.pseudonym_key,
+                sampling=sampling,
             )
 
     def ensure(
@@ -203,9 +227,8 @@ class BaselineSpec(DriftSource):
         else:
             stored = self.build(connect=connect)
             target = stored.save(directory)
-            summary = (
-                f"built {name} from {self.source_name()} ({stored.reference.row_count} rows) at {target}"
-            )
+            sampled = f", {stored.reference.sample.describe()}" if stored.reference.sample else ""
+            summary = f"built {name} from {self.source_name()} ({stored.reference.row_count} rows{sampled}) at {target}"
             created = True
         columns = stored.columns.values()
         return CheckResult(
@@ -222,6 +245,7 @@ class BaselineSpec(DriftSource):
                 "numeric_columns": sorted(c.name for c in columns if c.kind == "numeric"),
                 "categorical_columns": sorted(c.name for c in columns if c.kind == "categorical"),
                 "calibrated": bool(stored.thresholds),
+                "sample": stored.reference.sample.to_dict() if stored.reference.sample else None,
             },
         )
 
@@ -405,40 +429,53 @@ class DriftSpec(DriftSource):
 
 
 def with_sample(result: CheckResult, profile: Profile, baseline: Baseline | None = None) -> CheckResult:
-    """A result of a sampled profile: ``metrics["sample"]`` holds the rate, method, seed, key, row
-    estimate and sampled row count, and the summary ends with how it was sampled. p-values already
-    come from the sampled counts (nothing scales them up). With the ``baseline``, also
-    ``psi_standard_error``: per numeric column, the delta-method standard error of the (unsmoothed)
-    PSI of the window's bin shares over the baseline's
-    (:func:`airflow_mlobs.core.sampling.psi_standard_error`; row-sample theory, which understates
-    the error of a clustered block sample)."""
+    """A result of a sampled window or a sampled ``baseline``: says so and with what error.
+
+    ``metrics["sample"]`` (a sampled window) holds the rate, method, seed, key, row estimate,
+    sampled row count, whether it is repeatable, and ``psi_standard_error``: per numeric column, the
+    delta-method standard error of the (unsmoothed) PSI of the window's bin shares over the
+    baseline's (:func:`airflow_mlobs.core.sampling.psi_standard_error`). ``metrics["baseline_sample"]``
+    says how a sampled baseline was sampled. ``metrics["sampling_error"]`` (either sampled) holds
+    per judged column the sampling standard error of the effect size that decided it
+    (``standard_error``, see :func:`airflow_mlobs.core.drift.compare`) and the ``borderline``
+    columns (past the fail threshold only within their error: warned, not failed). The summary ends
+    with how each side was sampled. p-values already come from the sampled counts (nothing scales
+    them up). All errors are row-sample theory, which understates a clustered block sample's."""
     from airflow_mlobs.core.profile import NumericProfile
-    from airflow_mlobs.core.sampling import psi_standard_error
+    from airflow_mlobs.core.sampling import Z, psi_standard_error
 
     info = profile.sample
-    if info is None:
+    base = baseline.reference.sample if baseline is not None else None
+    if info is None and base is None:
         return result
-    errors: dict[str, float] = {}
-    for name, column in profile.columns.items():
-        reference = baseline.reference.columns.get(name) if baseline is not None else None
-        if not (isinstance(column, NumericProfile) and isinstance(reference, NumericProfile)):
-            continue
-        if sum(column.bins) <= 0 or sum(reference.bins) <= 0 or len(column.bins) != len(reference.bins):
-            continue
-        expected = [b / sum(reference.bins) for b in reference.bins]
-        actual = [b / sum(column.bins) for b in column.bins]
-        errors[name] = psi_standard_error(expected, actual, sum(column.bins))
     metrics = dict(result.metrics)
-    metrics["sample"] = {
-        "rate": info.rate,
-        "method": info.method,
-        "seed": info.seed,
-        "key": info.key,
-        "estimate": info.estimate,
-        "sampled_rows": info.sampled_rows,
-        "psi_standard_error": errors,
+    summary = result.summary
+    if info is not None:
+        errors: dict[str, float] = {}
+        for name, column in profile.columns.items():
+            reference = baseline.reference.columns.get(name) if baseline is not None else None
+            if not (isinstance(column, NumericProfile) and isinstance(reference, NumericProfile)):
+                continue
+            if sum(column.bins) <= 0 or sum(reference.bins) <= 0 or len(column.bins) != len(reference.bins):
+                continue
+            expected = [b / sum(reference.bins) for b in reference.bins]
+            actual = [b / sum(column.bins) for b in column.bins]
+            errors[name] = psi_standard_error(expected, actual, sum(column.bins))
+        metrics["sample"] = {**info.to_dict(), "psi_standard_error": errors}
+        summary += f" ({info.describe()})"
+    if base is not None:
+        metrics["baseline_sample"] = base.to_dict()
+        summary += f" (baseline {base.describe()})"
+    judged = metrics.get("columns")
+    columns = judged if isinstance(judged, Mapping) else {}
+    metrics["sampling_error"] = {
+        "z": Z,
+        "standard_error": {
+            n: c["standard_error"] for n, c in columns.items() if c.get("standard_error") is not None
+        },
+        "borderline": sorted(n for n, c in columns.items() if c.get("borderline")),
     }
-    return replace(result, metrics=metrics, summary=f"{result.summary} ({info.describe()})")
+    return replace(result, metrics=metrics, summary=summary)
 
 
 def frame_sample(frame: Any, sampling: Any, where: str) -> tuple[Any, Any]:
@@ -451,8 +488,8 @@ def frame_sample(frame: Any, sampling: Any, where: str) -> tuple[Any, Any]:
 
     from airflow_mlobs.core.sampling import (
         HASH_MODULUS,
-        HASH_MULTIPLIER,
         SampleInfo,
+        hash_parameters,
         hash_threshold,
         resolve_rate,
     )
@@ -462,7 +499,8 @@ def frame_sample(frame: Any, sampling: Any, where: str) -> tuple[Any, Any]:
         if sampling.key not in frame.columns:
             raise ValueError(f"sample_key column {sampling.key!r} not found in {where}")
         keys = np.abs(frame[sampling.key].to_numpy(dtype="int64")) % HASH_MODULUS
-        keep = (keys * HASH_MULTIPLIER + sampling.seed) % HASH_MODULUS < hash_threshold(rate)
+        multiplier, offset = hash_parameters(sampling.seed)
+        keep = (keys * multiplier + offset) % HASH_MODULUS < hash_threshold(rate)
         method = "key-hash"
     else:
         keep = np.random.default_rng(sampling.seed).random(len(frame)) < rate
