@@ -56,17 +56,71 @@ class Request:
         return json.loads(text)
 
 
+@dataclass
+class SlackMessage:
+    """A message the Web API stand-in holds: its channel id, ``ts``, the ``thread_ts`` of the
+    thread it replies in (``None`` for a top-level message), its text and blocks, and how often
+    ``chat.update`` edited it."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None = None
+    reply_broadcast: bool = False
+    edits: int = 0
+
+    @property
+    def header(self) -> str:
+        """The text of its header block (``""`` without one)."""
+        for block in self.blocks:
+            if block.get("type") == "header":
+                return str(block["text"]["text"])
+        return ""
+
+    @property
+    def body(self) -> str:
+        """The text of all its blocks, one line each (headers, sections, context elements)."""
+        lines: list[str] = []
+        for block in self.blocks:
+            if isinstance(block.get("text"), dict):
+                lines.append(str(block["text"].get("text", "")))
+            for element in block.get("elements", []) or []:
+                if isinstance(element, dict) and isinstance(element.get("text"), str):
+                    lines.append(element["text"])
+        return "\n".join(lines)
+
+
 class SlackServer:
     """A threaded HTTP server recording every request and answering from a scripted queue.
 
-    Unscripted requests get Slack's normal answers: ``200 ok`` for webhooks and
-    ``{"ok": true, "ts": "1"}`` for ``/api/chat.postMessage``.
+    Unscripted requests get Slack's normal answers: ``200 ok`` for webhooks, and for the Web API
+    (``/api/<method>``) what Slack answers:
+
+    - ``chat.postMessage`` stores the message in its channel (a name such as ``#ml`` gets a stable
+      id ``C…``; an id ``C…`` is used as is) and answers ``{"ok": true, "channel": "C…", "ts":
+      "1700000000.000100", "message": {...}}`` with a new ``ts`` each time; with ``thread_ts`` it is
+      a reply in that thread (``thread_not_found`` when the channel holds no such top-level
+      message, as Slack answers for a deleted parent);
+    - ``chat.update`` replaces the text and blocks of a stored message (``channel`` must be the
+      id; ``channel_not_found`` for a name, ``message_not_found`` for an unknown or deleted ``ts``,
+      ``cant_update_message`` for a ``ts`` in :attr:`uneditable`);
+    - with ``tokens`` given, any other bearer token is ``invalid_auth`` (HTTP 200, as Slack does);
+      an unknown method is ``unknown_method``.
+
+    :attr:`messages` holds every stored message in order; :meth:`thread`, :meth:`parents` and
+    :meth:`delete` read and change them.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: set[str] | None = None) -> None:
         self.requests: list[Request] = []
+        self.messages: list[SlackMessage] = []
+        self.tokens = tokens
+        #: ``ts`` of messages ``chat.update`` refuses (``cant_update_message``).
+        self.uneditable: set[str] = set()
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self._next_ts = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -112,9 +166,101 @@ class SlackServer:
             self.requests.append(request)
             if self._replies:
                 return self._replies.popleft()
-        if request.path.startswith("/api/"):
-            return Reply(200, {"ok": True, "ts": "1"})
+            if request.path.startswith("/api/"):
+                return self._web_api(request)
         return Reply(200, "ok")
+
+    # --- the Web API ----------------------------------------------------------------------------
+
+    @staticmethod
+    def channel_id(channel: str) -> str:
+        """The id a channel name gets (``#ml`` -> ``C`` and 8 hex digits); an id is kept."""
+        import hashlib
+
+        name = channel.strip()
+        if name.startswith(("C", "G", "D")) and name[1:].isalnum() and name.upper() == name:
+            return name
+        return "C" + hashlib.sha256(name.lstrip("#").encode()).hexdigest()[:8].upper()
+
+    def _web_api(self, request: Request) -> Reply:
+        def error(code: str) -> Reply:
+            return Reply(200, {"ok": False, "error": code})
+
+        if self.tokens is not None:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if token not in self.tokens:
+                return error("invalid_auth")
+        try:
+            body = request.json if request.body else {}
+        except ValueError:
+            return error("invalid_json")
+        blocks = body.get("blocks") or []
+        if isinstance(blocks, str):  # form-encoded clients send blocks as JSON text
+            blocks = json.loads(blocks)
+        method = request.path.removeprefix("/api/").split("?")[0]
+        if method == "chat.postMessage":
+            if not body.get("channel"):
+                return error("channel_not_found")
+            channel = self.channel_id(str(body["channel"]))
+            thread_ts = body.get("thread_ts") or None
+            if thread_ts is not None and self._find(channel, str(thread_ts), top_level=True) is None:
+                return error("thread_not_found")
+            self._next_ts += 1
+            message = SlackMessage(
+                channel=channel,
+                ts=f"{1700000000 + self._next_ts}.{self._next_ts:06d}",
+                text=str(body.get("text", "")),
+                blocks=list(blocks),
+                thread_ts=str(thread_ts) if thread_ts is not None else None,
+                reply_broadcast=str(body.get("reply_broadcast", "")).lower() in ("true", "1"),
+            )
+            self.messages.append(message)
+            return Reply(
+                200, {"ok": True, "channel": channel, "ts": message.ts, "message": self._dump(message)}
+            )
+        if method == "chat.update":
+            channel = str(body.get("channel", ""))
+            if self.channel_id(channel) != channel:
+                return error("channel_not_found")
+            found = self._find(channel, str(body.get("ts", "")), top_level=False)
+            if found is None:
+                return error("message_not_found")
+            if found.ts in self.uneditable:
+                return error("cant_update_message")
+            found.text = str(body.get("text", found.text))
+            found.blocks = list(blocks) if blocks else found.blocks
+            found.edits += 1
+            return Reply(200, {"ok": True, "channel": channel, "ts": found.ts, "text": found.text})
+        return error("unknown_method")
+
+    def _find(self, channel: str, ts: str, *, top_level: bool) -> SlackMessage | None:
+        for message in self.messages:
+            if message.channel == channel and message.ts == ts:
+                return message if not (top_level and message.thread_ts) else None
+        return None
+
+    @staticmethod
+    def _dump(message: SlackMessage) -> dict[str, Any]:
+        data = {"type": "message", "ts": message.ts, "text": message.text, "blocks": message.blocks}
+        if message.thread_ts:
+            data["thread_ts"] = message.thread_ts
+        return data
+
+    def parents(self, channel: str | None = None) -> list[SlackMessage]:
+        """The top-level messages (of ``channel``, a name or id), in order."""
+        with self._lock:
+            wanted = self.channel_id(channel) if channel else None
+            return [m for m in self.messages if m.thread_ts is None and wanted in (None, m.channel)]
+
+    def thread(self, parent: SlackMessage) -> list[SlackMessage]:
+        """The replies in ``parent``'s thread, in order."""
+        with self._lock:
+            return [m for m in self.messages if m.channel == parent.channel and m.thread_ts == parent.ts]
+
+    def delete(self, message: SlackMessage) -> None:
+        """Delete a message (as a person in the channel would): updates and replies to it fail."""
+        with self._lock:
+            self.messages.remove(message)
 
     @property
     def port(self) -> int:

@@ -9,7 +9,8 @@ A notifier is used two ways:
   task's check result when the failure carries one (``CheckBreachError``), else a message about
   the failed task.
 
-Delivery retries timeouts, 5xx and 429 with exponential backoff, honouring ``Retry-After``. A
+Delivery retries timeouts, 5xx and 429 with exponential backoff, honouring ``Retry-After`` (the
+Slack notifiers through slack_sdk's retry handlers on their clients, the others here). A
 delivery that still fails never changes the check's outcome: it is logged (without secrets) and
 recorded on the stored result.
 
@@ -162,7 +163,9 @@ def config_error(conn_id: str, exc: BaseException, what: str | None = None) -> D
 @dataclass(frozen=True)
 class RetryPolicy:
     """Up to ``attempts`` tries; waits ``base_delay * 2**n`` (at most ``max_delay``) between them,
-    or what ``Retry-After`` asks for (also capped at ``max_delay``)."""
+    or what ``Retry-After`` asks for (also capped at ``max_delay``). The Slack notifiers apply it
+    per request through slack_sdk's retry handlers (``attempts - 1`` retries each,
+    :class:`~airflow_mlobs.notifiers.slack.SlackRetries`); ``timeout`` bounds each request."""
 
     attempts: int = 4
     base_delay: float = 1.0
@@ -251,6 +254,10 @@ class CheckNotifier(BaseNotifier):
 
     template_fields: tuple[str, ...] = ("report_url", "results_conn_id")
     channel_kind = "notifier"
+    #: Whether :meth:`deliver` retries inside its client (the Slack notifiers: slack_sdk's retry
+    #: handlers, mapped from :attr:`retry`); then it is called once per message and
+    #: :meth:`client_retries` counts the retries it made.
+    retries_in_client = False
 
     def __init__(
         self,
@@ -305,6 +312,13 @@ class CheckNotifier(BaseNotifier):
         #: messages go out, not which data window was judged).
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.sleep: Callable[[float], None] = time.sleep
+        #: What this channel keeps about the open incident (a JSON dict, e.g. the Slack thread's
+        #: channel id and ``ts``): set by :meth:`send_result` from the stored alert state before
+        #: each delivery, read and updated by :meth:`deliver`, stored with the alert state while the
+        #: incident is open and dropped when it closes (a new incident starts empty).
+        self.incident: dict[str, Any] = {}
+        #: The alert state before the result being sent (what the channel last heard).
+        self.alert_before = AlertState()
 
     # --- to implement -------------------------------------------------------------------------
 
@@ -320,6 +334,10 @@ class CheckNotifier(BaseNotifier):
     def secrets(self) -> list[str]:
         """Secrets to scrub from any error text (tokens, passwords, webhook paths)."""
         return []
+
+    def client_retries(self) -> int:
+        """How many retries the client made so far (a running count; see :attr:`retries_in_client`)."""
+        return 0
 
     def check_rendered(self) -> None:
         """Validate templated arguments once rendered; raise ``ValueError`` naming the argument
@@ -338,7 +356,18 @@ class CheckNotifier(BaseNotifier):
         """
         # One state per check task: two checks of one dataset must not overwrite each other's.
         scope = run.alert_scope(result)
-        previous = _state_from(store.alert_state(self.channel, result.check, result.dataset, task=scope))
+        stored = store.alert_state(self.channel, result.check, result.dataset, task=scope)
+        previous = _state_from(stored)
+        incident = (stored or {}).get("incident") if previous.open else None
+        self.incident = dict(incident) if isinstance(incident, Mapping) else {}
+        self.alert_before = previous
+
+        def save(state: AlertState) -> None:
+            data = _state_to(state)
+            if state.open and self.incident:
+                data["incident"] = self.incident
+            store.save_alert_state(self.channel, result.check, result.dataset, data, task=scope)
+
         decision = decide_notification(
             previous,
             result,
@@ -366,13 +395,10 @@ class CheckNotifier(BaseNotifier):
             )
             # Keep what the channel last heard, as for a failed delivery: the run after the silence
             # or mute window that still finds the breach sends it.
-            state = replace(previous, consecutive=decision.state.consecutive)
-            store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state), task=scope)
+            save(replace(previous, consecutive=decision.state.consecutive))
             return None
         if kind is None:
-            store.save_alert_state(
-                self.channel, result.check, result.dataset, _state_to(decision.state), task=scope
-            )
+            save(decision.state)
             self.log.info(
                 "%s: nothing to send for %s on %s (%s)",
                 self.channel,
@@ -386,8 +412,7 @@ class CheckNotifier(BaseNotifier):
         )
         # A failed delivery said nothing: keep what the channel last heard (counting the window), so
         # the next window sends the alert, escalation or recovery again instead of de-duplicating it.
-        state = decision.state if delivered else replace(previous, consecutive=decision.state.consecutive)
-        store.save_alert_state(self.channel, result.check, result.dataset, _state_to(state), task=scope)
+        save(decision.state if delivered else replace(previous, consecutive=decision.state.consecutive))
         return kind
 
     def held_back(self, result: CheckResult, kind: Kind, store: ResultsStore) -> str | None:
@@ -443,6 +468,7 @@ class CheckNotifier(BaseNotifier):
         from airflow_mlobs.store import Delivery
 
         attempts = 0
+        retried = self.client_retries()
 
         def once() -> None:
             nonlocal attempts
@@ -450,14 +476,17 @@ class CheckNotifier(BaseNotifier):
             self.deliver(result, kind=kind, consecutive=consecutive, links=links)
 
         error: str | None = None
+        # A client that retries itself is called once: its retries are not multiplied by ours.
+        policy = replace(self.retry, attempts=1) if self.retries_in_client else self.retry
         try:
             try:
                 self.check_rendered()
             except ValueError as exc:  # a templated argument rendered to something unusable
                 raise DeliveryError(f"{type(self).__name__}: {exc}", retryable=False) from exc
-            deliver_with_retries(once, self.retry, self.sleep)
+            deliver_with_retries(once, policy, self.sleep)
         except Exception as exc:  # any failure to deliver is recorded, never raised
             error = redact(f"{type(exc).__name__}: {exc}", self.secrets())
+        attempts += self.client_retries() - retried
         if error is None:
             self.log.info(
                 "%s: sent %s for %s on %s (%d attempt(s))",
@@ -490,6 +519,7 @@ class CheckNotifier(BaseNotifier):
         run with its stored check result (:meth:`dag_run_result`)."""
         from airflow_mlobs.exceptions import CheckBreachError
 
+        self.incident, self.alert_before = {}, AlertState()  # no alert state: a message of its own
         exception = context.get("exception")
         dag_run = run_of(context) if exception is None else None
         if isinstance(exception, CheckBreachError):

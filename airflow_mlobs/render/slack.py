@@ -17,6 +17,15 @@ EMOJI = {
 }
 
 
+def _buttons(links: Links) -> list[dict[str, Any]]:
+    """An actions block with a button per link (none without links)."""
+    buttons = [
+        {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
+        for label, url in links.labelled()
+    ]
+    return [{"type": "actions", "elements": buttons}] if buttons else []
+
+
 def slack_message(
     result: CheckResult, *, kind: Kind, consecutive: int = 1, links: Links = NO_LINKS
 ) -> dict[str, Any]:
@@ -36,10 +45,20 @@ def slack_message(
         blocks.append(
             {"type": "section", "text": {"type": "mrkdwn", "text": f"```{rows_text(rows)}```"[:3000]}}
         )
-    buttons = [
-        {"type": "button", "text": {"type": "plain_text", "text": label}, "url": url}
-        for label, url in links.labelled()
-    ]
-    if buttons:
-        blocks.append({"type": "actions", "elements": buttons})
+    blocks += _buttons(links)
     return {"text": f"{heading}: {result.summary}"[:3000], "blocks": blocks}
+
+
+def slack_thread_parent(*, heading: str, summary: str, state: str, links: Links = NO_LINKS) -> dict[str, Any]:
+    """The parent message of an incident's thread as ``chat.update`` rewrites it: the original
+    header (``heading``, the title of the message that opened the incident), the current state
+    (``state``: "RESOLVED at ... after 3 runs", "ONGOING (2 runs): ..."), the original summary, and the link
+    buttons; ``text`` (the notification fallback) is the state and the heading. Cut to Slack's
+    limits as :func:`slack_message`."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": heading[:150], "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{state}*"[:3000]}},
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": summary[:3000] or " "}]},
+    ]
+    blocks += _buttons(links)
+    return {"text": f"{state}: {heading}"[:3000], "blocks": blocks}

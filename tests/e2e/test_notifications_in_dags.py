@@ -1,7 +1,8 @@
 """Notifications from check operators in real Airflow DAG runs (``airflow dags test``) over
 consecutive daily intervals: one message per new breach, silence while it persists, an escalation
 or a "got worse" alert, and a recovery, on a Slack webhook and by email (real HTTP and SMTP servers
-on 127.0.0.1, reached from the Airflow subprocess)."""
+on 127.0.0.1, reached from the Airflow subprocess); on Slack's Web API, one thread per incident
+(the follow-ups and the recovery as replies, the parent edited to say RESOLVED)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 WEBHOOK_TOKEN = "T0E2E0000/B0E2E0000/e2eWebhookSecret13579"
 SMTP_PASSWORD = "e2eSmtpSecret-24680"
+BOT_TOKEN = "xoxb-e2e0-1111-e2eBotSecret97531"
 
 
 @pytest.fixture
@@ -57,10 +59,18 @@ def fill(db: Path, timestamps: list[str]) -> None:
 
 class Scenario:
     """A DAG with one freshness check notifying a Slack webhook (warn and up, escalating after three
-    windows) and on-call email (fail and up), run day after day."""
+    windows) and on-call email (fail and up), run day after day; with ``web_api`` also Slack's Web
+    API (channel ``#ml-alerts`` on the same server, its bot token checked)."""
 
     def __init__(
-        self, airflow_home: Path, tmp_path: Path, slack: SlackServer, smtp: SmtpServer, db: Path
+        self,
+        airflow_home: Path,
+        tmp_path: Path,
+        slack: SlackServer,
+        smtp: SmtpServer,
+        db: Path,
+        *,
+        web_api: bool = False,
     ) -> None:
         self.airflow_home = airflow_home
         self.slack = slack
@@ -75,13 +85,28 @@ class Scenario:
                 {"conn_type": "slackwebhook", "host": f"{slack.url}/services", "password": WEBHOOK_TOKEN}
             ),
             "AIRFLOW_CONN_MLOBS_SMTP": json.dumps(smtp.connection_fields(from_email="mlobs@example.com")),
+            "AIRFLOW_CONN_MLOBS_SLACK_API": json.dumps(
+                {"conn_type": "slack", "password": BOT_TOKEN, "extra": {"base_url": f"{slack.url}/api/"}}
+            ),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",
         }
+        slack.tokens = {BOT_TOKEN}
+        web_api_notifier = (
+            """
+                        SlackApiNotifier(
+                            slack_conn_id="mlobs_slack_api",
+                            channel="#ml-alerts",
+                            renotify_after=None,
+                            retry=FAST,
+                        ),"""
+            if web_api
+            else ""
+        )
         self.dags.mkdir(parents=True, exist_ok=True)
         body = f"""
             from datetime import UTC, datetime
             from airflow.sdk import DAG, CronDataIntervalTimetable
-            from airflow_mlobs.notifiers import EmailNotifier, RetryPolicy, SlackWebhookNotifier
+            from airflow_mlobs.notifiers import EmailNotifier, RetryPolicy, SlackApiNotifier, SlackWebhookNotifier
             from airflow_mlobs.operators import FreshnessCheckOperator
 
             FAST = RetryPolicy(attempts=2, base_delay=0.1, timeout=5)
@@ -114,7 +139,7 @@ class Scenario:
                             min_severity="fail",
                             renotify_after=None,
                             retry=FAST,
-                        ),
+                        ),{web_api_notifier}
                     ],
                 )
         """
@@ -127,8 +152,9 @@ class Scenario:
         outcome: DagRunOutcome = run_dag(self.airflow_home, self.dags, self.dag_id, day, self.env)
         self.outputs.append(outcome.output)
         assert outcome.states == {"events_fresh": "success"}, outcome.output[-4000:]
-        titles = [r.json["blocks"][0]["text"]["text"] for r in self.slack.received()[slack_before:]]
-        for request in self.slack.received()[slack_before:]:
+        webhook = [r for r in self.slack.received()[slack_before:] if not r.path.startswith("/api/")]
+        titles = [r.json["blocks"][0]["text"]["text"] for r in webhook]
+        for request in webhook:
             assert request.path == f"/services/{WEBHOOK_TOKEN}"
         # A long subject is folded right after "Subject:"; the space that unfolding leaves in front
         # carries no meaning (RFC 5322 field bodies), so it is stripped.
@@ -153,7 +179,7 @@ class Scenario:
             logs += "\n".join(p.read_text(errors="replace") for p in log_dir.rglob("*") if p.is_file())
         assert "Sending a request - url:" in logs, "DEBUG logging was not on in the runs"
         stored = self.results_db.read_bytes().decode("utf-8", "replace")
-        for secret in (WEBHOOK_TOKEN, SMTP_PASSWORD):
+        for secret in (WEBHOOK_TOKEN, SMTP_PASSWORD, BOT_TOKEN):
             # Airflow's own supervisor logs, at DEBUG, the request by which the task asks it to
             # mask the connection's password, secret included: Airflow's doing, not this package's.
             leaks = [line for line in logs.splitlines() if secret in line and "msg=MaskSecret(" not in line]
@@ -211,7 +237,7 @@ def test_warning_goes_to_slack_and_the_worse_breach_to_both_channels(
 ) -> None:
     # Judged at midnight: 8 h old (warn after 6 h), 16 h old (fail after 12 h), 2 h old (pass).
     fill(warehouse, ["2026-11-01 16:00:00", "2026-11-02 08:00:00", "2026-11-03 22:00:00"])
-    scenario = Scenario(airflow_db, tmp_path, slack, smtp, warehouse)
+    scenario = Scenario(airflow_db, tmp_path, slack, smtp, warehouse, web_api=True)
 
     titles, subjects = scenario.run("2026-11-02")
     assert titles == ["WARN: freshness on wh:events (2026-11-01 00:00 to 2026-11-02 00:00 UTC)"]
@@ -231,5 +257,23 @@ def test_warning_goes_to_slack_and_the_worse_breach_to_both_channels(
     recovered = "Recovered: freshness on wh:events (2026-11-03 00:00 to 2026-11-04 00:00 UTC)"
     assert titles == [recovered]
     assert subjects == [recovered]
-    assert len(slack.received()) == 3 and len(smtp.envelopes) == 2
+    assert len(slack.received("/services/")) == 3 and len(smtp.envelopes) == 2
+
+    # The Web API: one thread. The warning opened it; the worse breach and the recovery replied in
+    # it, and the parent (still headed by the warning) now says RESOLVED. The webhook stayed flat.
+    (parent,) = slack.parents("#ml-alerts")
+    assert parent.header == "WARN: freshness on wh:events (2026-11-01 00:00 to 2026-11-02 00:00 UTC)"
+    assert [reply.header for reply in slack.thread(parent)] == [worse, recovered]
+    assert ":white_check_mark: RESOLVED at 2026-11-04 00:00 UTC after 2 runs" in parent.body
+    assert parent.edits == 2
+    assert [r.path for r in slack.received("/api/")] == [
+        "/api/chat.postMessage",
+        *["/api/chat.postMessage", "/api/chat.update"] * 2,
+    ]
+    api = "slack:#ml-alerts"
+    assert {day: [d for d in found if d.channel == api] for day, found in scenario.deliveries().items()} == {
+        "2026-11-02": [Delivery(api, "alert", True, 1)],
+        "2026-11-03": [Delivery(api, "alert", True, 1)],
+        "2026-11-04": [Delivery(api, "recovery", True, 1)],
+    }
     scenario.assert_no_secrets()
