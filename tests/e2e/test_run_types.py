@@ -38,6 +38,7 @@ from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.sources.drift_frame import build_baseline
 from airflow_mlobs.store import ResultsStore, StoredResult
 from tests.e2e.scheduler_services import LocalDeployment, local_deployment
+from tests.servers import SlackServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -194,8 +195,28 @@ with DAG("rt_asset_consumer", schedule=[LOADED], start_date=day(1), params={"win
     )
     drift >> RetrainGateOperator(task_id="retrain_gate", outlets=[Asset("mlobs-e2e://rt_asset_consumer/retrain")])
 """,
+    # 8: one message per incident with mapped and parallel checks, cleared and re-run.
+    "rt_alert_group": """
+from airflow_mlobs.notifiers import RetryPolicy, SlackWebhookNotifier
+from airflow_mlobs.operators import AlertGroupOperator, FreshnessCheckOperator
+
+with DAG("rt_alert_group", schedule="@daily", **one_run(6)):
+    drift = DriftCheckOperator.partial(
+        task_id="drift", table="events", dataset="rt_alert_group", window="1d", **CHECK
+    ).expand(where=["segment = 'a'", "segment = 'b'"])
+    fresh = FreshnessCheckOperator(
+        task_id="fresh", conn_id="wh", table="events", dataset="rt_alert_group", timestamp_column="ts",
+        max_age="1m", on_breach="continue",
+    )
+    [drift, fresh] >> AlertGroupOperator(
+        task_id="alerts", inhibit_rules=[],
+        notify=[SlackWebhookNotifier(slack_webhook_conn_id="mlobs_hook", renotify_after=None,
+                                     retry=RetryPolicy(attempts=2, base_delay=0.1, timeout=5))],
+    )
+""",
 }
 DAG_IDS = [
+    "rt_alert_group",
     "rt_daily_window",
     "rt_daily_streak",
     "rt_daily_no_window",
@@ -208,7 +229,14 @@ DAG_IDS = [
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
+def slack_hook() -> Iterator[SlackServer]:
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory, slack_hook: SlackServer) -> Iterator[LocalDeployment]:
     """The deployment, its warehouse, baseline and DAGs; every DAG parsed before the first test."""
     base = tmp_path_factory.mktemp("run_types")
     warehouse = base / "warehouse.db"
@@ -220,6 +248,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeploymen
     env = {
         "AIRFLOW_CONN_WH": json.dumps({"conn_type": "sqlite", "host": str(warehouse)}),
         "MLOBS_BASELINE_DIR": str(baselines),
+        "AIRFLOW_CONN_MLOBS_HOOK": json.dumps(
+            {
+                "conn_type": "slackwebhook",
+                "host": f"{slack_hook.url}/services",
+                "password": "T0RT/B0RT/runTypesHook",
+            }
+        ),
         # Two cores: four drift tasks at once took 60-70 s each, one at a time 6 s.
         "AIRFLOW__CORE__PARALLELISM": "2",
     }
@@ -530,3 +565,37 @@ def test_a_cleared_and_rerun_window_never_retrains_twice(airflow: LocalDeploymen
     assert gate.metrics["decision"] == HOLD and "already started a retraining" in gate.summary
     assert gate.metrics["retrained_at"] == day(6).isoformat()
     assert len(airflow.asset_events(asset(dag_id))) == 1
+
+
+# --- 8. one message per incident: mapped and parallel checks, cleared and re-run -------------------
+
+
+def test_mapped_parallel_checks_give_one_message_and_a_rerun_sends_nothing_more(
+    airflow: LocalDeployment, slack_hook: SlackServer
+) -> None:
+    dag_id = "rt_alert_group"
+    run = scheduled_run(airflow, dag_id)
+    states = airflow.task_states(dag_id, run.run_id)
+    assert states == {"drift": "success", "fresh": "success", "alerts": "success"}, states
+    group = result_of(airflow, dag_id, "alerts", run.run_id)
+    # both mapped drift results and the freshness result, in one group
+    assert sorted(group.metrics["checks"]) == ["drift", "drift", "freshness"], group.metrics
+    assert set(group.metrics["breached"]) == {"drift", "freshness"}, group.summary
+    (message,) = [json.dumps(r.json) for r in slack_hook.received()]
+    assert "group on rt_alert_group" in message, message
+
+    # Clear the mapped checks and the alerts task: the re-run finds the same breaches and sends
+    # nothing; clearing the alerts task alone does not send again either.
+    for cleared in (["alerts", "drift", "fresh"], ["alerts"]):
+        before = airflow.task_tries(dag_id, run.run_id)
+        assert sorted(set(airflow.clear(dag_id, run.run_id, cleared))) == sorted(cleared)
+
+        def rerun_done(
+            before: dict[str, tuple[str | None, int]] = before, cleared: list[str] = cleared
+        ) -> bool:
+            tries = airflow.task_tries(dag_id, run.run_id)
+            return all(tries[t][1] > before[t][1] and tries[t][0] == "success" for t in cleared)
+
+        airflow.wait(rerun_done, 240, f"re-run of {cleared} in {run.run_id}")
+        airflow.wait_for_run(dag_id, run.run_id)
+        assert len(slack_hook.received()) == 1, [r.json for r in slack_hook.received()]
