@@ -105,19 +105,24 @@ def assert_same_profile(merged: Profile, whole: Profile) -> None:
         np.testing.assert_allclose(merged.joint.sum_yy, whole.joint.sum_yy, rtol=1e-9)
 
 
+def build_baseline(table: str, version: str, directory: Path, connect: Any) -> None:
+    """Baseline ``events`` ``version`` of the first three days' x1, x2 and segment."""
+    BaselineSpec(
+        conn_id="wh",
+        table=table,
+        timestamp_column="ts",
+        reference_start=FIRST,
+        reference_end=FIRST + 3 * DAY,
+        baseline="events",
+        version=version,
+        columns=FEATURES,
+    ).ensure(directory, connect=connect)
+
+
 def incremental_outcomes(engine: sa.Engine, table: str, directory: Path, store: ResultsStore) -> None:
     counted = Counted(engine)
     try:
-        BaselineSpec(
-            conn_id="wh",
-            table=table,
-            timestamp_column="ts",
-            reference_start=FIRST,
-            reference_end=FIRST + 3 * DAY,
-            baseline="events",
-            version="v1",
-            columns=FEATURES,
-        ).ensure(directory, connect=counted.connect)
+        build_baseline(table, "v1", directory, counted.connect)
         spec = DriftSpec(
             conn_id="wh", table=table, timestamp_column="ts", baseline="events", dataset="events"
         )
@@ -176,16 +181,7 @@ def incremental_outcomes(engine: sa.Engine, table: str, directory: Path, store: 
         assert_same_profile(kept[-1], whole)
 
         # A new baseline version (same reference, same edges): every day rescanned, saying why.
-        BaselineSpec(
-            conn_id="wh",
-            table=table,
-            timestamp_column="ts",
-            reference_start=FIRST,
-            reference_end=FIRST + 3 * DAY,
-            baseline="events",
-            version="v2",
-            columns=FEATURES,
-        ).ensure(directory, connect=counted.connect)
+        build_baseline(table, "v2", directory, counted.connect)
         third, _ = run(FIRST + 3 * DAY, FIRST + 10 * DAY)
         info = third.metrics["incremental"]
         assert info["stored_days"] == [] and len(info["scanned_days"]) == 7
@@ -224,10 +220,7 @@ def test_a_sampled_day_is_never_reused(
 ) -> None:
     directory = tmp_path / "baselines"
     connect = lambda _c: nullcontext(sqlite_warehouse)  # noqa: E731
-    BaselineSpec(
-        conn_id="wh", table="events", timestamp_column="ts", baseline="events", version="v1",
-        reference_start=FIRST, reference_end=FIRST + 3 * DAY, columns=FEATURES,
-    ).ensure(directory, connect=connect)  # fmt: skip
+    build_baseline("events", "v1", directory, connect)
     baseline = load_baseline(directory, "events", "v1")
     sampled = DriftSpec(
         conn_id="wh", table="events", timestamp_column="ts", baseline="events", dataset="events",
