@@ -155,7 +155,8 @@ def evaluate_incremental(
         stored,
         wanted,
         increment=increment,
-        needs_joint=baseline.joint is not None,
+        # A windowed sql= query gathers no covariance profile: its stored days cannot hold one either.
+        needs_joint=baseline.joint is not None and not spec.sql,
         recheck_last=recheck_last,
         rescan_all=rescan_all,
     )

@@ -246,6 +246,35 @@ def test_a_sampled_day_is_never_reused(
     assert result.metrics["rows"] == ROWS_PER_DAY  # every row, not the stored sample's
 
 
+def test_a_windowed_query_reuses_its_days(
+    tmp_path: Path, sqlite_warehouse: sa.Engine, store: ResultsStore
+) -> None:
+    directory = tmp_path / "baselines"
+    connect = lambda _c: nullcontext(sqlite_warehouse)  # noqa: E731
+    build_baseline("events", "v1", directory, connect)
+    assert load_baseline(directory, "events", "v1").joint is not None
+    query = DriftSpec(
+        conn_id="wh", sql="SELECT ts, x1, x2, segment FROM events", timestamp_column="ts",
+        baseline="events", dataset="events-query",
+    )  # fmt: skip
+
+    def run(start: datetime) -> Any:
+        return evaluate_incremental(
+            query,
+            directory,
+            window_start=start,
+            window_end=start + 7 * DAY,
+            increment=DAY,
+            stored_slices=store.stored_slices,
+            save_slice=lambda b, p, prov: store.save_profile("events-query", b.key, p, provenance=prov),
+            connect=connect,
+        )
+
+    assert len(run(FIRST + 2 * DAY).metrics["incremental"]["scanned_days"]) == 7
+    second = run(FIRST + 3 * DAY).metrics["incremental"]
+    assert second["scanned_days"] == ["2026-11-10"] and len(second["stored_days"]) == 6
+
+
 @pytest.fixture
 def sqlite_warehouse(tmp_path: Path) -> Iterator[sa.Engine]:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'wh.db'}")
