@@ -30,7 +30,7 @@ from airflow_mlobs.core.increments import (
     plan_slices,
     provenance_of,
 )
-from airflow_mlobs.core.profile import Baseline, Profile
+from airflow_mlobs.core.profile import Baseline, CategoricalProfile, Profile
 from airflow_mlobs.core.result import CheckResult
 from airflow_mlobs.core.timeutil import parse_duration
 from airflow_mlobs.specs.base import Connector, connector_or_default
@@ -189,15 +189,30 @@ def evaluate_incremental(
     if keep_profile is not None and merged.row_count:
         keep_profile(baseline, merged)
     result = spec.judge(baseline, merged, window_start, window_end)
-    return with_increments(result, plan)
+    return with_increments(result, plan, capped_columns(profiles))
 
 
-def with_increments(result: CheckResult, plan: IncrementPlan) -> CheckResult:
-    """``result`` with ``metrics["incremental"]`` and the summary prefixed by how the window was assembled."""
+def capped_columns(profiles: Sequence[Profile]) -> list[str]:
+    """The categorical columns some slice kept only its ``max_categories`` most frequent values of:
+    there the merged counts can differ from a scan of the whole window (a category folded into
+    ``other`` on one day is not counted under its name)."""
+    return sorted(
+        {
+            name
+            for profile in profiles
+            for name, column in profile.columns.items()
+            if isinstance(column, CategoricalProfile) and column.overflow
+        }
+    )
+
+
+def with_increments(result: CheckResult, plan: IncrementPlan, capped: Sequence[str] = ()) -> CheckResult:
+    """``result`` with ``metrics["incremental"]`` (plus ``capped_columns``, see :func:`capped_columns`)
+    and the summary prefixed by how the window was assembled."""
     return replace(
         result,
         summary=f"{plan.describe()}: {result.summary}",
-        metrics={**result.metrics, "incremental": plan.metrics()},
+        metrics={**result.metrics, "incremental": {**plan.metrics(), "capped_columns": list(capped)}},
     )
 
 

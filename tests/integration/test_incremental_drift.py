@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -270,9 +271,24 @@ def test_a_windowed_query_reuses_its_days(
             connect=connect,
         )
 
-    assert len(run(FIRST + 2 * DAY).metrics["incremental"]["scanned_days"]) == 7
+    first = run(FIRST + 2 * DAY).metrics["incremental"]
+    assert len(first["scanned_days"]) == 7 and first["capped_columns"] == []
     second = run(FIRST + 3 * DAY).metrics["incremental"]
     assert second["scanned_days"] == ["2026-11-10"] and len(second["stored_days"]) == 6
+
+    # Two categories kept of three: the merged counts may differ from a full scan, and it says so.
+    capped = evaluate_incremental(
+        replace(query, max_categories=2),
+        directory,
+        window_start=FIRST + 3 * DAY,
+        window_end=FIRST + 5 * DAY,
+        increment=DAY,
+        stored_slices=store.stored_slices,
+        save_slice=None,
+        connect=connect,
+    ).metrics["incremental"]
+    assert capped["capped_columns"] == ["segment"]
+    assert set(capped["scan_reasons"].values()) == {"profiled with another max_categories"}
 
 
 @pytest.fixture
