@@ -158,3 +158,19 @@ def test_incremental_argument_errors_name_the_argument() -> None:
         incremental_arg("t", "0d", timestamp_column="ts")
     with pytest.raises(ValueError, match="not a duration"):
         incremental_arg("t", "daily", timestamp_column="ts")
+
+
+def test_operator_rejects_impossible_incremental_checks_at_parse_time() -> None:
+    from airflow_mlobs.operators import DriftCheckOperator
+
+    common = dict(conn_id="wh", baseline="events", window="7d")
+    with pytest.raises(ValueError, match="weekly: incremental='1d' needs timestamp_column"):
+        DriftCheckOperator(task_id="weekly", sql="SELECT * FROM events", incremental="1d", **common)
+    with pytest.raises(ValueError, match="weekly: incremental='1d' does not combine with sample"):
+        DriftCheckOperator(
+            task_id="weekly", table="events", timestamp_column="ts", incremental="1d", sample="1%", **common
+        )
+    task = DriftCheckOperator(
+        task_id="weekly", table="events", timestamp_column="ts", incremental="1d", **common
+    )
+    assert task.increment == DAY
