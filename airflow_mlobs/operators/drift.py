@@ -70,6 +70,10 @@ class BaselineOperator(BaseCheckOperator):
         beyond the 1% and 99% quantiles) and with no min/max in the reference profile.
     :param calibrate_chunk_size: for file sources, calibrate data-driven thresholds on
         ``calibrate_chunks`` reference samples of this size (the size of a production window).
+    :param sample, sample_rows, sample_key, sample_seed: build the baseline from a sample, as
+        :class:`DriftCheckOperator` profiles one (``sample="1%"`` or ``sample_rows=200_000``); its
+        edges and counts are the sample's, the stored baseline records how it was sampled, and the
+        checks against it account for its sampling error.
     :param baseline_dir: where baselines live (default ``$MLOBS_BASELINE_DIR`` or
         ``$AIRFLOW_HOME/mlobs_baselines``; an ``ObjectStoragePath`` works too). Templated.
     """
@@ -108,9 +112,15 @@ class BaselineOperator(BaseCheckOperator):
         calibrate_chunks: int = 20,
         baseline_dir: str | None = None,
         overwrite: bool = False,
+        sample: str | float | None = None,
+        sample_rows: int | None = None,
+        sample_key: str | None = None,
+        sample_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.sample, self.sample_rows = sample, sample_rows
+        self.sample_key, self.sample_seed = sample_key, sample_seed
         self.baseline = baseline
         self.version = version
         self.conn_id, self.table, self.sql, self.path = conn_id, table, sql, path
@@ -146,6 +156,10 @@ class BaselineOperator(BaseCheckOperator):
             max_categories=self.max_categories,
             calibrate_chunk_size=self.calibrate_chunk_size,
             calibrate_chunks=self.calibrate_chunks,
+            sample=self.sample,
+            sample_rows=self.sample_rows,
+            sample_key=self.sample_key,
+            sample_seed=self.sample_seed,
         )
 
     def dataset_name(self) -> str:

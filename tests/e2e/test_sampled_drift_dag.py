@@ -67,3 +67,47 @@ def test_sampled_drift_check_catches_a_real_drift(airflow_db: Path, tmp_path: Pa
     errors = sample["psi_standard_error"]
     assert set(errors) == {"id", "x1", "x2", "score"}  # the baseline's numeric columns (id too)
     assert all(0 < e < 1 for e in errors.values())
+
+
+def test_a_sampled_baseline_in_a_dag_is_recorded_and_named_by_the_check(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    """``BaselineOperator(sample="50%", sample_key="id")``: the stored baseline records its sample,
+    and the (unsampled) drift check's result names it and states each column's sampling error."""
+    from airflow_mlobs.core.profile import load_baseline
+
+    dag_id = "mlobs_sampled_baseline"
+    dags, baselines = tmp_path / "dags", tmp_path / "baselines"
+    env = env_for(_warehouse(tmp_path), baselines)
+    write_dag(
+        dags,
+        "sampled_baseline",
+        f"""
+        common = dict(conn_id="wh", table="events", timestamp_column="ts")
+        with DAG({dag_id!r}, schedule=SCHEDULE, start_date=START, catchup=False):
+            baseline = BaselineOperator(
+                task_id="baseline", baseline="events", version="v1", sample="50%", sample_key="id",
+                sample_seed=3, **common, **REFERENCE,
+            )
+            drift = DriftCheckOperator(
+                task_id="drift", baseline="events", columns=["x1", "x2", "segment"], on_breach="continue", **common,
+            )
+            baseline >> drift
+        """,
+    )
+    outcome = run_dag(airflow_db, dags, dag_id, "2026-11-06", env)
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    stored = load_baseline(baselines, "events", "v1").reference.sample
+    assert stored is not None and (stored.method, stored.key, stored.rate, stored.seed) == (
+        "key-hash",
+        "id",
+        0.5,
+        3,
+    )
+    assert "sampled 50.0000% by key-hash on id (seed 3)" in outcome.xcoms["baseline"]["summary"]
+    compact = outcome.xcoms["drift"]
+    assert compact["status"] == "fail"  # the drift is far past the threshold, error and all
+    assert "(sampled)" in " ".join(f["reason"] for f in compact["top_findings"] if f["subject"] == "x1")
+    errors = compact["metrics"]["sampling_error"]["standard_error"]
+    assert set(errors) == {"x1", "x2", "segment"} and all(e > 0 for e in errors.values())
+    assert "(baseline sampled 50.0000% by key-hash on id (seed 3)" in compact["summary"]
