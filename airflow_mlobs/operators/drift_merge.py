@@ -29,6 +29,7 @@ from airflow_mlobs.specs.drift import (
     merge_partitions,
     partition_list,
     with_partitions,
+    with_sample,
 )
 from airflow_mlobs.store import ResultsStore
 
@@ -149,4 +150,6 @@ class DriftMergeOperator(DriftJudgeArgs):
             window_start=start,
             window_end=end,
         )
+        # A sampled baseline says so (merged partition profiles hold no sample of their own).
+        result = with_sample(result, merged, baseline)
         return with_window_basis(with_partitions(result, chosen), judged)
