@@ -137,6 +137,20 @@ def redact(text: str, secrets: list[str]) -> str:
     return text
 
 
+def member_reports(result: CheckResult) -> tuple[tuple[str, str], ...]:
+    """A grouped result's links to the result pages of its breached checks
+    (``metrics["reports"]``, set by :class:`~airflow_mlobs.operators.alerts.AlertGroupOperator`),
+    as ``("drift report", url)``; empty for any other result."""
+    reports = result.metrics.get("reports")
+    if not isinstance(reports, list):
+        return ()
+    return tuple(
+        (f"{r['label']} report", str(r["url"]))
+        for r in reports
+        if isinstance(r, dict) and r.get("url") and r.get("label")
+    )
+
+
 class DeliveryError(Exception):
     """A delivery attempt failed. ``retry_after`` (seconds) when the server said when to retry;
     ``retryable`` False for errors that retrying cannot fix (a 4xx other than 429)."""
@@ -407,9 +421,10 @@ class CheckNotifier(BaseNotifier):
                 decision.reason,
             )
             return None
-        delivered = self._deliver_and_record(
-            result, kind, decision.state.consecutive, self.links(context), store, run
-        )
+        links = self.links(context)
+        if kind != "recovery":
+            links = replace(links, extra=member_reports(result))
+        delivered = self._deliver_and_record(result, kind, decision.state.consecutive, links, store, run)
         # A failed delivery said nothing: keep what the channel last heard (counting the window), so
         # the next window sends the alert, escalation or recovery again instead of de-duplicating it.
         save(decision.state if delivered else replace(previous, consecutive=decision.state.consecutive))

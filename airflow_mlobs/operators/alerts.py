@@ -17,6 +17,7 @@ task as scope).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -29,12 +30,41 @@ from airflow_mlobs.core.grouping import (
     group_results,
     grouped_result,
 )
-from airflow_mlobs.core.result import CheckResult
+from airflow_mlobs.core.result import CheckResult, Status
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_mlobs.notifiers.base import CheckNotifier
+    from airflow_mlobs.store import RunKey
+
+
+def with_reports(grouped: CheckResult, members: list[tuple[CheckResult, RunKey]]) -> CheckResult:
+    """``grouped`` with ``metrics["reports"]``: for each breached check that was not inhibited, its
+    label (the check, and the task when they differ; ``[i]`` for a mapped task) and its task
+    instance's result page, which the notifiers show as links ("drift report")."""
+    from airflow_mlobs.operators.links import task_instance_result_url
+
+    breached = set(grouped.metrics.get("breached", []))
+    inhibited = {(i["check"], i["dataset"]) for i in grouped.metrics.get("inhibited", [])}
+    reports = []
+    for result, run in members:
+        if result.check not in breached or (result.check, result.dataset) in inhibited or not run.task_id:
+            continue
+        if result.status.severity < Status.WARN.severity:
+            continue
+        label = result.check if run.task_id == result.check else f"{result.check} ({run.task_id}"
+        if run.task_id != result.check:
+            label += f"[{run.map_index}])" if run.map_index >= 0 else ")"
+        elif run.map_index >= 0:
+            label += f"[{run.map_index}]"
+        try:
+            url = task_instance_result_url(run)
+        except Exception:  # configuration unreadable: a message without the link
+            url = None
+        if url:
+            reports.append({"label": label, "task_id": run.task_id, "map_index": run.map_index, "url": url})
+    return replace(grouped, metrics={**grouped.metrics, "reports": reports})
 
 
 class AlertGroupOperator(BaseOperator):
@@ -88,16 +118,20 @@ class AlertGroupOperator(BaseOperator):
     def run_results(self, store: Any, dag_id: str, run_id: str) -> list[CheckResult]:
         """The latest stored result of each check task (task, map index, dataset) of this run,
         leaving out grouped results."""
+        return [result for result, _ in self.run_members(store, dag_id, run_id)]
+
+    def run_members(self, store: Any, dag_id: str, run_id: str) -> list[tuple[CheckResult, RunKey]]:
+        """:meth:`run_results` with the task run each result belongs to."""
         seen: set[tuple[str | None, int, str]] = set()
-        results: list[CheckResult] = []
+        members: list[tuple[CheckResult, RunKey]] = []
         for row in store.history(dag_id=dag_id, run_id=run_id):  # newest first
             if row.result.check == GROUP_CHECK or row.run.task_id == self.task_id:
                 continue
             key = (row.run.task_id, row.run.map_index, row.result.dataset)
             if key not in seen:
                 seen.add(key)
-                results.append(row.result)
-        return list(reversed(results))
+                members.append((row.result, row.run))
+        return list(reversed(members))
 
     def execute(self, context: Context) -> dict[str, str | None]:
         from airflow_mlobs.connections import results_engine
@@ -108,10 +142,13 @@ class AlertGroupOperator(BaseOperator):
         sent: dict[str, str | None] = {}
         try:
             store = ResultsStore(engine)
-            results = self.run_results(store, ti.dag_id, ti.run_id)
+            found = self.run_members(store, ti.dag_id, ti.run_id)
+            runs = {id(result): run for result, run in found}
+            results = [result for result, _ in found]
             self.log.info("%d check results stored for run %s", len(results), ti.run_id)
             for key, members in group_results(results, ti.run_id, self.group_by).items():
                 grouped = grouped_result(members, self.inhibit_rules, max_findings=self.max_findings)
+                grouped = with_reports(grouped, [(m, runs[id(m)]) for m in members])
                 self.log.info("%s: %s", key, grouped.summary)
                 run = RunKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id)
                 store.save(grouped, run)

@@ -20,12 +20,20 @@ class Links:
 
     log_url: str | None = None
     report_url: str | None = None
+    #: More ``(label, url)`` links after those two, e.g. a grouped message's breached checks'
+    #: result pages ("drift report"); at most :data:`MAX_EXTRA_LINKS` are shown.
+    extra: tuple[tuple[str, str], ...] = ()
 
     def labelled(self) -> list[tuple[str, str]]:
         """``(label, url)`` of the links that are set, in the order messages show them."""
-        return [
+        own = [
             (label, url) for label, url in (("Task log", self.log_url), ("Report", self.report_url)) if url
         ]
+        return own + [(label, url) for label, url in self.extra[:MAX_EXTRA_LINKS] if url]
+
+
+#: Extra links shown per message (Slack allows 25 buttons, PagerDuty and readers fewer).
+MAX_EXTRA_LINKS = 5
 
 
 #: No links (a message without a task log or report to point to).

@@ -159,6 +159,10 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
     assert "freshness: " in message and "schema: " in message, message
     assert "also failing, explained by the stale feed: quality" in message, message
     assert "quality: " not in message, message  # inhibited: listed, its findings not sent
+    # a button per breached check's own result page, none for the inhibited one
+    buttons = {b["text"]["text"]: b["url"] for b in json.loads(message)["blocks"][-1]["elements"]}
+    assert {"freshness (fresh) report", "schema report"} <= set(buttons), buttons
+    assert "task_id=fresh" in buttons["freshness (fresh) report"] and "quality report" not in buttons
 
     # Day 2: the same breaches (the feed still 18 h old at the next midnight): nothing sent.
     fill(db, newest="2026-11-02 06:00:00", renamed=True, bad_rows=True)

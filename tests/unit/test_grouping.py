@@ -221,3 +221,30 @@ def test_default_rules_are_the_documented_ones() -> None:
     (rule,) = DEFAULT_INHIBIT_RULES
     assert rule.source_checks == ("freshness", "schema")
     assert rule.target_checks == ("drift*", "quality*", "performance*")
+
+
+def test_grouped_reports_link_the_breached_checks_not_the_inhibited() -> None:
+    from airflow_mlobs.notifiers.base import member_reports
+    from airflow_mlobs.operators.alerts import with_reports
+    from airflow_mlobs.render.message import Links
+    from airflow_mlobs.store import RunKey
+
+    members = incident()
+    runs = [
+        RunKey("d", task, "r1", index)
+        for task, index in (("fresh", -1), ("schema", -1), ("q", 2), ("drift", -1))
+    ]
+    grouped = with_reports(grouped_result(members), list(zip(members, runs, strict=True)))
+    labels = [r["label"] for r in grouped.metrics["reports"]]
+    assert labels == ["freshness (fresh)", "schema"]  # quality and drift held back by the stale feed
+    links = member_reports(grouped)
+    assert [label for label, _ in links] == ["freshness (fresh) report", "schema report"]
+    assert "task_id=fresh" in links[0][1] and "run_id=r1" in links[0][1]
+    unheld = with_reports(grouped_result(members, ()), list(zip(members, runs, strict=True)))
+    assert [r["label"] for r in unheld.metrics["reports"]][2:] == ["quality (q[2])", "drift"]
+    assert Links("log", "rep", extra=member_reports(unheld)).labelled()[:3] == [
+        ("Task log", "log"),
+        ("Report", "rep"),
+        ("freshness (fresh) report", unheld.metrics["reports"][0]["url"]),
+    ]
+    assert member_reports(members[0]) == ()
