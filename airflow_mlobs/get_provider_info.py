@@ -32,6 +32,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_mlobs.operators.gate",
                     "airflow_mlobs.operators.quality",
                     "airflow_mlobs.operators.performance",
+                    "airflow_mlobs.operators.label_table",
                     "airflow_mlobs.operators.retention",
                     "airflow_mlobs.operators.health",
                     "airflow_mlobs.operators.fairness",

@@ -327,9 +327,14 @@ def measure_in_worker(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]
 
 
 def measure_reduced(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
-    """Build the reduced label table (airflow_mlobs.sources.label_table), then time today's statement
-    over it against the bare join, interleaved; say whether it may answer the window's cut-off."""
-    from airflow_mlobs.sources.label_table import LabelTableSpec, label_table_state, rebuild_label_table
+    """The label-table case at one size: build the reduced label table
+    (:func:`~airflow_mlobs.sources.label_table.rebuild_label_table`), then time, interleaved, the
+    bare join, today's statement over the label table, the plain join over the reduced table
+    (``performance_summary_sql(..., reduced=...)``) and the check that it answers the cut-off
+    (:func:`~airflow_mlobs.sources.label_join.choose_label_path`, which the check runs first); the
+    reduced summary must equal today's (checked, ``reduced_equal``)."""
+    from airflow_mlobs.sources.label_join import choose_label_path
+    from airflow_mlobs.sources.label_table import LabelTableSpec, rebuild_label_table
 
     preds, labels, _ = ensure_tables(engine, rows)
     window = evaluation_window(*INTERVAL, DELAY)
@@ -339,46 +344,64 @@ def measure_reduced(engine: sa.Engine, rows: int, runs: int) -> dict[str, Any]:
     build_s = time.perf_counter() - started
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text(f"VACUUM ANALYZE {SCHEMA}.{spec.reduced}"))
-    state = label_table_state(engine, spec, window.label_cutoff)
-    source = dataclasses.replace(
-        _source(preds, labels),
-        labels=TableRef(spec.reduced, SCHEMA),
-        label_id_column="lid",
-        label_column="label",
-        label_time_column="label_time",
-    )
-    query = PerformanceQuery(source, window)
+    query = PerformanceQuery(_source(preds, labels), window)
+    path = choose_label_path(engine, query, spec.reduced)
     bare = _bare(preds, labels)
 
-    def run_bare() -> float:
+    def timed(call: Any) -> tuple[float, Any]:
         t = time.perf_counter()
-        with engine.connect() as conn:
-            conn.execute(bare, {"s": window.prediction_start, "e": window.prediction_end}).scalar()
-        return time.perf_counter() - t
-
-    def run_reduced() -> tuple[float, Any]:
-        t = time.perf_counter()
-        out = performance_summary_sql(engine, query)
+        out = call()
         return time.perf_counter() - t, out
 
-    run_bare(), run_reduced()
-    bare_times, reduced_times = [], []
-    for _ in range(runs):
-        bare_times.append(run_bare())
-        seconds, (_, _, stats) = run_reduced()
-        reduced_times.append(seconds)
-    red_s, bare_s = statistics.median(reduced_times), statistics.median(bare_times)
+    def run_bare() -> None:
+        with engine.connect() as conn:
+            conn.execute(bare, {"s": window.prediction_start, "e": window.prediction_end}).scalar()
+
+    cases = {
+        "bare": run_bare,
+        "full": lambda: performance_summary_sql(engine, query),
+        "reduced": lambda: performance_summary_sql(engine, query, reduced=path.reduced),
+        "state": lambda: choose_label_path(engine, query, spec.reduced),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    outputs: dict[str, Any] = {}
+    for attempt in range(runs + 1):  # interleaved after one warm-up of each
+        for name, call in cases.items():
+            seconds, outputs[name] = timed(call)
+            if attempt:
+                times[name].append(seconds)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    full, full_segments, _ = outputs["full"]
+    reduced, reduced_segments, stats = outputs["reduced"]
+    statement = performance_statement(engine, query, reduced=path.reduced)
+    with engine.begin() as conn:
+        dialect_for(engine).prepare_session(conn, "performance_reduced")
+        plan = [r[0] for r in conn.execute(sa.text("EXPLAIN " + _literal_sql(engine, statement)))]
+    # the ratio of each run to the bare join of the same round (the machine is shared)
+    per_round = {
+        name: [round(t / b, 2) for t, b in zip(times[name], times["bare"], strict=True)]
+        for name in ("full", "reduced", "state")
+    }
     return {
         "rows": rows,
         "build_seconds": round(build_s, 3),
-        "reduced_seconds": round(red_s, 3),
-        "reduced_runs": [round(t, 3) for t in reduced_times],
-        "bare_join_seconds": round(bare_s, 3),
-        "bare_join_runs": [round(t, 3) for t in bare_times],
-        "ratio": round(red_s / bare_s, 2),
+        "bare_join_seconds": round(med["bare"], 3),
+        "full_seconds": round(med["full"], 3),
+        "reduced_seconds": round(med["reduced"], 3),
+        "state_seconds": round(med["state"], 3),
+        "runs": {name: [round(t, 3) for t in values] for name, values in times.items()},
+        "ratio_full": round(med["full"] / med["bare"], 2),
+        "ratio": round(med["reduced"] / med["bare"], 2),
+        "ratio_with_state": round((med["reduced"] + med["state"]) / med["bare"], 2),
+        "ratio_build": round(build_s / med["bare"], 2),
+        "ratios_per_round": per_round,
         "rows_fetched": stats.rows_fetched,
-        "usable_for_window": state.usable,
-        "state": state.reason,
+        "reduced_equal": _same(reduced, full)
+        and set(reduced_segments) == set(full_segments)
+        and all(_same(reduced_segments[k], full_segments[k]) for k in full_segments),
+        "state": path.reason,
+        "settings": list(dialect_for(engine).session_settings("performance_reduced")),
+        "plan": plan,
     }
 
 
@@ -406,7 +429,8 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="N",
-        help="also time today's statement over the reduced label table (sources/label_table.py) at these sizes",
+        help="also the label-table case at these sizes: the plain join over the reduced label table "
+        "(sources/label_table.py, sources/label_join.py) against today's statement and the bare join",
     )
     parser.add_argument("--skip-sql", action="store_true", help="leave out the pushed-down summary")
     args = parser.parse_args()
@@ -446,8 +470,11 @@ def main() -> None:
         reduced.append(measure_reduced(engine, rows, args.runs))
         r = reduced[-1]
         print(
-            f"  reduced {r['reduced_seconds']:.2f}s  bare join {r['bare_join_seconds']:.2f}s  ratio {r['ratio']}x  "
-            f"build {r['build_seconds']:.2f}s  rows fetched {r['rows_fetched']}  state: {r['state']}",
+            f"  bare join {r['bare_join_seconds']:.2f}s  today's statement {r['full_seconds']:.2f}s "
+            f"({r['ratio_full']}x)  reduced join {r['reduced_seconds']:.2f}s ({r['ratio']}x; "
+            f"{r['ratio_with_state']}x with the state check {r['state_seconds']:.2f}s)  "
+            f"build {r['build_seconds']:.2f}s ({r['ratio_build']}x)  equal: {r['reduced_equal']}  "
+            f"state: {r['state']}",
             flush=True,
         )
     out = {

@@ -11,6 +11,7 @@ from airflow_mlobs.operators.fairness import FairnessCheckOperator
 from airflow_mlobs.operators.freshness import FreshnessCheckOperator
 from airflow_mlobs.operators.gate import RetrainGateOperator
 from airflow_mlobs.operators.health import ServiceHealthCheckOperator
+from airflow_mlobs.operators.label_table import LabelTableOperator
 from airflow_mlobs.operators.performance import PerformanceCheckOperator
 from airflow_mlobs.operators.quality import ExpectationSuiteOperator
 from airflow_mlobs.operators.retention import ErasureOperator, RetentionOperator
@@ -27,6 +28,7 @@ __all__ = [
     "ExpectationSuiteOperator",
     "FairnessCheckOperator",
     "FreshnessCheckOperator",
+    "LabelTableOperator",
     "PerformanceCheckOperator",
     "RetentionOperator",
     "RetrainGateOperator",

@@ -111,6 +111,16 @@ class PerformanceCheckOperator(BaseCheckOperator):
     :param min_label_coverage: below this share of labelled predictions the result is ``skipped``
         (in [0, 1]).
 
+    :param reduced_labels_table: the reduced label table to join instead of the label table
+        (``LabelTableOperator`` keeps it: one row per prediction id, the winning label and the
+        label count), making the join a plain hash join. ``"auto"`` (default) joins
+        ``<labels_table>_reduced`` when it exists and answers the window's cut-off exactly (no label
+        later than the cut-off, refreshed since the last label was written, no NULL label rows,
+        ``duplicate_labels="latest"``), else the label table as before (a backfill with an older
+        cut-off); a table name requires it (an ``error`` naming the table and why when it cannot
+        answer); ``None`` never. ``metrics["label_source"]`` and the summary say which was used
+        and why. Templated.
+
     Numeric and enumerated settings out of range (also ``min_segment_labels`` >= 1, ``bins`` in
     [2, 1000000], ``max_drop`` >= 0, ``timezone``, ``duplicate_labels``) are a ``ValueError`` naming
     the task and the argument when the DAG is imported.
@@ -129,6 +139,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         "predictions_path",
         "labels_path",
         "reference_window",
+        "reduced_labels_table",
     )
 
     def __init__(
@@ -169,6 +180,7 @@ class PerformanceCheckOperator(BaseCheckOperator):
         min_segment_labels: int = 30,
         bins: int = DEFAULT_BINS,
         count_orphan_labels: bool = True,
+        reduced_labels_table: str | None = "auto",
         **kwargs: Any,
     ) -> None:
         # Every argument the spec takes is stored under its own name (Airflow renders the templated

@@ -27,9 +27,10 @@ from sqlalchemy.sql.elements import FunctionFilter
 
 from airflow_mlobs.sources.sqlkit import DOUBLE, MAX_FLOAT
 
-QueryPurpose = Literal["profile", "performance_grouped", "performance_ranked"]
+QueryPurpose = Literal["profile", "performance_grouped", "performance_ranked", "performance_reduced"]
 """What a statement is for, so a dialect can tune the session before it runs: the drift profile
-aggregates, or the grouped or ranked formulation of the performance join."""
+aggregates, the grouped or ranked formulation of the performance join, or its plain join over the
+reduced label table."""
 
 
 class SqlDialect:
@@ -258,9 +259,22 @@ class PostgresDialect(SqlDialect):
         * ``enable_sort = off`` for both performance statements: the planner overestimates the
           groups of the final ``GROUP BY`` (10-100x) and the rows left after ``ROW_NUMBER() = 1``
           (200x), and would sort (spilling with the default ``work_mem``) instead of hashing.
+        * For the plain join over the reduced label table, ``jit = off`` (at 10M rows JIT compiles
+          the cell expressions with inlining and optimisation in every process) and
+          ``parallel_tuple_cost = 0.001``: the same overestimate of the final groups (one per
+          prediction instead of at most segments x 2 x 2 x bins) prices the join's output as if it
+          were the aggregate's, so the planner hashed the join in one process; with the setting the
+          hash join runs in parallel (at 1M the aggregate too, as partial aggregates). Measured in
+          ``benchmarks/performance_benchmark.py --reduced`` (``benchmarks/README.md``).
         """
         if purpose == "profile":
             return ("SET LOCAL jit = off",)
+        if purpose == "performance_reduced":
+            return (
+                "SET LOCAL jit = off",
+                "SET LOCAL enable_sort = off",
+                "SET LOCAL parallel_tuple_cost = 0.001",
+            )
         if purpose == "performance_ranked":
             return ("SET LOCAL jit = off", "SET LOCAL enable_sort = off")
         return ("SET LOCAL enable_sort = off",)

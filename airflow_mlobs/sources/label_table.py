@@ -218,3 +218,62 @@ def label_table_state(engine: Engine, spec: LabelTableSpec, cutoff: Any) -> Labe
             False, f"cut-off {cutoff} is before the reduced table's watermark {watermark}", watermark
         )
     return LabelTableState(True, f"reduced label table {spec.reduced} (watermark {watermark})", watermark)
+
+
+@dataclass(frozen=True)
+class LabelTableUpkeep:
+    """What :func:`keep_label_table` did: ``action`` (``"rebuilt"`` or ``"refreshed"``), ``ids``
+    (the ids recomputed by a refresh; every id for a rebuild: ``None``), ``why`` (text), and the
+    bookkeeping after it: ``watermark`` (latest label time), ``source_rows`` (label rows)."""
+
+    action: str
+    why: str
+    ids: int | None
+    watermark: Any
+    source_rows: int
+
+
+def keep_label_table(engine: Engine, spec: LabelTableSpec, *, rebuild: bool = False) -> LabelTableUpkeep:
+    """Bring the reduced table up to date, the cheapest exact way: a refresh of the ids labelled
+    after the watermark when the label table only grew by such labels (its row count is the
+    recorded one plus the labels above the watermark), otherwise (``rebuild``, no table yet, a
+    backdated or deleted label) a full rebuild. Labels updated in place are not seen: pass
+    ``rebuild=True`` for a label table that is not append-only."""
+    why = "rebuild requested" if rebuild else ""
+    if not why:
+        with engine.connect() as conn:
+            insp = sa.inspect(conn)
+            present = insp.has_table(spec.reduced, schema=spec.schema) and insp.has_table(
+                spec.meta, schema=spec.schema
+            )
+            meta = (
+                conn.execute(
+                    sa.text(f"SELECT watermark, source_rows FROM {_t(conn, spec, spec.meta)}")
+                ).first()
+                if present
+                else None
+            )
+            if meta is None:
+                why = f"no reduced label table {spec.reduced} yet"
+            else:
+                tm = _q(conn, spec.label_time_column)
+                newer = conn.execute(
+                    sa.text(f"SELECT COUNT(*) FROM {_t(conn, spec, spec.labels)} WHERE {tm} > :w"),
+                    {"w": meta[0]},
+                ).scalar()
+                rows = conn.execute(sa.text(f"SELECT COUNT(*) FROM {_t(conn, spec, spec.labels)}")).scalar()
+                if int(rows or 0) != int(meta[1]) + int(newer or 0):
+                    why = (
+                        f"label rows at or before the watermark {meta[0]} changed "
+                        f"({int(meta[1])} recorded, {int(rows or 0) - int(newer or 0)} now)"
+                    )
+    if why:
+        rebuild_label_table(engine, spec)
+        redone: int | None = None
+        action = "rebuilt"
+    else:
+        redone = refresh_label_table(engine, spec)
+        action, why = "refreshed", "labels only added after the watermark"
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT watermark, source_rows FROM {_t(conn, spec, spec.meta)}")).one()
+    return LabelTableUpkeep(action, why, redone, row[0], int(row[1]))

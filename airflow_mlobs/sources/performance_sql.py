@@ -274,17 +274,32 @@ def _score_bin(dialect: SqlDialect, s: sa.ColumnElement[Any], bins: int) -> sa.C
 
 
 def performance_statement(
-    engine: Engine, query: PerformanceQuery, *, formulation: Formulation = "auto"
+    engine: Engine,
+    query: PerformanceQuery,
+    *,
+    formulation: Formulation = "auto",
+    reduced: TableRef | None = None,
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """The one statement of :func:`performance_summary_sql` (for EXPLAIN and the benchmark).
 
     ``formulation``: how each prediction's winning label is found (module docstring). ``"auto"``:
     ``"grouped"`` for classification, ``"ranked"`` (``ROW_NUMBER()``) for the other tasks; the
     ranked statement can be asked for a classification too (the tests compare the two).
+
+    ``reduced``: the reduced label table of ``query.source.labels``
+    (:mod:`airflow_mlobs.sources.label_table`: one row per id, ``lid``, ``label``, ``label_time``,
+    ``n_labels``), to be used only where :func:`~airflow_mlobs.sources.label_join.reduced_label_state`
+    says it answers the cut-off (every label is at or before it, none NULL, rule ``"latest"``). The
+    winning label is then the reduced row itself: ``p LEFT JOIN reduced ON lid = pid``, a plain
+    (parallel) hash join with no per-prediction grouping or window function; every log row is
+    judged (as in the in-memory join); state LABELLED when a row joined, else NO_LABEL (no label is
+    late); ``n_labels`` counts duplicates. The same cell rows as the full statement, so the same
+    summary; the orphan count still reads the label table (label rows in the arrivals window), the
+    NULL-label count row is left out (there are none).
     """
     source, window, task = query.source, query.window, query.task
     positive_label, threshold, bins = query.positive_label, query.threshold, query.bins
-    formulation = _resolve(formulation, task)
+    formulation = "ranked" if reduced is not None else _resolve(formulation, task)
     earliest = query.earliest()
     zone = query.zone
     preds_cat = TableCatalog(engine, source.predictions)
@@ -386,17 +401,25 @@ def performance_statement(
         return _with_orphans(
             grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p, (unidentified, repeated)
         )
-    joined = (
-        sa.select(
-            p,
-            labels_alias.c[source.label_column].label("label"),
-            lt.label("label_time"),
-            sa.func.row_number().over(partition_by=p.c.pid, order_by=rank_order).label("rn"),
-            dialect.filtered(sa.func.count, lt, in_time).over(partition_by=p.c.pid).label("n_labels"),
+    if reduced is not None:
+        r = TableCatalog(engine, reduced).sa_table({"lid", "label", "label_time", "n_labels"}).alias("r")
+        joined = (
+            sa.select(p, r.c.label, r.c.label_time, sa.literal(1).label("rn"), r.c.n_labels)
+            .select_from(p.outerjoin(r, r.c.lid == p.c.pid))
+            .subquery("j")
         )
-        .select_from(p.outerjoin(labels_alias, _label_join(labels_alias, source, label_id, p, task)))
-        .subquery("j")
-    )
+    else:
+        joined = (
+            sa.select(
+                p,
+                labels_alias.c[source.label_column].label("label"),
+                lt.label("label_time"),
+                sa.func.row_number().over(partition_by=p.c.pid, order_by=rank_order).label("rn"),
+                dialect.filtered(sa.func.count, lt, in_time).over(partition_by=p.c.pid).label("n_labels"),
+            )
+            .select_from(p.outerjoin(labels_alias, _label_join(labels_alias, source, label_id, p, task)))
+            .subquery("j")
+        )
     j = joined.c
     state = sa.case((j.label_time.is_(None), NO_LABEL), (j.label_time <= cutoff, LABELLED), else_=LATE)
     duplicate = dialect.filtered(sa.func.count, None, j.n_labels > 1)
@@ -413,7 +436,8 @@ def performance_statement(
                     source,
                     score=j.score if source.score_column else sa.null(),
                     predicted=j.predicted if source.predicted_column else None,
-                    labelled=state == LABELLED,
+                    # over the reduced table a label is in time, never NULL: labelled when joined
+                    labelled=j.label.is_not(None) if reduced is not None else state == LABELLED,
                     label_positive=j.label == positive,
                     predicted_positive=predicted_positive,
                     threshold=threshold,
@@ -426,6 +450,8 @@ def performance_statement(
         )
         grouped = _classification_cells(keys, dialect)
         sums: tuple[str, ...] = CLASSIFICATION_SUMS
+        if reduced is not None:
+            grouped = _state_from_label(keys, dialect)
     elif task == "multiclass":
         # The confusion matrix as counts per (label, predicted class); the classes are made canonical
         # text in Python (_assemble), so 1, 1.0 and TRUE compare as in the in-memory join.
@@ -490,7 +516,17 @@ def performance_statement(
             .group_by(j.segment, state)
         )
         sums = REGRESSION_SUMS
-    return _with_orphans(grouped, sums, query, labels, preds, label_naive, p, (unidentified, repeated))
+    return _with_orphans(
+        grouped,
+        sums,
+        query,
+        labels,
+        preds,
+        label_naive,
+        p,
+        (unidentified, repeated),
+        null_labels=reduced is None,
+    )
 
 
 def _predicted_positive(preds_cat: TableCatalog, source: PerformanceSource, positive_label: Any) -> Any:
@@ -621,15 +657,15 @@ def _classification_columns(
     ]
 
 
-def _classification_cells(per_prediction: sa.Subquery, dialect: SqlDialect) -> sa.Select[Any]:
-    """The confusion counts, score histograms and sums: one row per (segment, state, y, ŷ, bin)."""
+def _classification_cells(
+    per_prediction: sa.Subquery, dialect: SqlDialect, *, with_state: bool = True
+) -> sa.Select[Any]:
+    """The confusion counts, score histograms and sums: one row per (segment, state, y, ŷ, bin)
+    (without ``with_state``: per (segment, y, ŷ, bin), and no state column)."""
     k = per_prediction.c
+    keys = (k.segment, k.state, k.y, k.yhat, k.bin) if with_state else (k.segment, k.y, k.yhat, k.bin)
     return sa.select(
-        k.segment,
-        k.state,
-        k.y,
-        k.yhat,
-        k.bin,
+        *keys,
         sa.func.count().label("n"),
         dialect.filtered(sa.func.count, None, k.n_labels > 1).label("dup"),
         *(
@@ -640,7 +676,25 @@ def _classification_cells(per_prediction: sa.Subquery, dialect: SqlDialect) -> s
                 strict=True,
             )
         ),
-    ).group_by(k.segment, k.state, k.y, k.yhat, k.bin)
+    ).group_by(*keys)
+
+
+def _state_from_label(keys: sa.Subquery, dialect: SqlDialect) -> sa.Select[Any]:
+    """The cells of :func:`_classification_cells` over the reduced label table, grouped without the
+    per-prediction label state: ``y`` is NULL exactly when no label joined (the reduced table has
+    no NULL label, and no late one where it may answer), so the state is read off each cell
+    (NO_LABEL or LABELLED) after the grouping, not computed for every prediction."""
+    c = _classification_cells(keys, dialect, with_state=False).subquery("c").c
+    return sa.select(
+        c.segment,
+        sa.case((c.y.is_(None), NO_LABEL), else_=LABELLED).label("state"),
+        c.y,
+        c.yhat,
+        c.bin,
+        c.n,
+        c.dup,
+        *(c[name] for name in CLASSIFICATION_SUMS),
+    )
 
 
 def _with_orphans(
@@ -652,24 +706,27 @@ def _with_orphans(
     label_naive: bool,
     p: sa.Subquery,
     id_counts: Sequence[Any],
+    *,
+    null_labels: bool = True,
 ) -> sa.Select[Any] | sa.CompoundSelect[Any]:
     """``grouped UNION ALL`` the row counting the orphan labels (module docstring, step 4), and for
-    a binary classification the row counting the NULL labels by the cut-off of the window's
-    predictions (a NULL label is no label); their ``sums`` columns (those of ``grouped``) are NULL."""
+    a binary classification (with ``null_labels``) the row counting the NULL labels by the cut-off
+    of the window's predictions (a NULL label is no label); their ``sums`` columns (those of
+    ``grouped``) are NULL."""
     statement: sa.Select[Any] | sa.CompoundSelect[Any] = grouped
     source, window, zone, label_id = query.source, query.window, query.zone, query.source.label_id
     extra: list[Any] = [  # the extra count rows (Select): rows without an id, rows repeating one
         count.add_columns(*(sa.null().label(name) for name in sums)) for count in id_counts
     ]
-    if query.task == "classification":
-        null_labels = labels.alias("nl")
-        nlt = null_labels.c[source.label_time_column]
+    if query.task == "classification" and null_labels:
+        nulls = labels.alias("nl")
+        nlt = nulls.c[source.label_time_column]
         ncut = _bound(nlt, label_naive, zone, window.label_cutoff, "cutoff")
         extra.append(
             _count_row(_NULL_LABELS, sa.func.count(), sums).where(
-                null_labels.c[source.label_column].is_(None),
+                nulls.c[source.label_column].is_(None),
                 nlt <= ncut,
-                sa.exists().where(p.c.pid == null_labels.c[label_id]),
+                sa.exists().where(p.c.pid == nulls.c[label_id]),
             )
         )
     if query.count_orphans:
@@ -736,33 +793,37 @@ def _resolve(formulation: Formulation, task: Task) -> Formulation:
 
 
 def performance_summary_sql(
-    engine: Engine, query: PerformanceQuery
+    engine: Engine, query: PerformanceQuery, *, reduced: TableRef | None = None
 ) -> tuple[Summary, dict[str, Summary], QueryStats]:
     """The window's summary, pushed down (module docstring); also per segment when
     ``query.source.segment_column`` is set (keys are the segment values as text, ``"(none)"`` for
-    NULL).
+    NULL). ``reduced``: join the reduced label table instead (:func:`performance_statement`; only
+    where it answers the cut-off).
 
     Raises ``SourceError`` naming the table and column for a missing table or column, a time column
     that is not a timestamp, or a failed query.
     """
     source, task = query.source, query.task
-    statement = performance_statement(engine, query)
+    statement = performance_statement(engine, query, reduced=reduced)
     stats_rows = 0
     rows: list[Any] = []
     try:
         with engine.begin() as conn:
-            dialect_for(engine).prepare_session(conn, session_purpose(task))
+            dialect_for(engine).prepare_session(
+                conn, "performance_reduced" if reduced is not None else session_purpose(task)
+            )
             for row in conn.execute(statement):
                 stats_rows += 1
                 rows.append(row)
     except SQLAlchemyError as exc:
-        what = f"performance query joining {source.predictions} with {source.labels}"
+        joined = f"{source.labels} (reduced: {reduced})" if reduced is not None else f"{source.labels}"
+        what = f"performance query joining {source.predictions} with {joined}"
         if (unsupported := unsupported_dialect(exc, database_name(engine), what=what)) is not None:
             raise unsupported from exc
         raise source_failure(
             exc,
-            f"performance query joining {source.predictions} with {source.labels} failed: {db_message(exc)}",
-            what=f"tables {source.predictions} and {source.labels}",
+            f"performance query joining {source.predictions} with {joined} failed: {db_message(exc)}",
+            what=f"tables {source.predictions} and {joined}",
         ) from exc
     overall, segments = _assemble(
         rows,

@@ -39,6 +39,7 @@ from airflow_mlobs.specs.base import Connector, connector_or_default
 if TYPE_CHECKING:
     from airflow_mlobs.core.performance.summary import Summary
     from airflow_mlobs.core.performance.window import PerformanceWindow
+    from airflow_mlobs.sources.label_join import LabelPath
     from airflow_mlobs.sources.performance_sql import PerformanceQuery
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,11 @@ class PerformanceSpec:
     min_segment_labels: int = 30
     bins: int = DEFAULT_BINS
     count_orphan_labels: bool = True
+    #: The reduced label table (``airflow_mlobs.sources.label_table``) to join instead of the label
+    #: table where it answers the cut-off exactly: ``"auto"`` (``<labels_table>_reduced`` when it
+    #: exists and answers, else the full statement), a table name (required: an error naming it
+    #: when it cannot answer), or ``None`` (never).
+    reduced_labels_table: str | None = "auto"
     dataset: str | None = None
     #: Columns whose values never reach the result: a sensitive ``segment_column``'s segments are
     #: named by keyed pseudonyms (``pseudonym_key``), or without a key by ``[redacted] #n`` (counts
@@ -128,6 +134,13 @@ class PerformanceSpec:
             )
         if self.task == "multiclass" and self.predicted_column is None:
             raise ValueError(f"{task_id}: task='multiclass' needs predicted_column (the predicted class)")
+        if self.reduced_labels_table is not None and not (
+            isinstance(self.reduced_labels_table, str) and self.reduced_labels_table
+        ):
+            raise ValueError(
+                f"{task_id}: reduced_labels_table must be 'auto', a table name or None, "
+                f"got {self.reduced_labels_table!r}"
+            )
         if not (self.predictions_path or (self.conn_id and self.predictions_table)):
             raise ValueError(f"{task_id}: give conn_id and predictions_table, or predictions_path")
         if not (self.labels_path or (self.labels_connection() and self.labels_table)):
@@ -255,13 +268,14 @@ class PerformanceSpec:
         query = self.query(window)
         reference_bounds = self._reference_bounds(window) if self.reference_window is not None else None
         connector = connector_or_default(connect)
-        overall, segments = self._summaries(query, connector)
+        overall, segments, path = self._summaries(query, connector)
         if self.segment_column and self.segment_column in self.sensitive_columns:
             segments = pseudonymized_segments(segments, self.pseudonym_key)
         reference = None
         if reference_bounds is not None:
             reference_window = PerformanceWindow(*reference_bounds, window.label_cutoff, window.label_cutoff)
-            reference, _ = self._summaries(query.for_reference(reference_window), connector)
+            # the same cut-off: the same label source answers it
+            reference, _, _ = self._summaries(query.for_reference(reference_window), connector, path)
         result = judge_performance(
             overall,
             self.settings(),
@@ -279,6 +293,8 @@ class PerformanceSpec:
             )
         if overall.coverage.repeated:
             result = with_repeated_ids(result, overall.coverage.repeated, self.id_column)
+        if path is not None:
+            result = path.on_result(result)
         return result
 
     def _label_values(self, query: PerformanceQuery, connect: Connector) -> list[Any] | None:
@@ -337,26 +353,34 @@ class PerformanceSpec:
             )
         return ref_start, ref_end
 
-    def _summaries(self, query: PerformanceQuery, connect: Connector) -> tuple[Summary, dict[str, Summary]]:
+    def _summaries(
+        self, query: PerformanceQuery, connect: Connector, path: LabelPath | None = None
+    ) -> tuple[Summary, dict[str, Summary], LabelPath | None]:
         """One window's summary (and per segment): in the database when both tables share the
-        connection, otherwise joined in memory."""
+        connection (joining the reduced label table where ``reduced_labels_table`` allows and it
+        answers the cut-off; ``path``: the choice already made for this cut-off), otherwise joined
+        in memory (no label path)."""
+        from airflow_mlobs.sources.label_join import choose_label_path
         from airflow_mlobs.sources.performance_sql import performance_summary_sql
 
         if self.predictions_path or self.labels_path or self.labels_connection() != self.conn_id:
-            return self._join_in_memory(query, connect)
+            return (*self._join_in_memory(query, connect), None)
         with connect(self.conn_id) as engine:
-            overall, segments, stats = performance_summary_sql(engine, query)
+            if path is None:
+                path = choose_label_path(engine, query, self.reduced_labels_table)
+            overall, segments, stats = performance_summary_sql(engine, query, reduced=path.reduced)
         log.info(
             "Joined %s with %s in the database for predictions in [%s, %s): %d statement, "
-            "%d aggregate rows fetched",
+            "%d aggregate rows fetched; %s",
             self.predictions_table,
             self.labels_table,
             query.window.prediction_start.isoformat(),
             query.window.prediction_end.isoformat(),
             stats.statements,
             stats.rows_fetched,
+            path.reason,
         )
-        return overall, segments
+        return overall, segments, path
 
     def _join_in_memory(
         self, query: PerformanceQuery, connect: Connector
