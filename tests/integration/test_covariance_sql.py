@@ -12,7 +12,11 @@ import sqlalchemy as sa
 
 from airflow_mlobs.core.covariance import CovarianceProfile
 from airflow_mlobs.sources.covariance_frame import covariance_folds_of_array, covariance_profile_of
-from airflow_mlobs.sources.covariance_sql import gather_covariance, gather_covariance_folds
+from airflow_mlobs.sources.covariance_sql import (
+    covariance_statement,
+    gather_covariance,
+    gather_covariance_folds,
+)
 
 COLS = ("x1", "x2", "x3")
 SHIFT = [1e6, -2.0, 0.0]
@@ -82,3 +86,26 @@ def test_empty_table(tmp_path: Path, n: int) -> None:
     )
     prof, stats = gather_covariance(engine, "t", ("x1", "x2"))
     assert prof.n == n and prof.covariance() is None and stats.rows_fetched == 1
+
+
+def test_postgresql_non_finite_and_incomplete_rows(pg_engine: sa.Engine, pg_schema: str) -> None:
+    """PostgreSQL's statement tests completeness once per row (an unflattened subquery): NaN,
+    +-inf and NULL rows are dropped, and an incomplete row's huge value is never squared (PostgreSQL
+    raises on a double overflow); the profile equals numpy's over the complete rows."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200, 2)) * [3.0, 0.5] + [10.0, -1.0]
+    frame = pd.DataFrame(x, columns=["x1", "x2"])
+    frame.loc[0, "x1"] = float("nan")
+    frame.loc[1, "x2"] = float("inf")
+    frame.loc[2, "x1"] = float("-inf")
+    frame.loc[3, "x2"] = None
+    frame.loc[4, ["x1", "x2"]] = [1e300, None]
+    frame.to_sql("cov_nf", pg_engine, schema=pg_schema, index=False)
+    prof, stats = gather_covariance(pg_engine, "cov_nf", ("x1", "x2"), [10.0, -1.0], schema=pg_schema)
+    assert stats.statements == 1 and stats.rows_fetched == 1
+    keep = frame.iloc[5:].to_numpy()
+    assert prof.n == 195 and prof.dropped == 5
+    _close(prof, np.cov(keep, rowvar=False))
+    np.testing.assert_allclose(prof.mean(), keep.mean(axis=0), rtol=1e-12)
+    sql = str(covariance_statement(pg_engine, "cov_nf", ("x1", "x2"), [10.0, -1.0], schema=pg_schema))
+    assert sql.count("<=") == 2, sql  # the two columns' upper bounds, once (not once per aggregate)
