@@ -259,22 +259,15 @@ class PostgresDialect(SqlDialect):
         * ``enable_sort = off`` for both performance statements: the planner overestimates the
           groups of the final ``GROUP BY`` (10-100x) and the rows left after ``ROW_NUMBER() = 1``
           (200x), and would sort (spilling with the default ``work_mem``) instead of hashing.
-        * For the plain join over the reduced label table, ``jit = off`` (at 10M rows JIT compiles
-          the cell expressions with inlining and optimisation in every process) and
-          ``parallel_tuple_cost = 0.001``: the same overestimate of the final groups (one per
-          prediction instead of at most segments x 2 x 2 x bins) prices the join's output as if it
-          were the aggregate's, so the planner hashed the join in one process; with the setting the
-          hash join runs in parallel (at 1M the aggregate too, as partial aggregates). Measured in
-          ``benchmarks/performance_benchmark.py --reduced`` (``benchmarks/README.md``).
+        * Only ``enable_sort = off`` for the plain join over the reduced label table (the same
+          overestimate of its final groups). Measured against it at 1M and 10M predictions
+          (``benchmarks/performance_benchmark.py --reduced``, interleaved, 2026-12-04): ``jit = off``
+          with ``parallel_tuple_cost = 0.001`` (a parallel hash join, then a serial aggregate of the
+          gathered rows) was 10-25% slower at 10M; serially with JIT the aggregate's expressions
+          are compiled once.
         """
         if purpose == "profile":
             return ("SET LOCAL jit = off",)
-        if purpose == "performance_reduced":
-            return (
-                "SET LOCAL jit = off",
-                "SET LOCAL enable_sort = off",
-                "SET LOCAL parallel_tuple_cost = 0.001",
-            )
         if purpose == "performance_ranked":
             return ("SET LOCAL jit = off", "SET LOCAL enable_sort = off")
         return ("SET LOCAL enable_sort = off",)

@@ -261,6 +261,25 @@ class TableCatalog:
         return info.logical_type is LogicalType.DATE or not bool(getattr(sql_type, "timezone", False))
 
 
+def unique_column(engine: Engine, table: TableRef, column: str) -> bool:
+    """Whether the catalog declares ``column`` of ``table`` unique on its own (a one-column primary
+    key, unique constraint or unique index); ``False`` when it does not say or cannot be read."""
+    try:
+        insp = sa.inspect(engine)
+        if insp.get_pk_constraint(table.name, table.schema).get("constrained_columns") == [column]:
+            return True
+        if any(
+            c.get("column_names") == [column] for c in insp.get_unique_constraints(table.name, table.schema)
+        ):
+            return True
+        return any(
+            bool(i.get("unique")) and i.get("column_names") == [column]
+            for i in insp.get_indexes(table.name, table.schema)
+        )
+    except (SQLAlchemyError, NotImplementedError, AttributeError, TypeError):
+        return False
+
+
 def _bound(column: sa.ColumnElement[Any], naive: bool, zone: tzinfo, value: datetime, name: str) -> Any:
     """``value`` as a bind parameter in the column's own convention (naive wall-clock in ``zone``)."""
     bound = to_naive_in(value, zone) if naive else value
@@ -364,10 +383,14 @@ def performance_statement(
     pid = preds.c[source.id_column]
     # A log row without an id joins nothing and is no prediction: left out, counted apart.
     unidentified = _count_row(_UNIDENTIFIED, sa.func.count()).where(*p_conditions, pid.is_(None))
-    # Log rows repeating an id already logged in the window: each is judged; counted and reported.
-    repeated = _count_row(_REPEATED, sa.func.count() - sa.func.count(sa.distinct(pid))).where(
-        *p_conditions, pid.is_not(None)
-    )
+    # Log rows repeating an id already logged in the window: each is judged; counted and reported
+    # (not counted where the catalog declares the id unique: a sort of every id saved).
+    id_counts: tuple[sa.Select[Any], ...] = (unidentified,)
+    if not unique_column(engine, source.predictions, source.id_column):
+        repeated = _count_row(_REPEATED, sa.func.count() - sa.func.count(sa.distinct(pid))).where(
+            *p_conditions, pid.is_not(None)
+        )
+        id_counts = (unidentified, repeated)
     p = sa.select(*p_columns).where(*p_conditions, pid.is_not(None)).subquery("p")
 
     lt = labels_alias.c[source.label_time_column]
@@ -398,9 +421,7 @@ def performance_statement(
             bins=bins,
             earliest=earliest,
         )
-        return _with_orphans(
-            grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p, (unidentified, repeated)
-        )
+        return _with_orphans(grouped, CLASSIFICATION_SUMS, query, labels, preds, label_naive, p, id_counts)
     if reduced is not None:
         r = TableCatalog(engine, reduced).sa_table({"lid", "label", "label_time", "n_labels"}).alias("r")
         joined = (
@@ -524,7 +545,7 @@ def performance_statement(
         preds,
         label_naive,
         p,
-        (unidentified, repeated),
+        id_counts,
         null_labels=reduced is None,
     )
 

@@ -289,3 +289,35 @@ def test_the_check_says_which_label_source_it_used(tmp_path: Any) -> None:
     fallback = spec.evaluate(**backfill, connect=url_connected)
     assert "reduced table not used: cut-off" in fallback.summary
     engine.dispose()
+
+
+def test_repeated_ids_are_not_counted_where_the_catalog_declares_the_id_unique(
+    target: tuple[sa.Engine, str | None],  # noqa: F811
+) -> None:
+    """A unique index on the prediction id: no ``count(DISTINCT id)`` in the statement (every id
+    would be sorted for a count the database already guarantees is 0); the same summary."""
+    from airflow_mlobs.sources.performance_sql import performance_statement, unique_column
+
+    engine, schema = target
+    tag = uuid.uuid4().hex[:8]
+    preds, labels = _frames("classification", 15, repeated=False)
+    name = f'"{schema}".p_{tag}' if schema else f"p_{tag}"
+    try:
+        _write(engine, schema, tag, preds, labels)
+        query = _query("classification", schema, tag, UTC0 + timedelta(days=6))
+        assert not unique_column(engine, query.source.predictions, "pid")
+        before, _, _ = performance_summary_sql(engine, query)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {name} WHERE pid IS NULL"))
+            conn.execute(sa.text(f"CREATE UNIQUE INDEX u_{tag} ON {name} (pid)"))
+        if engine.dialect.name == "duckdb":  # its inspector does not answer: counted as before
+            assert not unique_column(engine, query.source.predictions, "pid")
+        else:
+            assert unique_column(engine, query.source.predictions, "pid")
+            assert "DISTINCT" not in str(performance_statement(engine, query)).upper()
+        after, _, _ = performance_summary_sql(engine, query)
+        assert after.coverage.repeated == before.coverage.repeated == 0
+        assert after.coverage.unidentified == 0 < before.coverage.unidentified
+        _assert_same(replace(after, coverage=before.coverage), before)
+    finally:
+        _drop(engine, schema, tag)
