@@ -34,10 +34,10 @@ Grouped result
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Any, Literal
 
 from airflow_mlobs.core.result import CheckResult, Finding, Status, worst
 
@@ -199,17 +199,36 @@ def grouped_result(
     rules: Iterable[InhibitRule] = DEFAULT_INHIBIT_RULES,
     *,
     max_findings: int = 3,
+    silenced: Mapping[int, str] | None = None,
 ) -> CheckResult:
     """One result standing for a group (see the module docstring). An empty group is a pass with
-    the reason ``"no check results stored for this group"``."""
+    the reason ``"no check results stored for this group"``.
+
+    ``silenced`` maps ``id(result)`` of members to the silence covering them (its description).
+    Silenced members still inhibit others (as in Alertmanager) but their findings are not listed:
+    the summary says "silenced: freshness (silence #1 ...)". When every breached member left is
+    silenced, the result keeps their status and findings with ``metrics["silenced_only"]``, so
+    a notifier holds it back as silenced (recorded, not sent) instead of reading it as a recovery."""
     if not results:
         return CheckResult(GROUP_CHECK, "*", Status.PASS, "no check results stored for this group")
+    silenced = silenced or {}
     datasets = sorted({r.dataset for r in results})
     dataset = datasets[0] if len(datasets) == 1 else "*"
     split = inhibit(results, rules)
     held = {(id(t), f.subject, f.metric) for t, f, _ in split.held}
-    kept = [_without(r, held) for r in split.kept]
-    breached = [r for r in kept if _breached(r)]
+    pairs = [(r, _without(r, held)) for r in split.kept]
+    order = {id(r): (-r.status.severity, r.check, r.dataset) for r in results}
+    quiet = sorted(
+        ((r, k) for r, k in pairs if id(r) in silenced and _breached(k)), key=lambda pair: order[id(pair[0])]
+    )
+    quiet_ids = {id(r) for r, _ in quiet}
+    kept = [k for r, k in pairs if id(r) not in quiet_ids]
+    breached = sorted(
+        (r for r in kept if _breached(r)), key=lambda r: (-r.status.severity, r.check, r.dataset)
+    )
+    silenced_only = bool(quiet) and not breached
+    if silenced_only:
+        kept = breached = [k for _, k in quiet]
     findings: list[Finding] = []
     for r in sorted(breached, key=lambda r: (-r.status.severity, r.check, r.dataset)):
         prefix = r.check if len(datasets) == 1 else f"{r.check} ({r.dataset})"
@@ -225,7 +244,9 @@ def grouped_result(
     explained = explained_lines(split)
     if explained and breached:
         summary += "; " + "; ".join(explained)
-    metrics = {
+    if quiet:
+        summary += "; silenced: " + ", ".join(f"{r.check} ({silenced[id(r)]})" for r, _ in quiet)
+    metrics: dict[str, Any] = {
         "checks": [r.check for r in results],
         "breached": [r.check for r in breached],
         "inhibited": [{"check": t.check, "dataset": t.dataset, "by": s.check} for t, s in split.inhibited],
@@ -233,6 +254,8 @@ def grouped_result(
             {"check": t.check, "dataset": t.dataset, "subject": f.subject, "metric": f.metric, "by": s.check}
             for t, f, s in split.held
         ],
+        "silenced": [{"check": r.check, "dataset": r.dataset, "silence": silenced[id(r)]} for r, _ in quiet],
+        "silenced_only": silenced_only,
     }
     starts = [r.window_start for r in results if r.window_start is not None]
     ends = [r.window_end for r in results if r.window_end is not None]

@@ -89,6 +89,11 @@ class Silence:
         """Whether the silence holds at ``at`` (before ``until``, not expired)."""
         return at < self.until and (self.expired_at is None or at < self.expired_at)
 
+    def describe(self) -> str:
+        """``"silence #3 column age by ana until 2026-11-12T00:00+00:00: upstream fixing the feed"``."""
+        column = f" column {self.column}" if self.column else ""
+        return f"silence #{self.id}{column} by {self.created_by} until {self.until.isoformat(timespec='minutes')}: {self.reason}"
+
     def matches(self, result: CheckResult) -> bool:
         """Whether the silence covers ``result``'s breach (see the module docstring)."""
         from fnmatch import fnmatchcase

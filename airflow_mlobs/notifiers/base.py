@@ -441,14 +441,12 @@ class CheckNotifier(BaseNotifier):
             return f"mute window {window[0]!r} for {format_duration(window[1])}"
         if kind == "recovery":
             return None
+        silenced = result.metrics.get("silenced")
+        if result.metrics.get("silenced_only") and isinstance(silenced, list):
+            # a grouped result whose every breach is silenced (AlertGroupOperator)
+            return "; ".join(f"{s['check']}: {s['silence']}" for s in silenced if isinstance(s, dict))
         silence = store.silence_for(result, now)
-        if silence is None:
-            return None
-        column = f" column {silence.column}" if silence.column else ""
-        return (
-            f"silence #{silence.id}{column} by {silence.created_by} until "
-            f"{silence.until.isoformat(timespec='minutes')}: {silence.reason}"
-        )
+        return None if silence is None else silence.describe()
 
     def links(self, context: Context | None, *, result_page: bool = True) -> Links:
         """The task's log in the Airflow UI (from the run's context) and the "Report" link:

@@ -9,15 +9,17 @@ run's results even when a check failed its task or its own notifications failed.
 
 What is grouped, inhibited and decided is :mod:`airflow_mlobs.core.grouping` (pure); each group is
 sent through the given notifiers' :meth:`~airflow_mlobs.notifiers.base.CheckNotifier.send_result`,
-so severity routing, silences, mute windows, retries, de-duplication, escalation and recovery work
-as for one check, on one alert state per group (check ``"group"``, the group's dataset, and this
-task as scope).
+so severity routing, mute windows, retries, de-duplication, escalation and recovery work as for
+one check, on one alert state per group (check ``"group"``, the group's dataset, and this task as
+scope). Silences apply to the checks in the group: a silenced check is left out of the message
+(and listed as silenced), and a group whose every breach is silenced is held back as silenced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -146,8 +148,17 @@ class AlertGroupOperator(BaseOperator):
             runs = {id(result): run for result, run in found}
             results = [result for result, _ in found]
             self.log.info("%d check results stored for run %s", len(results), ti.run_id)
+            now = datetime.now(UTC)
+            silenced = {
+                id(r): silence.describe()
+                for r in results
+                if r.status.severity >= Status.WARN.severity
+                and (silence := store.silence_for(r, now)) is not None
+            }
             for key, members in group_results(results, ti.run_id, self.group_by).items():
-                grouped = grouped_result(members, self.inhibit_rules, max_findings=self.max_findings)
+                grouped = grouped_result(
+                    members, self.inhibit_rules, max_findings=self.max_findings, silenced=silenced
+                )
                 grouped = with_reports(grouped, [(m, runs[id(m)]) for m in members])
                 self.log.info("%s: %s", key, grouped.summary)
                 run = RunKey(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id)

@@ -1,13 +1,17 @@
 """One message per incident in real DAG runs (``airflow dags test``): a stale feed, a renamed column
 and two quality failures on one dataset give ONE Slack message from the ``AlertGroupOperator``
 task (quality held back by the stale feed and listed); the next day the same breaches are
-de-duplicated; the repaired feed is one recovery. The same group is one page that resolves itself
+de-duplicated; the repaired feed is one recovery; a silence from the command line holds the next
+incident back and, expired, lets it out. The same group is one page that resolves itself
 (one ``dedup_key``) and one email each way (real Slack webhook, PagerDuty Events API and SMTP servers
 on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -17,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_mlobs.notifiers.pagerduty import incident_key
+from airflow_mlobs.store import ResultsStore
 from tests.e2e.airflow_runner import run_dag
 from tests.servers import PagerDutyServer, SlackServer, SmtpServer
 
@@ -145,6 +150,17 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
     }
     outputs: list[str] = []
 
+    def silence(*args: str) -> None:
+        """The real command line against the results history the tasks use."""
+        done = subprocess.run(
+            [sys.executable, "-m", "airflow_mlobs", "silence", *args, "--url", f"sqlite:///{results_db}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "GX_ANALYTICS_ENABLED": "false"},
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
     def run(day: str) -> list[str]:
         before = len(slack_hook.received())
         outcome = run_dag(airflow_db, dags, dag_id, day, env)
@@ -186,6 +202,43 @@ def test_one_message_per_run_and_dataset_dedup_then_one_recovery(
     assert "group on wh:events" in subjects[0] and "Recovered" in subjects[1], subjects
     first_mail = smtp.envelopes[0].message.get_body(("plain",)).get_content()
     assert "explained by the stale feed: quality" in first_mail, first_mail
+
+    # Day 4: the same breaches again, but the on-call engineer silenced freshness and schema from
+    # the command line: stored, recorded as silenced, nothing sent on any channel.
+    for check in ("freshness", "schema"):
+        silence(
+            "add",
+            "--dataset",
+            "wh:events",
+            "--check",
+            check,
+            "--for",
+            "7d",
+            "--reason",
+            "feed fix",
+            "--by",
+            "ana",
+        )
+    fill(db, newest="2026-11-04 06:00:00", renamed=True, bad_rows=True)
+    assert run("2026-11-05") == []
+    assert len(pd_server.events()) == 2 and len(smtp.envelopes) == 2
+    engine = sa.create_engine(f"sqlite:///{results_db}")
+    store = ResultsStore(engine)
+    (held,) = [s for s in store.history(dag_id=dag_id, task_id="alerts") if s.result.window_end.day == 5]
+    assert held.result.metrics["silenced_only"], held.result.summary
+    assert "silenced: freshness (silence #1" in held.result.summary, held.result.summary
+    kinds = {d.kind for d in store.deliveries(held.result, held.run)}
+    engine.dispose()
+    assert kinds == {"silenced"}, kinds
+
+    # Day 5: the silences expired, the breaches persist: one alert on each channel, a new page.
+    silence("expire", "1")
+    silence("expire", "2")
+    fill(db, newest="2026-11-05 06:00:00", renamed=True, bad_rows=True)
+    (again,) = run("2026-11-06")
+    assert "group on wh:events" in again and "silenced" not in again, again
+    assert [e["event_action"] for e in pd_server.events()] == ["trigger", "resolve", "trigger"]
+    assert len(smtp.envelopes) == 3
 
     logs = "\n".join(outputs)
     stored = results_db.read_bytes().decode("utf-8", "replace")

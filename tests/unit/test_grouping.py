@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -248,3 +249,38 @@ def test_grouped_reports_link_the_breached_checks_not_the_inhibited() -> None:
         ("freshness (fresh) report", unheld.metrics["reports"][0]["url"]),
     ]
     assert member_reports(members[0]) == ()
+
+
+def test_silenced_checks_still_inhibit_but_are_not_listed() -> None:
+    members = incident()
+    fresh, schema = members[0], members[1]
+    grouped = grouped_result(members, silenced={id(fresh): "silence #1 by ana until ...: feed fix"})
+    # freshness silenced: schema is still sent; quality and drift stay explained by the stale feed
+    assert grouped.status == Status.FAIL and not grouped.metrics["silenced_only"]
+    assert grouped.metrics["breached"] == ["schema"]
+    assert [s["check"] for s in grouped.metrics["silenced"]] == ["freshness"]
+    assert all(f.subject.startswith("schema: ") for f in grouped.findings)
+    assert "silenced: freshness (silence #1 by ana until ...: feed fix)" in grouped.summary
+    assert [i["check"] for i in grouped.metrics["inhibited"]] == ["quality", "drift"]
+    # everything silenced: the breach is kept (no recovery) and marked silenced_only
+    both = grouped_result(members, silenced={id(fresh): "s1", id(schema): "s2"})
+    assert both.status == Status.FAIL and both.metrics["silenced_only"]
+    assert {f.subject.split(":")[0] for f in both.findings} == {"freshness", "schema"}
+
+
+def test_a_notifier_holds_back_a_group_whose_every_breach_is_silenced(tmp_path: Any) -> None:
+    import sqlalchemy as sa
+
+    from airflow_mlobs.notifiers import SlackWebhookNotifier
+    from airflow_mlobs.store import ResultsStore
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    members = incident()
+    grouped = grouped_result(
+        members, silenced={id(members[0]): "silence #1 by ana", id(members[1]): "silence #2 by bo"}
+    )
+    reason = SlackWebhookNotifier(slack_webhook_conn_id="unused").held_back(
+        grouped, "alert", ResultsStore(engine)
+    )
+    assert reason == "freshness: silence #1 by ana; schema: silence #2 by bo"
+    engine.dispose()
