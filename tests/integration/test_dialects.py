@@ -585,3 +585,32 @@ def test_empty_window_profile_equals_in_memory(db: Db) -> None:
     )
     assert profile.row_count == 0
     assert_same_profile(profile, profile_frame(frame.iloc[:0], specs, window_start=start, window_end=end))
+
+
+# --- fairness, attribution and joint drift: the statements of issue 15 on every database ----------
+
+
+def test_fairness_summary_equals_in_memory_and_fairlearn(db: Db) -> None:
+    from tests.integration.test_fairness_sql import _check, _data, _load
+
+    data = _data()
+    _load(db.engine, db.schema, data)
+    _check(db.engine, db.schema, data)
+
+
+def test_attribution_sums_equal_in_memory(db: Db) -> None:
+    from airflow_mlobs.recorder.layout import attribution_column
+    from tests.integration.test_attribution_sql import assert_equal_to_memory, write
+    from tests.unit.test_attribution import linear_model_log
+
+    frame, _ = linear_model_log(n=400)
+    frame.loc[5, attribution_column("x2")] = None
+    write(db.engine, frame, db.schema)
+    table = f"{db.schema}.mlobs_prediction_log" if db.schema else "mlobs_prediction_log"
+    assert_equal_to_memory(db.engine, frame, table)
+
+
+def test_covariance_profile_equals_numpy(db: Db) -> None:
+    from tests.integration.test_covariance_sql import _check
+
+    _check(db.engine, db.schema)
