@@ -103,8 +103,12 @@ def _source_marks(conn: Connection, spec: LabelTableSpec) -> tuple[Any, int, int
     return row[0], int(row[1]), int(row[2] or 0)
 
 
-def _write_meta(conn: Connection, spec: LabelTableSpec) -> None:
+def _write_meta(conn: Connection, spec: LabelTableSpec, rows: int | None = None) -> None:
+    """Record the label table's marks; ``rows``: the row count to record instead of today's (a
+    refresh by watermark vouches only for the rows above it)."""
     watermark, count, nulls = _source_marks(conn, spec)
+    if rows is not None:
+        count = rows
     meta = _t(conn, spec, spec.meta)
     conn.execute(sa.text(f"DELETE FROM {meta}"))
     conn.execute(
@@ -153,17 +157,24 @@ def refresh_label_table(engine: Engine, spec: LabelTableSpec, ids: Iterable[Any]
     """Recompute the reduced rows of the ids given (the label writer knows them), or, without
     ``ids``, of the ids with a label time above the watermark. Returns the number of ids redone.
     A label written with a time at or below the watermark is only caught with its id passed (or by
-    a rebuild); :func:`label_table_state` then refuses the table because the count moved."""
+    a rebuild); :func:`label_table_state` then refuses the table because the count moved (a refresh
+    without ``ids`` records the old count plus the rows above the watermark, so it keeps refusing
+    until a rebuild or a refresh naming the id)."""
     with engine.begin() as conn:
         red, meta = _t(conn, spec, spec.reduced), _t(conn, spec, spec.meta)
         i, tm = _q(conn, spec.id_column), _q(conn, spec.label_time_column)
         src = _t(conn, spec, spec.labels)
+        vouched: int | None = None
         if ids is None:
-            watermark = conn.execute(sa.text(f"SELECT watermark FROM {meta}")).scalar()
+            watermark, recorded = conn.execute(sa.text(f"SELECT watermark, source_rows FROM {meta}")).one()
             rows = conn.execute(
                 sa.text(f"SELECT DISTINCT {i} FROM {src} WHERE {tm} > :w"), {"w": watermark}
             ).all()
             wanted: Sequence[Any] = [r[0] for r in rows]
+            newer = conn.execute(
+                sa.text(f"SELECT COUNT(*) FROM {src} WHERE {tm} > :w"), {"w": watermark}
+            ).scalar()
+            vouched = int(recorded) + int(newer or 0)
         else:
             wanted = sorted(set(ids))
         for start in range(0, len(wanted), 500):
@@ -178,7 +189,7 @@ def refresh_label_table(engine: Engine, spec: LabelTableSpec, ids: Iterable[Any]
                 ),
                 params,
             )
-        _write_meta(conn, spec)
+        _write_meta(conn, spec, vouched)
         return len(wanted)
 
 

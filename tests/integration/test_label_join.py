@@ -321,3 +321,30 @@ def test_repeated_ids_are_not_counted_where_the_catalog_declares_the_id_unique(
         _assert_same(replace(after, coverage=before.coverage), before)
     finally:
         _drop(engine, schema, tag)
+
+
+def test_a_refresh_by_watermark_does_not_hide_a_backdated_label(
+    target: tuple[sa.Engine, str | None],  # noqa: F811
+) -> None:
+    """A label written before the watermark, then a refresh without ids: the table stays refused
+    (stale) until a rebuild, never silently answering with the old winner."""
+    from airflow_mlobs.sources.label_table import refresh_label_table
+
+    engine, schema = target
+    tag = uuid.uuid4().hex[:8]
+    preds, labels = _frames("classification", 16, repeated=False)
+    spec = LabelTableSpec(f"l_{tag}", "pid", "y", "labelled_at", f"l_{tag}_reduced", schema)
+    query = _query("classification", schema, tag, UTC0 + timedelta(days=9))
+    try:
+        _write(engine, schema, tag, preds, labels)
+        rebuild_label_table(engine, spec)
+        _append(
+            engine, schema, tag, [(8, 1, T0 + timedelta(days=1)), (9, 0, LAST_LABEL + timedelta(hours=1))]
+        )
+        assert refresh_label_table(engine, spec) == 1  # only id 9 is above the watermark
+        stale = choose_label_path(engine, query, "auto")
+        assert stale.reduced is None and "stale" in stale.reason
+        rebuild_label_table(engine, spec)
+        assert choose_label_path(engine, query, "auto").reduced is not None
+    finally:
+        _drop(engine, schema, tag)
