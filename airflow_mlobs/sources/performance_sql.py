@@ -310,7 +310,7 @@ def performance_statement(
     ``n_labels``), to be used only where :func:`~airflow_mlobs.sources.label_join.reduced_label_state`
     says it answers the cut-off (every label is at or before it, none NULL, rule ``"latest"``). The
     winning label is then the reduced row itself: ``p LEFT JOIN reduced ON lid = pid``, a plain
-    (parallel) hash join with no per-prediction grouping or window function; every log row is
+    hash join with no per-prediction grouping or window function; every log row is
     judged (as in the in-memory join); state LABELLED when a row joined, else NO_LABEL (no label is
     late); ``n_labels`` counts duplicates. The same cell rows as the full statement, so the same
     summary; the orphan count still reads the label table (label rows in the arrivals window), the
