@@ -251,9 +251,10 @@ class PostgresDialect(SqlDialect):
     def session_settings(self, purpose: QueryPurpose) -> tuple[str, ...]:
         """``SET LOCAL`` planner settings, each measured (``benchmarks/README.md``).
 
-        * ``jit = off`` for the drift profile: slower with JIT at 1M and 10M rows, with and without
-          inlining and optimisation; the aggregates are simple function calls and every parallel
-          worker compiles them again. Also for the ranked performance statement, whose window
+        * ``jit = off`` for the drift profile (and the joint-drift covariance statement, which runs
+          under the same purpose): slower with JIT at 1M and 10M rows, with and without inlining and
+          optimisation; the aggregates are simple function calls and every parallel worker compiles
+          them again (the covariance statement's 67 aggregates compiled for 18-38 s of CPU). Also for the ranked performance statement, whose window
           functions and CASE expressions ran slower compiled; the grouped one runs serially after
           the join and is faster with JIT (12.5 s instead of 19 s at 10M predictions).
         * ``enable_sort = off`` for both performance statements: the planner overestimates the
