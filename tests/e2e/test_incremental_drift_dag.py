@@ -22,7 +22,10 @@ def test_seven_day_window_run_daily_scans_one_new_day(airflow_db: Path, tmp_path
         dags,
         "drift_incremental",
         f"""
-        common = dict(conn_id="wh", table="events", timestamp_column="ts", baseline="weekly", on_breach="continue")
+        # A dataset of its own: the results history is shared with the other DAG tests, whose
+        # day profiles of wh:events (other baselines) would be "profiled with another baseline".
+        common = dict(conn_id="wh", table="events", timestamp_column="ts", baseline="weekly",
+                      dataset="wh:events_incremental", on_breach="continue")
         with DAG({dag_id!r}, schedule="@daily", start_date=START, catchup=False):
             baseline = BaselineOperator(task_id="baseline", version="v1", conn_id="wh", table="events",
                                         timestamp_column="ts", baseline="weekly", **REFERENCE)
