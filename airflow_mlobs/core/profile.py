@@ -703,6 +703,23 @@ def without_extremes(profile: Profile, specs: Sequence[ColumnSpec]) -> Profile:
     return replace(profile, columns=columns)
 
 
+def reference_joint_inputs(
+    specs: Mapping[str, ColumnSpec], reference: Profile
+) -> tuple[list[str], list[float]] | str:
+    """The joint-drift columns and shift of a baseline
+    (:func:`~airflow_mlobs.core.covariance.joint_inputs` over the reference's numeric columns'
+    mean and spread); the reason when there are fewer than two. Shared by the in-memory and the
+    SQL baseline builders."""
+    from airflow_mlobs.core.covariance import joint_inputs  # numpy: not at DAG parse time
+
+    stats = {
+        n: (p.mean, p.std)
+        for n, spec in specs.items()
+        if spec.kind == "numeric" and isinstance(p := reference.columns.get(n), NumericProfile)
+    }
+    return joint_inputs(stats)
+
+
 def edges_key(columns: Sequence[ColumnSpec]) -> str:
     """A fingerprint of the bin edges, so only profiles over the same edges merge; a pseudonymized
     column adds its key id, so its profiles never merge with raw ones or another key's."""

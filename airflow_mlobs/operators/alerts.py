@@ -55,11 +55,8 @@ def with_reports(grouped: CheckResult, members: list[tuple[CheckResult, RunKey]]
             continue
         if result.status.severity < Status.WARN.severity:
             continue
-        label = result.check if run.task_id == result.check else f"{result.check} ({run.task_id}"
-        if run.task_id != result.check:
-            label += f"[{run.map_index}])" if run.map_index >= 0 else ")"
-        elif run.map_index >= 0:
-            label += f"[{run.map_index}]"
+        task = run.task_id + (f"[{run.map_index}]" if run.map_index >= 0 else "")
+        label = task if run.task_id == result.check else f"{result.check} ({task})"
         try:
             url = task_instance_result_url(run)
         except Exception:  # configuration unreadable: a message without the link

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from airflow_mlobs.core.covariance import FOLDS, JointDriftModel, build_joint_model, joint_inputs
+from airflow_mlobs.core.covariance import FOLDS, JointDriftModel, build_joint_model
 from airflow_mlobs.core.errors import SourceError
 from airflow_mlobs.core.privacy import PseudonymKey
 from airflow_mlobs.core.profile import (
@@ -31,11 +31,11 @@ from airflow_mlobs.core.profile import (
     CategoricalProfile,
     ColumnKind,
     ColumnSpec,
-    NumericProfile,
     Profile,
     check_baseline_args,
     constant_split,
     quantile_levels,
+    reference_joint_inputs,
     sensitive_key,
 )
 from airflow_mlobs.core.sampling import SampleInfo, SampleRequest
@@ -330,12 +330,7 @@ def _joint_model(
     """The joint-drift model from ONE more statement: the reference's covariance profile in
     :data:`~airflow_mlobs.core.covariance.FOLDS` folds by ``ROW_NUMBER() OVER () % K``, shifted by
     the reference means (the twin of :func:`~airflow_mlobs.sources.drift_frame.joint_model_of`)."""
-    stats = {
-        n: (p.mean, p.std)
-        for n, spec in specs.items()
-        if spec.kind == "numeric" and isinstance(p := reference.columns.get(n), NumericProfile)
-    }
-    chosen = joint_inputs(stats)
+    chosen = reference_joint_inputs(specs, reference)
     if isinstance(chosen, str):
         return chosen
     columns, shift = chosen

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airflow_mlobs.core.covariance import FOLDS, JointDriftModel, build_joint_model, joint_inputs
+from airflow_mlobs.core.covariance import FOLDS, JointDriftModel, build_joint_model
 from airflow_mlobs.core.errors import MlobsInputError
 from airflow_mlobs.core.privacy import PseudonymKey, pseudonym
 from airflow_mlobs.core.profile import (
@@ -43,6 +43,7 @@ from airflow_mlobs.core.profile import (
     edges_key,
     moment_shift,
     quantile_levels,
+    reference_joint_inputs,
     sensitive_key,
     split_moments,
     split_sum,
@@ -368,12 +369,7 @@ def joint_model_of(
     """The joint-drift model over the baseline's non-constant numeric columns, the reference rows
     split into ``folds`` folds by row index, shifted by the reference means
     (:func:`~airflow_mlobs.core.covariance.build_joint_model`); the reason when impossible."""
-    stats = {
-        n: (p.mean, p.std)
-        for n, spec in specs.items()
-        if spec.kind == "numeric" and isinstance(p := reference.columns.get(n), NumericProfile)
-    }
-    chosen = joint_inputs(stats)
+    chosen = reference_joint_inputs(specs, reference)
     if isinstance(chosen, str):
         return chosen
     columns, shift = chosen
